@@ -1,0 +1,1 @@
+"""knowledge tasks (being written)."""

@@ -1,0 +1,1 @@
+"""policy tasks (being written)."""
