@@ -95,6 +95,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("Priority", "TEXT"),            # 'Low' | 'Medium' | 'High'
         ("Origin", "TEXT"),              # 'Email' | 'Phone' | 'Web' | 'Chat'
         ("Subject", "TEXT"), ("Description", "TEXT"), ("CreatedDate", "TEXT"), ("ClosedDate", "TEXT"),
+        ("OfferedSolution__c", "TEXT"),  # the solution the agent offered (stated in the chat / emails)
     ],
     "CaseHistory__c": [
         ("Id", "TEXT"), ("CaseId__c", "TEXT"),
@@ -146,6 +147,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("Title", "TEXT"), ("Email", "TEXT"), ("State", "TEXT"), ("Industry", "TEXT"),
         ("LeadSource", "TEXT"), ("Status", "TEXT"), ("OwnerId", "TEXT"),
         ("IsConverted", "INTEGER"), ("ConvertedDate", "TEXT"), ("CreatedDate", "TEXT"),
+        # BANT facts the lead's call transcripts state (the lead_qualification gold is computed from them)
+        ("Budget__c", "REAL"), ("TimelineDays__c", "INTEGER"), ("NeedFamily__c", "TEXT"),
     ],
     "Task": [
         ("Id", "TEXT"), ("WhatId", "TEXT"), ("OwnerId", "TEXT"), ("Subject", "TEXT"),
@@ -155,6 +158,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
     "VoiceCallTranscript__c": [
         ("Id", "TEXT"), ("LeadId__c", "TEXT"), ("OpportunityId__c", "TEXT"), ("OwnerId__c", "TEXT"),
         ("TranscriptBody__c", "TEXT"), ("CreatedDate", "TEXT"),
+        ("Competitors__c", "TEXT"),      # comma-separated competitor names the call mentions
+        ("Topics__c", "TEXT"),           # comma-separated subtopics the call raises
     ],
 }
 
