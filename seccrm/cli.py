@@ -12,6 +12,7 @@ import sys
 # Modules that contribute subcommands, in the order `seccrm --help` lists them.
 COMMAND_MODULES = (
     "seccrm.data",        # build, check, score, tasks
+    "seccrm.warmup",      # warmup
     "seccrm.trainer",     # train
     "seccrm.evaluate",    # eval
     "seccrm.demo",        # demo (the main job)

@@ -1,0 +1,135 @@
+"""Checkpoints: a Hugging Face model folder plus optimizer, curriculum, pools, RNG and step, written
+atomically.
+
+Layout: ``RUN_DIR/checkpoints/step_000012/`` holds ``config.json`` + ``model.safetensors`` + tokenizer
+files (so ``AutoModelForCausalLM.from_pretrained`` loads it), ``optimizer.pt``, ``trainer_state.json``,
+with LoRA also ``adapter/``, and last a ``COMPLETE`` manifest listing every file and its size.
+A checkpoint is first written to a hidden temporary folder, flushed to disk, then renamed into place:
+a run killed mid-save leaves the previous checkpoint intact and a temporary folder that is ignored
+(and removed at the next save).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MANIFEST = "COMPLETE"
+STATE_FILE = "trainer_state.json"
+OPTIMIZER_FILE = "optimizer.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be written or read; the message says what to do."""
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def _fsync_tree(root: Path) -> None:
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            with open(p, "rb") as f:
+                os.fsync(f.fileno())
+
+
+def _manifest(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != MANIFEST}
+
+
+def _save_model(model: Any, tokenizer: Any, dest: Path) -> None:
+    if hasattr(model, "peft_config"):
+        # LoRA: keep the adapter (to resume) and a merged full model (to evaluate / load anywhere).
+        model.save_pretrained(dest / "adapter")
+        import copy
+        merged = copy.deepcopy(model).merge_and_unload()
+        merged.save_pretrained(dest)
+        del merged
+    else:
+        model.save_pretrained(dest)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(dest)
+
+
+def save_checkpoint(run_dir: str | Path, step: int, model: Any, tokenizer: Any,
+                    optimizer: torch.optim.Optimizer | None, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write checkpoint ``step`` atomically and prune to the ``keep`` newest. Returns its folder."""
+    root = checkpoint_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in root.glob(".tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    final = root / f"step_{step:06d}"
+    tmp = root / f".tmp-step_{step:06d}-{os.getpid()}"
+    try:
+        tmp.mkdir()
+        _save_model(model, tokenizer, tmp)
+        if optimizer is not None:
+            torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}, indent=1, sort_keys=True))
+        (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp), indent=1, sort_keys=True))
+        _fsync_tree(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        prev = latest_checkpoint(run_dir)
+        kept = f"the previous checkpoint {prev} is intact" if prev else "no earlier checkpoint exists"
+        raise CheckpointError(f"could not write checkpoint for step {step} in {root}: {e.strerror or e}; "
+                              f"{kept}. Free disk space and rerun with --resume.") from e
+    _prune(root, keep)
+    return final
+
+
+def _prune(root: Path, keep: int) -> None:
+    done = complete_checkpoints(root.parent)
+    for old in done[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def complete_checkpoints(run_dir: str | Path) -> list[Path]:
+    """Finished checkpoints (with a manifest), oldest first."""
+    root = checkpoint_dir(run_dir)
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.glob("step_*") if (p / MANIFEST).is_file())
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    done = complete_checkpoints(run_dir)
+    return done[-1] if done else None
+
+
+def verify_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Check a checkpoint against its manifest and return its trainer state; CheckpointError if broken."""
+    path = Path(path)
+    others = [str(p) for p in complete_checkpoints(path.parent.parent) if p != path]
+    hint = (f" Remove it to resume from {others[-1]}." if others else " Start the run afresh without --resume.")
+    try:
+        expected = json.loads((path / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path} has no readable manifest ({e}); it is incomplete.{hint}") from e
+    actual = _manifest(path)
+    bad = sorted(f for f, size in expected.items() if actual.get(f) != size)
+    if bad:
+        raise CheckpointError(f"checkpoint {path} is corrupt: {', '.join(bad[:5])} missing or of the wrong size.{hint}")
+    try:
+        state: dict[str, Any] = json.loads((path / STATE_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"checkpoint {path}: {STATE_FILE} is unreadable ({e}).{hint}") from e
+    return state
+
+
+def load_optimizer_state(path: str | Path, optimizer: torch.optim.Optimizer) -> None:
+    f = Path(path) / OPTIMIZER_FILE
+    try:
+        optimizer.load_state_dict(torch.load(f, map_location="cpu", weights_only=True))
+    except Exception as e:  # torch raises many kinds on a truncated / foreign file
+        raise CheckpointError(f"checkpoint {path}: cannot load {OPTIMIZER_FILE} ({e})") from e

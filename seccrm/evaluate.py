@@ -1,0 +1,139 @@
+"""Evaluation of any model or checkpoint: one greedy completion per instance, scored by the verifiers.
+
+Reported: accuracy (share of 1.0 rewards), mean reward, format rate (share of 0.1 or better), each with
+a bootstrap 95% interval over instances, overall and by task, skill and difficulty.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+BOOTSTRAP_SAMPLES = 2000
+
+
+def bootstrap_ci(values: list[float] | np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of ``values`` (over instances)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return (float("nan"), float("nan"))
+    rng = np.random.default_rng(seed)
+    means = x[rng.integers(0, x.size, size=(samples, x.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def summarise(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
+    """Accuracy, reward and format rate with intervals: overall and by task, skill, difficulty."""
+
+    def block(sel: list[dict[str, Any]]) -> dict[str, Any]:
+        correct = [1.0 if r["reward"] >= 1.0 else 0.0 for r in sel]
+        fmt = [1.0 if r["reward"] >= 0.1 else 0.0 for r in sel]
+        rew = [r["reward"] for r in sel]
+        return {"n": len(sel), "accuracy": float(np.mean(correct)) if sel else float("nan"),
+                "accuracy_ci95": bootstrap_ci(correct, seed=seed),
+                "mean_reward": float(np.mean(rew)) if sel else float("nan"),
+                "format_rate": float(np.mean(fmt)) if sel else float("nan"),
+                "format_rate_ci95": bootstrap_ci(fmt, seed=seed)}
+
+    out = block(rows)
+    for key in ("task", "skill", "difficulty"):
+        groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            groups[r[key]].append(r)
+        out[f"by_{key}"] = {k: block(v) for k, v in sorted(groups.items())}
+    return out
+
+
+def evaluate_instances(model: Any, tokenizer: Any, instances: list[dict[str, Any]], max_new_tokens: int = 64,
+                       batch_size: int = 8, desc: str = "eval", progress: bool = True) -> dict[str, Any]:
+    """Greedy completions for ``instances`` and their scores. Returns per-instance rows and a summary."""
+    from seccrm.rewards import score_details
+    from seccrm.rollout import encode_prompts, generate_rollouts
+
+    was_training = model.training
+    model.eval()
+    prompts = encode_prompts(tokenizer, [inst["messages"] for inst in instances])
+    order = sorted(range(len(instances)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+    rows: list[dict[str, Any] | None] = [None] * len(instances)
+    t0 = time.perf_counter()
+    with torch.no_grad(), tqdm(total=len(instances), desc=desc, unit="inst", disable=not progress,
+                               dynamic_ncols=True, file=sys.stderr, leave=False) as bar:
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            ro = generate_rollouts(model, tokenizer, [prompts[i] for i in idx], n=1,
+                                   max_new_tokens=max_new_tokens, greedy=True)
+            for j, i in enumerate(idx):
+                inst, text = instances[i], ro.texts[j]
+                d = score_details(inst, text)
+                rows[i] = {"id": inst["id"], "task": inst["task"], "skill": inst["skill"],
+                           "difficulty": inst["difficulty"], "reward": float(d["reward"]),
+                           "completion": text}
+            bar.update(len(idx))
+    if was_training:
+        model.train()
+    done = [r for r in rows if r is not None]
+    return {"summary": summarise(done), "rows": done, "seconds": time.perf_counter() - t0}
+
+
+def relative_improvement(base: float, new: float) -> float:
+    """(new - base) / base, as the report's tables give it; nan when base is 0."""
+    return (new - base) / base if base else float("nan")
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def cmd_eval(args: argparse.Namespace) -> int:
+    from seccrm.cli import CLIError
+    from seccrm.data import load_split
+    from seccrm.models import load_model_and_tokenizer
+    from seccrm.trainer import pick_device
+
+    try:
+        instances = load_split(args.data, args.split)
+        if args.limit:
+            instances = instances[: args.limit]
+        device = pick_device(args.device)
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        model, tok = load_model_and_tokenizer(args.model, dtype=dtype, device=str(device))
+    except (ValueError, FileNotFoundError, OSError) as e:
+        raise CLIError(str(e)) from e
+    res = evaluate_instances(model, tok, instances, max_new_tokens=args.max_new_tokens,
+                             batch_size=args.batch_size, desc=f"eval {args.split}")
+    res.update(model=args.model, split=args.split, data=str(args.data))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(res, indent=1))
+    os.replace(tmp, out)
+    s = res["summary"]
+    print(f"{args.split}: accuracy {s['accuracy']:.3f} (95% CI {s['accuracy_ci95'][0]:.3f}-"
+          f"{s['accuracy_ci95'][1]:.3f}), format rate {s['format_rate']:.3f}, n={s['n']}")
+    for task, b in s["by_task"].items():
+        print(f"  {task:34s} {b['accuracy']:.3f}  (n={b['n']})")
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("eval", help="Evaluate a model or checkpoint on val or test (greedy).",
+                       description="Score one greedy completion per instance; write per-instance rewards and "
+                       "a summary with bootstrap 95%% intervals by task, skill and difficulty to --out.")
+    p.add_argument("--data", required=True, help="Suite directory from `seccrm build`.")
+    p.add_argument("--model", required=True, help="'smollm2', 'tiny', a Hugging Face folder or a checkpoint.")
+    p.add_argument("--split", choices=("val", "test", "train"), default="test")
+    p.add_argument("--out", required=True, help="Where to write the JSON results.")
+    p.add_argument("--limit", type=int, default=0, help="Score only the first N instances (0 = all).")
+    p.add_argument("--max-new-tokens", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_eval)

@@ -1,0 +1,418 @@
+"""The GRPO training loop with a curriculum choosing what to practise.
+
+One step: curriculum draw (one arm per prompt slot) -> an instance from each arm's pool -> n rollouts
+per prompt -> rewards from the task verifiers -> group advantages -> curriculum update -> policy
+update (AdamW, gradient clipping, mini-batches of whole prompt groups, micro-batch accumulation).
+
+Where this departs from ``shared/specs/sec-grpo.md`` and why:
+
+- The curriculum is updated *before* the policy update, from the advantages of this step's batch,
+  as the SEC paper does; the spec's order ("advantages -> bandit update -> policy update") is the same.
+- With one mini-batch per step (the default) the batch is exactly on-policy: the "old" log-probs are
+  the current ones detached, the ratio is 1 and the clip never binds; that saves a forward pass. With
+  several mini-batches the old log-probs come from a separate no-grad pass before the first update.
+- The KL term (default off) uses a frozen copy of the starting model (with LoRA: the adapter disabled).
+- Prompts longer than ``max_prompt_tokens`` are left out of the arm pools (counted in the run's
+  ``config.json`` companion ``data_stats.json``), so a CPU preset never stalls on a 4,000-token prompt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import random
+import signal
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from seccrm.arms import ALL_ARMS
+from seccrm.checkpoint import (CheckpointError, latest_checkpoint, load_optimizer_state, save_checkpoint,
+                               verify_checkpoint)
+from seccrm.config import TrainConfig, add_config_args, config_from_args
+from seccrm.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 63-bit seed from any parts (seed once, derive the rest)."""
+    h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available")
+    return torch.device(name)
+
+
+class _StopFlag:
+    """First Ctrl-C: finish the step, write a checkpoint, exit. Second Ctrl-C: stop at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: Any = None
+
+    def __enter__(self) -> _StopFlag:
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested = True
+            print("\n[seccrm] stopping after this step (checkpoint first); Ctrl-C again to abort",
+                  file=sys.stderr)
+        try:
+            self._old = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread (e.g. inside some test runners)
+            self._old = None
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, logger: MetricLogger | None = None):
+        from seccrm.curriculum import ArmPools, make_curriculum
+        from seccrm.data import load_split
+        from seccrm.models import load_model_and_tokenizer
+
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        self.device = pick_device(cfg.device)
+        on_gpu = self.device.type == "cuda"
+        self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and on_gpu)
+        self.grad_ckpt = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and on_gpu)
+
+        resume_from = self._find_resume()
+        self.instances = {r["id"]: r for r in load_split(cfg.data, "train")}
+        self.model, self.tokenizer = load_model_and_tokenizer(
+            cfg.model, dtype=torch.bfloat16 if self.bf16 else torch.float32, device=str(self.device))
+        if cfg.lora_r > 0:
+            self._apply_lora(resume_from)
+        elif resume_from is not None:
+            self.model, _ = load_model_and_tokenizer(
+                str(resume_from), dtype=torch.bfloat16 if self.bf16 else torch.float32, device=str(self.device))
+        if self.grad_ckpt:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self.ref_model = self._make_ref() if cfg.kl_coef > 0 else None
+
+        pools, stats = self._arm_pools()
+        arms = [a for a in ALL_ARMS if pools.get(a)]
+        self.pools = ArmPools(pools, seed=derive_seed(cfg.seed, "pools"))
+        kw: dict[str, Any] = {"seed": derive_seed(cfg.seed, "curriculum")}
+        if cfg.curriculum in ("sec", "sec_decay"):
+            kw.update(alpha=cfg.alpha, tau=cfg.tau)
+            if cfg.curriculum == "sec":
+                kw["unsampled"] = cfg.unsampled
+        self.curriculum = make_curriculum(cfg.curriculum, arms, **kw)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+        self.step = 0
+        self.nan_steps = 0
+        self.val_instances = self._val_subset()
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_from is not None:
+            self._load_state(resume_from)
+        (self.run_dir / "config.json").write_text(cfg.to_json())
+        (self.run_dir / "data_stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True))
+        self.logger = logger or self._make_logger()
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _find_resume(self) -> Path | None:
+        if not self.cfg.resume:
+            return None
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            print(f"[seccrm] --resume: no checkpoint in {self.run_dir}; starting afresh", file=sys.stderr)
+            return None
+        verify_checkpoint(ckpt)
+        return ckpt
+
+    def _apply_lora(self, resume_from: Path | None) -> None:
+        from peft import LoraConfig, PeftModel, get_peft_model
+        if resume_from is not None:
+            self.model = PeftModel.from_pretrained(self.model, str(resume_from / "adapter"), is_trainable=True)
+        else:
+            lcfg = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=0.0,
+                              target_modules="all-linear", task_type="CAUSAL_LM")
+            self.model = get_peft_model(self.model, lcfg)
+
+    def _make_ref(self) -> Any:
+        if self.cfg.lora_r > 0:
+            return None  # the adapter is disabled for reference passes
+        ref = copy.deepcopy(self.model).eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        return ref
+
+    def _prompt_ids(self, inst: dict[str, Any]) -> list[int]:
+        from seccrm.rollout import encode_prompts
+        cache = self.__dict__.setdefault("_prompt_cache", {})
+        if inst["id"] not in cache:
+            cache[inst["id"]] = encode_prompts(self.tokenizer, [inst["messages"]])[0]
+        ids: list[int] = cache[inst["id"]]
+        return ids
+
+    def _arm_pools(self) -> tuple[dict[str, list[str]], dict[str, Any]]:
+        pools: dict[str, list[str]] = defaultdict(list)
+        skipped: dict[str, int] = defaultdict(int)
+        for iid in sorted(self.instances):
+            inst = self.instances[iid]
+            if self.cfg.max_prompt_tokens and len(self._prompt_ids(inst)) > self.cfg.max_prompt_tokens:
+                skipped[inst["arm"]] += 1
+                continue
+            pools[inst["arm"]].append(iid)
+        if not pools:
+            raise ValueError(f"no training instance fits --max-prompt-tokens {self.cfg.max_prompt_tokens}")
+        stats = {"pool_sizes": {a: len(v) for a, v in sorted(pools.items())},
+                 "skipped_long_prompts": dict(sorted(skipped.items()))}
+        return dict(pools), stats
+
+    def _val_subset(self) -> list[dict[str, Any]]:
+        from seccrm.data import load_split
+        val = load_split(self.cfg.data, "val")
+        random.Random(derive_seed(self.cfg.seed, "val-subset")).shuffle(val)
+        return val[: self.cfg.eval_limit] if self.cfg.eval_limit else val
+
+    def _make_logger(self) -> MetricLogger:
+        loggers: list[MetricLogger] = [JsonlLogger(self.run_dir / "metrics.jsonl",
+                                                   truncate_after_step=self.step)]
+        if self.cfg.tensorboard:
+            loggers.append(TensorBoardLogger(self.run_dir / "tb"))
+        return MultiLogger(loggers)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {"curriculum": self.curriculum.state_dict(), "pools": self.pools.state_dict(),
+                "nan_steps": self.nan_steps, "config": json.loads(self.cfg.to_json()),
+                "torch_rng": torch.get_rng_state().tolist()}
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, self.optimizer,
+                               self._state(), keep=self.cfg.keep_checkpoints)
+
+    def _load_state(self, ckpt: Path) -> None:
+        state = verify_checkpoint(ckpt)
+        saved = dict(state.get("config", {}))
+        mine = json.loads(self.cfg.to_json())
+        differ = [k for k in ("curriculum", "prompts_per_step", "group_size", "seed", "lora_r", "data")
+                  if k in saved and saved[k] != mine[k]]
+        if differ:
+            raise CheckpointError(f"{ckpt} was written with other settings ({', '.join(differ)}); "
+                                  "resume with the same settings or use a new --out")
+        try:
+            self.curriculum.load_state_dict(state["curriculum"])
+            self.pools.load_state_dict(state["pools"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{ckpt}: curriculum or pool state unreadable ({e})") from e
+        load_optimizer_state(ckpt, self.optimizer)
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        self.step = int(state["step"])
+        self.nan_steps = int(state.get("nan_steps", 0))
+        print(f"[seccrm] resumed from {ckpt} at step {self.step}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        last: dict[str, Any] = {}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train [{cfg.curriculum}]", unit="step",
+                   dynamic_ncols=True, file=sys.stderr)
+        with _StopFlag() as stop:
+            try:
+                while self.step < cfg.steps:
+                    last = self.train_step()
+                    self.step += 1
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                        last.update(self.evaluate_val())
+                    self.logger.log(last, self.step)
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{last['train/reward']:.3f}", acc=f"{last['train/accuracy']:.2f}")
+                    if self.nan_steps > cfg.max_nan_steps:
+                        self.save()
+                        raise RuntimeError(f"{self.nan_steps} steps had a non-finite loss or gradient "
+                                           f"(limit {cfg.max_nan_steps}); lower --lr or check the model. "
+                                           f"State saved at step {self.step}.")
+                    if stop.requested:
+                        path = self.save()
+                        print(f"[seccrm] interrupted: checkpoint {path}; rerun with --resume", file=sys.stderr)
+                        raise KeyboardInterrupt
+                    if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                        self.save()
+            finally:
+                bar.close()
+                self.logger.close()
+        return last
+
+    def train_step(self) -> dict[str, Any]:
+        from seccrm.curriculum import Curriculum  # noqa: F401  (type only)
+        from seccrm.grpo import group_advantages
+        from seccrm.rewards import score_details
+        from seccrm.rollout import generate_rollouts
+
+        cfg, n = self.cfg, self.cfg.group_size
+        t0 = time.perf_counter()
+        self.curriculum.set_progress(self.step, cfg.steps)
+        arms = self.curriculum.sample(cfg.prompts_per_step)
+        batch = [self.instances[self.pools.draw(a)] for a in arms]
+        prompts = [self._prompt_ids(inst) for inst in batch]
+
+        self.model.eval()
+        with torch.no_grad():
+            ro = generate_rollouts(self.model, self.tokenizer, prompts, n=n, max_new_tokens=cfg.max_new_tokens,
+                                   temperature=cfg.temperature, top_p=cfg.top_p,
+                                   seed=derive_seed(cfg.seed, "rollout", self.step))
+        t_roll = time.perf_counter() - t0
+        details = [score_details(batch[i // n], text) for i, text in enumerate(ro.texts)]
+        rewards = torch.tensor([d["reward"] for d in details], dtype=torch.float32)
+        adv = group_advantages(rewards, n, scale_by_std=cfg.scale_adv_by_std)
+        comp_arms = [arms[i // n] for i in range(len(ro.texts))]
+        self.curriculum.update(comp_arms, adv.tolist(), rewards=rewards.tolist())
+        t_score = time.perf_counter() - t0 - t_roll
+
+        upd = self._policy_update(ro, adv)
+        metrics: dict[str, Any] = {
+            "train/reward": rewards.mean().item(),
+            "train/accuracy": (rewards >= 1.0).float().mean().item(),
+            "train/format_rate": (rewards >= 0.1).float().mean().item(),
+            "train/response_len": sum(len(c) for c in ro.completion_ids) / len(ro.completion_ids),
+            "train/truncated_rate": 1.0 - sum(ro.finished) / len(ro.finished),
+            "train/zero_adv_groups": (rewards.view(-1, n).std(dim=1) == 0).float().mean().item(),
+            "train/prompt_len": sum(len(p) for p in prompts) / len(prompts),
+            "train/lr": cfg.lr,
+            "time/rollout_s": t_roll, "time/score_s": t_score,
+            "time/update_s": upd.pop("time/update_s"), "time/step_s": time.perf_counter() - t0,
+            **upd, **self.curriculum.metrics(),
+        }
+        by_task: dict[str, list[float]] = defaultdict(list)
+        for i, d in enumerate(details):
+            by_task[batch[i // n]["task"]].append(d["reward"])
+        metrics.update({f"task_reward/{t}": sum(v) / len(v) for t, v in sorted(by_task.items())})
+        return metrics
+
+    def _policy_update(self, ro: Any, adv: torch.Tensor) -> dict[str, Any]:
+        from seccrm.forward import completion_logprobs
+        from seccrm.grpo import policy_loss
+
+        cfg, n = self.cfg, self.cfg.group_size
+        t0 = time.perf_counter()
+        groups = list(range(len(ro.prompt_ids)))
+        per_mini = len(groups) // cfg.mini_batches
+        adv = adv.to(self.device)
+        old_lp = self._old_logprobs(ro) if cfg.mini_batches > 1 else None
+        self.model.train()
+        sums: dict[str, float] = defaultdict(float)
+        skipped = 0
+        for mb in range(cfg.mini_batches):
+            mgroups = groups[mb * per_mini:(mb + 1) * per_mini]
+            n_tokens = sum(max(len(ro.completion_ids[g * n + j]), 1) for g in mgroups for j in range(n))
+            self.optimizer.zero_grad(set_to_none=True)
+            finite = True
+            for start in range(0, len(mgroups), cfg.micro_batch_groups):
+                mg = mgroups[start:start + cfg.micro_batch_groups]
+                rows = [g * n + j for g in mg for j in range(n)]
+                logp, ent, mask = completion_logprobs(
+                    self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], n,
+                    chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt)
+                old = logp.detach() if old_lp is None else _rows(old_lp, rows, logp.shape[1])
+                ref = self._ref_logprobs(ro, mg, rows) if cfg.kl_coef > 0 else None
+                loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
+                                      kl_coef=cfg.kl_coef, entropy=ent, entropy_coef=cfg.entropy_coef,
+                                      num_tokens=n_tokens)
+                if not torch.isfinite(loss):
+                    finite = False
+                    break
+                loss.backward()
+                for k, v in m.items():
+                    sums[k] += float(v) * len(mg) / len(groups)
+            gnorm = torch.nn.utils.clip_grad_norm_(
+                [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
+            if finite and math.isfinite(float(gnorm)):
+                self.optimizer.step()
+                sums["train/grad_norm"] += float(gnorm) / cfg.mini_batches
+            else:
+                skipped += 1
+            self.optimizer.zero_grad(set_to_none=True)
+        if skipped:
+            self.nan_steps += 1
+        sums["train/skipped_updates"] = skipped
+        sums["train/nonfinite_steps_total"] = self.nan_steps
+        sums["time/update_s"] = time.perf_counter() - t0
+        return dict(sums)
+
+    def _old_logprobs(self, ro: Any) -> list[torch.Tensor]:
+        from seccrm.forward import completion_logprobs
+        self.model.eval()
+        n, out = self.cfg.group_size, []
+        with torch.no_grad():
+            for g in range(len(ro.prompt_ids)):
+                lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g]], ro.completion_ids[g * n:(g + 1) * n],
+                                               n, chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt)
+                out.extend(lp)
+        return out
+
+    def _ref_logprobs(self, ro: Any, mg: list[int], rows: list[int]) -> torch.Tensor:
+        from seccrm.forward import completion_logprobs
+        with torch.no_grad():
+            if self.ref_model is not None:
+                lp, _, _ = completion_logprobs(self.ref_model, [ro.prompt_ids[g] for g in mg],
+                                               [ro.completion_ids[r] for r in rows], self.cfg.group_size,
+                                               chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt)
+            else:
+                with self.model.disable_adapter():
+                    lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g] for g in mg],
+                                                   [ro.completion_ids[r] for r in rows], self.cfg.group_size,
+                                                   chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt)
+        return lp
+
+    def evaluate_val(self) -> dict[str, Any]:
+        from seccrm.evaluate import evaluate_instances
+        res = evaluate_instances(self.model, self.tokenizer, self.val_instances,
+                                 max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
+        s = res["summary"]
+        return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
+                "eval/val/format_rate": s["format_rate"]}
+
+
+def _rows(old: list[torch.Tensor], rows: list[int], width: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), width, dtype=old[0].dtype, device=old[0].device)
+    for i, r in enumerate(rows):
+        k = min(width, old[r].shape[0])
+        out[i, :k] = old[r][:k]
+    return out
+
+
+# ---------------------------------------------------------------------------------------- CLI
+def cmd_train(args: argparse.Namespace) -> int:
+    from seccrm.cli import CLIError
+    try:
+        cfg = config_from_args(args)
+        if not cfg.data or not cfg.out:
+            raise ValueError("--data and --out are required")
+        trainer = Trainer(cfg)
+        trainer.train()
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise CLIError(str(e)) from e
+    print(f"[seccrm] done: {cfg.steps} steps; metrics in {Path(cfg.out) / 'metrics.jsonl'}; "
+          f"checkpoint {latest_checkpoint(cfg.out)}", file=sys.stderr)
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("train", help="Train a model with GRPO and a curriculum.",
+                       description="Train with GRPO while a curriculum (SEC by default) picks which "
+                       "(skill, difficulty) arm each prompt comes from. Writes RUN_DIR/metrics.jsonl (one line "
+                       "per step), checkpoints (Hugging Face folders) and config.json. Ctrl-C finishes the step, "
+                       "saves a checkpoint and exits; --resume continues exactly.")
+    add_config_args(p)
+    p.set_defaults(func=cmd_train)
