@@ -1,0 +1,151 @@
+"""The main job: build a small org and suite, evaluate the base model, warm up the answer format, train
+with SEC, evaluate again, and write a report with tables and curriculum plots.
+
+Every stage writes its output atomically and is skipped when its output already exists, so a killed
+demo continues where it stopped when run again with the same ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+DEMO_DEFAULTS: dict[str, Any] = dict(
+    size="small", train_per_task=60, test_per_task=24, eval_val=48, eval_test=72,
+    warmup_steps=40, warmup_batch=8, warmup_lr=1e-4, steps=12, max_prompt_tokens=700,
+)
+
+
+def _log(msg: str) -> None:
+    print(f"[seccrm demo] {msg}", file=sys.stderr, flush=True)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, limits: dict[str, int],
+                max_new_tokens: int, timings: dict[str, float]) -> None:
+    from seccrm.data import load_split
+    from seccrm.evaluate import evaluate_instances
+    from seccrm.models import load_model_and_tokenizer
+
+    todo = [s for s in ("val", "test") if not (out / "eval" / f"{stage}_{s}.json").exists()]
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    model, tok = load_model_and_tokenizer(model_spec, dtype=torch.float32, device="cpu")
+    for split in todo:
+        insts = load_split(data, split)[: limits[split]]
+        res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
+        res.update(model=model_spec, split=split, stage=stage)
+        _write_json(out / "eval" / f"{stage}_{split}.json", res)
+        s = res["summary"]
+        _log(f"{stage:7s} {split:4s}: accuracy {s['accuracy']:.3f}, format rate {s['format_rate']:.3f} (n={s['n']})")
+    timings[f"eval_{stage}_s"] = time.perf_counter() - t0
+
+
+def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides: Any) -> Path:
+    from seccrm.config import PRESETS, TrainConfig
+    from seccrm.data import build_suite
+    from seccrm.report import write_run_report
+    from seccrm.trainer import Trainer
+    from seccrm.warmup import run_warmup
+
+    opts = {**DEMO_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    out = Path(out)
+    (out / "eval").mkdir(parents=True, exist_ok=True)
+    timings_path = out / "timings.json"
+    timings: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    t_start = time.perf_counter()
+    data = out / "data"
+    stages = 5
+
+    _log(f"[1/{stages}] build the org and the task suite -> {data}")
+    if not (data / "test.jsonl").exists():
+        t0 = time.perf_counter()
+        build_suite(data, seed=seed, size=opts["size"], train_per_task=opts["train_per_task"],
+                    test_per_task=opts["test_per_task"])
+        timings["build_s"] = time.perf_counter() - t0
+    limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
+    max_new = PRESETS["cpu-demo"]["eval_max_new_tokens"]
+
+    _log(f"[2/{stages}] evaluate the base model ({model})")
+    _eval_stage(out, "base", model, data, limits, max_new, timings)
+
+    warm_model = out / "warmup" / "model"
+    if opts["warmup_steps"] > 0:
+        _log(f"[3/{stages}] format warm-up: {opts['warmup_steps']} supervised steps on training instances")
+        if not (warm_model / "config.json").exists():
+            t0 = time.perf_counter()
+            run_warmup(str(data), model, out / "warmup", opts["warmup_steps"], opts["warmup_batch"],
+                       opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"])
+            timings["warmup_s"] = time.perf_counter() - t0
+        _eval_stage(out, "warmup", str(warm_model), data, limits, max_new, timings)
+        start_model = str(warm_model)
+    else:
+        start_model = model
+
+    _log(f"[4/{stages}] GRPO with the SEC curriculum: {opts['steps']} steps")
+    cfg = TrainConfig(**{**PRESETS["cpu-demo"], "data": str(data), "model": start_model, "out": str(out / "sec"),
+                         "steps": opts["steps"], "seed": seed, "max_prompt_tokens": opts["max_prompt_tokens"],
+                         "curriculum": "sec", "resume": True})
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg)
+    if trainer.step < cfg.steps:
+        trainer.train()
+        timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - t0
+    del trainer
+    from seccrm.checkpoint import latest_checkpoint
+    final = latest_checkpoint(out / "sec")
+    _eval_stage(out, "sec", str(final), data, limits, max_new, timings)
+
+    _log(f"[5/{stages}] write the report")
+    timings["total_this_invocation_s"] = time.perf_counter() - t_start
+    _write_json(timings_path, timings)
+    info = {"command": "seccrm demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "run_demo()",
+            "model": model, "seed": seed, "machine": f"{platform.processor() or platform.machine()}, "
+            f"{os.cpu_count()} cores, torch {torch.__version__}", **{f"time {k}": f"{v:.0f} s" for k, v in timings.items()},
+            **{k: v for k, v in opts.items()}}
+    _write_json(out / "run_info.json", info)
+    md = write_run_report(out)
+    _log(f"done in {timings['total_this_invocation_s'] / 60:.1f} min: report {md}")
+    return md
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from seccrm.cli import CLIError
+    try:
+        md = run_demo(args.out, model=args.model, seed=args.seed, steps=args.steps, warmup_steps=args.warmup_steps,
+                      size=args.size, train_per_task=args.train_per_task, eval_val=args.eval_val,
+                      eval_test=args.eval_test)
+    except (ValueError, FileNotFoundError) as e:
+        raise CLIError(str(e)) from e
+    print(md)
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("demo", help="The main job on the embedded default model (CPU is enough).",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/demo", help="Run directory (default: runs/demo). Rerun to resume.")
+    p.add_argument("--model", default="smollm2", help="Model spec or Hugging Face folder (default: smollm2).")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help=f"GRPO steps (default {DEMO_DEFAULTS['steps']}).")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help=f"Format warm-up steps; 0 skips it (default {DEMO_DEFAULTS['warmup_steps']}).")
+    p.add_argument("--size", choices=("tiny", "small", "full"), default=None, help="Org size (default small).")
+    p.add_argument("--train-per-task", type=int, default=None)
+    p.add_argument("--eval-val", type=int, default=None, help="Validation instances evaluated per stage.")
+    p.add_argument("--eval-test", type=int, default=None, help="Test instances evaluated per stage.")
+    p.set_defaults(func=cmd_demo)
