@@ -1,1 +1,666 @@
-"""policy tasks (being written)."""
+"""The four POLICY tasks: does a record obey the policy an article states, and if not, which article?
+
+- ``lead_qualification``: which BANT factors (Budget, Authority, Need, Timeline) a lead fails, read
+  from its call transcripts against the BANT article; ``None`` when it meets all four.
+- ``quote_approval`` (held out): the ``discount_tiers`` article a quote line's Discount exceeds.
+- ``invalid_config`` (held out): the quantity-limit, bundle or exclusion article a quote breaks.
+- ``policy_violation_identification`` (held out, "Solution Violation"): the ``allowed_solutions``
+  article of the case's issue when the agent offered a solution that article does not allow.
+
+Gold answers come from the database: the records by SQL and the rules from the articles'
+``PolicyRule__c`` JSON (docs/org-contract.md). The model only ever sees the articles' Id, Title and
+``FAQ_Answer__c`` text, never the JSON, nor the fields the gold is computed from
+(``Lead.Budget__c``, ``Case.OfferedSolution__c``, ...): those facts reach it through transcripts.
+When several rules break, the answer is the first by the contract's precedence: discount tiers, then
+quantity limits, then bundles, then exclusions; within a type, the lowest article Id.
+
+How an instance is drawn: the generator first decides whether the gold will be ``None`` (with
+probability ``NONE_SHARE[difficulty]``, so that about 40% of each task's golds are ``None``), then
+draws a record of that class from the level's candidate pool. Pools are built once per org: easy
+pools hold the simplest records (one line, one family, one relevant rule, one short transcript);
+hard pools hold the upper half by a per-task hardness score (quantities at tier boundaries, several
+broken rules so that precedence decides, values near BANT thresholds, solutions another issue's
+article allows). Every relevant article is always shown, so the gold is always decidable from the
+prompt; the level decides how many distractor articles and records surround it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from seccrm.org.schema import qi
+from seccrm.tasks.base import (
+    NONE_ANSWER,
+    AnswerKind,
+    Instance,
+    Org,
+    Task,
+    build_messages,
+    register,
+    render_table,
+    shuffled,
+)
+
+# Precedence of rule types when a quote breaks several (docs/org-contract.md, last paragraph).
+RULE_ORDER: tuple[str, ...] = ("discount_tiers", "quantity_limit", "bundle", "exclusion")
+CONFIG_TYPES: tuple[str, ...] = ("quantity_limit", "bundle", "exclusion")
+BANT_FACTORS: tuple[str, ...] = ("Budget", "Authority", "Need", "Timeline")
+# Probability that an instance's gold is None, per level: hard asks "is anything wrong?" more often.
+NONE_SHARE: dict[str, float] = {"easy": 0.3, "medium": 0.4, "hard": 0.5}
+EPS = 1e-9  # Discount and Quantity are REAL columns: compare with a tolerance, not ==.
+
+ID_ANSWER = "the Knowledge article Id (starts with ka0)"
+
+
+# ----------------------------------------------------------------------------------------------
+# Articles and the rule checks: pure functions over plain rows, reused by every task below.
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Article:
+    """A Policy article: what the model sees (id, title, text) and the rule it states (JSON)."""
+
+    id: str
+    title: str
+    text: str
+    rule: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return str(self.rule["type"])
+
+    def shown(self) -> tuple[str, str, str]:
+        return (self.id, self.title, self.text)
+
+
+def first_broken(article_ids: Iterable[str], types: dict[str, str]) -> str | None:
+    """The article named when several break: rule type in ``RULE_ORDER``, then lowest Id."""
+    return min(article_ids, key=lambda a: (RULE_ORDER.index(types[a]), a), default=None)
+
+
+def applicable_tier(tiers: Sequence[Sequence[float]], quantity: float) -> tuple[float, float]:
+    """The ``(min_qty, max_discount_pct)`` tier with the largest ``min_qty <= quantity``.
+
+    >>> applicable_tier([[1, 5], [10, 10], [50, 15]], 10)
+    (10, 10)
+    """
+    ordered = sorted((t[0], t[1]) for t in tiers)
+    best = ordered[0]  # the contract makes the first min_qty 1, so every quantity has a tier
+    for min_qty, max_pct in ordered:
+        if min_qty <= quantity + EPS:
+            best = (min_qty, max_pct)
+    return best
+
+
+def check_discounts(lines: Sequence[dict[str, Any]], by_family: dict[str, Article]) -> list[dict[str, Any]]:
+    """One audit record per quote line: its tier, the allowed maximum, and whether it breaks it."""
+    out = []
+    for ln in lines:
+        art = by_family.get(ln["Family"])
+        rec = {"line": ln["Id"], "product": ln["Product2Id"], "family": ln["Family"],
+               "quantity": ln["Quantity"], "discount": ln["Discount"]}
+        if art is None:  # a family without a tier article cannot break one
+            out.append({**rec, "article": None, "tier_min_qty": None, "max_discount": None, "broken": False})
+            continue
+        min_qty, max_pct = applicable_tier(art.rule["tiers"], ln["Quantity"])
+        out.append({**rec, "article": art.id, "tier_min_qty": min_qty, "max_discount": max_pct,
+                    "broken": ln["Discount"] > max_pct + EPS})
+    return out
+
+
+@dataclass
+class ConfigIndex:
+    """Configuration articles indexed by the product that can make them break."""
+
+    quantity: dict[str, list[Article]] = field(default_factory=lambda: defaultdict(list))
+    bundle: dict[str, list[Article]] = field(default_factory=lambda: defaultdict(list))
+    bundle_required: dict[str, list[Article]] = field(default_factory=lambda: defaultdict(list))
+    exclusion: dict[str, list[Article]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, a: Article) -> None:
+        r = a.rule
+        if a.type == "quantity_limit":
+            self.quantity[r["product_id"]].append(a)
+        elif a.type == "bundle":
+            self.bundle[r["product_id"]].append(a)
+            self.bundle_required[r["requires_product_id"]].append(a)
+        elif a.type == "exclusion":
+            for p in r["product_ids"]:
+                self.exclusion[p].append(a)
+
+
+def check_config(lines: Sequence[dict[str, Any]], idx: ConfigIndex) -> dict[str, Any]:
+    """The configuration articles a quote could break, those it breaks (with why), and near misses.
+
+    *Relevant* articles are those whose trigger is on the quote (a limited product, a bundle's main
+    product, both excluded products): the gold depends on them, so they are always shown. *Near*
+    articles mention a quote product but cannot break (one excluded product, a bundle's required
+    product): the best distractors.
+    """
+    products = {ln["Product2Id"] for ln in lines}
+    max_qty: dict[str, float] = defaultdict(float)
+    for ln in lines:
+        max_qty[ln["Product2Id"]] = max(max_qty[ln["Product2Id"]], ln["Quantity"])
+    relevant: dict[str, Article] = {}
+    broken: list[dict[str, Any]] = []
+    near: dict[str, Article] = {}
+    for p in sorted(products):
+        for a in idx.quantity.get(p, []):
+            relevant[a.id] = a
+            if max_qty[p] > a.rule["max_quantity"] + EPS:
+                broken.append({"article": a.id, "type": a.type, "product": p, "quantity": max_qty[p],
+                               "max_quantity": a.rule["max_quantity"]})
+        for a in idx.bundle.get(p, []):
+            relevant[a.id] = a
+            if a.rule["requires_product_id"] not in products:
+                broken.append({"article": a.id, "type": a.type, "product": p,
+                               "missing_product": a.rule["requires_product_id"]})
+        for a in idx.bundle_required.get(p, []):
+            near.setdefault(a.id, a)
+        for a in idx.exclusion.get(p, []):
+            if all(q in products for q in a.rule["product_ids"]):
+                if a.id not in relevant:
+                    relevant[a.id] = a
+                    broken.append({"article": a.id, "type": a.type, "products": list(a.rule["product_ids"])})
+            else:
+                near.setdefault(a.id, a)
+    for a_id in relevant:
+        near.pop(a_id, None)
+    broken.sort(key=lambda b: (RULE_ORDER.index(b["type"]), b["article"]))
+    return {"relevant": sorted(relevant), "broken": broken, "near": sorted(near)}
+
+
+def bant_failures(lead: dict[str, Any], rule: dict[str, Any]) -> list[str]:
+    """The BANT factors a lead fails, in the order Budget, Authority, Need, Timeline."""
+    fails = {
+        "Budget": lead["Budget__c"] < rule["budget_min"],
+        "Authority": lead["Title"] not in rule["authority_titles"],
+        "Need": lead["NeedFamily__c"] not in rule["need_families"],
+        "Timeline": lead["TimelineDays__c"] > rule["timeline_max_days"],
+    }
+    return [f for f in BANT_FACTORS if fails[f]]
+
+
+def load_policy_articles(org: Org) -> list[Article]:
+    """Every Policy article with its parsed rule, ordered by Id."""
+    rows = org.query("SELECT Id, Title, FAQ_Answer__c, PolicyRule__c FROM Knowledge__kav "
+                     "WHERE ArticleType__c = 'Policy' ORDER BY Id")
+    return [Article(r["Id"], r["Title"] or "", r["FAQ_Answer__c"] or "", json.loads(r["PolicyRule__c"]))
+            for r in rows if r["PolicyRule__c"]]
+
+
+# ----------------------------------------------------------------------------------------------
+# Per-org data: every candidate record classified once (gold, relevance, hardness), then reused.
+# ----------------------------------------------------------------------------------------------
+
+@dataclass
+class QuoteRec:
+    id: str
+    lines: list[dict[str, Any]]           # QuoteLineItem rows joined with the product's Name, Family
+    families: tuple[str, ...]
+    discount: list[dict[str, Any]]        # check_discounts(): one audit record per line
+    discount_relevant: tuple[str, ...]    # the tier articles of the quote's families
+    discount_broken: tuple[str, ...]
+    discount_hardness: int
+    config: dict[str, Any]                # check_config(): relevant, broken, near
+    config_hardness: int
+
+
+@dataclass
+class LeadRec:
+    id: str
+    transcripts: tuple[str, ...]          # VoiceCallTranscript__c ids, oldest first
+    text_len: int
+    fails: tuple[str, ...]
+    hardness: int
+
+
+@dataclass
+class CaseRec:
+    id: str
+    issue: str
+    offered: str
+    article: str                          # the allowed_solutions article of the case's issue
+    violating: bool
+    chats: tuple[str, ...]
+    emails: tuple[str, ...]
+    text_len: int
+    traps: tuple[str, ...]                # other issues' articles that do allow the offered solution
+
+
+def _discount_hardness(checks: list[dict[str, Any]], tiers_of: dict[str, Article]) -> int:
+    """Lines whose quantity sits at a tier boundary or whose discount is within a point of the cap,
+    plus several broken or several families (then precedence and per-family tiers matter)."""
+    score = 0
+    for c in checks:
+        if c["article"] is None:
+            continue
+        mins = sorted(t[0] for t in tiers_of[c["family"]].rule["tiers"])
+        score += any(abs(c["quantity"] - m) <= 2 for m in mins[1:])
+        score += abs(c["discount"] - c["max_discount"]) <= 1
+    broken = {c["article"] for c in checks if c["broken"]}
+    return score + 2 * (len(broken) >= 2) + len({c["family"] for c in checks})
+
+
+def _config_hardness(cfg: dict[str, Any], lines: list[dict[str, Any]], types: dict[str, str],
+                     by_id: dict[str, Article]) -> int:
+    """Several broken rules (precedence), several rule types at once (bundle + exclusion),
+    quantities at a limit, and near-miss articles that mention the quote's products."""
+    qty = {ln["Product2Id"]: ln["Quantity"] for ln in lines}
+    at_limit = sum(1 for a in cfg["relevant"] if types[a] == "quantity_limit"
+                   and abs(qty.get(by_id[a].rule["product_id"], -99) - by_id[a].rule["max_quantity"]) <= 1)
+    return (3 * (len(cfg["broken"]) >= 2) + len({types[a] for a in cfg["relevant"]}) + at_limit
+            + min(len(cfg["near"]), 2))
+
+
+class _OrgData:
+    """The org's policy articles and classified records; built lazily, one per connection."""
+
+    def __init__(self, org: Org):
+        self.org = org
+        self.articles = load_policy_articles(org)
+        self.by_id = {a.id: a for a in self.articles}
+        self.types = {a.id: a.type for a in self.articles}
+        self.tiers_of = {a.rule["family"]: a for a in self.articles if a.type == "discount_tiers"}
+        self.config_index = ConfigIndex()
+        for a in self.articles:
+            self.config_index.add(a)
+        self.solutions_of = {a.rule["issue_id"]: a for a in self.articles if a.type == "allowed_solutions"}
+        bant = [a for a in self.articles if a.type == "bant"]
+        self.bant = bant[0] if bant else None
+        self._lazy: dict[str, Any] = {}
+        self.pools: dict[tuple[str, str, bool], list[Any]] = {}
+
+    def ids_of(self, *types: str) -> list[str]:
+        return [a.id for a in self.articles if a.type in types]
+
+    def lazy(self, name: str, build: Callable[[], Any]) -> Any:
+        if name not in self._lazy:
+            self._lazy[name] = build()
+        return self._lazy[name]
+
+    def quotes(self) -> list[QuoteRec]:
+        return self.lazy("quotes", self._load_quotes)
+
+    def _load_quotes(self) -> list[QuoteRec]:
+        rows = self.org.query(
+            "SELECT l.Id, l.QuoteId, l.Product2Id, l.Quantity, l.UnitPrice, l.Discount, l.TotalPrice, "
+            "p.Name AS ProductName, p.Family FROM QuoteLineItem l LEFT JOIN Product2 p ON p.Id = l.Product2Id "
+            "ORDER BY l.QuoteId, l.Id")
+        lines_of: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            lines_of[r["QuoteId"]].append(dict(r))
+        out = []
+        for qid, lines in lines_of.items():
+            disc = check_discounts(lines, self.tiers_of)
+            fams = tuple(sorted({ln["Family"] for ln in lines if ln["Family"]}))
+            cfg = check_config(lines, self.config_index)
+            out.append(QuoteRec(
+                id=qid, lines=lines, families=fams, discount=disc,
+                discount_relevant=tuple(sorted({c["article"] for c in disc if c["article"]})),
+                discount_broken=tuple(sorted({c["article"] for c in disc if c["broken"]})),
+                discount_hardness=_discount_hardness(disc, self.tiers_of),
+                config=cfg, config_hardness=_config_hardness(cfg, lines, self.types, self.by_id)))
+        return out
+
+    def leads(self) -> list[LeadRec]:
+        return self.lazy("leads", self._load_leads)
+
+    def _load_leads(self) -> list[LeadRec]:
+        if self.bant is None:
+            return []
+        calls: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for r in self.org.query("SELECT Id, LeadId__c, length(TranscriptBody__c) AS n FROM VoiceCallTranscript__c "
+                                "WHERE LeadId__c IS NOT NULL ORDER BY CreatedDate, Id"):
+            calls[r["LeadId__c"]].append((r["Id"], r["n"] or 0))
+        rule = self.bant.rule
+        out = []
+        for r in self.org.query("SELECT Id, Title, Budget__c, TimelineDays__c, NeedFamily__c FROM Lead "
+                                "WHERE Budget__c IS NOT NULL AND TimelineDays__c IS NOT NULL "
+                                "AND NeedFamily__c IS NOT NULL ORDER BY Id"):
+            if r["Id"] not in calls:
+                continue
+            fails = tuple(bant_failures(dict(r), rule))
+            # Near a threshold: budget within 15% of the minimum, timeline within 15 days of the maximum.
+            near = (abs(r["Budget__c"] - rule["budget_min"]) <= 0.15 * rule["budget_min"]) + \
+                   (abs(r["TimelineDays__c"] - rule["timeline_max_days"]) <= 15)
+            out.append(LeadRec(r["Id"], tuple(i for i, _ in calls[r["Id"]]),
+                               sum(n for _, n in calls[r["Id"]]), fails, 2 * near + len(fails)))
+        return out
+
+    def cases(self) -> list[CaseRec]:
+        return self.lazy("cases", self._load_cases)
+
+    def _load_cases(self) -> list[CaseRec]:
+        chats: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for r in self.org.query("SELECT Id, CaseId, length(Body) AS n FROM LiveChatTranscript "
+                                "WHERE CaseId IS NOT NULL ORDER BY EndTime, Id"):
+            chats[r["CaseId"]].append((r["Id"], r["n"] or 0))
+        emails: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for r in self.org.query("SELECT Id, ParentId, length(TextBody) AS n FROM EmailMessage "
+                                "WHERE ParentId IS NOT NULL ORDER BY MessageDate, Id"):
+            emails[r["ParentId"]].append((r["Id"], r["n"] or 0))
+        allowing: dict[str, list[str]] = defaultdict(list)  # solution -> articles allowing it
+        for a in self.solutions_of.values():
+            for s in a.rule["solutions"]:
+                allowing[s].append(a.id)
+        out = []
+        for r in self.org.query('SELECT Id, IssueId__c, OfferedSolution__c FROM "Case" '
+                                "WHERE Status = 'Closed' AND OfferedSolution__c IS NOT NULL ORDER BY Id"):
+            art = self.solutions_of.get(r["IssueId__c"])
+            msgs = chats.get(r["Id"], []) + emails.get(r["Id"], [])
+            if art is None or not msgs:
+                continue
+            offered = r["OfferedSolution__c"]
+            out.append(CaseRec(
+                r["Id"], r["IssueId__c"], offered, art.id, offered not in art.rule["solutions"],
+                tuple(i for i, _ in chats.get(r["Id"], [])), tuple(i for i, _ in emails.get(r["Id"], [])),
+                sum(n for _, n in msgs), tuple(sorted(a for a in allowing.get(offered, []) if a != art.id))))
+        return out
+
+    def draw(self, rng: random.Random, task: str, difficulty: str, want_none: bool, items: list[Any],
+             is_none: Callable[[Any], bool], filters: list[Callable[[Any], bool]],
+             hardness: Callable[[Any], Any]) -> Any:
+        """One record of the wanted class from the level's pool (built once, then cached).
+
+        The pool is the wanted class (or every record when the org has none of that class), narrowed
+        by the first of ``filters`` that leaves any record, sorted by ``hardness``; easy keeps the
+        lower half, hard the upper half, medium all of it.
+        """
+        key = (task, difficulty, want_none)
+        if key not in self.pools:
+            if not items:
+                raise ValueError(f"{task}: the org has no records this task can ask about")
+            pool = [x for x in items if is_none(x) == want_none] or items
+            for f in filters:
+                narrowed = [x for x in pool if f(x)]
+                if narrowed:
+                    pool = narrowed
+                    break
+            pool = sorted(pool, key=lambda x: (hardness(x), x.id))
+            n = len(pool)
+            self.pools[key] = (pool[: (n + 1) // 2] if difficulty == "easy"
+                               else pool[n // 2:] if difficulty == "hard" else pool)
+        return rng.choice(self.pools[key])
+
+
+_CACHE: dict[int, _OrgData] = {}
+
+
+def org_data(org: Org) -> _OrgData:
+    """The cached ``_OrgData`` of ``org``'s connection (keyed by id; the identity check guards
+    against a new connection reusing a closed one's id)."""
+    data = _CACHE.get(id(org.conn))
+    if data is None or data.org.conn is not org.conn:
+        if len(_CACHE) >= 8:
+            _CACHE.pop(next(iter(_CACHE)))
+        data = _CACHE[id(org.conn)] = _OrgData(org)
+    return data
+
+
+# ----------------------------------------------------------------------------------------------
+# Prompt pieces shared by the tasks.
+# ----------------------------------------------------------------------------------------------
+
+QUOTE_RULES = """How the policy articles apply to a quote:
+- Discount tiers: a quote line of a product of the article's family uses the tier with the largest minimum quantity at or below the line's Quantity; the line breaks the article when its Discount (percent) is greater than that tier's maximum discount.
+- Quantity limit: a quote breaks it when a line of the product has a Quantity above the limit.
+- Bundle: a quote breaks it when it has a line of the product but no line of the required product.
+- Exclusion: a quote breaks it when it has lines of both products."""
+
+
+def _sample(rng: random.Random, pool: Iterable[str], k: int, exclude: Iterable[str] = ()) -> list[str]:
+    """``k`` distinct ids from ``pool`` minus ``exclude`` (fewer if the pool is smaller), reproducibly."""
+    skip = set(exclude)
+    cands = sorted(set(pool) - skip)
+    return rng.sample(cands, min(k, len(cands)))
+
+
+def _articles_table(data: _OrgData, ids: Iterable[str]) -> str:
+    return render_table("Knowledge__kav (articles)", ["Id", "Title", "FAQ_Answer__c"],
+                        [data.by_id[a].shown() for a in ids])
+
+
+def _quote_tables(org: Org, q: QuoteRec, rng: random.Random, difficulty: str) -> list[str]:
+    """The quote's header row and its line items with product names and families."""
+    head = org.query("SELECT Id, Name, Status, CreatedDate, ExpirationDate FROM Quote WHERE Id = ?", (q.id,))
+    lines = q.lines if difficulty == "easy" else shuffled(rng, q.lines)
+    cols = ["Id", "Product2Id", "ProductName", "Family", "Quantity", "UnitPrice", "Discount", "TotalPrice"]
+    return [render_table("Quote", ["Id", "Name", "Status", "CreatedDate", "ExpirationDate"], head),
+            render_table("QuoteLineItem (Discount in percent)", cols, lines)]
+
+
+def _id_messages(question: str, tables: list[str], context: str, none_when: str) -> list[dict[str, str]]:
+    fmt = f"{ID_ANSWER}, or None if {none_when}."
+    return build_messages(question, tables, fmt, context=context)
+
+
+# ----------------------------------------------------------------------------------------------
+# The tasks.
+# ----------------------------------------------------------------------------------------------
+
+@register
+class QuoteApproval(Task):
+    name = "quote_approval"
+    answer = AnswerKind("id", prefix="ka0", allow_none=True)
+    levels = {
+        "easy": "A one-line (or fewest-line, single-family) quote and only its family's discount-tier article.",
+        "medium": "A 2-4 line quote, its families' tier articles plus 1-2 other families' tier articles; "
+                  "several lines can break, lowest article Id wins.",
+        "hard": "The most line items, quantities at tier boundaries and discounts within a point of the cap, "
+                "every tier article plus configuration articles as distractors, more None answers.",
+    }
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        data = org_data(org)
+        want_none = rng.random() < NONE_SHARE[difficulty]
+        filters = {
+            "easy": [lambda q: len(q.lines) == 1, lambda q: len(q.families) == 1 and len(q.lines) <= 2],
+            "medium": [lambda q: 2 <= len(q.lines) <= 4],
+            "hard": [lambda q: len(q.lines) >= 4, lambda q: len(q.lines) >= 3],
+        }[difficulty]
+        q = data.draw(rng, self.name, difficulty, want_none, data.quotes(), lambda q: not q.discount_broken,
+                      filters, lambda q: (q.discount_hardness, len(q.lines)))
+        tiers = data.ids_of("discount_tiers")
+        shown = list(q.discount_relevant)
+        if difficulty == "medium":
+            shown += _sample(rng, tiers, rng.randint(1, 2), exclude=shown)
+        elif difficulty == "hard":
+            shown += _sample(rng, tiers, len(tiers), exclude=shown)
+            cfg_near = q.config["relevant"] + q.config["near"]  # rules about this quote's products
+            shown += _sample(rng, cfg_near, 2) + _sample(rng, data.ids_of(*CONFIG_TYPES), 1, exclude=cfg_near)
+        gold = first_broken(q.discount_broken, data.types)
+        question = (f"Does quote {q.id} comply with the discount policy in the articles above? If a line's "
+                    "discount exceeds what its family's tier allows, which discount article does the quote break?")
+        if difficulty != "easy":
+            question += (" Only discount-tier articles count here. If several discount articles are broken, "
+                         "name the one with the lowest article Id.")
+        messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
+                                           *_quote_tables(org, q, rng, difficulty)],
+                                QUOTE_RULES, "every line complies")
+        meta = {"quote_id": q.id, "rule_checked": "discount_tiers", "line_checks": q.discount,
+                "relevant_articles": list(q.discount_relevant), "broken_articles": list(q.discount_broken),
+                "precedence": "lowest article Id among broken discount_tiers articles",
+                "articles_shown": sorted(shown), "n_lines": len(q.lines), "hardness": q.discount_hardness,
+                "wanted_none": want_none}
+        return Instance(self.name, difficulty, messages, [gold or NONE_ANSWER], meta)
+
+
+@register
+class InvalidConfig(Task):
+    name = "invalid_config"
+    answer = AnswerKind("id", prefix="ka0", allow_none=True)
+    levels = {
+        "easy": "A short quote with exactly one configuration rule about its products, and only that article.",
+        "medium": "A 2-4 line quote, its relevant rules plus near-miss and unrelated configuration articles; "
+                  "precedence stated.",
+        "hard": "Long quotes where several rule types meet (limits at the boundary, bundle + exclusion), several "
+                "broken so precedence decides, many distractors including discount articles, more None answers.",
+    }
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        data = org_data(org)
+        want_none = rng.random() < NONE_SHARE[difficulty]
+        filters = {
+            "easy": [lambda q: len(q.config["relevant"]) == 1 and len(q.lines) <= 2,
+                     lambda q: len(q.config["relevant"]) == 1],
+            "medium": [lambda q: 2 <= len(q.lines) <= 4 and len(q.config["relevant"]) >= 1],
+            "hard": [lambda q: len(q.lines) >= 3 and len(q.config["relevant"]) >= 2,
+                     lambda q: len(q.config["relevant"]) >= 2],
+        }[difficulty]
+        q = data.draw(rng, self.name, difficulty, want_none, data.quotes(), lambda q: not q.config["broken"],
+                      filters, lambda q: (q.config_hardness, len(q.lines)))
+        relevant, near = q.config["relevant"], q.config["near"]
+        others = data.ids_of(*CONFIG_TYPES)
+        shown = list(relevant)
+        if difficulty == "easy" and not shown:  # nothing can break: show one article anyway
+            shown = (near or _sample(rng, others, 1))[:1]
+        elif difficulty == "medium":
+            shown += _sample(rng, near, 2)
+            shown += _sample(rng, others, 4 - min(len(shown), 3), exclude=shown)
+        elif difficulty == "hard":
+            shown += near
+            shown += _sample(rng, others, max(10 - len(shown), 3), exclude=shown)
+            shown += _sample(rng, q.discount_relevant, 2)
+        broken = [b["article"] for b in q.config["broken"]]
+        gold = first_broken(broken, data.types)
+        question = (f"Does quote {q.id} break a product configuration rule (quantity limit, bundle or "
+                    "exclusion) stated in the articles above? If so, which article?")
+        if difficulty != "easy":
+            question += (" Discount rules are not part of this check. If several rules are broken, name the "
+                         "first in this order: quantity limits, then bundles, then exclusions; among articles "
+                         "of the same type, the lowest article Id.")
+        messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
+                                           *_quote_tables(org, q, rng, difficulty)],
+                                QUOTE_RULES, "the quote breaks no configuration rule")
+        meta = {"quote_id": q.id, "rule_checked": "quantity_limit, bundle, exclusion",
+                "quantities": {ln["Id"]: [ln["Product2Id"], ln["Quantity"]] for ln in q.lines},
+                "relevant_articles": relevant, "near_articles": near, "broken_rules": q.config["broken"],
+                "precedence": "quantity_limit, then bundle, then exclusion; within a type the lowest article Id",
+                "articles_shown": sorted(shown), "n_lines": len(q.lines), "hardness": q.config_hardness,
+                "wanted_none": want_none}
+        return Instance(self.name, difficulty, messages, [gold or NONE_ANSWER], meta)
+
+
+LEAD_RULES = """How the BANT article applies to a lead: Budget fails when the lead's budget is below the minimum; Authority fails when the lead's title is not one of the listed decision-maker titles; Need fails when the product family the lead needs is not one of the listed families; Timeline fails when the lead's purchase timeline is longer than the maximum number of days."""
+
+
+@register
+class LeadQualification(Task):
+    name = "lead_qualification"
+    answer = AnswerKind("subset", choices=BANT_FACTORS, allow_none=True)
+    levels = {
+        "easy": "One short call transcript, at most one failing factor, the BANT article alone, the lead's "
+                "Title in its record.",
+        "medium": "All the lead's calls, the BANT article among distractor policy articles.",
+        "hard": "Values near the thresholds and several failing factors, Title only in the transcript, other "
+                "leads' calls in the same table, more distractor articles, more None answers.",
+    }
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        data = org_data(org)
+        if data.bant is None:
+            raise ValueError("lead_qualification: the org has no BANT article")
+        want_none = rng.random() < NONE_SHARE[difficulty]
+        filters = {"easy": [lambda r: len(r.transcripts) == 1 and len(r.fails) <= 1,
+                            lambda r: len(r.fails) <= 1],
+                   "medium": [], "hard": [lambda r: len(r.fails) != 1]}[difficulty]
+        hardness = {"easy": lambda r: (r.text_len, r.hardness)}.get(difficulty, lambda r: (r.hardness, r.text_len))
+        lead = data.draw(rng, self.name, difficulty, want_none, data.leads(), lambda r: not r.fails,
+                         filters, hardness)
+        distract = {"easy": 0, "medium": 1, "hard": 3}[difficulty]
+        others = [a.id for a in data.articles if a.type != "bant"]
+        shown = [data.bant.id] + _sample(rng, others, distract)
+        calls = list(lead.transcripts)
+        if difficulty == "hard":  # other leads' first calls: the model must keep to this lead's
+            pool = data.leads()
+            calls += [pool[rng.randrange(len(pool))].transcripts[0] for _ in range(2)]
+            calls = sorted(set(calls))
+        cols = ["Id", "FirstName", "LastName", "Company", "Industry", "State", "LeadSource", "Status"]
+        if difficulty != "hard":
+            cols.insert(4, "Title")
+        row = org.query(f"SELECT {', '.join(cols)} FROM Lead WHERE Id = ?", (lead.id,))
+        marks = ",".join("?" * len(calls))
+        bodies = org.query("SELECT Id, LeadId__c, CreatedDate, TranscriptBody__c FROM VoiceCallTranscript__c "
+                           f"WHERE Id IN ({marks}) ORDER BY CreatedDate, Id", tuple(calls))
+        tables = [_articles_table(data, shuffled(rng, shown)), render_table("Lead", cols, row),
+                  render_table("VoiceCallTranscript__c", ["Id", "LeadId__c", "CreatedDate", "TranscriptBody__c"],
+                               bodies)]
+        question = (f"Using the BANT qualification article and lead {lead.id}'s call transcripts, which BANT "
+                    "factors does the lead fail?")
+        fmt = ("the failing factors as a comma-separated list drawn from Budget, Authority, Need, Timeline, "
+               "or None if the lead meets all four.")
+        messages = build_messages(question, tables, fmt, context=LEAD_RULES)
+        lead_row = org.query("SELECT Title, Budget__c, TimelineDays__c, NeedFamily__c FROM Lead WHERE Id = ?",
+                             (lead.id,))[0]
+        meta = {"lead_id": lead.id, "rule_checked": "bant", "bant_article": data.bant.id,
+                "bant_rule": data.bant.rule, "lead_facts": dict(lead_row), "failed_factors": list(lead.fails),
+                "transcripts": list(lead.transcripts), "transcripts_shown": calls,
+                "articles_shown": sorted(shown), "hardness": lead.hardness, "wanted_none": want_none}
+        return Instance(self.name, difficulty, messages, list(lead.fails) or [NONE_ANSWER], meta)
+
+
+@register
+class PolicyViolationIdentification(Task):
+    name = "policy_violation_identification"
+    answer = AnswerKind("id", prefix="ka0", allow_none=True)
+    levels = {
+        "easy": "One short chat or email, the case's issue named, only that issue's allowed-solutions article.",
+        "medium": "The case's messages, its issue's article among 2 other issues' articles (ones that allow the "
+                  "offered solution first).",
+        "hard": "Chats and emails, the issue given only by its Id, 6-8 other issues' articles including ones that "
+                "allow the offered solution, more None answers.",
+    }
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        data = org_data(org)
+        want_none = rng.random() < NONE_SHARE[difficulty]
+        filters = {"easy": [lambda c: len(c.chats) + len(c.emails) == 1], "medium": [],
+                   "hard": [lambda c: len(c.chats) + len(c.emails) >= 2]}[difficulty]
+        hardness = {"easy": lambda c: (c.text_len, len(c.traps))}.get(
+            difficulty, lambda c: (len(c.traps) > 0, len(c.chats) + len(c.emails), c.text_len))
+        case = data.draw(rng, self.name, difficulty, want_none, data.cases(), lambda c: not c.violating,
+                         filters, hardness)
+        k = {"easy": 0, "medium": 2, "hard": rng.randint(6, 8)}[difficulty]
+        shown = [case.article] + _sample(rng, case.traps, k)
+        shown += _sample(rng, [a.id for a in data.solutions_of.values()], k - len(shown) + 1, exclude=shown)
+        issues = sorted({data.by_id[a].rule["issue_id"] for a in shown})
+        issue_rows = org.query(f"SELECT Id, Name FROM Issue__c WHERE Id IN ({','.join('?' * len(issues))}) "
+                               "ORDER BY Id", tuple(issues))
+        cols = ["Id", "Subject", "Status", "Priority", "Origin", "CreatedDate", "ClosedDate", "IssueId__c"]
+        tables = [_articles_table(data, shuffled(rng, shown)),
+                  render_table("Case", cols, org.query(f"SELECT {', '.join(map(qi, cols))} FROM \"Case\" "
+                                                       "WHERE Id = ?", (case.id,)))]
+        tables.append(render_table("Issue__c", ["Id", "Name"], issue_rows))
+        tables += _case_messages(org, case)
+        issue_name = next(r["Name"] for r in issue_rows if r["Id"] == case.issue)
+        about = f"about issue {case.issue} ({issue_name})" if difficulty == "easy" else f"about issue {case.issue}"
+        question = (f"Case {case.id} {about} is closed. Did the agent offer the customer a solution that the "
+                    "allowed-solutions article of the case's issue does not allow? If so, which article does "
+                    "the case break?")
+        messages = _id_messages(question, tables, "", "the offered solution is allowed")
+        meta = {"case_id": case.id, "issue_id": case.issue, "rule_checked": "allowed_solutions",
+                "issue_article": case.article, "offered_solution": case.offered,
+                "allowed_solutions": data.by_id[case.article].rule["solutions"], "violating": case.violating,
+                "trap_articles": list(case.traps), "articles_shown": sorted(shown),
+                "chats": list(case.chats), "emails": list(case.emails), "wanted_none": want_none}
+        return Instance(self.name, difficulty, messages, [case.article if case.violating else NONE_ANSWER], meta)
+
+
+def _case_messages(org: Org, case: CaseRec) -> list[str]:
+    """The case's chat transcripts and emails, the only place the offered solution is stated."""
+    out = []
+    if case.chats:
+        rows = org.query(f"SELECT Id, EndTime, Body FROM LiveChatTranscript WHERE Id IN "
+                         f"({','.join('?' * len(case.chats))}) ORDER BY EndTime, Id", case.chats)
+        out.append(render_table("LiveChatTranscript", ["Id", "EndTime", "Body"], rows))
+    if case.emails:
+        rows = org.query(f"SELECT Id, MessageDate, FromAddress, Subject, TextBody FROM EmailMessage WHERE Id IN "
+                         f"({','.join('?' * len(case.emails))}) ORDER BY MessageDate, Id", case.emails)
+        out.append(render_table("EmailMessage", ["Id", "MessageDate", "FromAddress", "Subject", "TextBody"], rows))
+    return out
