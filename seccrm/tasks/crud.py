@@ -1,1 +1,335 @@
-"""crud tasks (being written)."""
+"""CRUD tasks: route a new case, route a new lead, correct an opportunity's stage.
+
+The answer is one JSON write action, ``{"op": "update", "object": O, "id": I, "fields": {F: V}}``;
+the reward applies it to a scratch copy of the org and compares the touched rows with the gold
+action's. The rules come from the org's Policy articles: the prompt shows their text
+(``FAQ_Answer__c``), while the gold answer is computed from their ``PolicyRule__c`` JSON, which the
+model never sees.
+
+Targets are the org's unassigned records (cases and leads with Status 'New' and no owner) and the
+opportunities whose StageName disagrees with their completed activities. Metadata records the
+target, the rule and the facts behind the decision (each candidate and its counts), so that any
+gold answer can be audited by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from seccrm.tasks.base import (
+    AnswerKind,
+    Instance,
+    Org,
+    Task,
+    Window,
+    build_messages,
+    past_window,
+    register,
+    render_table,
+    shuffled,
+)
+from seccrm.tasks.knowledge import (
+    CHAR_BUDGET,
+    STAGES,
+    TASK_COLUMNS,
+    fill_distractors,
+    opportunity_stages,
+    opportunity_tasks,
+    org_cached,
+    pick,
+    policy_article,
+    sample_others,
+    split_list,
+    stage_catalogue,
+)
+
+
+def action_json(obj: str, record_id: str, fields: dict[str, str]) -> str:
+    """The canonical gold action string (sorted keys, so equal actions are equal strings)."""
+    return json.dumps({"op": "update", "object": obj, "id": record_id, "fields": fields}, sort_keys=True)
+
+
+def action_format(obj: str, field: str, what: str) -> str:
+    return (f'one JSON object: {{"op": "update", "object": "{obj}", "id": "<{obj} Id>", '
+            f'"fields": {{"{field}": "<{what}>"}}}}.')
+
+
+# ----------------------------------------------------------------------------------------------
+# Territories: who may receive a record from a given state
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Territories:
+    rows: list[dict[str, str]]                 # Territory2 (Id, Name, Description), by Id
+    of_state: dict[str, str]                   # state code -> Territory2 Id
+    members: dict[tuple[str, str], list[str]]  # (Territory2 Id, UserRole) -> User Ids, sorted
+    users: dict[str, dict[str, str]]           # User Id -> (Id, Name, UserRole)
+
+
+def territories(org: Org) -> Territories:
+    def build(o: Org) -> Territories:
+        rows = [dict(r) for r in o.query("SELECT Id, Name, Description FROM Territory2 ORDER BY Id")]
+        of_state = {s: r["Id"] for r in rows for s in split_list(r["Description"])}
+        users = {r["Id"]: dict(r) for r in o.query('SELECT Id, Name, UserRole FROM "User" ORDER BY Id')}
+        members: dict[tuple[str, str], list[str]] = {}
+        for r in o.query("SELECT DISTINCT Territory2Id, UserId FROM UserTerritory2Association "
+                         "ORDER BY Territory2Id, UserId"):
+            role = users.get(r["UserId"], {}).get("UserRole", "")
+            members.setdefault((r["Territory2Id"], role), []).append(r["UserId"])
+        return Territories(rows, of_state, members, users)
+    return org_cached(org, "territories", build)
+
+
+def territory_tables(t: Territories, territory: str, role: str, shown_users: list[str],
+                     all_territories: bool) -> list[str]:
+    """Territory2 rows (only the target's, or all) and the users shown with their territories."""
+    terr = t.rows if all_territories else [r for r in t.rows if r["Id"] == territory]
+    terr_of = {u: tid for (tid, _), us in t.members.items() for u in us}
+    users = [{**t.users[u], "Territory2Id": terr_of.get(u, "")} for u in sorted(set(shown_users))]
+    return [render_table("Territory2", ["Id", "Name", "Description"], terr),
+            render_table("User (with UserTerritory2Association)", ["Id", "Name", "UserRole", "Territory2Id"],
+                         users)]
+
+
+def other_members(t: Territories, territory: str, role: str, rng: random.Random, k: int) -> list[str]:
+    """Up to ``k`` users of the same role in other territories (distractors)."""
+    pool = sorted(u for (tid, r), us in t.members.items() if r == role and tid != territory for u in us)
+    return rng.sample(pool, min(k, len(pool)))
+
+
+# ----------------------------------------------------------------------------------------------
+# case_routing
+# ----------------------------------------------------------------------------------------------
+
+def routable_cases(org: Org) -> list[tuple[str, str, str, str]]:
+    """(Case Id, AccountId, IssueId__c, Territory2 Id) of unassigned new cases whose account's state
+    lies in a territory with at least one support agent."""
+    def build(o: Org) -> list[tuple[str, str, str, str]]:
+        t = territories(o)
+        out = []
+        for r in o.query('SELECT c.Id, c.AccountId, c.IssueId__c, a.ShippingState FROM "Case" c '
+                         "JOIN Account a ON a.Id = c.AccountId WHERE c.Status = 'New' AND c.OwnerId IS NULL "
+                         "ORDER BY c.Id"):
+            tid = t.of_state.get(r["ShippingState"])
+            if tid and t.members.get((tid, "Support Agent")):
+                out.append((r["Id"], r["AccountId"], r["IssueId__c"], tid))
+        return out
+    return org_cached(org, "routable_cases", build)
+
+
+@register
+class CaseRouting(Task):
+    name = "case_routing"
+    answer = AnswerKind("action", action_object="Case", action_fields=("OwnerId",))
+    levels = {
+        "easy": "Only the case's territory and its agents; only their closed cases of the issue inside "
+                "the look-back window; open cases given as counts.",
+        "medium": "All territories; closed cases of the issue from a year before the window on; "
+                  "open cases as counts.",
+        "hard": "All territories, agents of other territories, and one mixed case table in random order "
+                "(other issues, other agents, outside the window, open cases as rows).",
+    }
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        case_id, account, issue, territory = pick(rng, routable_cases(org), "unassigned new case", org)
+        art_id, text, rule = policy_article(org, "case_routing")
+        window = past_window(org.today, "months", int(rule["lookback_months"]))
+        t = territories(org)
+        agents = t.members[(territory, "Support Agent")]
+        facts = self.candidate_counts(org, agents, issue, window)
+        best = min(facts, key=lambda f: (-f["closed"], f["open"], f["Id"]))
+        shown = agents + ([] if difficulty == "easy" else other_members(t, territory, "Support Agent", rng,
+                                                                         2 if difficulty == "medium" else 5))
+        tables = [render_table("Case (to route)", ["Id", "AccountId", "IssueId__c", "Status", "Subject"],
+                               org.query('SELECT * FROM "Case" WHERE Id = ?', (case_id,))),
+                  render_table("Account", ["Id", "Name", "ShippingState"],
+                               org.query("SELECT * FROM Account WHERE Id = ?", (account,))),
+                  *territory_tables(t, territory, "Support Agent", shown, difficulty != "easy"),
+                  *self._case_tables(org, difficulty, rng, shown, agents, issue, window, facts)]
+        messages = build_messages(
+            f"Route case {case_id} to the right support agent under the case routing policy.", tables,
+            action_format("Case", "OwnerId", "User Id"), today=org.today,
+            context=f"Case routing policy (knowledge article {art_id}):\n{text}")
+        meta = {"target_id": case_id, "rule_article_id": art_id, "rule": rule, "issue_id": issue,
+                "account_id": account, "territory_id": territory, **window.as_meta(),
+                "candidates": facts, "chosen": best["Id"], "tie_break": "fewest open cases, then lowest Id",
+                "shown_user_ids": sorted(set(shown))}
+        return Instance(self.name, difficulty, messages,
+                        [action_json("Case", case_id, {"OwnerId": best["Id"]})], meta)
+
+    @staticmethod
+    def candidate_counts(org: Org, agents: list[str], issue: str, window: Window) -> list[dict[str, Any]]:
+        """Per agent: cases of ``issue`` closed inside ``window``, and open (not Closed) cases."""
+        out = []
+        for a in agents:
+            closed = org.scalar('SELECT COUNT(*) FROM "Case" WHERE OwnerId = ? AND IssueId__c = ? AND '
+                                "Status = 'Closed' AND ClosedDate >= ? AND ClosedDate < ?",
+                                (a, issue, window.start.isoformat(), window.end.isoformat()))
+            open_ = org.scalar('SELECT COUNT(*) FROM "Case" WHERE OwnerId = ? AND Status != \'Closed\'', (a,))
+            out.append({"Id": a, "closed": closed, "open": open_})
+        return out
+
+    @staticmethod
+    def _case_tables(org: Org, difficulty: str, rng: random.Random, shown: list[str], agents: list[str],
+                     issue: str, window: Window, facts: list[dict[str, Any]]) -> list[str]:
+        """The cases the decision rests on, with the level's distractors."""
+        cols = ["Id", "OwnerId", "IssueId__c", "Status", "ClosedDate"]
+        marks = ",".join("?" * len(shown))
+        if difficulty == "hard":    # every case of the shown agents near the window, open ones too
+            start = window.start.replace(year=window.start.year - 1).isoformat()
+            rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({marks}) AND '
+                             "(Status != 'Closed' OR (ClosedDate >= ? AND ClosedDate < ?))",
+                             (*shown, start, window.end.isoformat()))
+            needed = [r for r in rows if r["OwnerId"] in agents and (
+                r["Status"] != "Closed" or (r["IssueId__c"] == issue and r["ClosedDate"] >= window.start.isoformat()))]
+            extra = fill_distractors(shuffled(rng, [r for r in rows if r not in needed]), lambda r: 75,
+                                     CHAR_BUDGET["hard"] - 75 * len(needed), 10_000)
+            return [render_table("Case", cols, shuffled(rng, needed + extra))]
+        start = window.start if difficulty == "easy" else window.start.replace(year=window.start.year - 1)
+        rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({",".join("?" * len(agents))}) AND '
+                         "IssueId__c = ? AND Status = 'Closed' AND ClosedDate >= ? AND ClosedDate < ? "
+                         "ORDER BY ClosedDate", (*agents, issue, start.isoformat(), window.end.isoformat()))
+        open_counts = [(f["Id"], f["open"]) for f in facts]
+        return [render_table("Case (closed)", cols, rows),
+                render_table("Open cases per agent", ["OwnerId", "OpenCases"], open_counts)]
+
+
+# ----------------------------------------------------------------------------------------------
+# lead_routing
+# ----------------------------------------------------------------------------------------------
+
+def lead_counts(org: Org, reps: list[str]) -> list[dict[str, Any]]:
+    """Per sales rep: leads owned and leads converted (one indexed GROUP BY)."""
+    rows = {r[0]: (r[1], r[2] or 0) for r in org.query(
+        f"SELECT OwnerId, COUNT(*), SUM(IsConverted) FROM Lead WHERE OwnerId IN ({','.join('?' * len(reps))}) "
+        "GROUP BY OwnerId", tuple(reps))}
+    return [{"Id": r, "owned": rows.get(r, (0, 0))[0], "converted": rows.get(r, (0, 0))[1]} for r in reps]
+
+
+def routable_leads(org: Org) -> list[tuple[str, str]]:
+    """(Lead Id, Territory2 Id) of unassigned new leads whose state lies in a territory whose sales
+    reps all own leads (a rep with none has no conversion rate, which the policy does not cover)."""
+    def build(o: Org) -> list[tuple[str, str]]:
+        t = territories(o)
+        ok = {tid: bool(us) and all(c["owned"] > 0 for c in lead_counts(o, us))
+              for (tid, role), us in t.members.items() if role == "Sales Rep"}
+        out = []
+        for r in o.query("SELECT Id, State FROM Lead WHERE Status = 'New' AND OwnerId IS NULL ORDER BY Id"):
+            tid = t.of_state.get(r["State"])
+            if tid and ok.get(tid):
+                out.append((r["Id"], tid))
+        return out
+    return org_cached(org, "routable_leads", build)
+
+
+@register
+class LeadRouting(Task):
+    name = "lead_routing"
+    answer = AnswerKind("action", action_object="Lead", action_fields=("OwnerId",))
+    levels = {
+        "easy": "Only the lead's territory and its reps, with leads owned and converted per rep.",
+        "medium": "All territories and reps of other territories, with owned and converted counts.",
+        "hard": "All territories, more reps of other territories, and lead counts broken down by "
+                "Status and IsConverted, in random order, to be summed per rep.",
+    }
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        lead_id, territory = pick(rng, routable_leads(org), "unassigned new lead in a staffed territory", org)
+        art_id, text, rule = policy_article(org, "lead_routing")
+        t = territories(org)
+        reps = t.members[(territory, "Sales Rep")]
+        facts = lead_counts(org, reps)
+        best = min(facts, key=lambda f: (-Fraction(f["converted"], f["owned"]), f["owned"] - f["converted"],
+                                         f["Id"]))
+        shown = reps + ([] if difficulty == "easy" else other_members(t, territory, "Sales Rep", rng,
+                                                                       2 if difficulty == "medium" else 6))
+        if difficulty == "hard":
+            counts = org.query(f"SELECT OwnerId, Status, IsConverted, COUNT(*) AS Leads FROM Lead WHERE OwnerId IN "
+                               f"({','.join('?' * len(shown))}) GROUP BY OwnerId, Status, IsConverted",
+                               tuple(shown))
+            stats = render_table("Lead counts", ["OwnerId", "Status", "IsConverted", "Leads"], shuffled(rng, counts))
+        else:
+            stats = render_table("Leads per rep", ["OwnerId", "LeadsOwned", "LeadsConverted"],
+                                 [(f["Id"], f["owned"], f["converted"]) for f in lead_counts(org, shown)])
+        tables = [render_table("Lead (to route)", ["Id", "Company", "State", "Status", "LeadSource"],
+                               org.query("SELECT * FROM Lead WHERE Id = ?", (lead_id,))),
+                  *territory_tables(t, territory, "Sales Rep", shown, difficulty != "easy"), stats]
+        messages = build_messages(
+            f"Route lead {lead_id} to the right sales rep under the lead routing policy.", tables,
+            action_format("Lead", "OwnerId", "User Id"),
+            context=f"Lead routing policy (knowledge article {art_id}):\n{text}")
+        meta = {"target_id": lead_id, "rule_article_id": art_id, "rule": rule, "territory_id": territory,
+                "candidates": facts, "chosen": best["Id"],
+                "tie_break": "fewest unconverted leads, then lowest Id", "shown_user_ids": sorted(set(shown))}
+        return Instance(self.name, difficulty, messages,
+                        [action_json("Lead", lead_id, {"OwnerId": best["Id"]})], meta)
+
+
+# ----------------------------------------------------------------------------------------------
+# wrong_stage_rectification
+# ----------------------------------------------------------------------------------------------
+
+def wrong_stage_opps(org: Org) -> list[str]:
+    """Opportunities whose StageName differs from the stage their completed tasks show."""
+    def build(o: Org) -> list[str]:
+        cat, opps = stage_catalogue(o), opportunity_stages(o)
+        out = []
+        for opp, tasks in opportunity_tasks(o).items():
+            derived = cat.derived_stage([t["Subject"] for t in tasks if t["Status"] == "Completed"])
+            if derived is not None and opp in opps and opps[opp]["StageName"] != derived:
+                out.append(opp)
+        return sorted(out)
+    return org_cached(org, "wrong_stage_opps", build)
+
+
+@register
+class WrongStageRectification(Task):
+    name = "wrong_stage_rectification"
+    answer = AnswerKind("action", action_object="Opportunity", action_fields=("StageName",))
+    levels = {
+        "easy": "One opportunity and its own tasks (at most 8 when possible).",
+        "medium": "Its tasks mixed with 2 other opportunities' tasks.",
+        "hard": "Its tasks mixed with up to 8 other opportunities' tasks, in random order.",
+    }
+    _n_other = {"easy": 0, "medium": 2, "hard": 8}
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        cat, tasks, opps = stage_catalogue(org), opportunity_tasks(org), opportunity_stages(org)
+        pool = wrong_stage_opps(org)
+        if difficulty == "easy":
+            pool = [o for o in pool if len(tasks[o]) <= 8] or pool
+        opp = pick(rng, pool, "opportunity with a wrong stage", org)
+        others = fill_distractors(sample_others(rng, list(tasks), opp, 4 * self._n_other[difficulty]),
+                                  lambda o: 70 * len(tasks[o]), CHAR_BUDGET[difficulty] - len(cat.text),
+                                  self._n_other[difficulty])
+        shown = [opp, *others]
+        rows = [t for o in shown for t in tasks[o]]
+        rows = shuffled(rng, rows) if difficulty == "hard" else rows
+        stage, completed = self.gold_stage(org, cat, opp)
+        tables = [render_table("Opportunity", ["Id", "Name", "StageName"], [opps[o] for o in sorted(shown)]),
+                  render_table("Task", TASK_COLUMNS, rows)]
+        messages = build_messages(
+            f"Opportunity {opp}'s StageName disagrees with its activities. Set it to the stage its "
+            "activities show under the stage activity policy.", tables,
+            action_format("Opportunity", "StageName", "stage"),
+            context=f"Stage activity policy (knowledge article {cat.article_id}):\n{cat.text}")
+        meta = {"target_id": opp, "rule_article_id": cat.article_id, "current_stage": opps[opp]["StageName"],
+                "gold_stage": stage, "completed_subjects": completed,
+                "rule": "latest stage in pipeline order among the Completed tasks' subjects",
+                "stage_order": list(STAGES), "other_opportunity_ids": others, "n_tasks": len(rows)}
+        return Instance(self.name, difficulty, messages,
+                        [action_json("Opportunity", opp, {"StageName": stage})], meta)
+
+    @staticmethod
+    def gold_stage(org: Org, cat: Any, opportunity_id: str) -> tuple[str, list[str]]:
+        """The stage the opportunity's Completed tasks show, and those tasks' subjects."""
+        subjects = [r[0] for r in org.query("SELECT Subject FROM Task WHERE WhatId = ? AND Status = 'Completed' "
+                                            "ORDER BY Id", (opportunity_id,))]
+        stage = cat.derived_stage(subjects)
+        if stage is None:
+            raise AssertionError(f"opportunity {opportunity_id} has no completed catalogue task")
+        return stage, subjects

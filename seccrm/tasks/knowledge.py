@@ -1,1 +1,532 @@
-"""knowledge tasks (being written)."""
+"""KNOWLEDGE tasks: facts in articles, loose product mentions, call transcripts, task priorities.
+
+Each generator picks its target from the org, renders the records the question needs (and, from
+medium on, distractors), and computes the gold answer from the database. The rules a model must
+apply are stated in the prompt; for activity_priority that is the stage catalogue article's text,
+while the gold answer is computed from the same article's ``PolicyRule__c`` JSON, which the model
+never sees.
+
+Per-org lookups (candidate targets, catalogues) are built once per connection and cached
+(``org_cached``), so that one instance costs a couple of indexed queries.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import sqlite3
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from seccrm.tasks.base import (
+    NONE_ANSWER,
+    AnswerKind,
+    Instance,
+    Org,
+    Task,
+    build_messages,
+    register,
+    render_table,
+    shuffled,
+)
+
+T = TypeVar("T")
+
+# Hard prompts stay under ~12,000 characters: distractors are added until this budget is spent.
+CHAR_BUDGET = {"easy": 2_500, "medium": 6_000, "hard": 10_000}
+
+# ----------------------------------------------------------------------------------------------
+# Per-org caches
+# ----------------------------------------------------------------------------------------------
+
+# (id(conn), key) -> (conn, value). The connection itself is kept so that a recycled id() of a
+# closed connection can never serve another org's data; the cache is small and cleared when full.
+_CACHE: dict[tuple[int, str], tuple[sqlite3.Connection, Any]] = {}
+_CACHE_MAX = 64
+
+
+def org_cached(org: Org, key: str, build: Callable[[Org], T]) -> T:
+    """``build(org)``, computed once per org connection and ``key``."""
+    k = (id(org.conn), key)
+    hit = _CACHE.get(k)
+    if hit is None or hit[0] is not org.conn:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        hit = (org.conn, build(org))
+        _CACHE[k] = hit
+    return hit[1]
+
+
+def pick(rng: random.Random, items: list[T], what: str, org: Org) -> T:
+    """``rng.choice`` that says which org lacks what, instead of an IndexError."""
+    if not items:
+        raise ValueError(f"org (seed {org.meta.get('seed')}, size {org.meta.get('size')}) has no {what}")
+    return rng.choice(items)
+
+
+def split_list(text: str | None) -> list[str]:
+    """'a, b,,c ' -> ['a', 'b', 'c'] (the org's comma-separated fields)."""
+    return [p.strip() for p in (text or "").split(",") if p.strip()]
+
+
+# ----------------------------------------------------------------------------------------------
+# The stage catalogue (shared with the CRUD task wrong_stage_rectification)
+# ----------------------------------------------------------------------------------------------
+
+STAGES = ("Qualification", "Discovery", "Quote", "Negotiation", "Closed")
+
+
+@dataclass(frozen=True)
+class StageCatalogue:
+    article_id: str
+    text: str                        # FAQ_Answer__c: what the model reads
+    stage_of: dict[str, int]         # Task subject -> index into STAGES
+
+    def fits(self, subject: str, stage: str) -> bool:
+        """A 'Not Started' task fits an opportunity at ``stage`` when its subject belongs to that
+        stage or the next one (subjects outside the catalogue fit nowhere)."""
+        s = self.stage_of.get(subject)
+        return s is not None and s in (STAGES.index(stage), STAGES.index(stage) + 1)
+
+    def derived_stage(self, completed_subjects: list[str]) -> str | None:
+        """The latest stage (pipeline order) among completed subjects, None when none is known."""
+        idx = [self.stage_of[s] for s in completed_subjects if s in self.stage_of]
+        return STAGES[max(idx)] if idx else None
+
+
+def _load_policy(org: Org, rule_type: str) -> tuple[str, str, dict[str, Any]]:
+    """(Id, FAQ_Answer__c, rule JSON) of the one Policy article of ``rule_type``."""
+    rows = org.query(
+        "SELECT Id, FAQ_Answer__c, PolicyRule__c FROM Knowledge__kav "
+        "WHERE ArticleType__c = 'Policy' AND PolicyRule__c LIKE ? ORDER BY Id", (f'%"{rule_type}"%',))
+    for r in rows:
+        rule = json.loads(r["PolicyRule__c"])
+        if rule.get("type") == rule_type:
+            return r["Id"], r["FAQ_Answer__c"], rule
+    raise ValueError(f"org has no Policy article of type {rule_type!r} (see docs/org-contract.md)")
+
+
+def policy_article(org: Org, rule_type: str) -> tuple[str, str, dict[str, Any]]:
+    """Cached ``_load_policy``: the routing and stage articles are read by every CRUD instance."""
+    return org_cached(org, f"policy:{rule_type}", lambda o: _load_policy(o, rule_type))
+
+
+def stage_catalogue(org: Org) -> StageCatalogue:
+    def build(o: Org) -> StageCatalogue:
+        art_id, text, rule = policy_article(o, "stage_activities")
+        stage_of = {subj: STAGES.index(stage) for stage, subjects in rule["stages"].items()
+                    for subj in subjects}
+        return StageCatalogue(art_id, text, stage_of)
+    return org_cached(org, "stage_catalogue", build)
+
+
+def opportunity_tasks(org: Org) -> dict[str, list[sqlite3.Row]]:
+    """Opportunity Id -> its Tasks (Id, WhatId, Subject, Status, ActivityDate), ordered by Id."""
+    def build(o: Org) -> dict[str, list[sqlite3.Row]]:
+        out: dict[str, list[sqlite3.Row]] = defaultdict(list)
+        for r in o.query("SELECT Id, WhatId, Subject, Status, Priority, ActivityDate FROM Task "
+                         "WHERE WhatId LIKE '006%' ORDER BY Id"):
+            out[r["WhatId"]].append(r)
+        return dict(out)
+    return org_cached(org, "opportunity_tasks", build)
+
+
+def opportunity_stages(org: Org) -> dict[str, sqlite3.Row]:
+    """Opportunity Id -> (Id, Name, StageName, AccountId)."""
+    return org_cached(org, "opportunity_stages", lambda o: {
+        r["Id"]: r for r in o.query("SELECT Id, Name, StageName, AccountId FROM Opportunity ORDER BY Id")})
+
+
+TASK_COLUMNS = ["Id", "WhatId", "Subject", "Status", "ActivityDate"]
+
+
+def sample_others(rng: random.Random, keys: list[T], exclude: T, k: int) -> list[T]:
+    """Up to ``k`` random keys other than ``exclude``, without shuffling the whole (large) list."""
+    picked = rng.sample(keys, min(k + 1, len(keys)))
+    return [x for x in picked if x != exclude][:k]
+
+
+def fill_distractors(pool: list[T], size: Callable[[T], int], budget: int, limit: int) -> list[T]:
+    """Distractors taken from ``pool`` in its order (shuffle or rank it first) while they fit.
+
+    ``size(item)`` is the item's rendered size in characters; at most ``limit`` items are taken
+    and their sizes sum to at most ``budget``.
+    """
+    out: list[T] = []
+    for item in pool:
+        if len(out) >= limit:
+            break
+        n = size(item)
+        if n <= budget:
+            out.append(item)
+            budget -= n
+    return out
+
+
+
+# ----------------------------------------------------------------------------------------------
+# knowledge_qa
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class FaqArticle:
+    id: str
+    title: str
+    text: str                                # FAQ_Answer__c
+    facts: tuple[tuple[str, str], ...]       # (question, answer), answers verbatim in the text
+
+
+def faq_articles(org: Org) -> list[FaqArticle]:
+    """FAQ articles with at least one askable fact: its answer is verbatim in the text and its
+    question is asked once in the article (so the article and the question fix the answer)."""
+    def build(o: Org) -> list[FaqArticle]:
+        out = []
+        for r in o.query("SELECT Id, Title, FAQ_Answer__c, PolicyRule__c FROM Knowledge__kav "
+                         "WHERE ArticleType__c = 'FAQ' ORDER BY Id"):
+            facts = json.loads(r["PolicyRule__c"] or "{}").get("facts", [])
+            questions = [f["question"] for f in facts]
+            ok = tuple((f["question"], f["answer"]) for f in facts
+                       if questions.count(f["question"]) == 1 and f["answer"] in (r["FAQ_Answer__c"] or ""))
+            if ok:
+                out.append(FaqArticle(r["Id"], r["Title"], r["FAQ_Answer__c"], ok))
+        return out
+    return org_cached(org, "faq_articles", build)
+
+
+def _words(text: str) -> set[str]:
+    return set(text.lower().rstrip("?").split())
+
+
+@register
+class KnowledgeQA(Task):
+    name = "knowledge_qa"
+    answer = AnswerKind("text")
+    levels = {
+        "easy": "Only the article that states the fact is shown, and the question names it by title.",
+        "medium": "The article is shown among up to 3 other FAQ articles and named by title.",
+        "hard": "The article is shown among up to 10 others, those asking the most similar questions "
+                "(look-alike products, same fact) first, and named only by its Id.",
+    }
+    _n_distractors = {"easy": 0, "medium": 3, "hard": 10}
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        arts = faq_articles(org)
+        art = pick(rng, arts, "FAQ article with a verbatim fact", org)
+        question = rng.choice(art.facts)[0]
+        others = [a for a in arts if a.id != art.id]
+        if difficulty == "hard":    # articles asking the most similar questions come first
+            words = _words(question)
+            pool = sorted(shuffled(rng, others),
+                          key=lambda a: -max(len(words & _words(q)) for q, _ in a.facts))
+        else:
+            pool = shuffled(rng, others)
+        distractors = fill_distractors(pool, lambda a: len(a.title) + len(a.text) + 30,
+                                       CHAR_BUDGET[difficulty] - len(art.text),
+                                       self._n_distractors[difficulty])
+        shown = shuffled(rng, [art, *distractors])
+        table = render_table("Knowledge__kav", ["Id", "Title", "FAQ_Answer__c"],
+                             [{"Id": a.id, "Title": a.title, "FAQ_Answer__c": a.text} for a in shown])
+        ref = f"knowledge article {art.id}" if difficulty == "hard" else f'the knowledge article "{art.title}"'
+        # Gold: the article's own fact list, read back from the database.
+        rule = json.loads(org.scalar("SELECT PolicyRule__c FROM Knowledge__kav WHERE Id = ?", (art.id,)))
+        gold = next(f["answer"] for f in rule["facts"] if f["question"] == question)
+        messages = build_messages(
+            f"According to {ref}: {question}", [table],
+            "the exact fact as the article states it (a number, word or short phrase).")
+        meta = {"article_id": art.id, "article_title": art.title, "question": question,
+                "distractor_ids": [a.id for a in distractors], "n_articles": len(shown),
+                "referenced_by": "Id" if difficulty == "hard" else "Title"}
+        return Instance(self.name, difficulty, messages, [gold], meta)
+
+
+# ----------------------------------------------------------------------------------------------
+# named_entity_disambiguation
+# ----------------------------------------------------------------------------------------------
+
+def name_matches(name: str, mention: str) -> bool:
+    """The customer's words are the first words of the product's name (case-insensitive)."""
+    n, m = name.lower(), mention.lower()
+    return n == m or n.startswith(m + " ")
+
+
+@dataclass(frozen=True)
+class Purchases:
+    products: dict[str, str]                                 # Product2 Id -> Name
+    by_account: dict[str, dict[str, list[tuple[str, str]]]]  # account -> date -> [(order, product)]
+    contacts: dict[str, list[tuple[str, str]]]               # account -> [(Contact Id, full name)]
+    accounts: list[str]                                      # accounts with >= 2 purchase dates
+    account_names: dict[str, str]
+
+    def mention(self, product_id: str, loose: bool) -> str:
+        """How a customer names the product: its full name, or (``loose``) the longest shorter
+        word-prefix of it that other products' names also start with ("Aurora Desk Lamp" for
+        "Aurora Desk Lamp Pro"); the full name when no such prefix exists."""
+        name = self.products[product_id]
+        if loose:
+            words = name.split()
+            for k in range(len(words) - 1, 1, -1):
+                prefix = " ".join(words[:k])
+                if any(name_matches(n, prefix) for pid, n in self.products.items() if pid != product_id):
+                    return prefix
+        return name
+
+    def matches_on(self, account: str, date: str, mention: str) -> list[str]:
+        return sorted({p for _, p in self.by_account[account].get(date, [])
+                       if name_matches(self.products[p], mention)})
+
+
+def purchases(org: Org) -> Purchases:
+    def build(o: Org) -> Purchases:
+        products = {r["Id"]: r["Name"] for r in o.query("SELECT Id, Name FROM Product2 ORDER BY Id")}
+        by_account: dict[str, dict[str, list[tuple[str, str]]]] = defaultdict(lambda: defaultdict(list))
+        for r in o.query('SELECT o.AccountId, o.EffectiveDate, o.Id, oi.Product2Id FROM "Order" o '
+                         'JOIN OrderItem oi ON oi.OrderId = o.Id ORDER BY o.AccountId, o.EffectiveDate, oi.Id'):
+            by_account[r[0]][r[1][:10]].append((r[2], r[3]))
+        contacts: dict[str, list[tuple[str, str]]] = defaultdict(list)
+        for r in o.query("SELECT Id, FirstName, LastName, AccountId FROM Contact ORDER BY Id"):
+            contacts[r["AccountId"]].append((r["Id"], f"{r['FirstName']} {r['LastName']}"))
+        names = {r[0]: r[1] for r in o.query("SELECT Id, Name FROM Account")}
+        frozen = {a: dict(d) for a, d in by_account.items()}
+        accounts = sorted(a for a, d in frozen.items() if len(d) >= 2)
+        return Purchases(products, frozen, dict(contacts), accounts, names)
+    return org_cached(org, "purchases", build)
+
+
+@register
+class NamedEntityDisambiguation(Task):
+    name = "named_entity_disambiguation"
+    answer = AnswerKind("id", prefix="01t", allow_none=True)
+    levels = {
+        "easy": "The full product name and an explicit purchase date; 2 purchase dates with names shown.",
+        "medium": "A loose name that several products start with and an explicit date; up to 6 purchase "
+                  "dates, those with look-alike products first; 10% None.",
+        "hard": "A loose name and 'N days ago'; up to 15 purchase dates listed by Product2 Id with a "
+                "separate product list of look-alikes; 30% None (the product was bought another day).",
+    }
+    _n_dates = {"easy": 2, "medium": 6, "hard": 15}
+    _p_none = {"easy": 0.0, "medium": 0.1, "hard": 0.3}
+
+    def _target(self, p: Purchases, difficulty: str, rng: random.Random,
+                org: Org) -> tuple[str, str, str, str | None]:
+        """(account, date asked about, mention, product the mention came from or None)."""
+        want_none = rng.random() < self._p_none[difficulty]
+        for _ in range(200):
+            acc = pick(rng, p.accounts, "account with orders on two dates", org)
+            dates = sorted(p.by_account[acc])
+            date = rng.choice(dates)
+            if want_none:   # a product the account bought on another day, asked about this day
+                other = rng.choice([d for d in dates if d != date])
+                source = rng.choice(p.by_account[acc][other])[1]
+            else:
+                source = rng.choice(p.by_account[acc][date])[1]
+            mention = p.mention(source, loose=difficulty != "easy")
+            n = len(p.matches_on(acc, date, mention))
+            if n == (0 if want_none else 1):
+                return acc, date, mention, source
+        raise ValueError("no account gives an unambiguous product mention; is the org too small?")
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        p = purchases(org)
+        acc, date, mention, source = self._target(p, difficulty, rng, org)
+        history = p.by_account[acc]
+        # Dates shown: the asked date, then dates holding look-alikes of the mention, then any.
+        rest = shuffled(rng, [d for d in history if d != date])
+        rest.sort(key=lambda d: not any(name_matches(p.products[x], mention) for _, x in history[d]))
+        shown = sorted([date, *rest[: self._n_dates[difficulty] - 1]])
+        lines = [(d, o, x) for d in shown for o, x in history[d]]
+        if difficulty == "hard":
+            bought = {x for _, _, x in lines}
+            alike = {pid for pid, n in p.products.items() if name_matches(n, mention.split()[0])}
+            tables = [render_table("Purchases", ["EffectiveDate", "OrderId", "Product2Id"], lines),
+                      render_table("Product2", ["Id", "Name"],
+                                   [(x, p.products[x]) for x in shuffled(rng, sorted(bought | alike))])]
+            when = f"{(org.today - dt.date.fromisoformat(date)).days} days ago"
+        else:
+            tables = [render_table("Purchases", ["EffectiveDate", "OrderId", "Product2Id", "Product"],
+                                   [(d, o, x, p.products[x]) for d, o, x in lines])]
+            when = f"on {date}"
+        contact = rng.choice(p.contacts.get(acc) or [("", "A customer")])
+        gold = self.gold(org, acc, date, mention)
+        question = (f'{contact[1]} of account {p.account_names.get(acc, acc)} ({acc}) writes: "I need help '
+                    f'with the {mention} I bought {when}." Which product does the customer mean? It is '
+                    f"the product bought by the account that day whose name begins with the customer's words.")
+        messages = build_messages(question, tables, "the Product2 Id, or None if no product bought "
+                                  "that day matches.", today=org.today if difficulty == "hard" else None)
+        meta = {"account_id": acc, "contact_id": contact[0], "purchase_date": date, "mention": mention,
+                "date_phrase": when, "source_product_id": source, "n_purchase_dates": len(shown),
+                "n_lines": len(lines), "match_rule": "name == mention or name starts with mention + ' '"}
+        return Instance(self.name, difficulty, messages, [gold], meta)
+
+    @staticmethod
+    def gold(org: Org, account: str, date: str, mention: str) -> str:
+        rows = org.query(
+            'SELECT DISTINCT oi.Product2Id FROM "Order" o JOIN OrderItem oi ON oi.OrderId = o.Id '
+            "JOIN Product2 p ON p.Id = oi.Product2Id WHERE o.AccountId = ? AND substr(o.EffectiveDate, 1, 10) = ? "
+            "AND (lower(p.Name) = lower(?) OR substr(lower(p.Name), 1, length(?) + 1) = lower(?) || ' ')",
+            (account, date, mention, mention, mention))
+        if len(rows) > 1:
+            raise AssertionError(f"ambiguous mention {mention!r} on {date}: {[r[0] for r in rows]}")
+        return rows[0][0] if rows else NONE_ANSWER
+
+
+# ----------------------------------------------------------------------------------------------
+# sales_insight_mining
+# ----------------------------------------------------------------------------------------------
+
+INSIGHT_FIELDS = {"Competitors__c": "competitors", "Topics__c": "subtopics"}
+
+
+@dataclass(frozen=True)
+class CallIndex:
+    by_opp: dict[str, list[tuple[str, int]]]     # Opportunity Id -> [(transcript Id, body length)]
+    candidates: dict[str, list[str]]             # field -> opportunities whose calls name some
+    opps: list[str]                              # opportunities with calls, sorted
+    opp_account: dict[str, str]
+    by_account: dict[str, list[str]]             # AccountId -> its opportunities with calls
+
+
+def call_index(org: Org) -> CallIndex:
+    def build(o: Org) -> CallIndex:
+        by_opp: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        named: dict[str, set[str]] = {f: set() for f in INSIGHT_FIELDS}
+        for r in o.query("SELECT Id, OpportunityId__c, length(TranscriptBody__c), Competitors__c, Topics__c "
+                         "FROM VoiceCallTranscript__c WHERE OpportunityId__c IS NOT NULL ORDER BY Id"):
+            by_opp[r[1]].append((r[0], r[2] or 0))
+            for f in INSIGHT_FIELDS:
+                if split_list(r[f]):
+                    named[f].add(r[1])
+        accounts = {k: v["AccountId"] for k, v in opportunity_stages(o).items() if k in by_opp}
+        by_account: dict[str, list[str]] = defaultdict(list)
+        for opp in sorted(by_opp):
+            by_account[accounts.get(opp, "")].append(opp)
+        return CallIndex(dict(by_opp), {f: sorted(s) for f, s in named.items()}, sorted(by_opp), accounts,
+                         dict(by_account))
+    return org_cached(org, "call_index", build)
+
+
+@register
+class SalesInsightMining(Task):
+    name = "sales_insight_mining"
+    answer = AnswerKind("text_list")
+    levels = {
+        "easy": "Only the opportunity's own calls (at most 2) are shown.",
+        "medium": "The opportunity's calls are shown with up to 3 calls of other opportunities.",
+        "hard": "The opportunity's calls are mixed with up to 10 other calls, those of the same account "
+                "first, in random order.",
+    }
+    _n_distractors = {"easy": 0, "medium": 3, "hard": 10}
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        idx = call_index(org)
+        field = rng.choice(sorted(INSIGHT_FIELDS))
+        cands = idx.candidates[field]
+        if difficulty == "easy":
+            cands = [c for c in cands if len(idx.by_opp[c]) <= 2] or cands
+        opp = pick(rng, cands, f"opportunity calls naming {INSIGHT_FIELDS[field]}", org)
+        own = idx.by_opp[opp]
+        acc = idx.opp_account.get(opp)
+        near = [o for o in idx.by_account.get(acc, []) if o != opp] if difficulty == "hard" else []
+        far = sample_others(rng, idx.opps, opp, 4 * self._n_distractors[difficulty])
+        # calls of the same account's other deals read most alike, so they come first when hard
+        pool = [(o, c) for o in shuffled(rng, near) + [o for o in far if o not in near] for c in idx.by_opp[o]]
+        budget = CHAR_BUDGET[difficulty] - sum(n for _, n in own)
+        extra = fill_distractors(pool, lambda oc: oc[1][1] + 60, budget, self._n_distractors[difficulty])
+        ids = [t for t, _ in own] + [c[0] for _, c in extra]
+        rows = org.query("SELECT Id, OpportunityId__c, CreatedDate, TranscriptBody__c FROM VoiceCallTranscript__c "
+                         f"WHERE Id IN ({','.join('?' * len(ids))})", tuple(ids))
+        rows = shuffled(rng, rows) if difficulty == "hard" else sorted(rows, key=lambda r: r["CreatedDate"])
+        table = render_table("VoiceCallTranscript__c", ["Id", "OpportunityId__c", "CreatedDate",
+                                                        "TranscriptBody__c"], rows)
+        opp_name = opportunity_stages(org)[opp]["Name"]
+        what = INSIGHT_FIELDS[field]
+        items = self.gold(org, opp, field)
+        question = (f"Which {what} were raised in the voice calls about opportunity {opp_name} ({opp})? "
+                    f"List every one named in those calls, as written there.")
+        messages = build_messages(question, [table], f"the {what}, comma-separated.")
+        meta = {"opportunity_id": opp, "field": field, "asks_for": what, "items": items,
+                "transcript_ids": [t for t, _ in own], "distractor_ids": [c[0] for _, c in extra],
+                "n_calls": len(rows)}
+        return Instance(self.name, difficulty, messages, items, meta)
+
+    @staticmethod
+    def gold(org: Org, opportunity_id: str, field: str) -> list[str]:
+        """Distinct names in ``field`` over the opportunity's calls, in order of first mention."""
+        out: list[str] = []
+        for r in org.query(f"SELECT {field} FROM VoiceCallTranscript__c WHERE OpportunityId__c = ? "
+                           "ORDER BY CreatedDate, Id", (opportunity_id,)):
+            out.extend(x for x in split_list(r[0]) if x not in out)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------
+# activity_priority
+# ----------------------------------------------------------------------------------------------
+
+def stage_consistent_opps(org: Org) -> tuple[list[str], list[str]]:
+    """Opportunities with 'Not Started' tasks whose StageName agrees with their completed tasks (or
+    that have none), split into (some task does not fit, all fit). Opportunities whose StageName is
+    wrong belong to wrong_stage_rectification, and would make 'its stage' ambiguous here."""
+    def build(o: Org) -> tuple[list[str], list[str]]:
+        cat, opps = stage_catalogue(o), opportunity_stages(o)
+        misfit, fit = [], []
+        for opp, tasks in opportunity_tasks(o).items():
+            stage = opps[opp]["StageName"] if opp in opps else None
+            pending = [t for t in tasks if t["Status"] == "Not Started"]
+            derived = cat.derived_stage([t["Subject"] for t in tasks if t["Status"] == "Completed"])
+            if stage not in STAGES or not pending or derived not in (None, stage):
+                continue
+            (misfit if any(not cat.fits(t["Subject"], stage) for t in pending) else fit).append(opp)
+        return misfit, fit
+    return org_cached(org, "activity_priority", build)
+
+
+@register
+class ActivityPriority(Task):
+    name = "activity_priority"
+    answer = AnswerKind("id_list", prefix="00T", allow_none=True)
+    levels = {
+        "easy": "One opportunity with at most 8 tasks; always at least one misfit.",
+        "medium": "The opportunity's tasks mixed with 2 other opportunities' tasks; 15% None.",
+        "hard": "Tasks of up to 8 other opportunities in random order; 35% None.",
+    }
+    _n_other = {"easy": 0, "medium": 2, "hard": 8}
+    _p_none = {"easy": 0.0, "medium": 0.15, "hard": 0.35}
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        cat, tasks, opps = stage_catalogue(org), opportunity_tasks(org), opportunity_stages(org)
+        misfit, fit = stage_consistent_opps(org)
+        pool = fit if (rng.random() < self._p_none[difficulty] and fit) else misfit
+        if difficulty == "easy":
+            pool = [o for o in pool if len(tasks[o]) <= 8] or pool
+        opp = pick(rng, pool, "opportunity with 'Not Started' tasks", org)
+        others = fill_distractors(sample_others(rng, list(tasks), opp, 4 * self._n_other[difficulty]),
+                                  lambda o: 70 * len(tasks[o]), CHAR_BUDGET[difficulty] - len(cat.text),
+                                  self._n_other[difficulty])
+        shown = [opp, *others]
+        task_rows = [t for o in shown for t in tasks[o]]
+        task_rows = shuffled(rng, task_rows) if difficulty == "hard" else task_rows
+        tables = [render_table("Opportunity", ["Id", "Name", "StageName"], [opps[o] for o in sorted(shown)]),
+                  render_table("Task", TASK_COLUMNS, task_rows)]
+        stage = opps[opp]["StageName"]
+        gold = self.gold(org, cat, opp)
+        question = (f"Which 'Not Started' tasks of opportunity {opp} do not fit its current stage "
+                    f"({stage}) under the stage activity policy?")
+        messages = build_messages(question, tables, "the Task Ids, comma-separated, or None if every "
+                                  "'Not Started' task fits.",
+                                  context=f"Stage activity policy (knowledge article {cat.article_id}):\n{cat.text}")
+        meta = {"opportunity_id": opp, "stage": stage, "rule_article_id": cat.article_id,
+                "rule": "fits when the subject belongs to the stage or the next one",
+                "pending_task_ids": [t["Id"] for t in tasks[opp] if t["Status"] == "Not Started"],
+                "other_opportunity_ids": others, "n_tasks": len(task_rows)}
+        return Instance(self.name, difficulty, messages, gold, meta)
+
+    @staticmethod
+    def gold(org: Org, cat: StageCatalogue, opportunity_id: str) -> list[str]:
+        stage = org.scalar("SELECT StageName FROM Opportunity WHERE Id = ?", (opportunity_id,))
+        rows = org.query("SELECT Id, Subject FROM Task WHERE WhatId = ? AND Status = 'Not Started' ORDER BY Id",
+                         (opportunity_id,))
+        bad = [r["Id"] for r in rows if not cat.fits(r["Subject"], stage)]
+        return bad or [NONE_ANSWER]
