@@ -102,6 +102,21 @@ def test_sec_starts_uniform_and_probs_sum_to_one() -> None:
         assert len(set(p.values())) > 1  # the updates moved it away from uniform
 
 
+@pytest.mark.parametrize("mode", ["hold", "decay"])
+def test_sec_learns_to_avoid_arms_that_teach_nothing(mode: str) -> None:
+    """Easy arms are all-solved (every advantage 0); the others have mixed groups (|A| = 1)."""
+    sec = SEC(ALL_ARMS, unsampled=mode, seed=0)
+    easy_share = []
+    for _ in range(15):
+        drawn = sec.sample(32)
+        comp = [a for a in drawn for _ in range(4)]
+        adv = [0.0 if parse_arm(a)[1] == "easy" else (1.0 if i % 2 else -1.0) for i, a in enumerate(comp)]
+        sec.update(comp, adv)
+        easy_share.append(sum(p for a, p in sec.probs().items() if parse_arm(a)[1] == "easy"))
+    assert easy_share[-1] < easy_share[0] < 1 / 3
+    assert easy_share[-1] < 0.15  # Q(easy) stays 0, Q(other) -> 1: 4 / (4 + 8 e^2) = 0.06
+
+
 def test_sec_softmax_is_stable_for_large_values() -> None:
     sec = SEC(ARMS3, tau=1e-3)
     sec.q = {A: 50.0, B: 49.0, C: 0.0}  # exp(50 / 1e-3) would overflow without the max shift

@@ -8,11 +8,11 @@ exploration bonus favours arms seen little, as in UCB1:
     score(a) = mean_window |A|(a) + c * sqrt(ln N / n_a)
 
 with n_a the completions of arm a seen so far and N the sum over arms. Arms never played come
-first: while any is left, they share all the probability. The scores become probabilities by a
-softmax with ``temperature`` (DUMP turns its scores into sampling weights the same way); as the
-temperature goes to 0 this is plain UCB1's argmax, and ``temperature=0`` means exactly that (ties
-split evenly). Drawing from a distribution, rather than taking the argmax for every slot, is what
-lets one batch of many prompts cover more than one arm.
+first: while any is left, they share all the probability. DUMP turns its scores into sampling
+probabilities; here that is a softmax with ``temperature``, which tends to plain UCB1's argmax as the
+temperature goes to 0 (``temperature=0`` means exactly the argmax, ties split evenly). Drawing from a
+distribution, rather than taking the argmax for every slot, is what lets one batch of many prompts
+cover more than one arm. ``c = sqrt(2)`` gives the textbook UCB1 bonus sqrt(2 ln N / n_a).
 
 Departures: counts are in completions (each |A_i| is one observation); the default temperature is
 SEC's tau (0.5) so that the two differ only in how they value arms, not in how greedy they are.
