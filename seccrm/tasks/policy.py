@@ -337,14 +337,20 @@ class _OrgData:
         return self.lazy("cases", self._load_cases)
 
     def _load_cases(self) -> list[CaseRec]:
+        # Message ids and lengths per case, and which cases' messages state the offered solution
+        # verbatim: only those are asked about, so that the gold is always decidable from the prompt.
         chats: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for r in self.org.query("SELECT Id, CaseId, length(Body) AS n FROM LiveChatTranscript "
-                                "WHERE CaseId IS NOT NULL ORDER BY EndTime, Id"):
-            chats[r["CaseId"]].append((r["Id"], r["n"] or 0))
         emails: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for r in self.org.query("SELECT Id, ParentId, length(TextBody) AS n FROM EmailMessage "
-                                "WHERE ParentId IS NOT NULL ORDER BY MessageDate, Id"):
-            emails[r["ParentId"]].append((r["Id"], r["n"] or 0))
+        stated: set[str] = set()
+        for table, parent, body, when, into in (("LiveChatTranscript", "CaseId", "Body", "EndTime", chats),
+                                                ("EmailMessage", "ParentId", "TextBody", "MessageDate", emails)):
+            for r in self.org.query(
+                    f"SELECT m.Id, m.{parent} AS CaseId, length(m.{body}) AS n, "
+                    f"instr(m.{body}, c.OfferedSolution__c) > 0 AS states FROM {table} m "
+                    f'JOIN "Case" c ON c.Id = m.{parent} ORDER BY m.{when}, m.Id'):
+                into[r["CaseId"]].append((r["Id"], r["n"] or 0))
+                if r["states"]:
+                    stated.add(r["CaseId"])
         allowing: dict[str, list[str]] = defaultdict(list)  # solution -> articles allowing it
         for a in self.solutions_of.values():
             for s in a.rule["solutions"]:
@@ -354,7 +360,7 @@ class _OrgData:
                                 "WHERE Status = 'Closed' AND OfferedSolution__c IS NOT NULL ORDER BY Id"):
             art = self.solutions_of.get(r["IssueId__c"])
             msgs = chats.get(r["Id"], []) + emails.get(r["Id"], [])
-            if art is None or not msgs:
+            if art is None or r["Id"] not in stated:
                 continue
             offered = r["OfferedSolution__c"]
             out.append(CaseRec(
@@ -407,8 +413,9 @@ def org_data(org: Org) -> _OrgData:
 # Prompt pieces shared by the tasks.
 # ----------------------------------------------------------------------------------------------
 
-QUOTE_RULES = """How the policy articles apply to a quote:
-- Discount tiers: a quote line of a product of the article's family uses the tier with the largest minimum quantity at or below the line's Quantity; the line breaks the article when its Discount (percent) is greater than that tier's maximum discount.
+DISCOUNT_RULES = """How a discount-tier article applies to a quote: a quote line of a product of the article's family uses the tier with the largest minimum quantity at or below the line's Quantity; the line breaks the article when its Discount (percent) is greater than that tier's maximum discount."""
+
+CONFIG_RULES = """How the configuration articles apply to a quote:
 - Quantity limit: a quote breaks it when a line of the product has a Quantity above the limit.
 - Bundle: a quote breaks it when it has a line of the product but no line of the required product.
 - Exclusion: a quote breaks it when it has lines of both products."""
@@ -482,7 +489,7 @@ class QuoteApproval(Task):
                          "name the one with the lowest article Id.")
         messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
                                            *_quote_tables(org, q, rng, difficulty)],
-                                QUOTE_RULES, "every line complies")
+                                DISCOUNT_RULES, "every line complies")
         meta = {"quote_id": q.id, "rule_checked": "discount_tiers", "line_checks": q.discount,
                 "relevant_articles": list(q.discount_relevant), "broken_articles": list(q.discount_broken),
                 "precedence": "lowest article Id among broken discount_tiers articles",
@@ -537,7 +544,7 @@ class InvalidConfig(Task):
                          "of the same type, the lowest article Id.")
         messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
                                            *_quote_tables(org, q, rng, difficulty)],
-                                QUOTE_RULES, "the quote breaks no configuration rule")
+                                CONFIG_RULES, "the quote breaks no configuration rule")
         meta = {"quote_id": q.id, "rule_checked": "quantity_limit, bundle, exclusion",
                 "quantities": {ln["Id"]: [ln["Product2Id"], ln["Quantity"]] for ln in q.lines},
                 "relevant_articles": relevant, "near_articles": near, "broken_rules": q.config["broken"],
