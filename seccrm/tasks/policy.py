@@ -26,6 +26,7 @@ prompt; the level decides how many distractor articles and records surround it.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 from collections import defaultdict
@@ -442,6 +443,12 @@ def _quote_tables(org: Org, q: QuoteRec, rng: random.Random, difficulty: str) ->
             render_table("QuoteLineItem (Discount in percent)", cols, lines)]
 
 
+def _instance(task: str, difficulty: str, messages: list[dict[str, str]], answer: list[str],
+              meta: dict[str, Any]) -> Instance:
+    """The metadata is deep-copied: it holds lists from the per-org cache, which must not be shared."""
+    return Instance(task, difficulty, messages, answer, copy.deepcopy(meta))
+
+
 def _id_messages(question: str, tables: list[str], context: str, none_when: str) -> list[dict[str, str]]:
     fmt = f"{ID_ANSWER}, or None if {none_when}."
     return build_messages(question, tables, fmt, context=context)
@@ -495,7 +502,7 @@ class QuoteApproval(Task):
                 "precedence": "lowest article Id among broken discount_tiers articles",
                 "articles_shown": sorted(shown), "n_lines": len(q.lines), "hardness": q.discount_hardness,
                 "wanted_none": want_none}
-        return Instance(self.name, difficulty, messages, [gold or NONE_ANSWER], meta)
+        return _instance(self.name, difficulty, messages, [gold or NONE_ANSWER], meta)
 
 
 @register
@@ -551,7 +558,7 @@ class InvalidConfig(Task):
                 "precedence": "quantity_limit, then bundle, then exclusion; within a type the lowest article Id",
                 "articles_shown": sorted(shown), "n_lines": len(q.lines), "hardness": q.config_hardness,
                 "wanted_none": want_none}
-        return Instance(self.name, difficulty, messages, [gold or NONE_ANSWER], meta)
+        return _instance(self.name, difficulty, messages, [gold or NONE_ANSWER], meta)
 
 
 LEAD_RULES = """How the BANT article applies to a lead: Budget fails when the lead's budget is below the minimum; Authority fails when the lead's title is not one of the listed decision-maker titles; Need fails when the product family the lead needs is not one of the listed families; Timeline fails when the lead's purchase timeline is longer than the maximum number of days."""
@@ -609,7 +616,7 @@ class LeadQualification(Task):
                 "bant_rule": data.bant.rule, "lead_facts": dict(lead_row), "failed_factors": list(lead.fails),
                 "transcripts": list(lead.transcripts), "transcripts_shown": calls,
                 "articles_shown": sorted(shown), "hardness": lead.hardness, "wanted_none": want_none}
-        return Instance(self.name, difficulty, messages, list(lead.fails) or [NONE_ANSWER], meta)
+        return _instance(self.name, difficulty, messages, list(lead.fails) or [NONE_ANSWER], meta)
 
 
 @register
@@ -656,7 +663,7 @@ class PolicyViolationIdentification(Task):
                 "allowed_solutions": data.by_id[case.article].rule["solutions"], "violating": case.violating,
                 "trap_articles": list(case.traps), "articles_shown": sorted(shown),
                 "chats": list(case.chats), "emails": list(case.emails), "wanted_none": want_none}
-        return Instance(self.name, difficulty, messages, [case.article if case.violating else NONE_ANSWER], meta)
+        return _instance(self.name, difficulty, messages, [case.article if case.violating else NONE_ANSWER], meta)
 
 
 def _case_messages(org: Org, case: CaseRec) -> list[str]:
