@@ -1,0 +1,150 @@
+"""Rollouts: greedy equals generate, seeded sampling, stopping at EOS and after </answer>."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from seccrm.models import build_tiny_model, load_tokenizer
+from seccrm.rollout import AnswerStop, HFCacheDecoder, encode_prompts, generate_rollouts, sample_next_tokens
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer("tiny")
+
+
+@pytest.fixture(scope="module")
+def tiny64(tok):
+    # float64 so that argmax ties between implementations cannot happen by rounding.
+    return build_tiny_model(len(tok), seed=0, dtype=torch.float64)
+
+
+def _prompts(tok) -> list[list[int]]:
+    chats = [[{"role": "user", "content": "Which agent closed the most cases?"}],
+             [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
+             [{"role": "user", "content": "Name the month with the most cases in 2024, please."}]]
+    return encode_prompts(tok, chats)
+
+
+def test_encode_prompts_ends_with_generation_prompt(tok) -> None:
+    ids = _prompts(tok)
+    assert len(ids) == 3 and len({len(p) for p in ids}) == 3
+    assert tok.decode(ids[0]).endswith("<|im_start|>assistant\n")
+
+
+def _generate_reference(model, prompt: list[int], max_new: int) -> list[int]:
+    out = model.generate(torch.tensor([prompt]), max_new_tokens=max_new, do_sample=False,
+                         eos_token_id=2, pad_token_id=2)
+    return out[0, len(prompt):].tolist()
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_greedy_equals_generate(tok, tiny64, fallback: bool) -> None:
+    prompts = _prompts(tok)
+    dec = HFCacheDecoder(tiny64, pad_id=2) if fallback else None
+    ro = generate_rollouts(tiny64, tok, prompts, n=2, max_new_tokens=12, greedy=True,
+                           stop_after_answer=False, decoder=dec)
+    assert len(ro.completion_ids) == 6 and ro.group_size == 2
+    for b, comp in enumerate(ro.completion_ids):
+        assert comp == _generate_reference(tiny64, prompts[b // 2], 12)
+
+
+def test_sampling_is_deterministic_for_a_seed(tok, tiny64) -> None:
+    prompts = _prompts(tok)[:2]
+    a = generate_rollouts(tiny64, tok, prompts, n=4, max_new_tokens=6, seed=7)
+    b = generate_rollouts(tiny64, tok, prompts, n=4, max_new_tokens=6, seed=7)
+    c = generate_rollouts(tiny64, tok, prompts, n=4, max_new_tokens=6, seed=8)
+    assert a.completion_ids == b.completion_ids
+    assert a.completion_ids != c.completion_ids
+    # Samples within a group differ (a random tiny model is nearly uniform over 49k tokens).
+    assert len({tuple(c) for c in a.completion_ids[:4]}) == 4
+
+
+class ScriptedDecoder:
+    """Logits that force each row to emit a scripted token sequence (tests stopping logic)."""
+
+    def __init__(self, scripts: list[list[int]], vocab: int):
+        self.scripts, self.vocab, self.t = scripts, vocab, 0
+        self.rows = torch.arange(len(scripts))
+
+    def _logits(self) -> torch.Tensor:
+        out = torch.zeros(len(self.rows), self.vocab)
+        for a, r in enumerate(self.rows.tolist()):
+            out[a, self.scripts[r][self.t]] = 100.0
+        return out
+
+    def prefill(self, prompts, n):
+        assert len(prompts) * n == len(self.scripts) and n == 1
+        return self._logits()
+
+    def step(self, tokens):
+        self.t += 1
+        return self._logits()
+
+    def keep(self, rows):
+        self.rows = self.rows[rows]
+
+
+def test_stops_at_eos_and_right_after_answer(tok, tiny64) -> None:
+    answer = tok.encode("I think <answer>005Wt0000000000BAAA</answer> and more text", add_special_tokens=False)
+    cut = len(tok.encode("I think <answer>005Wt0000000000BAAA</answer>", add_special_tokens=False))
+    eos_row = tok.encode("Hello there", add_special_tokens=False) + [2]
+    long_row = list(range(100, 160))      # 60 ordinary tokens, no EOS, no tag
+    scripts = [answer + [5] * 40, eos_row + [7] * 40, long_row]
+    ro = generate_rollouts(tiny64, tok, [[1, 2], [3], [4]], n=1, max_new_tokens=40, greedy=True,
+                           decoder=ScriptedDecoder(scripts, len(tok)))
+    assert ro.completion_ids[0] == answer[:cut]
+    assert ro.texts[0] == "I think <answer>005Wt0000000000BAAA</answer>"
+    assert ro.completion_ids[1] == eos_row and ro.texts[1] == "Hello there"
+    assert len(long_row) > 40 and ro.completion_ids[2] == long_row[:40]
+    assert ro.finished == [True, True, False]
+    # Without answer stopping, the first row runs to the cap.
+    ro = generate_rollouts(tiny64, tok, [[1, 2], [3], [4]], n=1, max_new_tokens=40, greedy=True,
+                           stop_after_answer=False, decoder=ScriptedDecoder(scripts, len(tok)))
+    assert ro.completion_ids[0] == (answer + [5] * 40)[:40] and ro.finished[0] is False
+
+
+def test_answer_stop_handles_split_and_merged_tags(tok) -> None:
+    stop = AnswerStop(tok)
+    ids = tok.encode("x</answer>\n", add_special_tokens=False)
+    hits = [stop(ids[:k]) for k in range(1, len(ids) + 1)]
+    assert hits.index(True) == len(tok.encode("x</answer>", add_special_tokens=False)) - 1
+    assert not stop(tok.encode("<answer>42", add_special_tokens=False))
+    assert not stop(tok.encode("a > b", add_special_tokens=False))
+
+
+def _chi2_critical(df: int, z: float = 3.09) -> float:
+    """Upper chi-square quantile (Wilson-Hilferty; z = 3.09 is the 0.999 normal quantile)."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+def _nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """The distribution nucleus sampling should follow, computed by a plain loop."""
+    p = torch.softmax(logits.double() / temperature, dim=-1)
+    order = sorted(range(len(p)), key=lambda i: -float(p[i]))
+    keep, mass = [], 0.0
+    for i in order:
+        keep.append(i)
+        mass += float(p[i])
+        if mass >= top_p:
+            break
+    q = torch.zeros_like(p)
+    q[keep] = p[keep]
+    return q / q.sum()
+
+
+def test_nucleus_sampling_follows_filtered_softmax() -> None:
+    logits = torch.linspace(3.0, -3.0, 30)
+    expected = _nucleus_probs(logits, 0.7, 0.9)
+    gen = torch.Generator().manual_seed(0)
+    draws = sample_next_tokens(logits.expand(20000, -1), 0.7, 0.9, gen)
+    counts = torch.bincount(draws, minlength=30).double()
+    assert counts[expected == 0].sum() == 0                      # nothing outside the nucleus
+    keep = expected > 0
+    exp = expected[keep] * 20000
+    chi2 = float(((counts[keep] - exp) ** 2 / exp).sum())
+    assert chi2 < _chi2_critical(int(keep.sum()) - 1)
+    assert torch.equal(sample_next_tokens(logits[None], 0.7, 0.9, None, greedy=True), torch.tensor([0]))
