@@ -541,4 +541,16 @@ def batch_score(instances: Sequence[dict[str, Any]], completions: Sequence[str],
     """Rewards of ``completions[i]`` against ``instances[i]``; both sequences have the same length."""
     if len(instances) != len(completions):
         raise ValueError(f"{len(instances)} instances but {len(completions)} completions")
-    return [score(i, c, kind) for i, c in zip(instances, completions)]
+    return [score(i, c, kind) for i, c in zip(instances, completions, strict=True)]
+
+
+def gold_completion(instance: dict[str, Any], kind: AnswerKind | None = None) -> str:
+    """A completion that states the instance's gold answer (what a perfect model would write).
+
+    >>> gold_completion({"task": "lead_qualification", "answer": ["Budget", "Need"]}, AnswerKind("subset"))
+    '<answer>Budget, Need</answer>'
+    """
+    kind = kind or answer_kind(instance.get("task", ""))
+    answer = instance["answer"]
+    text = ", ".join(answer) if kind.kind in ("id_list", "subset", "text_list") else answer[0]
+    return f"<answer>{text}</answer>"

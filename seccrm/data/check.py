@@ -1,0 +1,248 @@
+"""The suite checker: what ``seccrm check DIR`` verifies, each problem with how to fix it.
+
+Like Gymnasium's env checker, it returns readable problems rather than raising on the first one:
+an empty list means the suite is sound. Checked: files and their recorded hashes, record format,
+the split rules (held-out tasks only in test, no id in two splits), counts, that every gold answer
+scores 1.0 with ``seccrm.rewards``, that every id in an answer exists in the org with the right
+prefix, the Parquet twins, and determinism (a sample of instances rebuilt from the recorded seed).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from seccrm.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
+from seccrm.data.build import (
+    MANIFEST_FILE,
+    ORG_FILE,
+    RECORD_KEYS,
+    SPLITS,
+    dump_record,
+    make_record,
+    n_val,
+    per_difficulty,
+    read_jsonl,
+    sha256_file,
+)
+
+REBUILD = "{rebuild}"   # replaced by the exact `seccrm build ...` command that remakes this suite
+MAX_PER_CHECK = 5   # problems listed per kind of check; the rest are counted
+
+
+class _Problems:
+    """Problems grouped by check, capped per check so one systematic fault does not drown the rest."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.counts: Counter[str] = Counter()
+        self.rebuild = "rebuild the suite with `seccrm build`"
+
+    def add(self, check: str, message: str) -> None:
+        self.counts[check] += 1
+        if self.counts[check] <= MAX_PER_CHECK:
+            self.items.append(f"[{check}] " + message.replace(REBUILD, self.rebuild))
+
+    def result(self) -> list[str]:
+        extra = [f"[{c}] ... and {n - MAX_PER_CHECK} more like these" for c, n in self.counts.items()
+                 if n > MAX_PER_CHECK]
+        return self.items + extra
+
+
+def expected_counts(manifest: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
+    """counts[split][task][difficulty] that the manifest's parameters imply."""
+    out: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SPLITS}
+    for task in TRAIN_TASKS:
+        pools = per_difficulty(manifest["train_per_task"])
+        out["val"][task] = {d: n_val(n) for d, n in pools.items()}
+        out["train"][task] = {d: n - n_val(n) for d, n in pools.items()}
+    for task in HELD_OUT_TASKS:
+        out["test"][task] = per_difficulty(manifest["test_per_task"])
+    return out
+
+
+def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
+    """Problems with the suite in ``data_dir`` (empty list: all good).
+
+    ``rebuild_per_arm`` instances of each (split, task, difficulty) are regenerated from the recorded
+    seed and compared with the files, field by field.
+    """
+    d = Path(data_dir)
+    p = _Problems()
+    if not (d / MANIFEST_FILE).is_file():
+        return [f"[files] {d / MANIFEST_FILE} is missing: {d} is not a built suite; build one with "
+                f"`seccrm build --out {d}`"]
+    manifest = json.loads((d / MANIFEST_FILE).read_text())
+    p.rebuild = (f"rebuild it with `seccrm build --out {d} --seed {manifest.get('seed')} --size "
+                 f"{manifest.get('size')} --train-per-task {manifest.get('train_per_task')} "
+                 f"--test-per-task {manifest.get('test_per_task')}`")
+    for name, digest in sorted(manifest.get("sha256", {}).items()):
+        if not (d / name).is_file():
+            p.add("files", f"{name} is missing; {REBUILD}")
+        elif sha256_file(d / name) != digest:
+            p.add("files", f"{name} changed after it was built (sha256 differs from suite.json); {REBUILD}")
+    if not (d / ORG_FILE).is_file():
+        return p.result()
+    splits: dict[str, list[dict[str, Any]]] = {}
+    for split in SPLITS:
+        try:
+            splits[split] = read_jsonl(d / f"{split}.jsonl") if (d / f"{split}.jsonl").is_file() else []
+        except ValueError as e:
+            p.add("format", f"{e}; {REBUILD}")
+            splits[split] = []
+    _check_records(splits, manifest, p)
+    _check_counts(splits, manifest, p)
+    _check_answers(d, splits, p)
+    _check_parquet(d, splits, p)
+    _check_determinism(d, splits, manifest, rebuild_per_arm, p)
+    return p.result()
+
+
+def _check_records(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any], p: _Problems) -> None:
+    """Record keys and labels, split membership of held-out tasks, ids unique across splits."""
+    seen: dict[str, str] = {}
+    for split, recs in splits.items():
+        for n, r in enumerate(recs, 1):
+            where = f"{split}.jsonl line {n} (id {r.get('id')})"
+            missing = [k for k in RECORD_KEYS if k not in r]
+            if missing:
+                p.add("format", f"{where} lacks {', '.join(missing)}; {REBUILD}")
+                continue
+            task = r["task"]
+            if task not in TASK_SKILLS or r["difficulty"] not in DIFFICULTIES:
+                p.add("format", f"{where}: unknown task {task!r} or difficulty {r['difficulty']!r}")
+                continue
+            if r["skill"] != TASK_SKILLS[task] or r["arm"] != arm_name(TASK_SKILLS[task], r["difficulty"]):
+                p.add("format", f"{where}: skill/arm {r['skill']}/{r['arm']} do not match task {task}")
+            if split in ("train", "val") and task in HELD_OUT_TASKS:
+                p.add("split", f"{where}: held-out task {task} must never be in {split}; it belongs to "
+                      f"test only (seccrm.arms.HELD_OUT_TASKS); {REBUILD}")
+            if split == "test" and task not in HELD_OUT_TASKS:
+                p.add("split", f"{where}: training task {task} is in test; test holds only "
+                      f"{', '.join(HELD_OUT_TASKS)}")
+            if r["id"] in seen:
+                p.add("split", f"{where}: id also in {seen[r['id']]}; an instance must be in one split only")
+            seen[r["id"]] = f"{split}.jsonl"
+            meta = r["metadata"] if isinstance(r["metadata"], dict) else {}
+            if meta.get("seed") != manifest.get("seed") or meta.get("org") != ORG_FILE:
+                p.add("format", f"{where}: metadata seed/org {meta.get('seed')}/{meta.get('org')} differ "
+                      f"from suite.json ({manifest.get('seed')}/{ORG_FILE})")
+
+
+def _check_counts(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any], p: _Problems) -> None:
+    want = expected_counts(manifest)
+    for split, recs in splits.items():
+        got: dict[str, Counter[str]] = defaultdict(Counter)
+        for r in recs:
+            got[r.get("task", "?")][r.get("difficulty", "?")] += 1
+        for task in sorted(set(want[split]) | set(got)):
+            for diff in DIFFICULTIES:
+                w, g = want[split].get(task, {}).get(diff, 0), got[task][diff]
+                if w != g:
+                    p.add("counts", f"{split}: {task}/{diff} has {g} instances, expected {w} for "
+                          f"train_per_task={manifest['train_per_task']}, test_per_task={manifest['test_per_task']}"
+                          f"; {REBUILD}")
+
+
+def _check_answers(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
+    """Every gold answer scores 1.0, and every id it names exists in the org with the right prefix."""
+    from seccrm.org.schema import object_of_id
+    from seccrm.rewards import InstanceError, answer_kind, gold_completion, score_details, scratch_org
+
+    org = scratch_org(d / ORG_FILE)
+    org_path = str((d / ORG_FILE).resolve())
+    for split, recs in splits.items():
+        for n, r in enumerate(recs, 1):
+            if not all(k in r for k in RECORD_KEYS) or r["task"] not in TASK_SKILLS:
+                continue   # already reported by _check_records
+            where = f"{split}.jsonl line {n} (id {r['id']})"
+            inst = {**r, "metadata": {**r["metadata"], "org_path": org_path}}
+            try:
+                kind = answer_kind(r["task"])
+                details = score_details(inst, gold_completion(inst, kind), kind)
+            except InstanceError as e:
+                p.add("gold", f"{where}: the instance cannot be scored: {e}")
+                continue
+            if details["reward"] != 1.0:
+                p.add("gold", f"{where}: its gold answer {r['answer']!r} scores {details['reward']} "
+                      f"({details['error']}); the task generator and the reward disagree about the "
+                      f"{kind.kind} answer format: fix the task or seccrm/rewards.py, then rebuild")
+            for rid, prefix in _answer_ids(r["answer"], kind):
+                obj = object_of_id(rid) if isinstance(rid, str) else None
+                if not isinstance(rid, str) or (prefix and not rid.startswith(prefix)):
+                    p.add("ids", f"{where}: answer id {rid!r} should be an id starting with {prefix}")
+                elif obj is None or not org.exists(obj, rid):
+                    p.add("ids", f"{where}: answer id {rid} does not exist in {ORG_FILE} (an edited file, or "
+                          f"an org and task files from different builds?); {REBUILD}")
+
+
+def _answer_ids(answer: list[str], kind: Any) -> list[tuple[str, str | None]]:
+    """(id, required prefix) pairs an answer names: ids of id kinds, the target and owner of actions."""
+    if kind.kind in ("id", "id_list"):
+        return [(a, kind.prefix) for a in answer if a != "None"]
+    if kind.kind == "action":
+        from seccrm.org.schema import ID_PREFIXES
+        try:
+            act = json.loads(answer[0])
+            out = [(act["id"], ID_PREFIXES[act["object"]])]
+            out += [(v, ID_PREFIXES["User"]) for f, v in act["fields"].items() if f.endswith("OwnerId")]
+            return out
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return []   # the gold check reports an unparsable action
+    return []
+
+
+def _check_parquet(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
+    """The Parquet twins hold the same rows as the JSONL files."""
+    import pyarrow.parquet as pq
+
+    for split, recs in splits.items():
+        path = d / f"{split}.parquet"
+        if not path.is_file():
+            continue   # the files check reports it
+        table = pq.read_table(path, columns=["id", "answer", "metadata"]).to_pydict()
+        want = ([r.get("id") for r in recs], [r.get("answer") for r in recs])
+        if (table["id"], table["answer"]) != want or \
+                [json.loads(m) for m in table["metadata"]] != [r.get("metadata") for r in recs]:
+            p.add("parquet", f"{path.name} does not hold the same rows as {split}.jsonl; {REBUILD}")
+
+
+def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any],
+                       per_arm: int, p: _Problems) -> None:
+    """Rebuild ``per_arm`` evenly spread instances of each (split, task, difficulty) and compare."""
+    from seccrm.org import open_org
+    from seccrm.tasks.base import Org
+
+    org = Org(open_org(d / ORG_FILE))
+    try:
+        if str(org.meta.get("seed")) != str(manifest.get("seed")):
+            p.add("determinism", f"{ORG_FILE} was built with seed {org.meta.get('seed')}, suite.json says "
+                  f"{manifest.get('seed')}; {REBUILD}")
+            return
+        for split, recs in splits.items():
+            groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+            for r in recs:
+                if all(k in r for k in RECORD_KEYS) and r["task"] in TASK_SKILLS:
+                    groups[(r["task"], r["difficulty"])].append(r)
+            for _, group in sorted(groups.items()):
+                k = min(per_arm, len(group))
+                for r in (group[i * len(group) // k] for i in range(k)):
+                    _compare_rebuilt(org, r, split, manifest["seed"], p)
+    finally:
+        org.conn.close()
+
+
+def _compare_rebuilt(org: Any, r: dict[str, Any], split: str, seed: int, p: _Problems) -> None:
+    try:
+        index = int(str(r["id"]).rsplit("-", 1)[1])
+        again = make_record(org, r["task"], r["difficulty"], index, seed)
+    except Exception as e:  # noqa: BLE001  (report any generator failure as a problem)
+        p.add("determinism", f"{split}: rebuilding {r['id']} failed: {type(e).__name__}: {e}")
+        return
+    if dump_record(again) != dump_record(r):
+        keys = [k for k in RECORD_KEYS if again.get(k) != r.get(k)]
+        p.add("determinism", f"{split}: {r['id']} rebuilt from seed {seed} differs in {', '.join(keys)}: either "
+              f"the file was edited or task {r['task']} is not deterministic for its rng (it must draw "
+              f"randomness only from the rng it is given, and iterate over sets/dicts in a fixed order)")
