@@ -1,0 +1,370 @@
+"""Machinery shared by the ANALYTICS generators: per-org caches, level knobs, scope picking,
+ranking with ties, distractor sampling and prompt fitting.
+
+Every ANALYTICS question is asked about a *scope* small enough to show in full: a time window, an
+optional filter (one product, one issue, one lead source...) and an explicit list of candidates
+(agents or states). The prompt shows every record of the scope (so the answer can be computed from
+the prompt alone) plus distractors that miss the scope on exactly one count: outside the window, of
+another candidate, or of another filter value. Scopes are picked from cached per-month counts so
+that generation stays at a few milliseconds per instance on the full org; gold answers are then
+computed with SQL, never from these caches.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import random
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, ClassVar, NamedTuple
+
+from seccrm.tasks.base import Instance, Org, Task, Window, build_messages, sample_window
+
+# The user message of a hard prompt stays under this many characters (about 3,000 tokens).
+MAX_USER_CHARS = 11_500
+
+# The sentence every hard ranking question carries; easy and medium instances never have a tie.
+TIE_RULE_ID = "If several tie, answer the one whose Id comes first in plain text (ASCII) order."
+
+
+def cached(org: Org, key: Hashable, loader: Callable[[Org], Any]) -> Any:
+    """``loader(org)`` computed once per Org object (the caches live on the object itself)."""
+    store: dict[Hashable, Any] = org.__dict__.setdefault("_analytics_cache", {})
+    if key not in store:
+        store[key] = loader(org)
+    return store[key]
+
+
+def in_window(date: str | None, w: Window) -> bool:
+    """Half-open window test on ISO text (``YYYY-MM-DD`` or longer)."""
+    return date is not None and w.start.isoformat() <= date < w.end.isoformat()
+
+
+def add_months(d: dt.date, n: int) -> dt.date:
+    """The first day of the month ``n`` months after the month of ``d``."""
+    m = d.year * 12 + (d.month - 1) + n
+    return dt.date(m // 12, m % 12 + 1, 1)
+
+
+def month_bounds(month: str) -> tuple[dt.date, dt.date]:
+    """``'2024-03'`` -> (2024-03-01, 2024-04-01)."""
+    start = dt.date(int(month[:4]), int(month[5:]), 1)
+    return start, add_months(start, 1)
+
+
+def month_keys(w: Window) -> list[str]:
+    """The ``YYYY-MM`` months a window covers, in order."""
+    out, y, m = [], w.start.year, w.start.month
+    while (y, m) < (w.end.year, w.end.month):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Level knobs
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Knobs:
+    """What a difficulty level sets for a ranking task."""
+
+    n_candidates: tuple[int, int]     # how many agents / states the question lists (inclusive range)
+    scope_rows: tuple[int, int]       # how many in-scope records the prompt shows (inclusive range)
+    distractor_ratio: float           # distractor records per in-scope record
+    min_gap: float                    # smallest allowed gap between the best and the runner-up
+    shuffle_rows: bool                # False: rows sorted by date (easier to scan)
+
+
+def knobs_for(difficulty: str, gaps: tuple[float, float], rows: tuple[tuple[int, int], ...] = (
+        (3, 12), (10, 30), (18, 55))) -> Knobs:
+    """Default knobs; ``gaps`` = the easy and medium minimal gaps (hard accepts near-ties and ties)."""
+    if difficulty == "easy":
+        return Knobs((2, 3), rows[0], 0.0, gaps[0], False)
+    if difficulty == "medium":
+        return Knobs((3, 4), rows[1], 0.5, gaps[1], True)
+    return Knobs((4, 6), rows[2], 1.0, 0.0, True)
+
+
+# ----------------------------------------------------------------------------------------------
+# Fact index: one record family, sorted by the date its window applies to
+# ----------------------------------------------------------------------------------------------
+
+Option = tuple[str, str] | None       # (filter kind, value), or None for "no filter"
+
+
+class FactIndex:
+    """Records of one family with, per month, per filter option, per candidate: [rows, qualifying].
+
+    ``keys(row)`` gives the candidates a record belongs to (an owner, a state, or every agent in a
+    case's assignment chain); ``options(row)`` the (kind, value) filters it matches; ``qualifies(row)``
+    whether it counts towards a candidate's value (a closed, non-transferred case...).
+    """
+
+    def __init__(self, rows: Iterable[Any], date: Callable[[Any], str],
+                 keys: Callable[[Any], Sequence[str]], options: Callable[[Any], Iterable[Option]],
+                 qualifies: Callable[[Any], bool]):
+        self.rows = sorted(rows, key=date)
+        self.date, self.keys, self.options, self.qualifies = date, keys, options, qualifies
+        self._dates = [date(r) for r in self.rows]
+        self._months: dict[str, dict[Option, dict[str, list[int]]]] = {}
+
+    def between(self, start: str, end: str) -> list[Any]:
+        """Rows with ``start <= date < end`` (ISO text)."""
+        return self.rows[bisect.bisect_left(self._dates, start):bisect.bisect_left(self._dates, end)]
+
+    def _month(self, month: str) -> dict[Option, dict[str, list[int]]]:
+        if month not in self._months:
+            stats: dict[Option, dict[str, list[int]]] = {}
+            for r in self.between(month, month_bounds(month)[1].isoformat()[:7]):
+                q = int(self.qualifies(r))
+                for opt in (None, *self.options(r)):
+                    per = stats.setdefault(opt, {})
+                    for k in self.keys(r):
+                        c = per.setdefault(k, [0, 0])
+                        c[0] += 1
+                        c[1] += q
+            self._months[month] = stats
+        return self._months[month]
+
+    def counts(self, w: Window, option: Option) -> dict[str, list[int]]:
+        """candidate -> [records, qualifying records] in the window under the filter."""
+        out: dict[str, list[int]] = {}
+        for m in month_keys(w):
+            for k, (n, q) in self._month(m).get(option, {}).items():
+                c = out.setdefault(k, [0, 0])
+                c[0] += n
+                c[1] += q
+        return out
+
+    def all_options(self) -> list[Option]:
+        seen: dict[Option, None] = {None: None}
+        for r in self.rows:
+            for o in self.options(r):
+                seen.setdefault(o, None)
+        return list(seen)
+
+
+@dataclass
+class Scope:
+    window: Window
+    option: Option
+    candidates: list[str]
+    rows: list[Any] = field(default_factory=list)        # every in-scope record
+
+
+def pick_scope(rng: random.Random, index: FactIndex, w: Window, knobs: Knobs, min_qual: int = 1,
+               max_options: int = 40) -> Scope | None:
+    """A filter option and candidate list whose in-scope records number within ``knobs.scope_rows``.
+
+    Candidates are drawn among those with at least ``min_qual`` qualifying records, so every listed
+    candidate has a value. Returns None when no option fits (the caller draws another window).
+    """
+    options = cached_options(index)
+    order = rng.sample(options, min(max_options, len(options)))
+    lo, hi = knobs.scope_rows
+    for option in order:
+        counts = index.counts(w, option)
+        eligible = sorted(k for k, (_, q) in counts.items() if q >= min_qual and k is not None)
+        if len(eligible) < knobs.n_candidates[0]:
+            continue
+        for _ in range(3):
+            k = rng.randint(knobs.n_candidates[0], min(knobs.n_candidates[1], len(eligible)))
+            cands = rng.sample(eligible, k)
+            if lo <= sum(counts[c][0] for c in cands) <= hi:
+                return Scope(w, option, cands)
+    return None
+
+
+def cached_options(index: FactIndex) -> list[Option]:
+    if not hasattr(index, "_options"):
+        index._options = index.all_options()      # type: ignore[attr-defined]
+    return index._options                         # type: ignore[attr-defined]
+
+
+def scope_rows(index: FactIndex, scope: Scope) -> list[Any]:
+    """Every record of the scope: in the window, matching the filter, of a listed candidate."""
+    cands = set(scope.candidates)
+    return [r for r in index.between(scope.window.start.isoformat(), scope.window.end.isoformat())
+            if (scope.option is None or scope.option in index.options(r))
+            and cands.intersection(index.keys(r))]
+
+
+def distractors(rng: random.Random, index: FactIndex, scope: Scope, n: int, pad_days: int = 62,
+                prefer: Callable[[Any], bool] | None = None) -> list[Any]:
+    """Up to ``n`` records that miss the scope on one count: just outside the window (same candidate
+    and filter), or inside it but of another candidate or another filter value. About half are the
+    date near-misses when there are enough; ``prefer`` picks which of the others come first (for
+    example the cases of a product with a near-duplicate name)."""
+    if n <= 0:
+        return []
+    near = index.between((scope.window.start - dt.timedelta(days=pad_days)).isoformat(),
+                         (scope.window.end + dt.timedelta(days=pad_days)).isoformat())
+    cands = set(scope.candidates)
+    in_scope = {id(r) for r in scope.rows}
+    outside, other = [], []
+    for r in near:
+        if id(r) in in_scope:
+            continue
+        mine = bool(cands.intersection(index.keys(r)))
+        matches = scope.option is None or scope.option in index.options(r)
+        if mine and matches:
+            outside.append(r)            # only the date puts it out of scope
+        elif in_window(index.date(r), scope.window) and (mine or matches):
+            other.append(r)              # another candidate, or another filter value
+    picked = rng.sample(outside, min(len(outside), (n + 1) // 2))
+    rng.shuffle(other)
+    if prefer is not None:
+        other.sort(key=lambda r: not prefer(r))      # stable: preferred first, still shuffled
+    return picked + other[:n - len(picked)]
+
+
+# ----------------------------------------------------------------------------------------------
+# Ranking
+# ----------------------------------------------------------------------------------------------
+
+class Ranking(NamedTuple):
+    winner: str
+    tied: list[str]            # candidates sharing the best value (length 1 when unique)
+    gap: float                 # best vs runner-up, absolute or relative to |best| (inf: one candidate)
+
+
+def rank(values: dict[str, Fraction], mode: str, relative: bool = False) -> Ranking:
+    """The best candidate for ``mode`` ('min' or 'max'); ties go to the lowest Id (ASCII order)."""
+    if mode not in ("min", "max"):
+        raise ValueError(f"mode must be min or max, not {mode!r}")
+    sign = 1 if mode == "min" else -1
+    order = sorted(values, key=lambda k: (sign * values[k], k))
+    best = values[order[0]]
+    tied = [k for k in order if values[k] == best]
+    rest = [values[k] for k in order if values[k] != best]
+    if not rest:
+        return Ranking(order[0], tied, float("inf"))
+    gap = abs(rest[0] - best)
+    if relative:
+        gap = gap / max(abs(best), abs(rest[0]))
+    return Ranking(order[0], tied, float(gap))
+
+
+def acceptable(r: Ranking, knobs: Knobs, rng: random.Random, near_gap: float) -> bool:
+    """Easy and medium: a unique winner at least ``knobs.min_gap`` ahead. Hard: anything, but
+    clear wins are kept only half the time so that near-ties and ties are common."""
+    if knobs.min_gap > 0:
+        return len(r.tied) == 1 and r.gap >= knobs.min_gap
+    return r.gap < near_gap or rng.random() < 0.5
+
+
+def fit_prompt(render: Callable[[int], list[dict[str, str]]], n_extra: int,
+               limit: int = MAX_USER_CHARS) -> tuple[list[dict[str, str]], int]:
+    """Messages holding as many of the ``n_extra`` distractors as fit under ``limit`` characters
+    of user message; ``render(k)`` renders the in-scope records plus the first k distractors.
+    The in-scope records are never dropped (scopes are sized so that they fit)."""
+    keep = n_extra
+    while True:
+        msgs = render(keep)
+        if len(msgs[-1]["content"]) <= limit or keep == 0:
+            return msgs, keep
+        keep = int(keep * 0.75)
+
+
+def frac_meta(values: dict[str, Fraction], ndigits: int = 4) -> dict[str, float]:
+    """Per-candidate values for the metadata, rounded for reading (ranking used exact fractions)."""
+    return {k: round(float(v), ndigits) for k, v in sorted(values.items())}
+
+
+def id_list(ids: Sequence[str]) -> str:
+    return ", ".join(ids)
+
+
+def order_rows(rng: random.Random, rows: list[Any], date: Callable[[Any], str], shuffle: bool) -> list[Any]:
+    """Rows by date (easy: a sorted listing is easier to scan) or in a random order."""
+    if not shuffle:
+        return sorted(rows, key=lambda r: (date(r), r[0]))
+    keys = {id(r): rng.random() for r in rows}
+    return sorted(rows, key=lambda r: keys[id(r)])
+
+
+# ----------------------------------------------------------------------------------------------
+# The ranking task: "which candidate has the min / max value in this scope?"
+# ----------------------------------------------------------------------------------------------
+
+class RankingTask(Task):
+    """Shared ``generate`` of the six ranking tasks (agents or states ranked by a value).
+
+    A subclass provides the record index (``index``), the gold values by SQL (``gold``) and the
+    prompt (``render``); this class draws the window, the scope and min/max, rejects ties and
+    near-ties where the level forbids them, samples distractors and fits the prompt.
+    """
+
+    modes: ClassVar[tuple[str, ...]] = ("min", "max")
+    gaps: ClassVar[tuple[float, float]] = (1.0, 0.34)        # easy, medium minimal gaps
+    relative_gap: ClassVar[bool] = False
+    row_ranges: ClassVar[tuple[tuple[int, int], ...]] = ((3, 12), (10, 30), (18, 55))
+    min_qual: ClassVar[int] = 1
+    value_key: ClassVar[str]                                 # metadata key of per-candidate values
+    tie_rule: ClassVar[str] = TIE_RULE_ID
+    max_attempts: ClassVar[int] = 80
+
+    def index(self, org: Org) -> FactIndex:
+        raise NotImplementedError
+
+    def gold(self, org: Org, scope: Scope) -> tuple[dict[str, Fraction], dict[str, Any]]:
+        """Per-candidate values computed with SQL, and extra metadata (counts...)."""
+        raise NotImplementedError
+
+    def render(self, org: Org, scope: Scope, mode: str, shown: list[Any],
+               tie_rule: bool) -> tuple[list[str], str, str]:
+        """(tables, question, answer format) for the shown records."""
+        raise NotImplementedError
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        knobs = knobs_for(difficulty, self.gaps, self.row_ranges)
+        index = self.index(org)
+        for attempt in range(self.max_attempts):
+            # After half the attempts, accept any gap and state the tie rule (tiny orgs).
+            relaxed = attempt >= self.max_attempts // 2
+            w = sample_window(rng, org.today, difficulty)
+            scope = pick_scope(rng, index, w, knobs, self.min_qual)
+            if scope is None:
+                continue
+            scope.rows = scope_rows(index, scope)
+            values, extra = self.gold(org, scope)
+            if sorted(values) != sorted(scope.candidates):
+                continue                         # a listed candidate has no value
+            mode = rng.choice(self.modes)
+            r = rank(values, mode, self.relative_gap)
+            state_rule = difficulty == "hard" or relaxed
+            if (len(r.tied) > 1 and not state_rule) or (
+                    not relaxed and not acceptable(r, knobs, rng, self.gaps[1])):
+                continue
+            return self._instance(org, difficulty, rng, knobs, index, scope, mode, values, extra, r,
+                                  state_rule)
+        raise RuntimeError(f"{self.name}: no {difficulty} instance in {self.max_attempts} attempts; "
+                           "the org has too few records in its windows for this level")
+
+    def _instance(self, org: Org, difficulty: str, rng: random.Random, knobs: Knobs, index: FactIndex,
+                  scope: Scope, mode: str, values: dict[str, Fraction], extra: dict[str, Any],
+                  r: Ranking, state_rule: bool) -> Instance:
+        pool = distractors(rng, index, scope, round(knobs.distractor_ratio * len(scope.rows)))
+        ordered = order_rows(rng, scope.rows + pool, index.date, knobs.shuffle_rows)
+        in_scope = {id(x) for x in scope.rows}
+
+        def messages(k: int) -> list[dict[str, str]]:
+            keep = {id(x) for x in pool[:k]} | in_scope
+            tables, question, fmt = self.render(org, scope, mode, [x for x in ordered if id(x) in keep],
+                                                state_rule)
+            return build_messages(question, tables, fmt, today=org.today if difficulty == "hard" else None)
+
+        msgs, n_shown = fit_prompt(messages, len(pool))
+        meta = {**scope.window.as_meta(), "min_or_max": mode, "candidates": sorted(scope.candidates),
+                "filter": None if scope.option is None else {"kind": scope.option[0],
+                                                            "value": scope.option[1]},
+                self.value_key: frac_meta(values), **extra,
+                "tie_break": self.tie_rule if state_rule else "none (unique winner required)",
+                "tied": r.tied if len(r.tied) > 1 else [],
+                "gap": None if r.gap == float("inf") else round(r.gap, 4),
+                "n_scope_records": len(scope.rows), "n_distractors": n_shown}
+        return Instance(task=self.name, difficulty=difficulty, messages=msgs, answer=[r.winner],
+                        metadata=meta)

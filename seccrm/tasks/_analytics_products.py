@@ -1,0 +1,261 @@
+"""Per-product case questions: top_issue_identification and monthly_trend_analysis.
+
+Both look at every case of one product in a window (the unassigned 'New' cases included: a case is
+reported when it is created, whoever owns it). Distractors are cases of other products, preferably
+those with a near-duplicate name ("Aurora Desk Lamp" / "Aurora Desk Lamp Pro"), and cases of the
+same product just outside the window (for "the past N months", the current month's cases).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from fractions import Fraction
+from typing import Any, ClassVar
+
+from seccrm.tasks._analytics_cases import CaseFact, load_cases, names
+from seccrm.tasks._analytics_common import (
+    FactIndex,
+    Scope,
+    add_months,
+    cached,
+    distractors,
+    fit_prompt,
+    month_bounds,
+    month_keys,
+    order_rows,
+    scope_rows,
+)
+from seccrm.tasks.base import (
+    MONTHS,
+    NONE_ANSWER,
+    AnswerKind,
+    Instance,
+    Org,
+    Task,
+    Window,
+    build_messages,
+    past_window,
+    register,
+    render_table,
+    sample_window,
+)
+
+ROWS = {"easy": (3, 12), "medium": (10, 30), "hard": (18, 60)}
+DISTRACTOR_RATIO = {"easy": 0.0, "medium": 0.5, "hard": 1.0}
+
+
+def product_index(org: Org) -> FactIndex:
+    """Cases keyed by their product (no filter options: the product is the scope)."""
+    return cached(org, ("index", "product"), lambda o: FactIndex(
+        cached(o, "cases", load_cases), date=lambda r: r.created, keys=lambda r: (r.product,),
+        options=lambda r: (), qualifies=lambda r: True))
+
+
+def near_duplicates(org: Org, product: str) -> set[str]:
+    """Products whose name extends, or is extended by, this product's name."""
+    pn = names(org, "Product2")
+    me = pn[product]
+    return {p for p, n in pn.items() if p != product and (n.startswith(me) or me.startswith(n))}
+
+
+def product_phrase(org: Org, product: str) -> str:
+    return f"{names(org, 'Product2')[product]} (Product2Id {product})"
+
+
+class _ProductTask(Task):
+    """Shared prompt assembly: shown rows, distractor fitting, optional today's date."""
+
+    def _messages(self, org: Org, difficulty: str, rng: random.Random, scope: Scope, n_extra: int,
+                  render: Any) -> tuple[list[dict[str, str]], int]:
+        index = product_index(org)
+        near = near_duplicates(org, scope.candidates[0])
+        pool = distractors(rng, index, scope, n_extra, pad_days=45, prefer=lambda r: r.product in near)
+        ordered = order_rows(rng, scope.rows + pool, index.date, difficulty != "easy")
+        in_scope = {id(x) for x in scope.rows}
+
+        def messages(k: int) -> list[dict[str, str]]:
+            keep = {id(x) for x in pool[:k]} | in_scope
+            tables, q, fmt = render([x for x in ordered if id(x) in keep])
+            return build_messages(q, tables, fmt, today=org.today if difficulty == "hard" else None)
+
+        return fit_prompt(messages, len(pool))
+
+
+@register
+class TopIssue(_ProductTask):
+    name = "top_issue_identification"
+    answer = AnswerKind("id", prefix="a03", allow_none=True)
+    levels = {
+        "easy": "One explicit month, one product with 3-12 cases sorted by date, no distractors, the "
+                "top issue at least 2 cases ahead.",
+        "medium": "A quarter or season, 10-30 cases shuffled with half as many distractors (other "
+                  "products, near-duplicate names first; dates just outside); a unique top issue.",
+        "hard": "The past N months/quarters before today, 18-60 cases and as many distractors; ties "
+                "at the top and products with no case in the window give None.",
+    }
+    GAP: ClassVar[dict[str, int]] = {"easy": 2, "medium": 1, "hard": 0}
+    RULE = ("If the product has no case created in that period, or if two or more issues tie for the "
+            "most cases, answer None.")
+
+    def gold(self, org: Org, scope: Scope) -> dict[str, int]:
+        rows = org.query(
+            'SELECT c."IssueId__c", COUNT(*) FROM "Case" c JOIN "OrderItem" oi ON oi."Id" = c."OrderItemId__c" '
+            'WHERE c."CreatedDate" >= ? AND c."CreatedDate" < ? AND oi."Product2Id" = ? '
+            'GROUP BY c."IssueId__c"',
+            (scope.window.start.isoformat(), scope.window.end.isoformat(), scope.candidates[0]))
+        return {r[0]: r[1] for r in rows}
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        index, (lo, hi) = product_index(org), ROWS[difficulty]
+        all_products = sorted(names(org, "Product2"))
+        for attempt in range(80):
+            relaxed = attempt >= 40
+            w = sample_window(rng, org.today, difficulty)
+            counts = index.counts(w, None)
+            absent = difficulty == "hard" and rng.random() < 0.15
+            pick = [p for p in all_products if (counts.get(p, [0])[0] == 0 if absent
+                                                else lo <= counts.get(p, [0])[0] <= hi)]
+            if not pick:
+                continue
+            scope = Scope(w, None, [rng.choice(pick)])
+            scope.rows = scope_rows(index, scope)
+            issue_counts = self.gold(org, scope)
+            ranked = sorted(issue_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            top = [k for k, n in ranked if n == ranked[0][1]] if ranked else []
+            gap = ranked[0][1] - ranked[1][1] if len(ranked) > 1 else (ranked[0][1] if ranked else 0)
+            if not relaxed and difficulty != "hard" and (len(top) != 1 or gap < self.GAP[difficulty]):
+                continue
+            answer = top[0] if len(top) == 1 else NONE_ANSWER
+            n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows)) or (rng.randint(15, 40) if absent else 0)
+            msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
+                                           lambda shown: self.render(org, scope, shown))
+            meta = {**w.as_meta(), "product_id": scope.candidates[0], "issue_counts": dict(sorted(issue_counts.items())),
+                    "top_issues": top, "min_or_max": "max",
+                    "none_reason": None if answer != NONE_ANSWER else ("no_cases" if not top else "tie"),
+                    "tie_break": "a tie at the top gives None", "n_scope_records": len(scope.rows),
+                    "n_distractors": n_shown}
+            return Instance(self.name, difficulty, msgs, [answer], meta)
+        raise RuntimeError(f"{self.name}: no {difficulty} instance in 80 attempts; the org is too small")
+
+    def render(self, org: Org, scope: Scope, shown: list[CaseFact]) -> tuple[list[str], str, str]:
+        issues = names(org, "Issue__c")
+        used = sorted({r.issue for r in shown})
+        q = (f"Which issue was reported most often in the cases about product "
+             f"{product_phrase(org, scope.candidates[0])} created {scope.window.phrase}? {self.RULE}")
+        tables = [render_table("Case (Product2Id = product of the case's order item)",
+                               ["Id", "Product2Id", "IssueId__c", "CreatedDate"],
+                               [(r.id, r.product, r.issue, r.created) for r in shown]),
+                  render_table("Issue__c", ["Id", "Name"], [(i, issues[i]) for i in used])]
+        return tables, q, "the Issue Id (IssueId__c, 18 characters), or None."
+
+
+# ----------------------------------------------------------------------------------------------
+# monthly_trend_analysis
+# ----------------------------------------------------------------------------------------------
+
+def slack(counts: list[int], i: int) -> Fraction:
+    """How far month ``i`` is above the "significantly more" threshold (>= 0: it qualifies).
+
+    The threshold (base.DEFINITIONS): count >= 2 x the average of the other months and
+    count >= that average + 5. Exact fractions, so a month exactly at the threshold qualifies."""
+    avg = Fraction(sum(counts) - counts[i], len(counts) - 1)
+    return min(counts[i] - 2 * avg, counts[i] - avg - 5)
+
+
+def trend_window(rng: random.Random, today: dt.date, difficulty: str) -> Window:
+    """Easy: three explicit months; medium: a quarter or season; hard: the past 4-12 months or
+    2-4 quarters. Periods never exceed 12 months, so a month name is unambiguous."""
+    if difficulty == "easy":
+        start = add_months(dt.date(today.year, today.month, 1), -rng.randint(3, 26))
+        end = add_months(start, 3)
+        last = add_months(start, 2)
+        return Window(start, end, f"from {MONTHS[start.month - 1]} {start.year} to "
+                                  f"{MONTHS[last.month - 1]} {last.year}")
+    if difficulty == "medium":
+        return sample_window(rng, today, "medium")
+    if rng.random() < 0.5:
+        return past_window(today, "quarters", rng.randint(2, 4))
+    return past_window(today, "months", rng.randint(4, 12))
+
+
+@register
+class MonthlyTrend(_ProductTask):
+    name = "monthly_trend_analysis"
+    answer = AnswerKind("month", allow_none=True)
+    levels = {
+        "easy": "Three explicit months, one product's cases (4-30) sorted by date, no distractors; the "
+                "spike month, or the flat period, is at least 3 cases clear of the threshold.",
+        "medium": "A quarter or season, 8-60 cases shuffled, half as many distractors (other products, "
+                  "dates just outside); at least 1 case clear of the threshold.",
+        "hard": "The past 4-12 months or 2-4 quarters before today, 15-140 cases, as many distractors "
+                "(the current month's cases included); months near the threshold are kept.",
+    }
+    ROWS: ClassVar[dict[str, tuple[int, int]]] = {"easy": (4, 30), "medium": (8, 60), "hard": (15, 140)}
+    CLEAR: ClassVar[dict[str, int]] = {"easy": 3, "medium": 1, "hard": 0}
+    P_NONE: ClassVar[dict[str, float]] = {"easy": 0.3, "medium": 0.4, "hard": 0.5}
+
+    def gold(self, org: Org, product: str, w: Window) -> list[int]:
+        """Cases of the product per month of the window (zeros included), by SQL."""
+        rows = org.query(
+            'SELECT substr(c."CreatedDate", 1, 7), COUNT(*) FROM "Case" c '
+            'JOIN "OrderItem" oi ON oi."Id" = c."OrderItemId__c" WHERE c."CreatedDate" >= ? '
+            'AND c."CreatedDate" < ? AND oi."Product2Id" = ? GROUP BY 1',
+            (w.start.isoformat(), w.end.isoformat(), product))
+        per = dict((r[0], r[1]) for r in rows)
+        return [per.get(m, 0) for m in month_keys(w)]
+
+    def _fits(self, counts: list[int], want_none: bool, clear: int, rng: random.Random) -> bool:
+        slacks = [slack(counts, i) for i in range(len(counts))]
+        hits = [s for s in slacks if s >= 0]
+        if len(hits) > 1 or (len(hits) == 0) != want_none:
+            return False
+        if clear:
+            return all(s >= clear or s <= -clear for s in slacks)
+        return min(abs(s) for s in slacks) < 3 or rng.random() < 0.5      # hard: prefer near misses
+
+    def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
+        index, (lo, hi) = product_index(org), self.ROWS[difficulty]
+        for attempt in range(120):
+            clear = self.CLEAR[difficulty] if attempt < 80 else 0
+            w = trend_window(rng, org.today, difficulty)
+            want_none = rng.random() < self.P_NONE[difficulty]
+            months = month_keys(w)
+            per_month = [index.counts(Window(*month_bounds(m), ""), None) for m in months]
+            totals = {p: sum(pm.get(p, [0])[0] for pm in per_month) for p in names(org, "Product2")}
+            pick = sorted(p for p, t in totals.items() if lo <= t <= hi
+                          and self._fits([pm.get(p, [0])[0] for pm in per_month], want_none, clear, rng))
+            if not pick:
+                continue
+            product = rng.choice(pick)
+            counts = self.gold(org, product, w)
+            qualifying = [m for i, m in enumerate(months) if slack(counts, i) >= 0]
+            if len(qualifying) > 1:
+                continue
+            answer = MONTHS[int(qualifying[0][5:]) - 1] if qualifying else NONE_ANSWER
+            scope = Scope(w, None, [product])
+            scope.rows = scope_rows(index, scope)
+            n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows))
+            msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
+                                           lambda shown: self.render(org, scope, shown, difficulty))
+            meta = {**w.as_meta(), "product_id": product, "month_counts": dict(zip(months, counts)),
+                    "qualifying_months": qualifying, "min_or_max": "max",
+                    "month_slack": {m: round(float(slack(counts, i)), 3) for i, m in enumerate(months)},
+                    "rule": "count >= 2 x mean(other months) and count >= mean(other months) + 5",
+                    "tie_break": "two or more qualifying months are never generated",
+                    "n_scope_records": len(scope.rows), "n_distractors": n_shown}
+            return Instance(self.name, difficulty, msgs, [answer], meta)
+        raise RuntimeError(f"{self.name}: no {difficulty} instance in 120 attempts; the org is too small")
+
+    def render(self, org: Org, scope: Scope, shown: list[CaseFact], difficulty: str) -> tuple[list[str], str, str]:
+        q = (f"Considering the cases about product {product_phrase(org, scope.candidates[0])} created "
+             f"{scope.window.phrase}, is there a month in that period with significantly more cases "
+             "than the other months of the period? If there is none, answer None.")
+        if difficulty == "easy":     # no distractors: every row is the product's
+            table = render_table(f"Case (all about product {scope.candidates[0]})", ["Id", "CreatedDate"],
+                                 [(r.id, r.created) for r in shown])
+        else:
+            table = render_table("Case (Product2Id = product of the case's order item)",
+                                 ["Id", "Product2Id", "CreatedDate"], [(r.id, r.product, r.created) for r in shown])
+        return [table], q, "the month name in English (e.g. March), or None."
+
