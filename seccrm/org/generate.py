@@ -58,7 +58,7 @@ class OrgSize:
 
 
 SIZES: dict[str, OrgSize] = {
-    "tiny": OrgSize("tiny", 8, 6, 12, 4, 60, (2, 3), 300, 600, 30, 120, 150, 30),
+    "tiny": OrgSize("tiny", 8, 6, 12, 4, 60, (2, 3), 300, 600, 30, 150, 150, 30),
     "small": OrgSize("small", 16, 10, 24, 5, 250, (2, 4), 1500, 3000, 60, 500, 700, 60),
     "full": OrgSize("full", 40, 24, 60, 6, 1200, (2, 5), 9000, 24000, 200, 3000, 5000, 200),
 }
@@ -566,7 +566,9 @@ class _Generator:
             days *= 1.5                                    # a hand-over costs time
         closed = (created + dt.timedelta(days=max(days, 0.1))).replace(microsecond=0)
         now = dt.datetime(TODAY.year, TODAY.month, TODAY.day)
-        is_closed = closed < now
+        # A backlog: a quarter of the last 45 days' cases are still being worked on.
+        stalled = (now - created).days < 45 and rng.random() < 0.25
+        is_closed = closed < now and not stalled
         solution = None
         if is_closed:
             allowed = self.allowed[ii]
@@ -653,7 +655,13 @@ class _Generator:
     def opportunities(self) -> None:
         rng = self.rng("opportunities")
         quotes: list[str] = []
-        for day in sorted(_day_between(rng, DATA_START, TODAY) for _ in range(self.size.opportunities)):
+        # A live pipeline: 40% of opportunities were created in the last 4 months, so many are still
+        # open (activity_priority and wrong_stage_rectification need open ones).
+        n = self.size.opportunities
+        recent = round(0.4 * n)
+        days = [_day_between(rng, DATA_START, TODAY) for _ in range(n - recent)]
+        days += [_day_between(rng, TODAY - dt.timedelta(days=120), TODAY) for _ in range(recent)]
+        for day in sorted(days):
             self._opportunity(rng, day, quotes)
         self._quote_lines(self.rng("quote_lines"), quotes)
 
@@ -668,7 +676,7 @@ class _Generator:
         else:   # still open: how far along it is follows the elapsed share of its cycle
             stage = min(3, int(4 * (TODAY - day).days / cycle))
         shown, wrong = stage, False
-        if stage < 4 and rng.random() < 0.15:             # wrong_stage_rectification targets
+        if stage < 4 and rng.random() < 0.2:              # wrong_stage_rectification targets
             shown, wrong = rng.choice([x for x in range(4) if x != stage]), True
         pop = [p["popularity"] for p in self.products]
         items = list(dict.fromkeys(rng.choices(range(len(self.products)), weights=pop, k=rng.randint(1, 3))))

@@ -106,7 +106,7 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("Id", "TEXT"), ("Title", "TEXT"), ("Summary", "TEXT"), ("FAQ_Answer__c", "TEXT"),
         ("UrlName", "TEXT"),
         ("ArticleType__c", "TEXT"),      # 'FAQ' | 'Policy'
-        ("PolicyRule__c", "TEXT"),       # JSON rule for Policy articles; NULL for FAQ articles
+        ("PolicyRule__c", "TEXT"),       # JSON: the rule of a Policy article; {"type": "faq", "facts": [...]} for FAQ
     ],
     "EmailMessage": [
         ("Id", "TEXT"), ("ParentId", "TEXT"), ("Subject", "TEXT"), ("TextBody", "TEXT"),
