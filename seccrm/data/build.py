@@ -145,10 +145,14 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     from tqdm import tqdm
 
     from seccrm.org import build_org, open_org
+    from seccrm.tasks import all_tasks
     from seccrm.tasks.base import Org
 
     if train_per_task < 0 or test_per_task < 0:
         raise ValueError("train_per_task and test_per_task must be >= 0")
+    missing = [t for t in TASK_SKILLS if t not in all_tasks()]
+    if missing:
+        raise ValueError(f"task generator(s) not registered in this checkout: {', '.join(missing)}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)

@@ -85,8 +85,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.train_per_task < 0 or args.test_per_task < 0:
         raise CLIError("--train-per-task and --test-per-task must be >= 0")
     t0 = time.perf_counter()
-    manifest = build_suite(args.out, seed=args.seed, size=args.size, train_per_task=args.train_per_task,
-                           test_per_task=args.test_per_task, progress=not args.no_progress)
+    try:
+        manifest = build_suite(args.out, seed=args.seed, size=args.size, train_per_task=args.train_per_task,
+                               test_per_task=args.test_per_task, progress=not args.no_progress)
+    except ValueError as e:
+        raise CLIError(str(e)) from e
     print(counts_table(manifest["counts"]))
     print(f"\nwrote {args.out} (seed {args.seed}, size {args.size}) in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -1,0 +1,233 @@
+"""The dataset builder, loader, checker and CLI, on a real tiny org and the real 19 task generators."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from seccrm.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS
+from seccrm.cli import main
+from seccrm.data import build_suite, check_suite, load_split
+from seccrm.data.build import SPLITS, per_difficulty, val_indices
+from seccrm.rewards import gold_completion, score, score_details
+
+TRAIN_PER_TASK, TEST_PER_TASK = 6, 3          # 2 per level, so every (task, level) is exercised
+FILES = ("org.sqlite", "suite.json", *(f"{s}.{e}" for s in SPLITS for e in ("jsonl", "parquet")))
+
+
+def build(out: Path, seed: int = 0) -> dict:
+    return build_suite(out, seed=seed, size="tiny", train_per_task=TRAIN_PER_TASK,
+                       test_per_task=TEST_PER_TASK, progress=False)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("suite") / "s0"
+    build(out)
+    return out
+
+
+def read(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rewrite(path: Path, records: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records))
+
+
+# ----------------------------------------------------------------------------------------------
+# Building
+# ----------------------------------------------------------------------------------------------
+
+def test_same_seed_same_bytes_other_seed_other_data(suite: Path, tmp_path: Path) -> None:
+    # The second build goes through the CLI, so `seccrm build` is covered too.
+    assert main(["build", "--out", str(tmp_path / "again"), "--size", "tiny", "--no-progress",
+                 "--train-per-task", str(TRAIN_PER_TASK), "--test-per-task", str(TEST_PER_TASK)]) == 0
+    for name in FILES:
+        assert (suite / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    build(tmp_path / "s1", seed=1)
+    assert sha(tmp_path / "s1" / "org.sqlite") != sha(suite / "org.sqlite")
+    a, b = read(suite / "train.jsonl"), read(tmp_path / "s1" / "train.jsonl")
+    assert [r["id"] for r in a] == [r["id"] for r in b]                 # same plan ...
+    differ = sum(x["messages"] != y["messages"] for x, y in zip(a, b, strict=True))
+    assert differ > 0.9 * len(a)                                        # ... other instances
+
+
+def test_records_splits_and_counts(suite: Path) -> None:
+    splits = {s: read(suite / f"{s}.jsonl") for s in SPLITS}
+    manifest = json.loads((suite / "suite.json").read_text())
+    for split, recs in splits.items():
+        for r in recs:
+            assert set(r) == {"id", "task", "skill", "difficulty", "arm", "messages", "answer", "metadata"}
+            assert r["skill"] == TASK_SKILLS[r["task"]] and r["arm"] == f"{r['skill']}/{r['difficulty']}"
+            assert r["id"].startswith(f"{r['task']}-{r['difficulty']}-") and len(r["id"].rsplit("-", 1)[1]) == 5
+            assert [m["role"] for m in r["messages"]] == ["system", "user"]
+            assert r["metadata"]["org"] == "org.sqlite" and r["metadata"]["seed"] == 0
+            assert r["answer"] and all(isinstance(x, str) for x in r["answer"])
+            assert (r["task"] in HELD_OUT_TASKS) == (split == "test")
+    ids = [r["id"] for recs in splits.values() for r in recs]
+    assert len(ids) == len(set(ids))
+    for task in TRAIN_TASKS:
+        for d, pool in per_difficulty(TRAIN_PER_TASK).items():
+            val = {f"{task}-{d}-{i:05d}" for i in val_indices(0, task, d, pool)}
+            got_val = {r["id"] for r in splits["val"] if r["task"] == task and r["difficulty"] == d}
+            got_train = [r for r in splits["train"] if r["task"] == task and r["difficulty"] == d]
+            assert got_val == val and len(got_train) == pool - len(val)
+    assert manifest["counts"]["test"] == {t: {d: 1 for d in DIFFICULTIES} for t in HELD_OUT_TASKS}
+    assert len(splits["train"]) + len(splits["val"]) == TRAIN_PER_TASK * len(TRAIN_TASKS)
+
+
+def test_datasets_loads_jsonl_and_parquet(suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    import datasets
+
+    want = read(suite / "train.jsonl")
+    for fmt, ext in (("json", "jsonl"), ("parquet", "parquet")):
+        ds = datasets.load_dataset(fmt, data_files={s: str(suite / f"{s}.{ext}") for s in SPLITS},
+                                   cache_dir=str(tmp_path / fmt))
+        assert {s: len(ds[s]) for s in SPLITS} == {s: len(read(suite / f"{s}.jsonl")) for s in SPLITS}
+        row = ds["train"][0]
+        assert row["id"] == want[0]["id"] and row["messages"] == want[0]["messages"]
+        assert row["answer"] == want[0]["answer"]
+    meta = ds["train"][0]["metadata"]                       # Parquet: metadata is a JSON string
+    assert json.loads(meta) == want[0]["metadata"]
+
+
+# ----------------------------------------------------------------------------------------------
+# Loading and scoring
+# ----------------------------------------------------------------------------------------------
+
+def test_load_split_scores_every_gold_answer_from_anywhere(suite: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SECCRM_ORG", raising=False)
+    before = sha(suite / "org.sqlite")
+    for split in SPLITS:
+        for r in load_split(suite, split):
+            d = score_details(r, "I checked the records. " + gold_completion(r))
+            assert d["reward"] == 1.0, (r["id"], r["answer"], d)
+    with pytest.raises(ValueError, match="unknown split"):
+        load_split(suite, "dev")
+    with pytest.raises(FileNotFoundError, match="seccrm build"):
+        load_split(tmp_path, "train")
+    assert sha(suite / "org.sqlite") == before
+
+
+def test_crud_actions_on_the_real_org(suite: Path) -> None:
+    """Hostile and wrong actions against real CRUD instances: 0.0 or 0.1, and the org file untouched."""
+    before = sha(suite / "org.sqlite")
+    crud = [r for r in load_split(suite, "train") + load_split(suite, "val") if r["skill"] == "CRUD"]
+    assert {r["task"] for r in crud} == {"case_routing", "lead_routing", "wrong_stage_rectification"}
+    for r in crud:
+        gold = json.loads(r["answer"][0])
+        assert score(r, gold_completion(r)) == 1.0
+        field, value = next(iter(gold["fields"].items()))
+        other = [json.loads(x["answer"][0])["fields"][field] for x in crud
+                 if x["task"] == r["task"] and json.loads(x["answer"][0])["fields"][field] != value]
+        if other:      # a value another instance needed: well formatted, wrong
+            wrong = dict(gold, fields={field: other[0]})
+            assert score(r, f"<answer>{json.dumps(wrong)}</answer>") == 0.1
+        hostile = [dict(gold, fields={field: value + "'; DROP TABLE \"Case\"; --"}),
+                   dict(gold, object="User"), dict(gold, fields={"Id": gold["id"]}),
+                   dict(gold, id=gold["id"][:-1] + "A"), dict(gold, op="delete")]
+        for h in hostile:
+            assert score(r, f"<answer>{json.dumps(h)}</answer>") == 0.0, h
+        assert score(r, f"<answer>{json.dumps(gold)[:-1]}</answer>") == 0.0     # truncated JSON
+    assert sha(suite / "org.sqlite") == before
+
+
+# ----------------------------------------------------------------------------------------------
+# The checker
+# ----------------------------------------------------------------------------------------------
+
+def test_check_passes_on_a_good_build(suite: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_suite(suite, rebuild_per_arm=2) == []
+    assert main(["check", str(suite)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+@pytest.fixture
+def copy(suite: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "copy"
+    shutil.copytree(suite, out)
+    return out
+
+
+def problems_of(path: Path, check: str) -> list[str]:
+    return [p for p in check_suite(path) if p.startswith(f"[{check}]")]
+
+
+def test_check_reports_an_edited_gold_answer(copy: Path) -> None:
+    recs = read(copy / "train.jsonl")
+    i = next(k for k, r in enumerate(recs) if r["task"] == "handle_time")
+    recs[i]["answer"] = [recs[i]["answer"][0][:-1] + ("A" if recs[i]["answer"][0][-1] != "A" else "B")]
+    rewrite(copy / "train.jsonl", recs)
+    assert any("train.jsonl changed after it was built" in p for p in problems_of(copy, "files"))
+    gold = problems_of(copy, "gold")
+    assert len(gold) == 1 and recs[i]["id"] in gold[0] and "scores 0.0" in gold[0]
+    # The first record of each (split, task, level) is always among those rebuilt.
+    assert any(recs[i]["id"] in p and "differs in answer" in p for p in problems_of(copy, "determinism"))
+
+
+def test_check_reports_a_held_out_task_in_train_and_overlapping_ids(copy: Path) -> None:
+    train, val, test = (read(copy / f"{s}.jsonl") for s in SPLITS)
+    rewrite(copy / "train.jsonl", train + [test[0], val[0]])
+    problems = problems_of(copy, "split")
+    assert any(f"held-out task {test[0]['task']} must never be in train" in p for p in problems)
+    assert any(test[0]["id"] in p and "also in" in p for p in problems)     # the test id, twice
+    assert any(val[0]["id"] in p and "also in" in p for p in problems)
+    assert any("expected 0" in p for p in problems_of(copy, "counts"))
+
+
+def test_check_reports_nondeterminism_and_missing_files(copy: Path) -> None:
+    val = read(copy / "val.jsonl")
+    val[0]["messages"][1]["content"] += " (edited)"
+    rewrite(copy / "val.jsonl", val)
+    (copy / "test.parquet").unlink()
+    assert any(val[0]["id"] in p and "differs in messages" in p for p in problems_of(copy, "determinism"))
+    assert any("test.parquet is missing" in p and "seccrm build --out" in p for p in problems_of(copy, "files"))
+    assert any("val.parquet does not hold the same rows" in p for p in problems_of(copy, "parquet"))
+    assert check_suite(copy / "nowhere")[0].startswith("[files]")
+
+
+# ----------------------------------------------------------------------------------------------
+# The other commands
+# ----------------------------------------------------------------------------------------------
+
+def test_score_command(suite: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    test = read(suite / "test.jsonl")
+    comp = tmp_path / "completions.jsonl"
+    rows = [{"id": r["id"], "completion": gold_completion(r)} for r in test]
+    rows[0]["completion"] = "no answer at all"
+    comp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    details = tmp_path / "details.jsonl"
+    assert main(["score", "--data", str(suite / "test.jsonl"), "--completions", str(comp),
+                 "--details", str(details)]) == 0
+    out = capsys.readouterr().out
+    all_row = next(line for line in out.splitlines() if line.startswith("all")).split()
+    n = len(test)
+    assert int(all_row[1]) == n and float(all_row[3]) == pytest.approx(round((n - 1) / n, 3), abs=1e-3)
+    assert [json.loads(x)["reward"] for x in details.read_text().splitlines()][:2] == [0.0, 1.0]
+
+    comp.write_text(json.dumps(rows[0]) + "\n{not json\n")
+    assert main(["score", "--data", str(suite / "test.jsonl"), "--completions", str(comp)]) == 2
+    assert "line 2: not valid JSON" in capsys.readouterr().err
+    comp.write_text(json.dumps({"id": "nope-easy-00000", "completion": "x"}) + "\n")
+    assert main(["score", "--data", str(suite / "test.jsonl"), "--completions", str(comp)]) == 2
+    assert "nope-easy-00000" in capsys.readouterr().err
+
+
+def test_tasks_command_lists_all_19(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    for name in TASK_SKILLS:
+        assert f"{name}  [" in out and "not registered" not in out
+    assert out.count("  hard  ") == len(TASK_SKILLS)
