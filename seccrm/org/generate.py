@@ -181,7 +181,7 @@ class _Generator:
         self.states = [st for _, states in terrs for st in states]
         names = self._names(rng, s.support_agents + s.sales_reps)
         n_issues = len(T.ISSUES)
-        speed = _spread(rng, 1.0, 3.2, s.support_agents)           # mean handle days: ~3x spread
+        speed = _spread(rng, 1.0, 2.8, s.support_agents)           # mean handle days: ~3x spread
         transfer = _spread(rng, 0.02, 0.30, s.support_agents)
         breachers = set(rng.sample(range(s.support_agents), math.ceil(0.3 * s.support_agents)))
         volume = _spread(rng, 0.5, 2.0, s.sales_reps)
@@ -286,8 +286,20 @@ class _Generator:
     # ------------------------------------------------------------------------------------------
     def accounts(self) -> None:
         rng, s = self.rng("accounts"), self.size
-        factors = _spread(rng, 0.6, 1.7, len(self.states))         # account state -> closure time factor
-        self.state_factor = dict(zip(self.states, factors))
+        # Account state -> closure time factor. Each territory gets one factor from each band (fast to
+        # slow), so that territories, and hence their agents, are alike on average: agent speed and
+        # state speed stay separate signals.
+        terr_states = [states for _, states in T.TERRITORIES[: len(self.terr_ids)]]
+        per = min(len(st) for st in terr_states)
+        factors = sorted(_spread(rng, 0.6, 1.7, len(self.states)))
+        self.state_factor: dict[str, float] = {}
+        for band in range(per):
+            chunk = factors[band * len(terr_states):(band + 1) * len(terr_states)]
+            rng.shuffle(chunk)
+            for states, f in zip(terr_states, chunk):
+                self.state_factor[states[band]] = f
+        rest = [st for st in self.states if st not in self.state_factor]   # territories of unequal size
+        self.state_factor.update(zip(rest, factors[len(self.state_factor):]))
         used: set[str] = set()
         self.account_list: list[dict[str, Any]] = []
         for _ in range(s.accounts):

@@ -355,7 +355,7 @@ def lead_call(rng: random.Random, rep_first: str, lead_first: str, title: str, c
             f"Finance approved {money(budget)} for this.")),
         f"Rep ({rep_first}): And when would you need it in place?",
         f"Lead ({lead_first}): " + rng.choice((
-            f"Within {timeline_days} days.", f"We want it running within {timeline_days} days.",
+            f"We need it within {timeline_days} days.", f"We want it running within {timeline_days} days.",
             f"Ideally within {timeline_days} days from now.")),
         f"Rep ({rep_first}): Great, I will send over some information.",
     ))
