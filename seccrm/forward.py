@@ -115,5 +115,17 @@ def completion_logprobs(model: torch.nn.Module, prompt_ids: list[list[int]], com
 
 def _hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
             group_size: int, share_prompt: bool) -> Tensor:
-    """[B, T, H] hidden states predicting the completion tokens (the shared path is not wired in yet)."""
+    """[B, T, H] hidden states predicting the completion tokens, shared when the model allows it."""
+    if share_prompt:
+        from seccrm.shared_prefix import shared_hidden, unsupported_reason
+
+        reason = unsupported_reason(model)
+        if reason is None:
+            return shared_hidden(model, prompt_ids, completion_ids, group_size)
+        if reason not in _LOGGED:
+            _LOGGED.add(reason)
+            logger.warning("log-probs fall back to the unshared forward: %s", reason)
     return unshared_hidden(model, prompt_ids, completion_ids, group_size)
+
+
+_LOGGED: set[str] = set()

@@ -119,8 +119,23 @@ class HFCacheDecoder:
 
 
 def make_decoder(model: torch.nn.Module, pad_id: int, max_new_tokens: int) -> PromptDecoder:
-    """The decoder used by ``generate_rollouts`` for this model."""
+    """The shared-prefix decoder when the architecture allows it, else the HF-cache fallback."""
+    from seccrm.shared_prefix import SharedPrefixDecoder, unsupported_reason
+
+    reason = unsupported_reason(model)
+    if reason is None:
+        return SharedPrefixDecoder(model, max_new_tokens)
+    _log_once(f"rollouts fall back to a repeated Hugging Face cache: {reason}")
     return HFCacheDecoder(model, pad_id)
+
+
+_LOGGED: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        logger.warning(message)
 
 
 def sample_next_tokens(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None,

@@ -1,0 +1,319 @@
+"""Shared-prompt computation for Llama-family models: each prompt runs once per group.
+
+GRPO samples n completions per prompt; CRM prompts are long and answers short, so computing the
+prompt n times (in the rollout's prefill and again in the policy's forward and backward) is most of
+the work. Here the prompt of a group runs once and its keys and values are shared by the group's n
+completions:
+
+- rollouts (``SharedPrefixDecoder``): the prompts are prefilled once; each decoding step attends to
+  [that prompt's keys/values] + [the completion's own keys/values]. The prompt cache is never
+  repeated: the queries of all n completions of a group (and all query heads of a KV head, GQA) are
+  stacked into one matrix and multiplied with the group's keys once.
+- training (``shared_hidden``): the prompt pass runs with gradients; the completions attend to its
+  keys and values, and autograd sums the n completions' gradients into the one prompt pass. The
+  result equals the unshared computation (each row ``prompt + completion``) up to float rounding.
+
+Attention is computed eagerly: scores over the prefix and over the completion's own keys are
+concatenated, masked, and normalised by one softmax (float32, or float64 for float64 models), so
+both parts share one normaliser. The modules of the model itself (projections, possibly LoRA-wrapped
+by peft, norms, MLP, rotary embedding) do all the rest, so a LoRA adapter just works.
+
+Supported: model types ``llama``, ``qwen2``, ``qwen3`` (with its q/k norms) and ``mistral`` without
+a sliding window. ``unsupported_reason`` says why another model cannot share; callers then fall back.
+
+Shapes: G groups (distinct prompts), n completions per group, B = G * n rows (group-major),
+P padded prompt length, T completion length, H query heads, K KV heads, D head dim, E hidden size.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from seccrm.forward import base_model, decoder_and_head
+
+SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
+_LAYER_PARTS = ("self_attn", "input_layernorm", "post_attention_layernorm", "mlp")
+_ATTN_PARTS = ("q_proj", "k_proj", "v_proj", "o_proj")
+
+KV = tuple[Tensor, Tensor]   # keys, values: [N, K, S, D] each
+
+
+def unsupported_reason(model: torch.nn.Module) -> str | None:
+    """None when ``model`` can share prompts; otherwise a sentence saying why not."""
+    peft_config = getattr(model, "peft_config", None)
+    if isinstance(peft_config, dict):
+        kinds = {str(getattr(c, "peft_type", "")).split(".")[-1] for c in peft_config.values()}
+        if kinds - {"LORA"}:
+            return f"peft adapters of type {sorted(kinds)} change attention inputs; only LoRA is supported"
+    base = base_model(model)
+    config = getattr(base, "config", None)
+    mtype = getattr(config, "model_type", None)
+    if mtype not in SUPPORTED_MODEL_TYPES:
+        return f"model type {mtype!r} is not one of {', '.join(SUPPORTED_MODEL_TYPES)}"
+    try:
+        decoder, _, _ = decoder_and_head(model)
+    except (TypeError, AttributeError) as e:
+        return str(e)
+    for part in ("embed_tokens", "layers", "norm", "rotary_emb"):
+        if not hasattr(decoder, part):
+            return f"{type(decoder).__name__} has no {part}"
+    for layer in decoder.layers:
+        missing = [p for p in _LAYER_PARTS if not hasattr(layer, p)]
+        missing += [p for p in _ATTN_PARTS if not hasattr(getattr(layer, "self_attn", None), p)]
+        if missing:
+            return f"{type(layer).__name__} lacks {', '.join(missing)}"
+        if getattr(layer.self_attn, "sliding_window", None):
+            return "sliding-window attention layers are not supported"
+    if getattr(config, "attention_dropout", 0.0) and model.training:
+        return "attention dropout is on in training mode"
+    if _rope_fn(decoder.layers[0].self_attn) is None:
+        return f"{type(decoder.layers[0].self_attn).__module__} has no apply_rotary_pos_emb"
+    return None
+
+
+def _rope_fn(attn: torch.nn.Module) -> Callable[..., tuple[Tensor, Tensor]] | None:
+    """The model's own rotary application, from the module that defines its attention class."""
+    return getattr(sys.modules.get(type(attn).__module__), "apply_rotary_pos_emb", None)
+
+
+# ------------------------------------------------------------------------------------------------
+# Attention
+# ------------------------------------------------------------------------------------------------
+
+def _softmax_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, scaling: float) -> Tensor:
+    """Plain attention within each row: q [N, H, S, D], k/v [N, K, S, D], allowed [N, S, S] -> [N, S, H*D]."""
+    N, H, S, D = q.shape
+    r = H // k.shape[1]
+    qg = (q * scaling).reshape(N, k.shape[1], r * S, D)                     # query heads of one KV head stacked
+    scores = (qg @ k.transpose(-1, -2)).view(N, k.shape[1], r, S, S)
+    scores = scores.masked_fill(~allowed[:, None, None], torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=_softmax_dtype(q.dtype)).to(q.dtype)
+    out = (probs.view(N, k.shape[1], r * S, S) @ v).view(N, H, S, D)
+    return out.transpose(1, 2).reshape(N, S, H * D)
+
+
+def shared_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None, prefix: KV,
+                     prefix_valid: Tensor, scaling: float) -> Tensor:
+    """Completions attending to their group's prefix and to their own keys; one softmax over both.
+
+    q [B, H, t, D]; own k/v [B, K, S, D]; allowed [B, t, S] (None: all own keys visible);
+    prefix k/v [G, K, P, D] with prefix_valid [G, P]; B = G * n, rows group-major. Returns [B, t, H*D].
+    The prefix is used once per group: its n completions' queries are stacked, not its keys repeated.
+    """
+    B, H, t, D = q.shape
+    pk, pv = prefix
+    G, K, P, _ = pk.shape
+    n, r, S = B // G, H // K, k.shape[2]
+    qs = (q * scaling).view(G, n, K, r, t, D)
+    q_pre = qs.permute(0, 2, 1, 3, 4, 5).reshape(G, K, n * r * t, D)           # [G, K, n*r*t, D]
+    s_pre = (q_pre @ pk.transpose(-1, -2)).view(G, K, n, r, t, P).permute(0, 2, 1, 3, 4, 5)
+    s_own = (qs.reshape(G, n, K, r * t, D) @ k.view(G, n, K, S, D).transpose(-1, -2)).view(G, n, K, r, t, S)
+    low = torch.finfo(s_own.dtype).min
+    s_pre = s_pre.masked_fill(~prefix_valid.view(G, 1, 1, 1, 1, P), low)
+    if allowed is not None:
+        s_own = s_own.masked_fill(~allowed.view(G, n, 1, 1, t, S), low)
+    probs = torch.softmax(torch.cat([s_pre, s_own], dim=-1), dim=-1, dtype=_softmax_dtype(q.dtype)).to(q.dtype)
+    p_pre, p_own = probs.split([P, S], dim=-1)                                 # [G, n, K, r, t, P | S]
+    o_pre = p_pre.permute(0, 2, 1, 3, 4, 5).reshape(G, K, n * r * t, P) @ pv  # [G, K, n*r*t, D]
+    o_pre = o_pre.view(G, K, n, r, t, D).permute(0, 2, 1, 3, 4, 5)
+    o_own = (p_own.reshape(G, n, K, r * t, S) @ v.view(G, n, K, S, D)).view(G, n, K, r, t, D)
+    return (o_pre + o_own).reshape(B, H, t, D).transpose(1, 2).reshape(B, t, H * D)
+
+
+# ------------------------------------------------------------------------------------------------
+# The decoder, layer by layer, with the model's own modules
+# ------------------------------------------------------------------------------------------------
+
+class LlamaLike:
+    """A Llama-family decoder seen as parts, so attention can be replaced and the prompt shared."""
+
+    def __init__(self, model: torch.nn.Module):
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise TypeError(f"cannot share prompts with this model: {reason}")
+        self.model = model
+        self.decoder, self.head_weight, self.head_bias = decoder_and_head(model)
+        self.layers = list(self.decoder.layers)[: base_model(model).config.num_hidden_layers]
+        attn = self.layers[0].self_attn
+        self.head_dim = attn.head_dim
+        self.scaling = float(getattr(attn, "scaling", self.head_dim ** -0.5))
+        self.rope = _rope_fn(attn)
+
+    @property
+    def checkpointing(self) -> bool:
+        """Recompute each layer in backward when the model asked for gradient checkpointing."""
+        flags = [getattr(self.decoder, "gradient_checkpointing", False)]
+        flags += [getattr(layer, "gradient_checkpointing", False) for layer in self.layers]
+        return any(flags) and self.model.training and torch.is_grad_enabled()
+
+    def embed(self, ids: Tensor, pos: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Token embeddings [N, S, E] and rotary (cos, sin) [N, S, D] for positions pos [N, S]."""
+        h = self.decoder.embed_tokens(ids)
+        return h, self.decoder.rotary_emb(h, position_ids=pos)
+
+    def qkv(self, layer: torch.nn.Module, x: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """Projected, normed (Qwen3) and rotated q [N, H, S, D], k and v [N, K, S, D] of x [N, S, E]."""
+        attn = layer.self_attn
+        shape = (*x.shape[:-1], -1, self.head_dim)
+        q, k = attn.q_proj(x).view(shape), attn.k_proj(x).view(shape)
+        if hasattr(attn, "q_norm"):
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        q, k = self.rope(q.transpose(1, 2), k.transpose(1, 2), *rope)
+        return q, k, attn.v_proj(x).view(shape).transpose(1, 2)
+
+    def logits(self, h: Tensor) -> Tensor:
+        """Float32 next-token logits [N, V] of final hidden states h [N, E]."""
+        return F.linear(h, self.head_weight, self.head_bias).float()
+
+    def _run(self, fn: Callable[..., tuple[Tensor, ...]], *args: Any) -> tuple[Tensor, ...]:
+        if self.checkpointing:
+            return checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def prompt_pass(self, ids: Tensor, valid: Tensor) -> tuple[Tensor, list[KV]]:
+        """Prompts ids/valid [G, P] (padding on either side) -> final hidden [G, P, E], per-layer KV."""
+        pos = (valid.long().cumsum(-1) - 1).clamp(min=0)                          # 0.. within each prompt
+        idx = torch.arange(ids.shape[1], device=ids.device)
+        allowed = (idx[None, :, None] >= idx[None, None, :]) & valid[:, None, :]   # [G, P, P]
+        h, rope = self.embed(ids, pos)
+        kvs: list[KV] = []
+        for layer in self.layers:
+            def block(h: Tensor, cos: Tensor, sin: Tensor, layer: torch.nn.Module = layer) -> tuple[Tensor, ...]:
+                x = layer.input_layernorm(h)
+                q, k, v = self.qkv(layer, x, (cos, sin))
+                h = h + layer.self_attn.o_proj(causal_attention(q, k, v, allowed, self.scaling))
+                return h + layer.mlp(layer.post_attention_layernorm(h)), k, v
+            h, k, v = self._run(block, h, *rope)
+            kvs.append((k, v))
+        return self.decoder.norm(h), kvs
+
+    def completion_pass(self, ids: Tensor, pos: Tensor, allowed: Tensor | None, prefix: list[KV],
+                        prefix_valid: Tensor, past: list[KV] | None = None, step: int = 0) -> Tensor:
+        """Completion tokens ids/pos [B, t] over their groups' prefixes -> final hidden [B, t, E].
+
+        Training: ``past`` None, own keys are this chunk's, ``allowed`` [B, t, t]. Decoding: ``past``
+        holds per-layer buffers [B, K, max_new, D]; this step's keys go to slot ``step`` and the
+        queries see slots 0..step (``allowed`` None).
+        """
+        h, rope = self.embed(ids, pos)
+        for i, layer in enumerate(self.layers):
+            def block(h: Tensor, cos: Tensor, sin: Tensor, pk: Tensor, pv: Tensor,
+                      layer: torch.nn.Module = layer, i: int = i) -> tuple[Tensor, ...]:
+                x = layer.input_layernorm(h)
+                q, k, v = self.qkv(layer, x, (cos, sin))
+                if past is not None:
+                    kb, vb = past[i]
+                    kb[:, :, step:step + k.shape[2]], vb[:, :, step:step + k.shape[2]] = k, v
+                    k, v = kb[:, :, :step + k.shape[2]], vb[:, :, :step + k.shape[2]]
+                a = shared_attention(q, k, v, allowed, (pk, pv), prefix_valid, self.scaling)
+                h = h + layer.self_attn.o_proj(a)
+                return (h + layer.mlp(layer.post_attention_layernorm(h)),)
+            (h,) = self._run(block, h, *rope, *prefix[i])
+        return self.decoder.norm(h)
+
+
+# ------------------------------------------------------------------------------------------------
+# Training: hidden states predicting each completion token
+# ------------------------------------------------------------------------------------------------
+
+def pad_rows(seqs: list[list[int]], side: str, device: torch.device) -> tuple[Tensor, Tensor]:
+    """Token lists padded on ``side`` ("left" or "right"): ids [N, L] (pad 0) and valid [N, L]."""
+    width = max(len(s) for s in seqs)
+    ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    valid = torch.zeros((len(seqs), width), dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        cols = slice(width - len(s), width) if side == "left" else slice(0, len(s))
+        ids[i, cols] = torch.tensor(s, dtype=torch.long)
+        valid[i, cols] = True
+    return ids.to(device), valid.to(device)
+
+
+def shared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+                  group_size: int, prompt_padding: str = "left") -> Tensor:
+    """Hidden states [B, T, E] predicting each completion token, each prompt run once per group.
+
+    Column 0 is the prompt's last hidden state (it predicts the first completion token), shared by
+    the group's rows; column t > 0 is the completion pass's hidden state after token t - 1.
+    """
+    net = LlamaLike(model)
+    device = net.head_weight.device
+    p_ids, p_valid = pad_rows(prompt_ids, prompt_padding, device)             # [G, P]
+    c_ids, c_valid = pad_rows(completion_ids, "right", device)               # [B, T]
+    B, T = c_ids.shape
+    h_prompt, prefix = net.prompt_pass(p_ids, p_valid)                        # [G, P, E]
+    lengths = p_valid.sum(-1)                                                 # [G]
+    last = (p_valid.long().cumsum(-1) == lengths[:, None]) & p_valid          # one True per row
+    h_last = h_prompt[last].repeat_interleave(group_size, dim=0)              # [B, E]
+    if T == 1:
+        return h_last[:, None]
+    ids, valid = c_ids[:, :-1], c_valid[:, :-1]                               # the last token predicts nothing
+    pos = lengths.repeat_interleave(group_size)[:, None] + torch.arange(T - 1, device=device)
+    idx = torch.arange(T - 1, device=device)
+    allowed = (idx[None, :, None] >= idx[None, None, :]) & valid[:, None, :]  # [B, T-1, T-1]
+    h_comp = net.completion_pass(ids, pos, allowed, prefix, p_valid)          # [B, T-1, E]
+    return torch.cat([h_last[:, None], h_comp], dim=1)
+
+
+# ------------------------------------------------------------------------------------------------
+# Rollouts: a decoder for generate_rollouts that shares each prompt's cache
+# ------------------------------------------------------------------------------------------------
+
+class SharedPrefixDecoder:
+    """Prefill each prompt once; decode its n completions against the one prompt cache.
+
+    Rows that finish stay in the batch (fed a dummy token) while others of their group still run,
+    so every group keeps n rows and the stacked-query trick applies; a group whose rows have all
+    finished leaves the batch.
+    """
+
+    def __init__(self, model: torch.nn.Module, max_new_tokens: int):
+        self.net, self.max_new = LlamaLike(model), max_new_tokens
+
+    @torch.no_grad()
+    def prefill(self, prompts: list[list[int]], n: int) -> Tensor:
+        net = self.net
+        ids, valid = pad_rows(prompts, "left", net.head_weight.device)      # [G, P]
+        hidden, self.prefix = net.prompt_pass(ids, valid)
+        self.prefix_valid, self.n = valid, n
+        self.next_pos = valid.sum(-1).repeat_interleave(n)                  # [B]
+        B, (k0, _) = len(prompts) * n, self.prefix[0]
+        shape = (B, k0.shape[1], self.max_new, k0.shape[3])
+        self.past = [(k0.new_zeros(shape), k0.new_zeros(shape)) for _ in self.prefix]
+        self.live = torch.arange(B, device=ids.device)                      # live row -> batch row
+        self.step_idx = 0
+        return net.logits(hidden[:, -1])
+
+    @torch.no_grad()
+    def step(self, tokens: Tensor) -> Tensor:
+        full = torch.zeros_like(self.next_pos)
+        full[self.live] = tokens
+        h = self.net.completion_pass(full[:, None], self.next_pos[:, None], None, self.prefix,
+                                     self.prefix_valid, past=self.past, step=self.step_idx)
+        self.step_idx += 1
+        self.next_pos = self.next_pos + 1
+        return self.net.logits(h[self.live, -1])
+
+    def keep(self, rows: Tensor) -> None:
+        self.live = self.live[rows]
+        groups = torch.unique(self.live // self.n)                           # sorted
+        if len(groups) * self.n == len(self.next_pos):
+            return
+        keep_rows = (groups[:, None] * self.n + torch.arange(self.n, device=groups.device)).reshape(-1)
+        self.prefix = [(k[groups], v[groups]) for k, v in self.prefix]
+        self.prefix_valid = self.prefix_valid[groups]
+        self.past = [(k[keep_rows], v[keep_rows]) for k, v in self.past]
+        self.next_pos = self.next_pos[keep_rows]
+        remap = torch.full((int(keep_rows.max()) + 1,), -1, dtype=torch.long, device=groups.device)
+        remap[keep_rows] = torch.arange(len(keep_rows), device=groups.device)
+        self.live = remap[self.live]
