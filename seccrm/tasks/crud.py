@@ -14,6 +14,7 @@ gold answer can be audited by hand.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from dataclasses import dataclass
@@ -46,6 +47,10 @@ from seccrm.tasks.knowledge import (
     split_list,
     stage_catalogue,
 )
+
+# Prompts stay under ~12,000 characters; a rendered Case row takes about ROW_CHARS.
+PROMPT_LIMIT = {"easy": 4_000, "medium": 7_000, "hard": 10_000}
+ROW_CHARS = 90
 
 
 def action_json(obj: str, record_id: str, fields: dict[str, str]) -> str:
@@ -84,15 +89,18 @@ def territories(org: Org) -> Territories:
     return org_cached(org, "territories", build)
 
 
-def territory_tables(t: Territories, territory: str, role: str, shown_users: list[str],
-                     all_territories: bool) -> list[str]:
-    """Territory2 rows (only the target's, or all) and the users shown with their territories."""
+def territory_tables(t: Territories, territory: str, shown_users: list[str], all_territories: bool) -> list[str]:
+    """Territory2 rows (only the target's, or all) and one row per territory association of each
+    shown user (a user may belong to two territories)."""
     terr = t.rows if all_territories else [r for r in t.rows if r["Id"] == territory]
-    terr_of = {u: tid for (tid, _), us in t.members.items() for u in us}
-    users = [{**t.users[u], "Territory2Id": terr_of.get(u, "")} for u in sorted(set(shown_users))]
+    keep = {r["Id"] for r in terr}
+    shown = set(shown_users)
+    assoc = [{**t.users[u], "Territory2Id": tid} for (tid, _), us in sorted(t.members.items())
+             for u in us if u in shown and tid in keep]
+    assoc.sort(key=lambda r: (r["Id"], r["Territory2Id"]))
     return [render_table("Territory2", ["Id", "Name", "Description"], terr),
-            render_table("User (with UserTerritory2Association)", ["Id", "Name", "UserRole", "Territory2Id"],
-                         users)]
+            render_table("User (one row per UserTerritory2Association)",
+                         ["Id", "Name", "UserRole", "Territory2Id"], assoc)]
 
 
 def other_members(t: Territories, territory: str, role: str, rng: random.Random, k: int) -> list[str]:
@@ -148,8 +156,9 @@ class CaseRouting(Task):
                                org.query('SELECT * FROM "Case" WHERE Id = ?', (case_id,))),
                   render_table("Account", ["Id", "Name", "ShippingState"],
                                org.query("SELECT * FROM Account WHERE Id = ?", (account,))),
-                  *territory_tables(t, territory, "Support Agent", shown, difficulty != "easy"),
-                  *self._case_tables(org, difficulty, rng, shown, agents, issue, window, facts)]
+                  *territory_tables(t, territory, shown, difficulty != "easy")]
+        budget = PROMPT_LIMIT[difficulty] - len(text) - sum(map(len, tables)) - 600
+        tables += self._case_tables(org, difficulty, rng, shown, agents, issue, window, facts, budget)
         messages = build_messages(
             f"Route case {case_id} to the right support agent under the case routing policy.", tables,
             action_format("Case", "OwnerId", "User Id"), today=org.today,
@@ -175,27 +184,45 @@ class CaseRouting(Task):
 
     @staticmethod
     def _case_tables(org: Org, difficulty: str, rng: random.Random, shown: list[str], agents: list[str],
-                     issue: str, window: Window, facts: list[dict[str, Any]]) -> list[str]:
-        """The cases the decision rests on, with the level's distractors."""
+                     issue: str, window: Window, facts: list[dict[str, Any]], budget: int) -> list[str]:
+        """The cases the decision rests on, with the level's distractors, in about ``budget`` chars.
+
+        Every candidate's closed case of the issue inside the window is always shown. Open cases
+        are given as counts per agent, except on hard, where they are rows when they fit.
+        """
         cols = ["Id", "OwnerId", "IssueId__c", "Status", "ClosedDate"]
-        marks = ",".join("?" * len(shown))
-        if difficulty == "hard":    # every case of the shown agents near the window, open ones too
-            start = window.start.replace(year=window.start.year - 1).isoformat()
-            rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({marks}) AND '
-                             "(Status != 'Closed' OR (ClosedDate >= ? AND ClosedDate < ?))",
-                             (*shown, start, window.end.isoformat()))
-            needed = [r for r in rows if r["OwnerId"] in agents and (
-                r["Status"] != "Closed" or (r["IssueId__c"] == issue and r["ClosedDate"] >= window.start.isoformat()))]
-            extra = fill_distractors(shuffled(rng, [r for r in rows if r not in needed]), lambda r: 75,
-                                     CHAR_BUDGET["hard"] - 75 * len(needed), 10_000)
-            return [render_table("Case", cols, shuffled(rng, needed + extra))]
-        start = window.start if difficulty == "easy" else window.start.replace(year=window.start.year - 1)
-        rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({",".join("?" * len(agents))}) AND '
-                         "IssueId__c = ? AND Status = 'Closed' AND ClosedDate >= ? AND ClosedDate < ? "
-                         "ORDER BY ClosedDate", (*agents, issue, start.isoformat(), window.end.isoformat()))
-        open_counts = [(f["Id"], f["open"]) for f in facts]
-        return [render_table("Case (closed)", cols, rows),
-                render_table("Open cases per agent", ["OwnerId", "OpenCases"], open_counts)]
+        start, end = window.start.isoformat(), window.end.isoformat()
+        before = _months_back(window.start, 0 if difficulty == "easy" else 6).isoformat()
+        users = agents if difficulty != "hard" else shown
+        rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({",".join("?" * len(users))}) AND '
+                         "Status = 'Closed' AND ClosedDate >= ? AND ClosedDate < ? ORDER BY ClosedDate",
+                         (*users, before, end))
+        needed = [r for r in rows if r["OwnerId"] in agents and r["IssueId__c"] == issue and r["ClosedDate"] >= start]
+        # Distractors: same issue before the window (medium); on hard also other issues, other agents.
+        taken = {r["Id"] for r in needed}
+        pool = [r for r in rows if r["Id"] not in taken and (difficulty == "hard" or r["IssueId__c"] == issue)]
+        open_rows = []
+        if difficulty == "hard":
+            open_rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({",".join("?" * len(agents))}) '
+                                  "AND Status != 'Closed'", tuple(agents))
+            if ROW_CHARS * (len(needed) + len(open_rows)) > budget:
+                open_rows = []      # too many to list: counts instead, as on the lower levels
+        room = budget - ROW_CHARS * (len(needed) + len(open_rows)) - (0 if open_rows else 40 * len(facts))
+        extra = fill_distractors(shuffled(rng, pool), lambda r: ROW_CHARS, room, 10_000)
+        if difficulty == "hard":
+            out = [render_table("Case", cols, shuffled(rng, needed + open_rows + extra))]
+        else:
+            out = [render_table("Case (closed)", cols, sorted(needed + extra, key=lambda r: r["ClosedDate"]))]
+        if not open_rows:
+            out.append(render_table("Open cases per agent", ["OwnerId", "OpenCases"],
+                                    [(f["Id"], f["open"]) for f in facts]))
+        return out
+
+
+def _months_back(d: dt.date, n: int) -> dt.date:
+    """The first day of the month ``n`` months before ``d``'s month."""
+    m = d.year * 12 + d.month - 1 - n
+    return dt.date(m // 12, m % 12 + 1, 1)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,7 +245,7 @@ def routable_leads(org: Org) -> list[tuple[str, str]]:
         ok = {tid: bool(us) and all(c["owned"] > 0 for c in lead_counts(o, us))
               for (tid, role), us in t.members.items() if role == "Sales Rep"}
         out = []
-        for r in o.query("SELECT Id, State FROM Lead WHERE Status = 'New' AND OwnerId IS NULL ORDER BY Id"):
+        for r in o.query("SELECT Id, State FROM Lead WHERE OwnerId IS NULL AND IsConverted = 0 ORDER BY Id"):
             tid = t.of_state.get(r["State"])
             if tid and ok.get(tid):
                 out.append((r["Id"], tid))
@@ -257,7 +284,7 @@ class LeadRouting(Task):
                                  [(f["Id"], f["owned"], f["converted"]) for f in lead_counts(org, shown)])
         tables = [render_table("Lead (to route)", ["Id", "Company", "State", "Status", "LeadSource"],
                                org.query("SELECT * FROM Lead WHERE Id = ?", (lead_id,))),
-                  *territory_tables(t, territory, "Sales Rep", shown, difficulty != "easy"), stats]
+                  *territory_tables(t, territory, shown, difficulty != "easy"), stats]
         messages = build_messages(
             f"Route lead {lead_id} to the right sales rep under the lead routing policy.", tables,
             action_format("Lead", "OwnerId", "User Id"),
