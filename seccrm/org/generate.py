@@ -122,14 +122,20 @@ class Rules:
                 best = pct
         return best
 
-    def breaks(self, lines: list[tuple[str, float, float]]) -> tuple[bool, bool]:
-        """(breaks a discount tier, breaks a configuration rule) for lines of (product, quantity, discount)."""
-        disc = any(d > self.max_discount(p, q) for p, q, d in lines)
+    def broken(self, lines: list[tuple[str, float, float]]) -> list[tuple[str, Any]]:
+        """The rules that lines of (product, quantity, discount) break, as (rule type, key) pairs:
+        ('discount_tiers', family), ('quantity_limit', product), ('bundle', (p, r)), ('exclusion', (p, q))."""
         present = {p for p, _, _ in lines}
-        cfg = (any(q > self.qty_limit[p] for p, q, _ in lines if p in self.qty_limit)
-               or any(p in present and r not in present for p, r in self.bundles)
-               or any(p in present and q in present for p, q in self.exclusions))
-        return disc, cfg
+        fams = sorted({self.family[p] for p, q, d in lines if d > self.max_discount(p, q)})
+        return ([("discount_tiers", f) for f in fams]
+                + [("quantity_limit", p) for p, q, _ in lines if q > self.qty_limit.get(p, math.inf)]
+                + [("bundle", b) for b in self.bundles if b[0] in present and b[1] not in present]
+                + [("exclusion", e) for e in self.exclusions if e[0] in present and e[1] in present])
+
+    def breaks(self, lines: list[tuple[str, float, float]]) -> tuple[bool, bool]:
+        """(breaks a discount tier, breaks a configuration rule)."""
+        kinds = [k for k, _ in self.broken(lines)]
+        return "discount_tiers" in kinds, any(k != "discount_tiers" for k in kinds)
 
 
 class _Generator:
@@ -781,7 +787,21 @@ class _Generator:
                          UnitPrice=unit, Discount=d, TotalPrice=round(q * unit * (1 - d / 100), 2))
 
     def _quote_config(self, rng: random.Random, bad_discount: bool, bad_config: bool) -> list[list[Any]]:
-        """1-6 lines [product, quantity, discount] that break exactly the asked kinds of rule."""
+        """1-6 lines [product, quantity, discount] that break exactly the asked kinds of rule. About a
+        third of the rule-breaking quotes break two configuration rules, or the tiers on two lines, so
+        that the POLICY tasks' precedence order matters."""
+        n_cfg = (2 if rng.random() < 0.35 else 1) if bad_config else 0
+        n_disc = (2 if rng.random() < 0.3 else 1) if bad_discount else 0
+        for _ in range(200):          # a draw whose seeded rules cancel out is redrawn
+            lines = self._draw_quote(rng, n_cfg, n_disc)
+            broken = self.rules.broken([tuple(x) for x in lines])
+            n_broken_cfg = sum(k != "discount_tiers" for k, _ in broken)
+            if (len(broken) > n_broken_cfg) == bad_discount and n_broken_cfg >= n_cfg \
+                    and (n_broken_cfg > 0) == bad_config:
+                return lines
+        raise RuntimeError(f"could not draw a quote breaking {n_cfg} configuration rules; too few rules?")
+
+    def _draw_quote(self, rng: random.Random, n_cfg: int, n_disc: int) -> list[list[Any]]:
         R = self.rules
         requires = dict(R.bundles)
         excl: dict[str, set[str]] = {}
@@ -790,17 +810,19 @@ class _Generator:
             excl.setdefault(b, set()).add(a)
         chosen: list[str] = []
         banned: set[str] = set()
-        over = None
-        if bad_config:
+        over: set[str] = set()
+        for _ in range(n_cfg):        # seed the rule breaks first
             kind = rng.choice(("quantity", "bundle", "exclusion"))
             if kind == "quantity":
-                over = rng.choice(sorted(R.qty_limit))
-                chosen = [over]
+                over.add(rng.choice(sorted(R.qty_limit)))
+                seed = sorted(over)
             elif kind == "bundle":
                 p, r = rng.choice(R.bundles)
-                chosen, banned = [p], {r}
+                seed = [p]
+                banned.add(r)
             else:
-                chosen = list(rng.choice(R.exclusions))
+                seed = list(rng.choice(R.exclusions))
+            chosen += [x for x in seed if x not in chosen]
         pool = [p["id"] for p in self.products]
         rng.shuffle(pool)
         k = rng.choice((1, 2, 2, 3, 3, 4, 5, 6))
@@ -817,21 +839,17 @@ class _Generator:
                 continue
             chosen.extend(group)
         lines: list[list[Any]] = []
-        for pid in chosen:
+        for pid in chosen[:6]:
             q = rng.choice((1, 1, 2, 3, 5, 8, 10, 12, 15, 20, 25, 30, 50, 60, 100, 120))
             limit = R.qty_limit.get(pid)
-            if pid == over:
+            if pid in over:
                 q = limit + rng.randint(1, limit)
             elif limit is not None:
                 q = min(q, limit)
             top = R.max_discount(pid, q)
             lines.append([pid, float(q), 0.0 if rng.random() < 0.4 else float(rng.randint(0, top))])
-        if bad_discount:
-            line = rng.choice(lines)
+        for line in rng.sample(lines, min(n_disc, len(lines))):
             line[2] = float(min(100, R.max_discount(line[0], line[1]) + rng.randint(1, 10)))
-        got = R.breaks([tuple(x) for x in lines])
-        if got != (bad_discount, bad_config):
-            raise AssertionError(f"quote construction broke {got}, wanted {(bad_discount, bad_config)}")
         return lines
 
 
