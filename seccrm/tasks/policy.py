@@ -53,6 +53,9 @@ CONFIG_TYPES: tuple[str, ...] = ("quantity_limit", "bundle", "exclusion")
 BANT_FACTORS: tuple[str, ...] = ("Budget", "Authority", "Need", "Timeline")
 # Probability that an instance's gold is None, per level: hard asks "is anything wrong?" more often.
 NONE_SHARE: dict[str, float] = {"easy": 0.3, "medium": 0.4, "hard": 0.5}
+# A level's pool of records is kept at least this large where the org allows (see _OrgData.draw), so
+# that instances of one level rarely repeat a record.
+MIN_POOL = 40
 EPS = 1e-9  # Discount and Quantity are REAL columns: compare with a tolerance, not ==.
 
 ID_ANSWER = "the Knowledge article Id (starts with ka0)"
@@ -213,6 +216,16 @@ class QuoteRec:
 
 
 @dataclass
+class LineRec:
+    """One quote line with a tier article: easy quote_approval asks about a single line."""
+
+    id: str
+    quote: QuoteRec
+    check: dict[str, Any]                 # its check_discounts() record
+    hardness: int
+
+
+@dataclass
 class LeadRec:
     id: str
     transcripts: tuple[str, ...]          # VoiceCallTranscript__c ids, oldest first
@@ -309,6 +322,10 @@ class _OrgData:
                 config=cfg, config_hardness=_config_hardness(cfg, lines, self.types, self.by_id)))
         return out
 
+    def discount_lines(self) -> list[LineRec]:
+        return self.lazy("lines", lambda: [LineRec(c["line"], q, c, _discount_hardness([c], self.tiers_of))
+                                           for q in self.quotes() for c in q.discount if c["article"]])
+
     def leads(self) -> list[LeadRec]:
         return self.lazy("leads", self._load_leads)
 
@@ -372,27 +389,26 @@ class _OrgData:
 
     def draw(self, rng: random.Random, task: str, difficulty: str, want_none: bool, items: list[Any],
              is_none: Callable[[Any], bool], filters: list[Callable[[Any], bool]],
-             hardness: Callable[[Any], Any]) -> Any:
+             hardness: Callable[[Any], Any] | None) -> Any:
         """One record of the wanted class from the level's pool (built once, then cached).
 
-        The pool is the wanted class (or every record when the org has none of that class), narrowed
-        by the first of ``filters`` that leaves any record, sorted by ``hardness``; easy keeps the
-        lower half, hard the upper half, medium all of it.
+        The pool is the wanted class (every record when the org has none of that class), narrowed by
+        the first of ``filters`` (ordered strict to loose) that leaves ``MIN_POOL`` records, or else by
+        the loosest that leaves any. Then, when a ``hardness`` is given and the pool is large enough
+        to stay varied, easy keeps the lower half by hardness and hard the upper half.
         """
         key = (task, difficulty, want_none)
         if key not in self.pools:
             if not items:
                 raise ValueError(f"{task}: the org has no records this task can ask about")
             pool = [x for x in items if is_none(x) == want_none] or items
-            for f in filters:
-                narrowed = [x for x in pool if f(x)]
-                if narrowed:
-                    pool = narrowed
-                    break
-            pool = sorted(pool, key=lambda x: (hardness(x), x.id))
-            n = len(pool)
-            self.pools[key] = (pool[: (n + 1) // 2] if difficulty == "easy"
-                               else pool[n // 2:] if difficulty == "hard" else pool)
+            narrowed = [n for n in ([x for x in pool if f(x)] for f in filters) if n]
+            pool = next((n for n in narrowed if len(n) >= MIN_POOL), narrowed[-1] if narrowed else pool)
+            if hardness is not None and len(pool) >= 2 * MIN_POOL and difficulty != "medium":
+                pool = sorted(pool, key=lambda x: (hardness(x), x.id))
+                half = len(pool) // 2
+                pool = pool[:half] if difficulty == "easy" else pool[half:]
+            self.pools[key] = pool
         return rng.choice(self.pools[key])
 
 
@@ -434,10 +450,9 @@ def _articles_table(data: _OrgData, ids: Iterable[str]) -> str:
                         [data.by_id[a].shown() for a in ids])
 
 
-def _quote_tables(org: Org, q: QuoteRec, rng: random.Random, difficulty: str) -> list[str]:
-    """The quote's header row and its line items with product names and families."""
-    head = org.query("SELECT Id, Name, Status, CreatedDate, ExpirationDate FROM Quote WHERE Id = ?", (q.id,))
-    lines = q.lines if difficulty == "easy" else shuffled(rng, q.lines)
+def _quote_tables(org: Org, quote_id: str, lines: list[dict[str, Any]]) -> list[str]:
+    """The quote's header row and the given line items with product names and families."""
+    head = org.query("SELECT Id, Name, Status, CreatedDate, ExpirationDate FROM Quote WHERE Id = ?", (quote_id,))
     cols = ["Id", "Product2Id", "ProductName", "Family", "Quantity", "UnitPrice", "Discount", "TotalPrice"]
     return [render_table("Quote", ["Id", "Name", "Status", "CreatedDate", "ExpirationDate"], head),
             render_table("QuoteLineItem (Discount in percent)", cols, lines)]
@@ -463,7 +478,7 @@ class QuoteApproval(Task):
     name = "quote_approval"
     answer = AnswerKind("id", prefix="ka0", allow_none=True)
     levels = {
-        "easy": "A one-line (or fewest-line, single-family) quote and only its family's discount-tier article.",
+        "easy": "One quote line, far from its tier's boundaries, and only its family's discount-tier article.",
         "medium": "A 2-4 line quote, its families' tier articles plus 1-2 other families' tier articles; "
                   "several lines can break, lowest article Id wins.",
         "hard": "The most line items, quantities at tier boundaries and discounts within a point of the cap, "
@@ -473,36 +488,50 @@ class QuoteApproval(Task):
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
         want_none = rng.random() < NONE_SHARE[difficulty]
-        filters = {
-            "easy": [lambda q: len(q.lines) == 1, lambda q: len(q.families) == 1 and len(q.lines) <= 2],
-            "medium": [lambda q: 2 <= len(q.lines) <= 4],
-            "hard": [lambda q: len(q.lines) >= 4, lambda q: len(q.lines) >= 3],
-        }[difficulty]
-        q = data.draw(rng, self.name, difficulty, want_none, data.quotes(), lambda q: not q.discount_broken,
-                      filters, lambda q: (q.discount_hardness, len(q.lines)))
-        tiers = data.ids_of("discount_tiers")
-        shown = list(q.discount_relevant)
-        if difficulty == "medium":
-            shown += _sample(rng, tiers, rng.randint(1, 2), exclude=shown)
-        elif difficulty == "hard":
-            shown += _sample(rng, tiers, len(tiers), exclude=shown)
-            cfg_near = q.config["relevant"] + q.config["near"]  # rules about this quote's products
-            shown += _sample(rng, cfg_near, 2) + _sample(rng, data.ids_of(*CONFIG_TYPES), 1, exclude=cfg_near)
-        gold = first_broken(q.discount_broken, data.types)
-        question = (f"Does quote {q.id} comply with the discount policy in the articles above? If a line's "
-                    "discount exceeds what its family's tier allows, which discount article does the quote break?")
+        if difficulty == "easy":  # a single line: the quote's other lines are not part of the question
+            rec = data.draw(rng, self.name, difficulty, want_none, data.discount_lines(),
+                            lambda r: not r.check["broken"], [], lambda r: r.hardness)
+            q, checks = rec.quote, [rec.check]
+            lines = [ln for ln in q.lines if ln["Id"] == rec.id]
+            subject = f"Does line {rec.id} of quote {q.id}"
+        else:
+            filters = {"medium": [lambda q: 2 <= len(q.lines) <= 4],
+                       "hard": [lambda q: len(q.lines) >= 4, lambda q: len(q.lines) >= 3]}[difficulty]
+            q = data.draw(rng, self.name, difficulty, want_none, data.quotes(), lambda q: not q.discount_broken,
+                          filters, lambda q: (q.discount_hardness, len(q.lines)))
+            checks, lines, subject = q.discount, shuffled(rng, q.lines), f"Does quote {q.id}"
+        relevant = sorted({c["article"] for c in checks if c["article"]})
+        broken = sorted({c["article"] for c in checks if c["broken"]})
+        shown = relevant + self._distractors(data, q, relevant, difficulty, rng)
+        question = (f"{subject} comply with the discount policy in the articles above? If a line's discount "
+                    "exceeds what its family's tier allows, which discount article does it break?")
         if difficulty != "easy":
             question += (" Only discount-tier articles count here. If several discount articles are broken, "
                          "name the one with the lowest article Id.")
         messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
-                                           *_quote_tables(org, q, rng, difficulty)],
+                                           *_quote_tables(org, q.id, lines)],
                                 DISCOUNT_RULES, "every line complies")
-        meta = {"quote_id": q.id, "rule_checked": "discount_tiers", "line_checks": q.discount,
-                "relevant_articles": list(q.discount_relevant), "broken_articles": list(q.discount_broken),
+        gold = first_broken(broken, data.types)
+        meta = {"quote_id": q.id, "line_ids": [ln["Id"] for ln in lines], "rule_checked": "discount_tiers",
+                "line_checks": checks, "relevant_articles": relevant, "broken_articles": broken,
                 "precedence": "lowest article Id among broken discount_tiers articles",
-                "articles_shown": sorted(shown), "n_lines": len(q.lines), "hardness": q.discount_hardness,
-                "wanted_none": want_none}
+                "articles_shown": sorted(shown), "n_lines": len(lines),
+                "hardness": _discount_hardness(checks, data.tiers_of), "wanted_none": want_none}
         return _instance(self.name, difficulty, messages, [gold or NONE_ANSWER], meta)
+
+    @staticmethod
+    def _distractors(data: _OrgData, q: QuoteRec, relevant: list[str], difficulty: str,
+                     rng: random.Random) -> list[str]:
+        """Medium: 1-2 other families' tiers. Hard: every tier article, and configuration articles
+        about this quote's products (which the question rules out)."""
+        tiers = data.ids_of("discount_tiers")
+        if difficulty == "medium":
+            return _sample(rng, tiers, rng.randint(1, 2), exclude=relevant)
+        if difficulty == "hard":
+            cfg_near = q.config["relevant"] + q.config["near"]
+            return (_sample(rng, tiers, len(tiers), exclude=relevant) + _sample(rng, cfg_near, 2)
+                    + _sample(rng, data.ids_of(*CONFIG_TYPES), 1, exclude=cfg_near))
+        return []
 
 
 @register
@@ -550,7 +579,7 @@ class InvalidConfig(Task):
                          "first in this order: quantity limits, then bundles, then exclusions; among articles "
                          "of the same type, the lowest article Id.")
         messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
-                                           *_quote_tables(org, q, rng, difficulty)],
+                                           *_quote_tables(org, q.id, shuffled(rng, q.lines))],
                                 CONFIG_RULES, "the quote breaks no configuration rule")
         meta = {"quote_id": q.id, "rule_checked": "quantity_limit, bundle, exclusion",
                 "quantities": {ln["Id"]: [ln["Product2Id"], ln["Quantity"]] for ln in q.lines},
@@ -584,7 +613,8 @@ class LeadQualification(Task):
         filters = {"easy": [lambda r: len(r.transcripts) == 1 and len(r.fails) <= 1,
                             lambda r: len(r.fails) <= 1],
                    "medium": [], "hard": [lambda r: len(r.fails) != 1]}[difficulty]
-        hardness = {"easy": lambda r: (r.text_len, r.hardness)}.get(difficulty, lambda r: (r.hardness, r.text_len))
+        # Easy is already narrowed by the filter; halving it further would repeat the same few leads.
+        hardness = None if difficulty == "easy" else (lambda r: (r.hardness, r.text_len))
         lead = data.draw(rng, self.name, difficulty, want_none, data.leads(), lambda r: not r.fails,
                          filters, hardness)
         distract = {"easy": 0, "medium": 1, "hard": 3}[difficulty]
@@ -624,20 +654,19 @@ class PolicyViolationIdentification(Task):
     name = "policy_violation_identification"
     answer = AnswerKind("id", prefix="ka0", allow_none=True)
     levels = {
-        "easy": "One short chat or email, the case's issue named, only that issue's allowed-solutions article.",
-        "medium": "The case's messages, its issue's article among 2 other issues' articles (ones that allow the "
+        "easy": "One short chat transcript, the case's issue named, only that issue's allowed-solutions article.",
+        "medium": "Chat or email thread, its issue's article among 2 other issues' articles (those that allow the "
                   "offered solution first).",
-        "hard": "Chats and emails, the issue given only by its Id, 6-8 other issues' articles including ones that "
-                "allow the offered solution, more None answers.",
+        "hard": "The issue given only by its Id (no subject, no issue names), 6-8 other issues' articles, those "
+                "that allow the offered solution first, more None answers.",
     }
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
         want_none = rng.random() < NONE_SHARE[difficulty]
-        filters = {"easy": [lambda c: len(c.chats) + len(c.emails) == 1], "medium": [],
-                   "hard": [lambda c: len(c.chats) + len(c.emails) >= 2]}[difficulty]
+        filters = [lambda c: len(c.chats) + len(c.emails) == 1] if difficulty == "easy" else []
         hardness = {"easy": lambda c: (c.text_len, len(c.traps))}.get(
-            difficulty, lambda c: (len(c.traps) > 0, len(c.chats) + len(c.emails), c.text_len))
+            difficulty, lambda c: (len(c.traps) > 0, c.text_len))
         case = data.draw(rng, self.name, difficulty, want_none, data.cases(), lambda c: not c.violating,
                          filters, hardness)
         k = {"easy": 0, "medium": 2, "hard": rng.randint(6, 8)}[difficulty]
@@ -646,11 +675,15 @@ class PolicyViolationIdentification(Task):
         issues = sorted({data.by_id[a].rule["issue_id"] for a in shown})
         issue_rows = org.query(f"SELECT Id, Name FROM Issue__c WHERE Id IN ({','.join('?' * len(issues))}) "
                                "ORDER BY Id", tuple(issues))
-        cols = ["Id", "Subject", "Status", "Priority", "Origin", "CreatedDate", "ClosedDate", "IssueId__c"]
+        # Hard gives the issue only as IssueId__c: the model must find the article naming that Id.
+        cols = ["Id", "Status", "Priority", "Origin", "CreatedDate", "ClosedDate", "IssueId__c"]
+        if difficulty != "hard":
+            cols.insert(1, "Subject")
         tables = [_articles_table(data, shuffled(rng, shown)),
                   render_table("Case", cols, org.query(f"SELECT {', '.join(map(qi, cols))} FROM \"Case\" "
                                                        "WHERE Id = ?", (case.id,)))]
-        tables.append(render_table("Issue__c", ["Id", "Name"], issue_rows))
+        if difficulty != "hard":
+            tables.append(render_table("Issue__c", ["Id", "Name"], issue_rows))
         tables += _case_messages(org, case)
         issue_name = next(r["Name"] for r in issue_rows if r["Id"] == case.issue)
         about = f"about issue {case.issue} ({issue_name})" if difficulty == "easy" else f"about issue {case.issue}"
