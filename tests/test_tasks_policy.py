@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from seccrm import rewards
 from seccrm.arms import DIFFICULTIES
 from seccrm.org import build_org, open_org
 from seccrm.org.ids import is_valid_id
@@ -170,6 +171,20 @@ def test_answers_are_well_formed_and_exist(org: Org, instances: dict, task: str)
             (gold,) = inst.answer
             assert is_valid_id(gold, "ka0") and gold in articles
         json.dumps(inst.metadata)  # metadata must be plain JSON for the JSONL files
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_gold_scores_one_and_a_wrong_article_scores_format_only(instances: dict, task: str) -> None:
+    """The golds parse as the task's answer kind in the reward; a plausible wrong answer earns 0.1."""
+    for inst in all_of(instances, task):
+        record = {"task": inst.task, "answer": inst.answer, "metadata": inst.metadata}
+        assert rewards.score(record, rewards.gold_completion(record)) == 1.0
+        if task == "lead_qualification":
+            wrong = "None" if inst.answer != [NONE_ANSWER] else "Budget"
+        else:  # another article of the prompt, or None when the gold is an article
+            others = [a for a in inst.metadata["articles_shown"] if a not in inst.answer]
+            wrong = NONE_ANSWER if inst.answer != [NONE_ANSWER] or not others else others[0]
+        assert rewards.score(record, f"<answer>{wrong}</answer>") == pytest.approx(0.1), (inst.answer, wrong)
 
 
 def test_hard_quotes_have_interacting_rules(org: Org, instances: dict) -> None:

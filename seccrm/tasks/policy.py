@@ -1,8 +1,9 @@
 """The four POLICY tasks: does a record obey the policy an article states, and if not, which article?
 
 - ``lead_qualification``: which BANT factors (Budget, Authority, Need, Timeline) a lead fails, read
-  from its call transcripts against the BANT article; ``None`` when it meets all four.
+  from its call transcript against the BANT article; ``None`` when it meets all four.
 - ``quote_approval`` (held out): the ``discount_tiers`` article a quote line's Discount exceeds.
+  Easy asks about one line of the quote, medium and hard about the whole quote.
 - ``invalid_config`` (held out): the quantity-limit, bundle or exclusion article a quote breaks.
 - ``policy_violation_identification`` (held out, "Solution Violation"): the ``allowed_solutions``
   article of the case's issue when the agent offered a solution that article does not allow.
@@ -11,17 +12,21 @@ Gold answers come from the database: the records by SQL and the rules from the a
 ``PolicyRule__c`` JSON (docs/org-contract.md). The model only ever sees the articles' Id, Title and
 ``FAQ_Answer__c`` text, never the JSON, nor the fields the gold is computed from
 (``Lead.Budget__c``, ``Case.OfferedSolution__c``, ...): those facts reach it through transcripts.
-When several rules break, the answer is the first by the contract's precedence: discount tiers, then
-quantity limits, then bundles, then exclusions; within a type, the lowest article Id.
+When several rules break, the answer is the first by the contract's precedence (discount tiers, then
+quantity limits, then bundles, then exclusions; within a type, the lowest article Id). Each quote
+task checks its own rule types only (the question says so), so within a task precedence reduces to
+"lowest Id" for discounts and to "limits, bundles, exclusions, then lowest Id" for configuration;
+articles of the other kind appear at hard as distractors.
 
 How an instance is drawn: the generator first decides whether the gold will be ``None`` (with
 probability ``NONE_SHARE[difficulty]``, so that about 40% of each task's golds are ``None``), then
 draws a record of that class from the level's candidate pool. Pools are built once per org: easy
-pools hold the simplest records (one line, one family, one relevant rule, one short transcript);
-hard pools hold the upper half by a per-task hardness score (quantities at tier boundaries, several
-broken rules so that precedence decides, values near BANT thresholds, solutions another issue's
-article allows). Every relevant article is always shown, so the gold is always decidable from the
-prompt; the level decides how many distractor articles and records surround it.
+pools hold the simplest records (one line, one relevant rule, one chat, at most one failing factor);
+hard pools hold the upper half by a per-task hardness score (quantities at tier boundaries and
+discounts near the cap, several rule types on one quote, values near BANT thresholds, solutions that
+another issue's article allows). A pool is not narrowed below ``MIN_POOL`` records where the org
+allows, so that instances rarely repeat. Every article the gold depends on is always shown, so the
+gold is decidable from the prompt; the level decides how many distractors surround it.
 """
 
 from __future__ import annotations
