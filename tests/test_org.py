@@ -182,7 +182,7 @@ def test_case_history_semantics(db: sqlite3.Connection) -> None:
             assert c["OwnerId"] is None and not assign and not closed and c["ClosedDate"] is None
             continue
         assert assign and assign[0]["OldValue__c"] is None
-        for prev, nxt in zip(assign, assign[1:]):
+        for prev, nxt in zip(assign, assign[1:], strict=False):
             assert nxt["OldValue__c"] == prev["NewValue__c"] != nxt["NewValue__c"]
         assert c["OwnerId"] == assign[-1]["NewValue__c"]
         if c["Status"] == "Closed":

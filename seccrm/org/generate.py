@@ -175,7 +175,7 @@ class _Generator:
     # Users and territories
     # ------------------------------------------------------------------------------------------
     def _names(self, rng: random.Random, n: int) -> list[tuple[str, str]]:
-        pairs = [(f, l) for f in T.FIRST_NAMES for l in T.LAST_NAMES]
+        pairs = [(f, ln) for f in T.FIRST_NAMES for ln in T.LAST_NAMES]
         return rng.sample(pairs, n)
 
     def people(self) -> None:
@@ -302,10 +302,10 @@ class _Generator:
         for band in range(per):
             chunk = factors[band * len(terr_states):(band + 1) * len(terr_states)]
             rng.shuffle(chunk)
-            for states, f in zip(terr_states, chunk):
+            for states, f in zip(terr_states, chunk, strict=True):
                 self.state_factor[states[band]] = f
         rest = [st for st in self.states if st not in self.state_factor]   # territories of unequal size
-        self.state_factor.update(zip(rest, factors[len(self.state_factor):]))
+        self.state_factor.update(zip(rest, factors[len(self.state_factor):], strict=True))
         used: set[str] = set()
         self.account_list: list[dict[str, Any]] = []
         for _ in range(s.accounts):
@@ -474,7 +474,7 @@ class _Generator:
 
     def _solution_articles(self) -> None:
         self.allowed: list[tuple[str, ...]] = []
-        for iid, (iname, _, _, allowed, _) in zip(self.issue_ids, T.ISSUES):
+        for iid, (iname, _, _, allowed, _) in zip(self.issue_ids, T.ISSUES, strict=True):
             self.allowed.append(allowed)
             self._article(f"Resolution policy: {iname}", f"Solutions agents may offer for {iname.lower()}.",
                           f"For cases about {iname.lower()} (issue {iid}), agents may offer only these "
@@ -486,16 +486,15 @@ class _Generator:
     def _sales_policies(self, rng: random.Random) -> None:
         titles = [t for t in T.AUTHORITY_TITLES if t in set(rng.sample(T.AUTHORITY_TITLES, 5))]
         needs = [f for f in T.FAMILIES if f in set(rng.sample(T.FAMILIES, 3))]
-        self.bant = {"type": "bant", "budget_min": rng.choice((40000, 50000, 75000)),
-                     "authority_titles": titles, "need_families": needs,
-                     "timeline_max_days": rng.choice((60, 90, 120))}
-        b = self.bant
+        budget_min, timeline_max = rng.choice((40000, 50000, 75000)), rng.choice((60, 90, 120))
+        self.bant = {"type": "bant", "budget_min": budget_min, "authority_titles": titles,
+                     "need_families": needs, "timeline_max_days": timeline_max}
         self._article("Lead qualification (BANT)", "The four criteria a qualified lead meets.",
                       f"A lead is qualified when it meets all four BANT criteria. Budget: at least "
-                      f"{T.money(b['budget_min'])}. Authority: the contact's title is one of "
+                      f"{T.money(budget_min)}. Authority: the contact's title is one of "
                       f"{', '.join(titles)}. Need: the need is for {', '.join(needs)} products. Timeline: "
-                      f"the purchase happens within {b['timeline_max_days']} days. A lead that misses a "
-                      f"criterion fails that factor.", "Policy", b)
+                      f"the purchase happens within {timeline_max} days. A lead that misses a "
+                      f"criterion fails that factor.", "Policy", self.bant)
         months = rng.choice((3, 6))
         self._article("Case routing policy", "How new cases are assigned to support agents.",
                       f"A new case goes to a support agent associated with the territory whose states include "
@@ -614,7 +613,8 @@ class _Generator:
                       owners: list[_Person], is_closed: bool) -> None:
         """Creation, the first assignment a few minutes later, transfers spread over the case's life
         (before ``end``, never in the future), then the closing row at ClosedDate."""
-        rows = [("Case Creation", None, "New", created),
+        rows: list[tuple[str, str | None, str, dt.datetime]] = [
+                ("Case Creation", None, "New", created),
                 ("Owner Assignment", None, owners[0].id, created + dt.timedelta(seconds=rng.randint(60, 900)))]
         for k in range(1, len(owners)):
             rows.append(("Owner Assignment", owners[k - 1].id, owners[k].id,
@@ -699,7 +699,7 @@ class _Generator:
         pop = [p["popularity"] for p in self.products]
         items = list(dict.fromkeys(rng.choices(range(len(self.products)), weights=pop, k=rng.randint(1, 3))))
         qty = [float(rng.choice((1, 2, 5, 10, 20, 50))) for _ in items]
-        amount = round(sum(q * self.products[i]["price"] for q, i in zip(qty, items)), 2)
+        amount = round(sum(q * self.products[i]["price"] for q, i in zip(qty, items, strict=True)), 2)
         contract = None
         if won:
             contract = self.add(
@@ -712,7 +712,7 @@ class _Generator:
         oid = self.add("Opportunity", Name=name, AccountId=acc["id"], OwnerId=rep.id, StageName=T.STAGES[shown],
                        Amount=amount, Probability=(10.0, 25.0, 50.0, 75.0, 100.0 if won else 0.0)[stage],
                        CloseDate=close_day.isoformat(), ContractID__c=contract, CreatedDate=_ts(_at(rng, day)))
-        for i, q in zip(items, qty):
+        for i, q in zip(items, qty, strict=True):
             p = self.products[i]
             self.add("OpportunityLineItem", OpportunityId=oid, Product2Id=p["id"], PricebookEntryId=p["pbe"],
                      Quantity=q, UnitPrice=p["price"], TotalPrice=round(q * p["price"], 2))
@@ -830,9 +830,9 @@ class _Generator:
             if c not in chosen and len(chosen) >= k:
                 continue
             group = [c] if c not in chosen else []
-            r = requires.get(c)
-            if r is not None and r not in chosen:
-                group.append(r)
+            need = requires.get(c)
+            if need is not None and need not in chosen:
+                group.append(need)
             members = set(chosen)
             if (any(g in banned or excl.get(g, set()) & (members | set(group)) for g in group)
                     or len(chosen) + len(group) > 6):
@@ -842,7 +842,7 @@ class _Generator:
         for pid in chosen[:6]:
             q = rng.choice((1, 1, 2, 3, 5, 8, 10, 12, 15, 20, 25, 30, 50, 60, 100, 120))
             limit = R.qty_limit.get(pid)
-            if pid in over:
+            if pid in over and limit is not None:
                 q = limit + rng.randint(1, limit)
             elif limit is not None:
                 q = min(q, limit)
