@@ -166,15 +166,22 @@ def test_routing_candidate_counts_match(instances, raw, org):
 
 
 def test_case_routing_prompt_holds_the_needed_cases(instances, raw, org):
-    """Every closed case of the issue inside the window, by a candidate, is shown (easy and hard)."""
-    for d in ("easy", "hard"):
+    """Easy states each candidate's counts; from medium on, every closed case of the issue inside
+    the window by a candidate is listed (so the counts can be made from the prompt)."""
+    n_needed = n_listed = 0
+    for d in DIFFICULTIES:
         for inst in instances[("case_routing", d)]:
             m, p = inst.metadata, inst.messages[-1]["content"]
+            assert org.today.isoformat() in p
+            if d == "easy":
+                assert all(f"{c['Id']} | {c['closed']} | {c['open']}" in p for c in m["candidates"])
+                continue
             agents = {c["Id"] for c in m["candidates"]}
             needed = [c["Id"] for c in raw["Case"] if c["OwnerId"] in agents and c["Status"] == "Closed"
                       and c["IssueId__c"] == m["issue_id"] and m["window_start"] <= c["ClosedDate"][:10] < m["window_end"]]
             assert all(i in p for i in needed)
-            assert org.today.isoformat() in p
+            n_needed, n_listed = n_needed + len(needed), n_listed + p.count(" | Closed | ")
+    assert n_listed > 1.5 * n_needed, "distractor cases are listed too"
 
 
 def test_gold_actions_score_one_and_a_wrong_value_does_not(instances, org_path):

@@ -14,6 +14,7 @@ gold answer can be audited by hand.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import random
@@ -129,26 +130,71 @@ def routable_cases(org: Org) -> list[tuple[str, str, str, str]]:
     return org_cached(org, "routable_cases", build)
 
 
+CASE_COLUMNS = ["Id", "OwnerId", "IssueId__c", "Status", "ClosedDate"]
+
+
+@dataclass(frozen=True)
+class CaseBook:
+    """What case routing needs, read once per org: the policy's window is fixed by today's date.
+
+    ``closed`` and ``open`` are SQL GROUP BY counts (the gold rests on them); the rest holds each
+    agent's cases as compact rows (``CASE_COLUMNS``) for rendering: closed ones sorted by ClosedDate
+    (with the dates alongside, for bisection), open ones by Id.
+    """
+    window: Window
+    closed: dict[tuple[str, str], int]          # (OwnerId, IssueId__c) -> closed inside the window
+    open: dict[str, int]                        # OwnerId -> cases not Closed
+    closed_rows: dict[str, tuple[list[tuple[str, ...]], list[str]]]   # OwnerId -> (rows, ClosedDates)
+    open_rows: dict[str, list[tuple[str, ...]]]
+
+    def closed_between(self, owner: str, start: str, end: str) -> list[tuple[str, ...]]:
+        """The owner's closed cases with start <= ClosedDate < end (ISO strings)."""
+        rows, dates = self.closed_rows.get(owner, ([], []))
+        return rows[bisect.bisect_left(dates, start):bisect.bisect_left(dates, end)]
+
+
+def case_book(org: Org) -> CaseBook:
+    def build(o: Org) -> CaseBook:
+        _, _, rule = policy_article(o, "case_routing")
+        w = past_window(o.today, "months", int(rule["lookback_months"]))
+        closed = {(r[0], r[1]): r[2] for r in o.query(
+            'SELECT OwnerId, IssueId__c, COUNT(*) FROM "Case" WHERE Status = \'Closed\' AND ClosedDate >= ? '
+            "AND ClosedDate < ? GROUP BY OwnerId, IssueId__c", (w.start.isoformat(), w.end.isoformat()))}
+        open_ = {r[0]: r[1] for r in o.query('SELECT OwnerId, COUNT(*) FROM "Case" WHERE Status != \'Closed\' '
+                                             "AND OwnerId IS NOT NULL GROUP BY OwnerId")}
+        closed_rows: dict[str, tuple[list[tuple[str, ...]], list[str]]] = {}
+        open_rows: dict[str, list[tuple[str, ...]]] = {}
+        for r in o.query('SELECT Id, OwnerId, IssueId__c, Status, ClosedDate FROM "Case" '
+                         "WHERE OwnerId IS NOT NULL ORDER BY ClosedDate, Id"):
+            if r[3] == "Closed":
+                rows, dates = closed_rows.setdefault(r[1], ([], []))
+                rows.append(tuple(r))
+                dates.append(r[4])
+            else:
+                open_rows.setdefault(r[1], []).append(tuple(r))
+        return CaseBook(w, closed, open_, closed_rows, open_rows)
+    return org_cached(org, "case_book", build)
+
+
 @register
 class CaseRouting(Task):
     name = "case_routing"
     answer = AnswerKind("action", action_object="Case", action_fields=("OwnerId",))
     levels = {
-        "easy": "Only the case's territory and its agents; only their closed cases of the issue inside "
-                "the look-back window; open cases given as counts.",
-        "medium": "All territories; closed cases of the issue from a year before the window on; "
-                  "open cases as counts.",
-        "hard": "All territories, agents of other territories, and one mixed case table in random order "
-                "(other issues, other agents, outside the window, open cases as rows).",
+        "easy": "Only the case's territory and its agents, each with its count of closed cases of the "
+                "issue inside the look-back window and of open cases.",
+        "medium": "All territories and 2 agents of other territories; the candidates' closed cases of the "
+                  "issue as rows, from 6 months before the window on, to be filtered and counted.",
+        "hard": "5 agents of other territories and one mixed case table in random order (other issues, "
+                "other agents, before the window, open cases as rows when they fit).",
     }
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         case_id, account, issue, territory = pick(rng, routable_cases(org), "unassigned new case", org)
         art_id, text, rule = policy_article(org, "case_routing")
-        window = past_window(org.today, "months", int(rule["lookback_months"]))
-        t = territories(org)
+        book, t = case_book(org), territories(org)
         agents = t.members[(territory, "Support Agent")]
-        facts = self.candidate_counts(org, agents, issue, window)
+        facts = [{"Id": a, "closed": book.closed.get((a, issue), 0), "open": book.open.get(a, 0)} for a in agents]
         best = min(facts, key=lambda f: (-f["closed"], f["open"], f["Id"]))
         shown = agents + ([] if difficulty == "easy" else other_members(t, territory, "Support Agent", rng,
                                                                          2 if difficulty == "medium" else 5))
@@ -157,62 +203,48 @@ class CaseRouting(Task):
                   render_table("Account", ["Id", "Name", "ShippingState"],
                                org.query("SELECT * FROM Account WHERE Id = ?", (account,))),
                   *territory_tables(t, territory, shown, difficulty != "easy")]
-        budget = PROMPT_LIMIT[difficulty] - len(text) - sum(map(len, tables)) - 600
-        tables += self._case_tables(org, difficulty, rng, shown, agents, issue, window, facts, budget)
+        if difficulty == "easy":
+            tables.append(render_table(
+                f"Cases per agent (closed with issue {issue} {book.window.phrase}; open now)",
+                ["OwnerId", "ClosedWithIssue", "OpenCases"], [(f["Id"], f["closed"], f["open"]) for f in facts]))
+        else:
+            budget = PROMPT_LIMIT[difficulty] - len(text) - sum(map(len, tables)) - 600
+            tables += self._case_tables(book, difficulty, rng, shown, agents, issue, facts, budget)
         messages = build_messages(
             f"Route case {case_id} to the right support agent under the case routing policy.", tables,
             action_format("Case", "OwnerId", "User Id"), today=org.today,
             context=f"Case routing policy (knowledge article {art_id}):\n{text}")
         meta = {"target_id": case_id, "rule_article_id": art_id, "rule": rule, "issue_id": issue,
-                "account_id": account, "territory_id": territory, **window.as_meta(),
+                "account_id": account, "territory_id": territory, **book.window.as_meta(),
                 "candidates": facts, "chosen": best["Id"], "tie_break": "fewest open cases, then lowest Id",
                 "shown_user_ids": sorted(set(shown))}
         return Instance(self.name, difficulty, messages,
                         [action_json("Case", case_id, {"OwnerId": best["Id"]})], meta)
 
     @staticmethod
-    def candidate_counts(org: Org, agents: list[str], issue: str, window: Window) -> list[dict[str, Any]]:
-        """Per agent: cases of ``issue`` closed inside ``window``, and open (not Closed) cases."""
-        out = []
-        for a in agents:
-            closed = org.scalar('SELECT COUNT(*) FROM "Case" WHERE OwnerId = ? AND IssueId__c = ? AND '
-                                "Status = 'Closed' AND ClosedDate >= ? AND ClosedDate < ?",
-                                (a, issue, window.start.isoformat(), window.end.isoformat()))
-            open_ = org.scalar('SELECT COUNT(*) FROM "Case" WHERE OwnerId = ? AND Status != \'Closed\'', (a,))
-            out.append({"Id": a, "closed": closed, "open": open_})
-        return out
+    def _case_tables(book: CaseBook, difficulty: str, rng: random.Random, shown: list[str], agents: list[str],
+                     issue: str, facts: list[dict[str, Any]], budget: int) -> list[str]:
+        """Case rows the decision rests on, with the level's distractors, in about ``budget`` chars.
 
-    @staticmethod
-    def _case_tables(org: Org, difficulty: str, rng: random.Random, shown: list[str], agents: list[str],
-                     issue: str, window: Window, facts: list[dict[str, Any]], budget: int) -> list[str]:
-        """The cases the decision rests on, with the level's distractors, in about ``budget`` chars.
-
-        Every candidate's closed case of the issue inside the window is always shown. Open cases
-        are given as counts per agent, except on hard, where they are rows when they fit.
+        Every candidate's closed case of the issue inside the window is shown. Open cases are given
+        as counts per agent, except on hard, where they are rows when they fit.
         """
-        cols = ["Id", "OwnerId", "IssueId__c", "Status", "ClosedDate"]
-        start, end = window.start.isoformat(), window.end.isoformat()
-        before = _months_back(window.start, 0 if difficulty == "easy" else 6).isoformat()
-        users = agents if difficulty != "hard" else shown
-        rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({",".join("?" * len(users))}) AND '
-                         "Status = 'Closed' AND ClosedDate >= ? AND ClosedDate < ? ORDER BY ClosedDate",
-                         (*users, before, end))
-        needed = [r for r in rows if r["OwnerId"] in agents and r["IssueId__c"] == issue and r["ClosedDate"] >= start]
-        # Distractors: same issue before the window (medium); on hard also other issues, other agents.
-        taken = {r["Id"] for r in needed}
-        pool = [r for r in rows if r["Id"] not in taken and (difficulty == "hard" or r["IssueId__c"] == issue)]
-        open_rows = []
-        if difficulty == "hard":
-            open_rows = org.query(f'SELECT * FROM "Case" WHERE OwnerId IN ({",".join("?" * len(agents))}) '
-                                  "AND Status != 'Closed'", tuple(agents))
-            if ROW_CHARS * (len(needed) + len(open_rows)) > budget:
-                open_rows = []      # too many to list: counts instead, as on the lower levels
+        start, end = book.window.start.isoformat(), book.window.end.isoformat()
+        before = _months_back(book.window.start, 6).isoformat()
+        closed = [r for u in (shown if difficulty == "hard" else agents) for r in book.closed_between(u, before, end)]
+        needed = [r for r in closed if r[1] in agents and r[2] == issue and r[4] >= start]
+        taken = {r[0] for r in needed}
+        # Distractors: the issue's cases before the window; on hard also other issues and other agents.
+        pool = [r for r in closed if r[0] not in taken and (difficulty == "hard" or r[2] == issue)]
+        open_rows = [r for u in agents for r in book.open_rows.get(u, [])]
+        if difficulty != "hard" or ROW_CHARS * (len(needed) + len(open_rows)) > budget:
+            open_rows = []      # counts instead of rows
         room = budget - ROW_CHARS * (len(needed) + len(open_rows)) - (0 if open_rows else 40 * len(facts))
         extra = fill_distractors(shuffled(rng, pool), lambda r: ROW_CHARS, room, 10_000)
         if difficulty == "hard":
-            out = [render_table("Case", cols, shuffled(rng, needed + open_rows + extra))]
+            out = [render_table("Case", CASE_COLUMNS, shuffled(rng, needed + open_rows + extra))]
         else:
-            out = [render_table("Case (closed)", cols, sorted(needed + extra, key=lambda r: r["ClosedDate"]))]
+            out = [render_table("Case (closed)", CASE_COLUMNS, sorted(needed + extra, key=lambda r: r[4]))]
         if not open_rows:
             out.append(render_table("Open cases per agent", ["OwnerId", "OpenCases"],
                                     [(f["Id"], f["open"]) for f in facts]))
@@ -229,12 +261,22 @@ def _months_back(d: dt.date, n: int) -> dt.date:
 # lead_routing
 # ----------------------------------------------------------------------------------------------
 
+def lead_book(org: Org) -> dict[str, list[tuple[str, int, int]]]:
+    """OwnerId -> [(Status, IsConverted, number of leads)], one GROUP BY per org."""
+    def build(o: Org) -> dict[str, list[tuple[str, int, int]]]:
+        out: dict[str, list[tuple[str, int, int]]] = {}
+        for r in o.query("SELECT OwnerId, Status, IsConverted, COUNT(*) FROM Lead WHERE OwnerId IS NOT NULL "
+                         "GROUP BY OwnerId, Status, IsConverted ORDER BY OwnerId, Status, IsConverted"):
+            out.setdefault(r[0], []).append((r[1], int(r[2]), r[3]))
+        return out
+    return org_cached(org, "lead_book", build)
+
+
 def lead_counts(org: Org, reps: list[str]) -> list[dict[str, Any]]:
-    """Per sales rep: leads owned and leads converted (one indexed GROUP BY)."""
-    rows = {r[0]: (r[1], r[2] or 0) for r in org.query(
-        f"SELECT OwnerId, COUNT(*), SUM(IsConverted) FROM Lead WHERE OwnerId IN ({','.join('?' * len(reps))}) "
-        "GROUP BY OwnerId", tuple(reps))}
-    return [{"Id": r, "owned": rows.get(r, (0, 0))[0], "converted": rows.get(r, (0, 0))[1]} for r in reps]
+    """Per sales rep: leads owned and leads converted."""
+    book = lead_book(org)
+    return [{"Id": r, "owned": sum(n for _, _, n in book.get(r, [])),
+             "converted": sum(n for _, conv, n in book.get(r, []) if conv)} for r in reps]
 
 
 def routable_leads(org: Org) -> list[tuple[str, str]]:
@@ -275,9 +317,8 @@ class LeadRouting(Task):
         shown = reps + ([] if difficulty == "easy" else other_members(t, territory, "Sales Rep", rng,
                                                                        2 if difficulty == "medium" else 6))
         if difficulty == "hard":
-            counts = org.query(f"SELECT OwnerId, Status, IsConverted, COUNT(*) AS Leads FROM Lead WHERE OwnerId IN "
-                               f"({','.join('?' * len(shown))}) GROUP BY OwnerId, Status, IsConverted",
-                               tuple(shown))
+            book = lead_book(org)
+            counts = [(u, *c) for u in sorted(set(shown)) for c in book.get(u, [])]
             stats = render_table("Lead counts", ["OwnerId", "Status", "IsConverted", "Leads"], shuffled(rng, counts))
         else:
             stats = render_table("Leads per rep", ["OwnerId", "LeadsOwned", "LeadsConverted"],

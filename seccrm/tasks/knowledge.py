@@ -349,7 +349,7 @@ class NamedEntityDisambiguation(Task):
                                    [(d, o, x, p.products[x]) for d, o, x in lines])]
             when = f"on {date}"
         contact = rng.choice(p.contacts.get(acc) or [("", "A customer")])
-        gold = self.gold(org, acc, date, mention)
+        gold = self.gold(org, sorted({o for o, _ in history[date]}), mention)
         question = (f'{contact[1]} of account {p.account_names.get(acc, acc)} ({acc}) writes: "I need help '
                     f'with the {mention} I bought {when}." Which product does the customer mean? It is '
                     f"the product bought by the account that day whose name begins with the customer's words.")
@@ -357,18 +357,19 @@ class NamedEntityDisambiguation(Task):
                                   "that day matches.", today=org.today if difficulty == "hard" else None)
         meta = {"account_id": acc, "contact_id": contact[0], "purchase_date": date, "mention": mention,
                 "date_phrase": when, "source_product_id": source, "n_purchase_dates": len(shown),
-                "n_lines": len(lines), "match_rule": "name == mention or name starts with mention + ' '"}
+                "order_ids": sorted({o for o, _ in history[date]}), "n_lines": len(lines), "match_rule": "name == mention or name starts with mention + ' '"}
         return Instance(self.name, difficulty, messages, [gold], meta)
 
     @staticmethod
-    def gold(org: Org, account: str, date: str, mention: str) -> str:
+    def gold(org: Org, order_ids: list[str], mention: str) -> str:
+        """The one product in the orders (the account's orders of the asked day) whose name begins
+        with the mention; None when there is none."""
         rows = org.query(
-            'SELECT DISTINCT oi.Product2Id FROM "Order" o JOIN OrderItem oi ON oi.OrderId = o.Id '
-            "JOIN Product2 p ON p.Id = oi.Product2Id WHERE o.AccountId = ? AND substr(o.EffectiveDate, 1, 10) = ? "
-            "AND (lower(p.Name) = lower(?) OR substr(lower(p.Name), 1, length(?) + 1) = lower(?) || ' ')",
-            (account, date, mention, mention, mention))
+            "SELECT DISTINCT p.Id FROM OrderItem oi JOIN Product2 p ON p.Id = oi.Product2Id "
+            f"WHERE oi.OrderId IN ({','.join('?' * len(order_ids))}) AND (lower(p.Name) = lower(?) "
+            "OR substr(lower(p.Name), 1, length(?) + 1) = lower(?) || ' ')", (*order_ids, mention, mention, mention))
         if len(rows) > 1:
-            raise AssertionError(f"ambiguous mention {mention!r} on {date}: {[r[0] for r in rows]}")
+            raise AssertionError(f"ambiguous mention {mention!r}: {[r[0] for r in rows]}")
         return rows[0][0] if rows else NONE_ANSWER
 
 
