@@ -515,7 +515,7 @@ class QuoteApproval(Task):
                          "name the one with the lowest article Id.")
         messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
                                            *_quote_tables(org, q.id, lines)],
-                                DISCOUNT_RULES, "every line complies")
+                                DISCOUNT_RULES, "the line complies" if difficulty == "easy" else "every line complies")
         gold = first_broken(broken, data.types)
         meta = {"quote_id": q.id, "line_ids": [ln["Id"] for ln in lines], "rule_checked": "discount_tiers",
                 "line_checks": checks, "relevant_articles": relevant, "broken_articles": broken,
