@@ -18,7 +18,10 @@ from seccrm.tasks._analytics_common import (
     RankingTask,
     Scope,
     cached,
+    days_between,
     id_list,
+    mean_by,
+    month_keys,
 )
 from seccrm.tasks.base import AnswerKind, Org, register, render_table
 
@@ -66,19 +69,30 @@ def names(org: Org, table: str) -> dict[str, str]:
 
 
 def scope_sql(scope: Scope) -> tuple[str, str, list[Any]]:
-    """(extra JOIN, WHERE clause, params) selecting the cases of a scope's window and filter."""
+    """(FROM clause, WHERE clause, params) selecting the cases of a scope's window and filter.
+
+    The clauses also choose the index, since the org carries no planner statistics: a window of a
+    month or two is read through the CreatedDate index, a longer one through the filter's index
+    (a product's order items, then their cases; or the IssueId__c index). ``+x`` keeps SQLite
+    off the index of x; CROSS JOIN fixes the join order. Measured on the full preset, this is
+    2-10x faster than the default plans; the rows selected are the same either way.
+    """
+    short = len(month_keys(scope.window)) <= 2
+    frm = '"Case" c'
     where = 'c."CreatedDate" >= ? AND c."CreatedDate" < ?'
     params: list[Any] = [scope.window.start.isoformat(), scope.window.end.isoformat()]
-    join = ""
     if scope.option is not None:
         kind, value = scope.option
         if kind == "product":
-            join = 'JOIN "OrderItem" oi ON oi."Id" = c."OrderItemId__c"'
+            frm = ('"Case" c CROSS JOIN "OrderItem" oi ON oi."Id" = c."OrderItemId__c"' if short else
+                   '"OrderItem" oi CROSS JOIN "Case" c ON c."OrderItemId__c" = oi."Id"')
             where += ' AND oi."Product2Id" = ?'
+        elif kind == "issue":
+            where += ' AND +c."IssueId__c" = ?' if len(month_keys(scope.window)) <= 6 else ' AND c."IssueId__c" = ?'
         else:
-            where += ' AND c."IssueId__c" = ?'
+            raise ValueError(f"unknown case filter {kind!r}")
         params.append(value)
-    return join, where, params
+    return frm, where, params
 
 
 def filter_phrase(org: Org, option: Option) -> str:
@@ -139,15 +153,19 @@ class HandleTime(_CaseRanking):
                            qualifies=lambda r: r.closed is not None and len(r.chain) == 1)
 
     def gold(self, org: Org, scope: Scope) -> tuple[dict[str, Fraction], dict[str, Any]]:
-        join, where, params = scope_sql(scope)
+        frm, where, params = scope_sql(scope)
         marks = ",".join("?" * len(scope.candidates))
         sql = (f'SELECT c."OwnerId", COUNT(*), SUM({CASE_DAYS}) '
-               f'FROM "Case" c {join} WHERE {where} AND c."OwnerId" IN ({marks}) AND {CLOSED} '
+               f'FROM {frm} WHERE {where} AND +c."OwnerId" IN ({marks}) AND {CLOSED} '
                'AND (SELECT COUNT(*) FROM "CaseHistory__c" h WHERE h."CaseId__c" = c."Id" '
                "AND h.\"Field__c\" = 'Owner Assignment') = 1 GROUP BY c.\"OwnerId\"")
         rows = org.query(sql, (*params, *scope.candidates))
         values = {r[0]: Fraction(round(r[2]), r[1]) for r in rows}
-        return values, {"agent_case_counts": {r[0]: r[1] for r in sorted(rows)}}
+        return values, {"agent_case_counts": {r[0]: r[1] for r in sorted(rows, key=lambda r: r[0])}}
+
+    def from_rows(self, scope: Scope) -> dict[str, Fraction]:
+        return mean_by((r.owner, days_between(r.created, r.closed)) for r in scope.rows
+                       if r.closed and len(r.chain) == 1 and r.owner in scope.candidates)
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[CaseFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
@@ -185,15 +203,23 @@ class TransferCount(_CaseRanking):
                            qualifies=lambda r: True)
 
     def gold(self, org: Org, scope: Scope) -> tuple[dict[str, Fraction], dict[str, Any]]:
-        join, where, params = scope_sql(scope)
+        frm, where, params = scope_sql(scope)
         marks = ",".join("?" * len(scope.candidates))
-        # CROSS JOIN keeps Case (date-indexed) as the outer loop; OldValue__c has no index.
-        sql = (f'SELECT h."OldValue__c", COUNT(*) FROM "Case" c {join} CROSS JOIN "CaseHistory__c" h '
+        # CROSS JOIN keeps the cases as the outer loop; OldValue__c has no index.
+        sql = (f'SELECT h."OldValue__c", COUNT(*) FROM {frm} CROSS JOIN "CaseHistory__c" h '
                f'ON h."CaseId__c" = c."Id" WHERE {where} AND h."Field__c" = \'Owner Assignment\' '
                f'AND h."OldValue__c" IN ({marks}) GROUP BY h."OldValue__c"')
         counts = dict.fromkeys(scope.candidates, 0)
         counts.update({r[0]: r[1] for r in org.query(sql, (*params, *scope.candidates))})
         return {k: Fraction(v) for k, v in counts.items()}, {}
+
+    def from_rows(self, scope: Scope) -> dict[str, Fraction]:
+        counts = dict.fromkeys(scope.candidates, 0)
+        for r in scope.rows:
+            for old, _ in r.chain:
+                if old in counts:
+                    counts[old] += 1
+        return {k: Fraction(v) for k, v in counts.items()}
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[CaseFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
@@ -229,15 +255,18 @@ class BestRegion(_CaseRanking):
         return self._index(org, keys=lambda r: (r.state,), qualifies=lambda r: r.closed is not None)
 
     def gold(self, org: Org, scope: Scope) -> tuple[dict[str, Fraction], dict[str, Any]]:
-        join, where, params = scope_sql(scope)
+        frm, where, params = scope_sql(scope)
         marks = ",".join("?" * len(scope.candidates))
         sql = (f'SELECT a."ShippingState", COUNT(*), '
-               f'SUM({CASE_DAYS}) FROM "Case" c {join} '
-               f'JOIN "Account" a ON a."Id" = c."AccountId" WHERE {where} AND {CLOSED} '
+               f'SUM({CASE_DAYS}) FROM {frm} CROSS JOIN '
+               f'"Account" a ON a."Id" = c."AccountId" WHERE {where} AND {CLOSED} '
                f'AND a."ShippingState" IN ({marks}) GROUP BY a."ShippingState"')
         rows = org.query(sql, (*params, *scope.candidates))
         values = {r[0]: Fraction(round(r[2]), r[1]) for r in rows}
-        return values, {"state_case_counts": {r[0]: r[1] for r in sorted(rows)}}
+        return values, {"state_case_counts": {r[0]: r[1] for r in sorted(rows, key=lambda r: r[0])}}
+
+    def from_rows(self, scope: Scope) -> dict[str, Fraction]:
+        return mean_by((r.state, days_between(r.created, r.closed)) for r in scope.rows if r.closed)
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[CaseFact],
                tie_rule: bool) -> tuple[list[str], str, str]:

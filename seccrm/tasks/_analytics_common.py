@@ -37,9 +37,19 @@ def cached(org: Org, key: Hashable, loader: Callable[[Org], Any]) -> Any:
     return store[key]
 
 
-def in_window(date: str | None, w: Window) -> bool:
-    """Half-open window test on ISO text (``YYYY-MM-DD`` or longer)."""
-    return date is not None and w.start.isoformat() <= date < w.end.isoformat()
+def days_between(start: str, end: str) -> int:
+    """Whole days from the date ``start`` to the date ``end`` (ISO, time part ignored)."""
+    return (dt.date.fromisoformat(end[:10]) - dt.date.fromisoformat(start[:10])).days
+
+
+def mean_by(pairs: Iterable[tuple[str, int]]) -> dict[str, Fraction]:
+    """key -> exact mean of its values."""
+    sums: dict[str, list[int]] = {}
+    for k, v in pairs:
+        acc = sums.setdefault(k, [0, 0])
+        acc[0] += v
+        acc[1] += 1
+    return {k: Fraction(s, n) for k, (s, n) in sums.items()}
 
 
 def add_months(d: dt.date, n: int) -> dt.date:
@@ -96,7 +106,8 @@ Option = tuple[str, str] | None       # (filter kind, value), or None for "no fi
 
 
 class FactIndex:
-    """Records of one family with, per month, per filter option, per candidate: [rows, qualifying].
+    """Records of one family sorted by date, grouped by candidate and by filter option, with
+    per-month counts: month -> option -> candidate -> [records, qualifying records].
 
     ``keys(row)`` gives the candidates a record belongs to (an owner, a state, or every agent in a
     case's assignment chain); ``options(row)`` the (kind, value) filters it matches; ``qualifies(row)``
@@ -106,14 +117,23 @@ class FactIndex:
     def __init__(self, rows: Iterable[Any], date: Callable[[Any], str],
                  keys: Callable[[Any], Sequence[str]], options: Callable[[Any], Iterable[Option]],
                  qualifies: Callable[[Any], bool]):
-        self.rows = sorted(rows, key=date)
         self.date, self.keys, self.options, self.qualifies = date, keys, options, qualifies
+        self.rows = sorted(rows, key=lambda r: (date(r), r[0]))
         self._dates = [date(r) for r in self.rows]
+        # ("k", candidate) or ("o", option) -> (rows, dates), both in date order.
+        self._groups: dict[tuple[str, Any], tuple[list[Any], list[str]]] = {}
+        for r, d in zip(self.rows, self._dates):
+            for g in [("k", k) for k in keys(r)] + [("o", o) for o in options(r)]:
+                rs, ds = self._groups.setdefault(g, ([], []))
+                rs.append(r)
+                ds.append(d)
+        self.options_seen: list[Option] = [None] + [g[1] for g in self._groups if g[0] == "o"]
         self._months: dict[str, dict[Option, dict[str, list[int]]]] = {}
 
-    def between(self, start: str, end: str) -> list[Any]:
-        """Rows with ``start <= date < end`` (ISO text)."""
-        return self.rows[bisect.bisect_left(self._dates, start):bisect.bisect_left(self._dates, end)]
+    def between(self, start: str, end: str, group: tuple[str, Any] | None = None) -> list[Any]:
+        """Rows with ``start <= date < end`` (ISO text), of one candidate or option if ``group``."""
+        rows, dates = (self.rows, self._dates) if group is None else self._groups.get(group, ([], []))
+        return rows[bisect.bisect_left(dates, start):bisect.bisect_left(dates, end)]
 
     def _month(self, month: str) -> dict[Option, dict[str, list[int]]]:
         if month not in self._months:
@@ -139,12 +159,13 @@ class FactIndex:
                 c[1] += q
         return out
 
-    def all_options(self) -> list[Option]:
-        seen: dict[Option, None] = {None: None}
-        for r in self.rows:
-            for o in self.options(r):
-                seen.setdefault(o, None)
-        return list(seen)
+    def of_candidates(self, cands: Iterable[str], start: str, end: str) -> list[Any]:
+        """Rows of any of ``cands`` in [start, end), each once, in (date, Id) order."""
+        seen: dict[int, Any] = {}
+        for c in sorted(cands):
+            for r in self.between(start, end, ("k", c)):
+                seen[id(r)] = r
+        return sorted(seen.values(), key=lambda r: (self.date(r), r[0]))
 
 
 @dataclass
@@ -162,10 +183,9 @@ def pick_scope(rng: random.Random, index: FactIndex, w: Window, knobs: Knobs, mi
     Candidates are drawn among those with at least ``min_qual`` qualifying records, so every listed
     candidate has a value. Returns None when no option fits (the caller draws another window).
     """
-    options = cached_options(index)
-    order = rng.sample(options, min(max_options, len(options)))
+    options = index.options_seen
     lo, hi = knobs.scope_rows
-    for option in order:
+    for option in rng.sample(options, min(max_options, len(options))):
         counts = index.counts(w, option)
         eligible = sorted(k for k, (_, q) in counts.items() if q >= min_qual and k is not None)
         if len(eligible) < knobs.n_candidates[0]:
@@ -178,47 +198,64 @@ def pick_scope(rng: random.Random, index: FactIndex, w: Window, knobs: Knobs, mi
     return None
 
 
-def cached_options(index: FactIndex) -> list[Option]:
-    if not hasattr(index, "_options"):
-        index._options = index.all_options()      # type: ignore[attr-defined]
-    return index._options                         # type: ignore[attr-defined]
+def _iso(w: Window, pad_days: int = 0) -> tuple[str, str]:
+    pad = dt.timedelta(days=pad_days)
+    return (w.start - pad).isoformat(), (w.end + pad).isoformat()
 
 
 def scope_rows(index: FactIndex, scope: Scope) -> list[Any]:
     """Every record of the scope: in the window, matching the filter, of a listed candidate."""
+    start, end = _iso(scope.window)
     cands = set(scope.candidates)
-    return [r for r in index.between(scope.window.start.isoformat(), scope.window.end.isoformat())
-            if (scope.option is None or scope.option in index.options(r))
-            and cands.intersection(index.keys(r))]
+    if scope.option is None:
+        return index.of_candidates(cands, start, end)
+    return [r for r in index.between(start, end, ("o", scope.option)) if cands.intersection(index.keys(r))]
 
 
 def distractors(rng: random.Random, index: FactIndex, scope: Scope, n: int, pad_days: int = 62,
-                prefer: Callable[[Any], bool] | None = None) -> list[Any]:
+                prefer_keys: Sequence[str] = ()) -> list[Any]:
     """Up to ``n`` records that miss the scope on one count: just outside the window (same candidate
     and filter), or inside it but of another candidate or another filter value. About half are the
-    date near-misses when there are enough; ``prefer`` picks which of the others come first (for
-    example the cases of a product with a near-duplicate name)."""
+    date near-misses when there are enough; among the others, the records of ``prefer_keys`` come
+    first (for example the cases of a product with a near-duplicate name)."""
     if n <= 0:
         return []
-    near = index.between((scope.window.start - dt.timedelta(days=pad_days)).isoformat(),
-                         (scope.window.end + dt.timedelta(days=pad_days)).isoformat())
-    cands = set(scope.candidates)
-    in_scope = {id(r) for r in scope.rows}
-    outside, other = [], []
-    for r in near:
-        if id(r) in in_scope:
-            continue
-        mine = bool(cands.intersection(index.keys(r)))
-        matches = scope.option is None or scope.option in index.options(r)
-        if mine and matches:
-            outside.append(r)            # only the date puts it out of scope
-        elif in_window(index.date(r), scope.window) and (mine or matches):
-            other.append(r)              # another candidate, or another filter value
+    (start, end), (p_start, p_end) = _iso(scope.window), _iso(scope.window, pad_days)
+    cands, opt = set(scope.candidates), scope.option
+
+    def matches(r: Any) -> bool:
+        return opt is None or opt in index.options(r)
+
+    def mine(r: Any) -> bool:
+        return bool(cands.intersection(index.keys(r)))
+
+    # Same candidate and filter, only the date puts it out of scope (read from the filter's group
+    # when there is one: a product's cases are far fewer than a state's).
+    if opt is None:
+        outside = index.of_candidates(cands, p_start, start) + index.of_candidates(cands, end, p_end)
+    else:
+        outside = [r for r in index.between(p_start, start, ("o", opt)) + index.between(end, p_end, ("o", opt))
+                   if mine(r)]
     picked = rng.sample(outside, min(len(outside), (n + 1) // 2))
-    rng.shuffle(other)
-    if prefer is not None:
-        other.sort(key=lambda r: not prefer(r))      # stable: preferred first, still shuffled
-    return picked + other[:n - len(picked)]
+    want = n - len(picked)
+    # In the window: preferred candidates, a listed candidate with another filter value, or any
+    # other candidate. The last pool can hold thousands of records: sample it before filtering.
+    preferred = [r for r in index.of_candidates(prefer_keys, start, end) if matches(r) and not mine(r)]
+    own = [] if opt is None else index.of_candidates(cands, start, end)
+    own_other = [r for r in rng.sample(own, min(len(own), 3 * want + 10)) if not matches(r)]
+    window = index.between(start, end, None if opt is None else ("o", opt))
+    others = [r for r in rng.sample(window, min(len(window), 3 * want + 10)) if not mine(r)]
+    mixed = own_other + others
+    rng.shuffle(mixed)
+    rng.shuffle(preferred)
+    seen = {id(r) for r in picked}
+    for r in preferred + mixed:
+        if len(picked) >= n:
+            break
+        if id(r) not in seen:
+            seen.add(id(r))
+            picked.append(r)
+    return picked
 
 
 # ----------------------------------------------------------------------------------------------
@@ -293,9 +330,11 @@ def order_rows(rng: random.Random, rows: list[Any], date: Callable[[Any], str], 
 class RankingTask(Task):
     """Shared ``generate`` of the six ranking tasks (agents or states ranked by a value).
 
-    A subclass provides the record index (``index``), the gold values by SQL (``gold``) and the
-    prompt (``render``); this class draws the window, the scope and min/max, rejects ties and
-    near-ties where the level forbids them, samples distractors and fits the prompt.
+    A subclass provides the record index (``index``), the values recomputed from the shown
+    in-scope records (``from_rows``), the gold values by SQL (``gold``) and the prompt (``render``).
+    This class draws the window, the scope and min/max, rejects ties and near-ties where the level
+    forbids them (on ``from_rows``, which costs no query), then computes the gold by SQL once and
+    refuses to go on if the two disagree: the prompt must hold exactly the records the SQL counts.
     """
 
     modes: ClassVar[tuple[str, ...]] = ("min", "max")
@@ -314,6 +353,10 @@ class RankingTask(Task):
         """Per-candidate values computed with SQL, and extra metadata (counts...)."""
         raise NotImplementedError
 
+    def from_rows(self, scope: Scope) -> dict[str, Fraction]:
+        """The same values from the in-scope records the prompt shows (candidates with none left out)."""
+        raise NotImplementedError
+
     def render(self, org: Org, scope: Scope, mode: str, shown: list[Any],
                tie_rule: bool) -> tuple[list[str], str, str]:
         """(tables, question, answer format) for the shown records."""
@@ -330,15 +373,20 @@ class RankingTask(Task):
             if scope is None:
                 continue
             scope.rows = scope_rows(index, scope)
-            values, extra = self.gold(org, scope)
-            if sorted(values) != sorted(scope.candidates):
+            shown_values = self.from_rows(scope)
+            if sorted(shown_values) != sorted(scope.candidates):
                 continue                         # a listed candidate has no value
             mode = rng.choice(self.modes)
-            r = rank(values, mode, self.relative_gap)
+            r = rank(shown_values, mode, self.relative_gap)
             state_rule = difficulty == "hard" or relaxed
             if (len(r.tied) > 1 and not state_rule) or (
                     not relaxed and not acceptable(r, knobs, rng, self.gaps[1])):
                 continue
+            values, extra = self.gold(org, scope)
+            if values != shown_values:
+                raise RuntimeError(f"{self.name}: the SQL gold {frac_meta(values)} differs from the values "
+                                   f"of the records shown {frac_meta(shown_values)} ({scope.window.phrase}, filter "
+                                   f"{scope.option}, candidates {scope.candidates})")
             return self._instance(org, difficulty, rng, knobs, index, scope, mode, values, extra, r,
                                   state_rule)
         raise RuntimeError(f"{self.name}: no {difficulty} instance in {self.max_attempts} attempts; "

@@ -70,7 +70,7 @@ class _ProductTask(Task):
                   render: Any) -> tuple[list[dict[str, str]], int]:
         index = product_index(org)
         near = near_duplicates(org, scope.candidates[0])
-        pool = distractors(rng, index, scope, n_extra, pad_days=45, prefer=lambda r: r.product in near)
+        pool = distractors(rng, index, scope, n_extra, pad_days=45, prefer_keys=sorted(near))
         ordered = order_rows(rng, scope.rows + pool, index.date, difficulty != "easy")
         in_scope = {id(x) for x in scope.rows}
 
@@ -154,13 +154,19 @@ class TopIssue(_ProductTask):
 # monthly_trend_analysis
 # ----------------------------------------------------------------------------------------------
 
-def slack(counts: list[int], i: int) -> Fraction:
-    """How far month ``i`` is above the "significantly more" threshold (>= 0: it qualifies).
+def slack_units(counts: list[int], i: int) -> int:
+    """(n - 1) x how far month ``i`` is above the "significantly more" threshold; >= 0: it qualifies.
 
     The threshold (base.DEFINITIONS): count >= 2 x the average of the other months and
-    count >= that average + 5. Exact fractions, so a month exactly at the threshold qualifies."""
-    avg = Fraction(sum(counts) - counts[i], len(counts) - 1)
-    return min(counts[i] - 2 * avg, counts[i] - avg - 5)
+    count >= that average + 5. Scaled by n - 1 so that the test is exact integer arithmetic and a
+    month exactly at the threshold qualifies."""
+    n1, rest = len(counts) - 1, sum(counts) - counts[i]
+    return min(counts[i] * n1 - 2 * rest, counts[i] * n1 - rest - 5 * n1)
+
+
+def slack(counts: list[int], i: int) -> Fraction:
+    """How many cases month ``i`` is above the threshold (negative: below)."""
+    return Fraction(slack_units(counts, i), len(counts) - 1)
 
 
 def trend_window(rng: random.Random, today: dt.date, difficulty: str) -> Window:
@@ -206,13 +212,16 @@ class MonthlyTrend(_ProductTask):
         return [per.get(m, 0) for m in month_keys(w)]
 
     def _fits(self, counts: list[int], want_none: bool, clear: int, rng: random.Random) -> bool:
-        slacks = [slack(counts, i) for i in range(len(counts))]
-        hits = [s for s in slacks if s >= 0]
-        if len(hits) > 1 or (len(hits) == 0) != want_none:
+        """Exactly one qualifying month (or none when ``want_none``), every month at least
+        ``clear`` cases away from the threshold; at hard, near misses are preferred."""
+        n1 = len(counts) - 1
+        units = [slack_units(counts, i) for i in range(len(counts))]
+        hits = sum(u >= 0 for u in units)
+        if hits > 1 or (hits == 0) != want_none:
             return False
         if clear:
-            return all(s >= clear or s <= -clear for s in slacks)
-        return min(abs(s) for s in slacks) < 3 or rng.random() < 0.5      # hard: prefer near misses
+            return all(u >= clear * n1 or u <= -clear * n1 for u in units)
+        return min(abs(u) for u in units) < 3 * n1 or rng.random() < 0.5
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         index, (lo, hi) = product_index(org), self.ROWS[difficulty]
@@ -229,7 +238,7 @@ class MonthlyTrend(_ProductTask):
                 continue
             product = rng.choice(pick)
             counts = self.gold(org, product, w)
-            qualifying = [m for i, m in enumerate(months) if slack(counts, i) >= 0]
+            qualifying = [m for i, m in enumerate(months) if slack_units(counts, i) >= 0]
             if len(qualifying) > 1:
                 continue
             answer = MONTHS[int(qualifying[0][5:]) - 1] if qualifying else NONE_ANSWER

@@ -15,7 +15,16 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import Any, NamedTuple
 
-from seccrm.tasks._analytics_common import FactIndex, Option, RankingTask, Scope, cached, id_list
+from seccrm.tasks._analytics_common import (
+    FactIndex,
+    Option,
+    RankingTask,
+    Scope,
+    cached,
+    days_between,
+    id_list,
+    mean_by,
+)
 from seccrm.tasks.base import AnswerKind, Org, register, render_table
 
 REP_FORMAT = "the sales rep's User Id (18 characters)."
@@ -83,7 +92,15 @@ class SalesAmount(RankingTask):
             f'AND o."OwnerId" IN ({_in(scope)}){extra} GROUP BY o."OwnerId"', tuple(params))
         # Amounts are in cents: round away the float sum's noise, then rank exactly.
         values = {r[0]: Fraction(round(r[1] * 100), 100) for r in rows}
-        return values, {"rep_order_counts": {r[0]: r[2] for r in sorted(rows)}}
+        return values, {"rep_order_counts": {r[0]: r[2] for r in sorted(rows, key=lambda r: r[0])}}
+
+    def from_rows(self, scope: Scope) -> dict[str, Fraction]:
+        sums: dict[str, float] = {}
+        for r in scope.rows:
+            for p, qty, price in r.items:
+                if scope.option is None or p == scope.option[1]:
+                    sums[r.owner] = sums.get(r.owner, 0.0) + qty * price
+        return {k: Fraction(round(v * 100), 100) for k, v in sums.items()}
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[OrderFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
@@ -167,7 +184,10 @@ class SalesCycle(RankingTask):
             f'AND ct."CompanySignedDate" < ? AND o."OwnerId" IN ({_in(scope)}){extra} GROUP BY o."OwnerId"',
             tuple(params))
         values = {r[0]: Fraction(round(r[2]), r[1]) for r in rows}
-        return values, {"rep_signed_counts": {r[0]: r[1] for r in sorted(rows)}}
+        return values, {"rep_signed_counts": {r[0]: r[1] for r in sorted(rows, key=lambda r: r[0])}}
+
+    def from_rows(self, scope: Scope) -> dict[str, Fraction]:
+        return mean_by((r.owner, days_between(r.created, r.signed)) for r in scope.rows if r.signed)
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[OppFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
@@ -212,6 +232,13 @@ def load_leads(org: Org) -> list[LeadFact]:
         '"LeadSource", "Industry" FROM "Lead"')]
 
 
+def _group(rows: list[LeadFact]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for r in rows:
+        out.setdefault(r.owner, []).append(r.converted)
+    return out
+
+
 @register
 class ConversionRate(RankingTask):
     name = "conversion_rate_comprehension"
@@ -246,8 +273,11 @@ class ConversionRate(RankingTask):
             'SELECT "OwnerId", COUNT(*), SUM(COALESCE("IsConverted", 0)) FROM "Lead" WHERE "CreatedDate" >= ? '
             f'AND "CreatedDate" < ? AND "OwnerId" IN ({_in(scope)}){extra} GROUP BY "OwnerId"', tuple(params))
         values = {r[0]: Fraction(r[2], r[1]) for r in rows}
-        return values, {"rep_lead_counts": {r[0]: r[1] for r in sorted(rows)},
-                        "rep_converted_counts": {r[0]: r[2] for r in sorted(rows)}}
+        return values, {"rep_lead_counts": {r[0]: r[1] for r in sorted(rows, key=lambda r: r[0])},
+                        "rep_converted_counts": {r[0]: r[2] for r in sorted(rows, key=lambda r: r[0])}}
+
+    def from_rows(self, scope: Scope) -> dict[str, Fraction]:
+        return {k: Fraction(sum(c) , len(c)) for k, c in _group(scope.rows).items()}
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[LeadFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
