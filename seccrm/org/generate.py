@@ -15,26 +15,35 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import hashlib
 import json
 import math
 import os
 import random
-import re
 import sqlite3
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from seccrm.org import text as T
+from seccrm.org.activity import ActivitySections
+from seccrm.org.common import (
+    DATA_START,
+    ORDERS_START,
+    TODAY,
+    Person,
+    at,
+    day_between,
+    slug,
+    spread,
+    stable_seed,
+    ts,
+)
 from seccrm.org.ids import make_id
+from seccrm.org.rules import make_rules, rule_articles
 from seccrm.org.schema import ID_PREFIXES, META_TABLE, TABLES, create_indexes, create_schema, qi
 
 GENERATOR_VERSION = "1"
-TODAY = dt.date(2025, 6, 30)          # the org's "now"
-DATA_START = dt.date(2023, 1, 1)      # first case, lead and opportunity (30 months before TODAY)
-ORDERS_START = dt.date(2022, 7, 1)    # orders start earlier so that every case has a prior purchase
 SUPPORT, SALES = "Support Agent", "Sales Rep"
 
 
@@ -64,82 +73,9 @@ SIZES: dict[str, OrgSize] = {
 }
 
 
-def _stable_seed(*parts: object) -> int:
-    """A 64-bit seed from its parts (SHA-256; Python's ``hash()`` is salted per process)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
-
-
-def _ts(x: dt.datetime) -> str:
-    return x.isoformat(timespec="seconds")
-
-
-def _slug(s: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")
-
-
-def _at(rng: random.Random, day: dt.date) -> dt.datetime:
-    """A business-hours moment on ``day``."""
-    return dt.datetime(day.year, day.month, day.day, rng.randint(8, 17), rng.randint(0, 59), rng.randint(0, 59))
-
-
-def _day_between(rng: random.Random, start: dt.date, end: dt.date) -> dt.date:
-    """A day in [start, end)."""
-    return start + dt.timedelta(days=rng.randrange(max(1, (end - start).days)))
-
-
-def _spread(rng: random.Random, lo: float, hi: float, n: int) -> list[float]:
-    """n values evenly spaced over [lo, hi], shuffled: a guaranteed spread across people."""
-    vals = [lo + (hi - lo) * i / max(1, n - 1) for i in range(n)]
-    rng.shuffle(vals)
-    return vals
-
-
-@dataclass
-class _Person:
-    id: str
-    first: str
-    role: str
-    email: str
-    territories: list[int] = field(default_factory=list)
-    traits: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Rules:
-    """The configuration and discount rules quotes are checked against (mirrors the Policy articles)."""
-
-    tiers: dict[str, list[tuple[int, int]]]      # Family -> [(min_qty, max_discount_pct)], ascending
-    qty_limit: dict[str, int]                    # Product2 Id -> max quantity per line
-    bundles: list[tuple[str, str]]               # (product, required product)
-    exclusions: list[tuple[str, str]]            # products that cannot share a quote
-    family: dict[str, str]                       # Product2 Id -> Family
-
-    def max_discount(self, product_id: str, quantity: float) -> int:
-        best = 0
-        for min_qty, pct in self.tiers[self.family[product_id]]:
-            if min_qty <= quantity:
-                best = pct
-        return best
-
-    def broken(self, lines: list[tuple[str, float, float]]) -> list[tuple[str, Any]]:
-        """The rules that lines of (product, quantity, discount) break, as (rule type, key) pairs:
-        ('discount_tiers', family), ('quantity_limit', product), ('bundle', (p, r)), ('exclusion', (p, q))."""
-        present = {p for p, _, _ in lines}
-        fams = sorted({self.family[p] for p, q, d in lines if d > self.max_discount(p, q)})
-        return ([("discount_tiers", f) for f in fams]
-                + [("quantity_limit", p) for p, q, _ in lines if q > self.qty_limit.get(p, math.inf)]
-                + [("bundle", b) for b in self.bundles if b[0] in present and b[1] not in present]
-                + [("exclusion", e) for e in self.exclusions if e[0] in present and e[1] in present])
-
-    def breaks(self, lines: list[tuple[str, float, float]]) -> tuple[bool, bool]:
-        """(breaks a discount tier, breaks a configuration rule)."""
-        kinds = [k for k, _ in self.broken(lines)]
-        return "discount_tiers" in kinds, any(k != "discount_tiers" for k in kinds)
-
-
-class _Generator:
-    """Collects the rows of every table; one method per section, run in a fixed order."""
+class _Generator(ActivitySections):
+    """Collects the rows of every table; one method per section, run in a fixed order (the case,
+    lead and opportunity sections live in ``seccrm.org.activity``)."""
 
     def __init__(self, seed: int, size: OrgSize):
         self.seed, self.size = seed, size
@@ -149,7 +85,7 @@ class _Generator:
         self._count = {t: 0 for t in TABLES}
 
     def rng(self, section: str) -> random.Random:
-        return random.Random(_stable_seed(self.seed, section))
+        return random.Random(stable_seed(self.seed, section))
 
     def add(self, table: str, **fields: Any) -> str:
         """Append one row (fields by name; the rest NULL) and return its new Id."""
@@ -187,21 +123,21 @@ class _Generator:
         self.states = [st for _, states in terrs for st in states]
         names = self._names(rng, s.support_agents + s.sales_reps)
         n_issues = len(T.ISSUES)
-        speed = _spread(rng, 1.0, 2.8, s.support_agents)           # mean handle days: ~3x spread
-        transfer = _spread(rng, 0.02, 0.30, s.support_agents)
+        speed = spread(rng, 1.0, 2.8, s.support_agents)           # mean handle days: ~3x spread
+        transfer = spread(rng, 0.02, 0.30, s.support_agents)
         breachers = set(rng.sample(range(s.support_agents), math.ceil(0.3 * s.support_agents)))
-        volume = _spread(rng, 0.5, 2.0, s.sales_reps)
-        cycle = _spread(rng, 25.0, 110.0, s.sales_reps)             # mean days to contract signature
-        conversion = _spread(rng, 0.12, 0.60, s.sales_reps)
-        self.agents: list[_Person] = []
-        self.reps: list[_Person] = []
+        volume = spread(rng, 0.5, 2.0, s.sales_reps)
+        cycle = spread(rng, 25.0, 110.0, s.sales_reps)             # mean days to contract signature
+        conversion = spread(rng, 0.12, 0.60, s.sales_reps)
+        self.agents: list[Person] = []
+        self.reps: list[Person] = []
         for i, (first, last) in enumerate(names):
             role = SUPPORT if i < s.support_agents else SALES
             uid = self.add("User", FirstName=first, LastName=last, Name=f"{first} {last}",
                            Email=f"{first}.{last}@seccrm-demo.com".lower(), Alias=(first[0] + last[:4]).lower(),
-                           UserRole=role, IsActive=1, CreatedDate=_ts(_at(rng, _day_between(
+                           UserRole=role, IsActive=1, CreatedDate=ts(at(rng, day_between(
                                rng, dt.date(2021, 1, 1), dt.date(2022, 6, 1)))))
-            p = _Person(uid, first, role, f"{first}.{last}@seccrm-demo.com".lower())
+            p = Person(uid, first, role, f"{first}.{last}@seccrm-demo.com".lower())
             if role == SUPPORT:
                 j = len(self.agents)
                 p.traits = {"speed": speed[j], "transfer": transfer[j],
@@ -235,7 +171,7 @@ class _Generator:
         self.terr_agents = [[a for a in self.agents if t in a.territories] for t in range(n)]
         self.terr_reps = [[r for r in self.reps if t in r.territories] for t in range(n)]
 
-    def _pick_rep(self, rng: random.Random, state: str) -> _Person:
+    def _pick_rep(self, rng: random.Random, state: str) -> Person:
         reps = self.terr_reps[self.state_terr[state]]
         return rng.choices(reps, weights=[r.traits["volume"] for r in reps])[0]
 
@@ -297,7 +233,7 @@ class _Generator:
         # state speed stay separate signals.
         terr_states = [states for _, states in T.TERRITORIES[: len(self.terr_ids)]]
         per = min(len(st) for st in terr_states)
-        factors = sorted(_spread(rng, 0.6, 1.7, len(self.states)))
+        factors = sorted(spread(rng, 0.6, 1.7, len(self.states)))
         self.state_factor: dict[str, float] = {}
         for band in range(per):
             chunk = factors[band * len(terr_states):(band + 1) * len(terr_states)]
@@ -319,8 +255,8 @@ class _Generator:
                            ShippingCity=rng.choice(T.CITIES[state]),
                            NumberOfEmployees=rng.choice((25, 50, 120, 300, 800, 2500, 10000)),
                            AnnualRevenue=float(rng.randrange(2, 900) * 500_000), OwnerId=owner.id,
-                           CreatedDate=_ts(_at(rng, _day_between(rng, dt.date(2020, 1, 1), ORDERS_START))))
-            self.account_list.append({"id": aid, "name": name, "state": state, "domain": _slug(name) + ".com",
+                           CreatedDate=ts(at(rng, day_between(rng, dt.date(2020, 1, 1), ORDERS_START))))
+            self.account_list.append({"id": aid, "name": name, "state": state, "domain": slug(name) + ".com",
                                       "contacts": []})
         for acc in self.account_list:
             for _ in range(rng.randint(*s.contacts_per_account)):
@@ -328,7 +264,7 @@ class _Generator:
                 email = f"{first}.{last}@{acc['domain']}".lower()
                 cid = self.add("Contact", FirstName=first, LastName=last, Email=email,
                                Title=rng.choice(T.AUTHORITY_TITLES + T.OTHER_TITLES), AccountId=acc["id"],
-                               CreatedDate=_ts(_at(rng, _day_between(rng, dt.date(2020, 6, 1), ORDERS_START))))
+                               CreatedDate=ts(at(rng, day_between(rng, dt.date(2020, 6, 1), ORDERS_START))))
                 acc["contacts"].append((cid, first, email))
 
     # ------------------------------------------------------------------------------------------
@@ -338,12 +274,12 @@ class _Generator:
         rng, s = self.rng("orders"), self.size
         early_end = ORDERS_START + dt.timedelta(days=90)
         specs: list[tuple[dt.date, list[int]]] = [
-            (_day_between(rng, ORDERS_START, early_end), [i]) for i in range(len(self.products))]
+            (day_between(rng, ORDERS_START, early_end), [i]) for i in range(len(self.products))]
         pop = [p["popularity"] for p in self.products]
         for _ in range(max(0, s.orders - len(specs))):
             k = rng.choice((1, 1, 2, 2, 3, 4))
             items = list(dict.fromkeys(rng.choices(range(len(self.products)), weights=pop, k=k)))
-            specs.append((_day_between(rng, ORDERS_START, TODAY), items))
+            specs.append((day_between(rng, ORDERS_START, TODAY), items))
         specs.sort(key=lambda x: x[0])                       # ids increase with the order date
         self.purchases: list[list[tuple[str, str, int]]] = [[] for _ in self.products]
         for day, items in specs:
@@ -374,7 +310,7 @@ class _Generator:
     # Knowledge articles: FAQ facts, then one Policy article per rule (fixed order, see the contract)
     # ------------------------------------------------------------------------------------------
     def _article(self, title: str, summary: str, body: str, kind: str, rule: dict[str, Any]) -> str:
-        url = _slug(title)
+        url = slug(title)
         while url in self._urls:
             url += "-2"
         self._urls.add(url)
@@ -390,8 +326,12 @@ class _Generator:
             self._faq(rng, f"{p['name']}: frequently asked questions",
                       f"Specifications and warranty of the {p['name']}.", T.PRODUCT_FACTS[p["family"]],
                       {"p": p["name"]})
-        self.rules = self._make_rules(rng)
-        self._policy_articles(rng)
+        self.rules = make_rules(rng, self.products)
+        names = {p["id"]: p["name"] for p in self.products}
+        for title, summary, body, rule in rule_articles(self.rules, names):
+            self._article(title, summary, body, "Policy", rule)
+        self._solution_articles()
+        self._sales_policies(rng)
 
     def _faq(self, rng: random.Random, title: str, summary: str,
              facts: tuple[tuple[str, tuple[str, ...], str], ...], names: dict[str, str]) -> None:
@@ -403,74 +343,6 @@ class _Generator:
             sentences.append(sentence.format(a=answer, **names))
         self._article(title, summary, " ".join(sentences), "FAQ", {"type": "faq", "facts": out})
 
-    def _make_rules(self, rng: random.Random) -> Rules:
-        ids = [p["id"] for p in self.products]
-        family = {p["id"]: p["family"] for p in self.products}
-        name = {p["id"]: p["name"] for p in self.products}
-        tiers: dict[str, list[tuple[int, int]]] = {}
-        for fam in T.FAMILIES:
-            if fam not in family.values():
-                continue
-            pct, tiers[fam] = rng.choice((0, 2, 5)), []
-            for min_qty in rng.choice(((1, 10, 50, 100), (1, 5, 20), (1, 20, 100), (1, 10, 25, 50))):
-                tiers[fam].append((min_qty, pct))
-                pct += rng.choice((3, 5, 5, 10))
-        limits = {pid: rng.choice((5, 10, 20, 25, 50)) for pid in rng.sample(ids, max(3, len(ids) // 5))}
-        # Bundles: services need a hardware or networking product; P-set and R-set are disjoint so
-        # that a requirement never requires something itself.
-        pairs = [(p, r) for p in ids for r in ids if p != r]
-        rng.shuffle(pairs)
-        pairs.sort(key=lambda x: -(family[x[0]] == "Services") - (family[x[1]] in ("Hardware", "Networking")))
-        bundles: list[tuple[str, str]] = []
-        for p, r in pairs:
-            if len(bundles) < max(2, len(ids) // 8) and p not in {b for a in bundles for b in a} \
-                    and r not in {a for a, _ in bundles}:
-                bundles.append((p, r))
-        # Exclusions: near-duplicates first ("X" and "X Pro" never share a quote).
-        near = [(a, b) for a in ids for b in ids if a < b and (name[b].startswith(name[a] + " ")
-                                                             or name[a].startswith(name[b] + " "))]
-        others = [(a, b) for a in ids for b in ids if a < b]
-        rng.shuffle(near)
-        rng.shuffle(others)
-        taken = {frozenset(b) for b in bundles}
-        exclusions: list[tuple[str, str]] = []
-        for pair in near + others:
-            if len(exclusions) < max(2, len(ids) // 8) and frozenset(pair) not in taken:
-                exclusions.append(pair)
-                taken.add(frozenset(pair))
-        return Rules(tiers, limits, bundles, exclusions, family)
-
-    def _policy_articles(self, rng: random.Random) -> None:
-        R = self.rules
-        name = {p["id"]: p["name"] for p in self.products}
-        for fam, tiers in R.tiers.items():
-            parts = []
-            for k, (lo, pct) in enumerate(tiers):
-                span = f"{lo} to {tiers[k + 1][0] - 1} units" if k + 1 < len(tiers) else f"{lo} units or more"
-                parts.append(f"{span}: at most {pct}% discount")
-            body = (f"The discount on a quote line for a {fam} product may not exceed the maximum for the "
-                    f"line's quantity: {'; '.join(parts)}. A line above its maximum breaks this policy.")
-            self._article(f"Discount policy: {fam} products", f"Volume discount tiers for {fam} products.",
-                          body, "Policy", {"type": "discount_tiers", "family": fam,
-                                           "tiers": [list(t) for t in tiers]})
-        for pid, n in R.qty_limit.items():
-            self._article(f"Quantity limit: {name[pid]}", f"Maximum quantity of {name[pid]} per quote line.",
-                          f"A quote line may include at most {n} units of {name[pid]} (product {pid}). "
-                          f"A line with more than {n} units breaks this policy.", "Policy",
-                          {"type": "quantity_limit", "product_id": pid, "max_quantity": n})
-        for p, r in R.bundles:
-            self._article(f"Bundle requirement: {name[p]}", f"{name[p]} must be quoted with {name[r]}.",
-                          f"{name[p]} (product {p}) must be quoted together with {name[r]} (product {r}). "
-                          f"A quote that includes {name[p]} but not {name[r]} breaks this policy.", "Policy",
-                          {"type": "bundle", "product_id": p, "requires_product_id": r})
-        for a, b in R.exclusions:
-            self._article(f"Product exclusion: {name[a]} and {name[b]}",
-                          f"{name[a]} and {name[b]} cannot share a quote.",
-                          f"{name[a]} (product {a}) and {name[b]} (product {b}) cannot be sold on the same "
-                          f"quote. A quote that includes both breaks this policy.", "Policy",
-                          {"type": "exclusion", "product_ids": [a, b]})
-        self._solution_articles()
-        self._sales_policies(rng)
 
     def _solution_articles(self) -> None:
         self.allowed: list[tuple[str, ...]] = []
@@ -515,342 +387,6 @@ class _Generator:
                       "should belong to the opportunity's stage or the next one.", "Policy",
                       {"type": "stage_activities", "stages": stages})
 
-    # ------------------------------------------------------------------------------------------
-    # Cases, their history, emails and chats
-    # ------------------------------------------------------------------------------------------
-    def _case_times(self, rng: random.Random) -> list[tuple[dt.datetime, int, bool]]:
-        """(created, product index, is in the new unassigned pool), sorted by creation time.
-
-        Spiky products get extra cases in their spike month of every complete year-month in range,
-        at least 8 and about 3x their usual monthly count, so the month stands out."""
-        s, n_months = self.size, 30
-        pop = [p["popularity"] for p in self.products]
-        out: list[tuple[dt.datetime, int, bool]] = []
-        for i, p in enumerate(self.products):
-            if p["spike"] is None:
-                continue
-            extra = max(8, round(3 * s.cases * pop[i] / sum(pop) / n_months))
-            for year in range(DATA_START.year, TODAY.year + 1):
-                start = dt.date(year, p["spike"], 1)
-                end = dt.date(year + start.month // 12, start.month % 12 + 1, 1)
-                if start >= DATA_START and end <= TODAY:
-                    out += [(_at(rng, _day_between(rng, start, end)), i, False) for _ in range(extra)]
-        n_base = max(s.cases // 2, s.cases - len(out))
-        for i in rng.choices(range(len(pop)), weights=pop, k=n_base):
-            out.append((_at(rng, _day_between(rng, DATA_START, TODAY)), i, False))
-        for i in rng.choices(range(len(pop)), weights=pop, k=s.new_cases):
-            out.append((_at(rng, TODAY - dt.timedelta(days=rng.randint(1, 3))), i, True))
-        out.sort()
-        return out
-
-    def cases(self) -> None:
-        rng = self.rng("cases")
-        for created, product, new in self._case_times(rng):
-            self._case(rng, created, product, new)
-
-    def _pick_agent(self, rng: random.Random, agents: list[_Person], issue: int) -> _Person:
-        """Agents get more cases of the issues they know (routing by expertise)."""
-        return rng.choices(agents, weights=[6.0 if issue in a.traits["expertise"] else 1.0 for a in agents])[0]
-
-    def _case(self, rng: random.Random, created: dt.datetime, pi: int, new: bool) -> None:
-        p = self.products[pi]
-        bought, item, a = self._purchase_before(rng, pi, created)
-        acc = self.account_list[a]
-        contact, cfirst, cemail = rng.choice(acc["contacts"])
-        issues, weights = p["issues"]
-        ii = rng.choices(issues, weights=weights)[0]
-        iname, symptoms = T.ISSUES[ii][0], T.ISSUES[ii][4]
-        symptom = rng.choice(symptoms)
-        origin = rng.choices(("Email", "Phone", "Web", "Chat"), weights=(4, 2, 2, 2))[0]
-        common = dict(AccountId=acc["id"], ContactId=contact, IssueId__c=self.issue_ids[ii], OrderItemId__c=item,
-                      Priority=rng.choices(("Low", "Medium", "High"), weights=(3, 5, 2))[0], Origin=origin,
-                      Subject=T.case_subject(rng, p["name"], iname),
-                      Description=T.case_description(rng, p["name"], symptom, bought), CreatedDate=_ts(created))
-        if new:   # the routing pool: nobody owns it yet, so no assignment history
-            cid = self.add("Case", OwnerId=None, Status="New", **common)
-            self.add("CaseHistory__c", CaseId__c=cid, Field__c="Case Creation", NewValue__c="New",
-                     CreatedDate=_ts(created))
-            self.add("EmailMessage", ParentId=cid, Subject=common["Subject"], FromAddress=cemail,
-                     ToAddress="support@seccrm-demo.com", MessageDate=_ts(created),
-                     TextBody=T.customer_email(rng, cfirst, p["name"], symptom))
-            return
-        agents = self.terr_agents[self.state_terr[acc["state"]]]
-        owners = [self._pick_agent(rng, agents, ii)]
-        days = owners[0].traits["speed"] * self.state_factor[acc["state"]] * rng.lognormvariate(0, 0.45)
-        while len(owners) < 3 and rng.random() < owners[-1].traits["transfer"]:
-            others = [x for x in agents if x is not owners[-1]] or [x for x in self.agents if x is not owners[-1]]
-            owners.append(self._pick_agent(rng, others, ii))
-            days *= 1.5                                    # a hand-over costs time
-        closed = (created + dt.timedelta(days=max(days, 0.1))).replace(microsecond=0)
-        now = dt.datetime(TODAY.year, TODAY.month, TODAY.day)
-        # A backlog: a quarter of the last 45 days' cases are still being worked on.
-        stalled = (now - created).days < 45 and rng.random() < 0.25
-        is_closed = closed < now and not stalled
-        solution = None
-        if is_closed:
-            allowed = self.allowed[ii]
-            breach = rng.random() < owners[-1].traits["breach"]
-            solution = rng.choice([x for x in self.all_solutions if x not in allowed] if breach else allowed)
-        status = "Closed" if is_closed else ("Escalated" if len(owners) > 1 or rng.random() < 0.2 else "Working")
-        cid = self.add("Case", OwnerId=owners[-1].id, Status=status, ClosedDate=_ts(closed) if is_closed else None,
-                       OfferedSolution__c=solution, **common)
-        self._case_history(rng, cid, created, min(closed, now), owners, is_closed)
-        agent = owners[-1]
-        if origin == "Chat":
-            self.add("LiveChatTranscript", CaseId=cid, AccountId=acc["id"], ContactId=contact, OwnerId=agent.id,
-                     Body=T.chat_body(rng, cfirst, agent.first, p["name"], symptom, solution),
-                     EndTime=_ts(created + dt.timedelta(minutes=rng.randint(8, 40))))
-            return
-        self.add("EmailMessage", ParentId=cid, Subject=common["Subject"], FromAddress=cemail,
-                 ToAddress="support@seccrm-demo.com", MessageDate=_ts(created),
-                 TextBody=T.customer_email(rng, cfirst, p["name"], symptom))
-        if solution is not None:
-            self.add("EmailMessage", ParentId=cid, Subject="RE: " + common["Subject"], FromAddress=agent.email,
-                     ToAddress=cemail, MessageDate=_ts(created + (closed - created) * 0.8),
-                     TextBody=T.agent_email(rng, cfirst, agent.first, iname, solution))
-
-    def _case_history(self, rng: random.Random, cid: str, created: dt.datetime, end: dt.datetime,
-                      owners: list[_Person], is_closed: bool) -> None:
-        """Creation, the first assignment a few minutes later, transfers spread over the case's life
-        (before ``end``, never in the future), then the closing row at ClosedDate."""
-        rows: list[tuple[str, str | None, str, dt.datetime]] = [
-                ("Case Creation", None, "New", created),
-                ("Owner Assignment", None, owners[0].id, created + dt.timedelta(seconds=rng.randint(60, 900)))]
-        for k in range(1, len(owners)):
-            rows.append(("Owner Assignment", owners[k - 1].id, owners[k].id,
-                         (created + (end - created) * (k / len(owners))).replace(microsecond=0)))
-        if is_closed:
-            rows.append(("Case Closed", "Working", "Closed", end))
-        for field_, old, new, when in rows:
-            self.add("CaseHistory__c", CaseId__c=cid, Field__c=field_, OldValue__c=old, NewValue__c=new,
-                     CreatedDate=_ts(when))
-
-    # ------------------------------------------------------------------------------------------
-    # Leads and their discovery calls
-    # ------------------------------------------------------------------------------------------
-    def leads(self) -> None:
-        rng, s = self.rng("leads"), self.size
-        days = [(_day_between(rng, DATA_START, TODAY), False) for _ in range(s.leads)]
-        days += [(TODAY - dt.timedelta(days=rng.randint(1, 3)), True) for _ in range(s.new_leads)]
-        days.sort()
-        for day, new in days:
-            self._lead(rng, day, new)
-
-    def _lead(self, rng: random.Random, day: dt.date, new: bool) -> None:
-        first, last = rng.choice(T.FIRST_NAMES), rng.choice(T.LAST_NAMES)
-        company = f"{rng.choice(T.COMPANY_WORDS)} {rng.choice(T.COMPANY_SUFFIXES)}"
-        title = rng.choice(T.AUTHORITY_TITLES if rng.random() < 0.55 else T.OTHER_TITLES)
-        state = rng.choice(self.states)
-        budget = float(rng.randrange(2, 41) * 5000)
-        timeline = rng.choice((30, 45, 60, 75, 90, 120, 150, 180, 270))
-        need = rng.choice(T.FAMILIES)
-        fields = dict(FirstName=first, LastName=last, Company=company, Title=title, State=state,
-                      Email=f"{first}.{last}@{_slug(company)}.com".lower(), Industry=rng.choice(T.INDUSTRIES),
-                      LeadSource=rng.choice(T.LEAD_SOURCES), CreatedDate=_ts(_at(rng, day)),
-                      Budget__c=budget, TimelineDays__c=timeline, NeedFamily__c=need)
-        if new:   # the routing pool
-            self.add("Lead", Status="Open - Not Contacted", OwnerId=None, IsConverted=0, **fields)
-            return
-        rep = self._pick_rep(rng, state)
-        converted_on = day + dt.timedelta(days=rng.randint(7, 60))
-        age = (TODAY - day).days
-        if rng.random() < rep.traits["conversion"] and converted_on < TODAY:
-            status, conv = "Closed - Converted", converted_on.isoformat()
-        else:
-            conv = None
-            status = ("Closed - Not Converted" if age > 60 and rng.random() < 0.7
-                      else "Working - Contacted" if age > 7 else "Open - Not Contacted")
-        lid = self.add("Lead", Status=status, OwnerId=rep.id, IsConverted=int(conv is not None),
-                       ConvertedDate=conv, **fields)
-        if rng.random() < 0.65:
-            call = min(day + dt.timedelta(days=rng.randint(1, 10)), TODAY - dt.timedelta(days=1))
-            self.add("VoiceCallTranscript__c", LeadId__c=lid, OwnerId__c=rep.id, CreatedDate=_ts(_at(rng, call)),
-                     TranscriptBody__c=T.lead_call(rng, rep.first, first, title, company, budget, need, timeline))
-
-    # ------------------------------------------------------------------------------------------
-    # Opportunities: line items, contracts, stage tasks, sales calls, quotes
-    # ------------------------------------------------------------------------------------------
-    def opportunities(self) -> None:
-        rng = self.rng("opportunities")
-        quotes: list[str] = []
-        # A live pipeline: 40% of opportunities were created in the last 4 months, so many are still
-        # open (activity_priority and wrong_stage_rectification need open ones).
-        n = self.size.opportunities
-        recent = round(0.4 * n)
-        days = [_day_between(rng, DATA_START, TODAY) for _ in range(n - recent)]
-        days += [_day_between(rng, TODAY - dt.timedelta(days=120), TODAY) for _ in range(recent)]
-        for day in sorted(days):
-            self._opportunity(rng, day, quotes)
-        self._quote_lines(self.rng("quote_lines"), quotes)
-
-    def _opportunity(self, rng: random.Random, day: dt.date, quotes: list[str]) -> None:
-        acc = rng.choice(self.account_list)
-        rep = self._pick_rep(rng, acc["state"])
-        cycle = max(7.0, rep.traits["cycle"] * rng.lognormvariate(0, 0.35))
-        close_day = day + dt.timedelta(days=round(cycle))
-        won = False
-        if close_day < TODAY:
-            stage, won = 4, rng.random() < 0.6
-        else:   # still open: how far along it is follows the elapsed share of its cycle
-            stage = min(3, int(4 * (TODAY - day).days / cycle))
-        shown, wrong = stage, False
-        if stage < 4 and rng.random() < 0.2:              # wrong_stage_rectification targets
-            shown, wrong = rng.choice([x for x in range(4) if x != stage]), True
-        pop = [p["popularity"] for p in self.products]
-        items = list(dict.fromkeys(rng.choices(range(len(self.products)), weights=pop, k=rng.randint(1, 3))))
-        qty = [float(rng.choice((1, 2, 5, 10, 20, 50))) for _ in items]
-        amount = round(sum(q * self.products[i]["price"] for q, i in zip(qty, items, strict=True)), 2)
-        contract = None
-        if won:
-            contract = self.add(
-                "Contract", AccountId=acc["id"], Status="Activated",
-                StartDate=(close_day + dt.timedelta(days=rng.randint(1, 14))).isoformat(),
-                ContractTerm=rng.choice((12, 24, 36)), CompanySignedDate=close_day.isoformat(),
-                CustomerSignedDate=(close_day - dt.timedelta(days=rng.randint(0, 5))).isoformat(),
-                CreatedDate=_ts(_at(rng, max(day, close_day - dt.timedelta(days=5)))))
-        name = f"{acc['name']} - {self.products[items[0]]['name']}"
-        oid = self.add("Opportunity", Name=name, AccountId=acc["id"], OwnerId=rep.id, StageName=T.STAGES[shown],
-                       Amount=amount, Probability=(10.0, 25.0, 50.0, 75.0, 100.0 if won else 0.0)[stage],
-                       CloseDate=close_day.isoformat(), ContractID__c=contract, CreatedDate=_ts(_at(rng, day)))
-        for i, q in zip(items, qty, strict=True):
-            p = self.products[i]
-            self.add("OpportunityLineItem", OpportunityId=oid, Product2Id=p["id"], PricebookEntryId=p["pbe"],
-                     Quantity=q, UnitPrice=p["price"], TotalPrice=round(q * p["price"], 2))
-        last = min(close_day, TODAY - dt.timedelta(days=1))
-        self._stage_tasks(rng, oid, rep, name, day, last, stage, wrong)
-        self._sales_calls(rng, oid, rep, acc, day, last)
-        if stage >= 2:
-            for _ in range(2 if rng.random() < 0.15 else 1):
-                qday = _day_between(rng, day, last + dt.timedelta(days=1))
-                quotes.append(self.add(
-                    "Quote", Name=f"Q-{len(quotes) + 1:05d} {acc['name']}", OpportunityId=oid, AccountId=acc["id"],
-                    Status=rng.choices(("Draft", "Needs Review", "Approved", "Rejected"), weights=(3, 3, 3, 1))[0],
-                    Description=f"Quote for {name}.", CreatedDate=_ts(_at(rng, qday)),
-                    ExpirationDate=(qday + dt.timedelta(days=30)).isoformat()))
-
-    def _stage_tasks(self, rng: random.Random, oid: str, rep: _Person, name: str, start: dt.date,
-                     last: dt.date, stage: int, wrong: bool) -> None:
-        """Completed tasks up to the true stage (at least one in it); open tasks that fit the stage
-        (its subjects or the next stage's); for ~30% of correctly staged opportunities, 'Not Started'
-        tasks that do not fit. Wrongly staged ones get no open tasks, so activity_priority stays
-        unambiguous on them."""
-        used: set[str] = set()
-
-        def task(subject: str, status: str, when: dt.date) -> None:
-            used.add(subject)
-            self.add("Task", WhatId=oid, OwnerId=rep.id, Subject=subject, Status=status,
-                     Priority=rng.choices(("Low", "Normal", "High"), weights=(2, 5, 2))[0],
-                     ActivityDate=when.isoformat(), Description=f"{subject} for {name}.")
-
-        span = max(1, (last - start).days)
-        for st in range(stage + 1):
-            subjects = T.STAGE_ACTIVITIES[T.STAGES[st]]
-            for subj in rng.sample(subjects, 1 if st < stage else rng.randint(1, 2)):
-                task(subj, "Completed", start + dt.timedelta(days=int(span * (st + rng.random()) / (stage + 1))))
-        if wrong:
-            return
-        ahead = max(last, TODAY)
-        fits = [s for st in (stage, stage + 1) if st < len(T.STAGES)
-                for s in T.STAGE_ACTIVITIES[T.STAGES[st]] if s not in used]
-        for subj in rng.sample(fits, min(len(fits), rng.randint(0, 2))):
-            task(subj, rng.choice(("Not Started", "In Progress")), ahead + dt.timedelta(days=rng.randint(1, 30)))
-        if rng.random() < 0.3:
-            misfits = [s for st, stg in enumerate(T.STAGES) if st not in (stage, stage + 1)
-                       for s in T.STAGE_ACTIVITIES[stg] if s not in used]
-            for subj in rng.sample(misfits, rng.randint(1, 2)):
-                task(subj, "Not Started", ahead + dt.timedelta(days=rng.randint(1, 30)))
-
-    def _sales_calls(self, rng: random.Random, oid: str, rep: _Person, acc: dict[str, Any], start: dt.date,
-                     last: dt.date) -> None:
-        n = rng.choices((0, 1, 2), weights=(45, 40, 15))[0]
-        for _ in range(n):
-            comps = rng.sample(T.COMPETITORS, rng.choice((1, 1, 2)))
-            topics = rng.sample(T.TOPICS, rng.randint(1, 3))
-            _, cfirst, _ = rng.choice(acc["contacts"])
-            self.add("VoiceCallTranscript__c", OpportunityId__c=oid, OwnerId__c=rep.id,
-                     CreatedDate=_ts(_at(rng, _day_between(rng, start, last + dt.timedelta(days=1)))),
-                     TranscriptBody__c=T.opportunity_call(rng, rep.first, cfirst, comps, topics),
-                     Competitors__c=", ".join(comps), Topics__c=", ".join(topics))
-
-    # ------------------------------------------------------------------------------------------
-    # Quote lines: a fixed share of quotes breaks a discount tier, another a configuration rule
-    # ------------------------------------------------------------------------------------------
-    def _quote_lines(self, rng: random.Random, quotes: list[str]) -> None:
-        n = len(quotes)
-        bad_discount = set(rng.sample(range(n), round(rng.uniform(0.35, 0.45) * n)))
-        bad_config = set(rng.sample(range(n), round(rng.uniform(0.35, 0.45) * n)))
-        price = {p["id"]: (p["price"], p["pbe"]) for p in self.products}
-        for k, qid in enumerate(quotes):
-            for pid, q, d in self._quote_config(rng, k in bad_discount, k in bad_config):
-                unit, pbe = price[pid]
-                self.add("QuoteLineItem", QuoteId=qid, Product2Id=pid, PricebookEntryId=pbe, Quantity=q,
-                         UnitPrice=unit, Discount=d, TotalPrice=round(q * unit * (1 - d / 100), 2))
-
-    def _quote_config(self, rng: random.Random, bad_discount: bool, bad_config: bool) -> list[list[Any]]:
-        """1-6 lines [product, quantity, discount] that break exactly the asked kinds of rule. About a
-        third of the rule-breaking quotes break two configuration rules, or the tiers on two lines, so
-        that the POLICY tasks' precedence order matters."""
-        n_cfg = (2 if rng.random() < 0.35 else 1) if bad_config else 0
-        n_disc = (2 if rng.random() < 0.3 else 1) if bad_discount else 0
-        for _ in range(200):          # a draw whose seeded rules cancel out is redrawn
-            lines = self._draw_quote(rng, n_cfg, n_disc)
-            broken = self.rules.broken([tuple(x) for x in lines])
-            n_broken_cfg = sum(k != "discount_tiers" for k, _ in broken)
-            if (len(broken) > n_broken_cfg) == bad_discount and n_broken_cfg >= n_cfg \
-                    and (n_broken_cfg > 0) == bad_config:
-                return lines
-        raise RuntimeError(f"could not draw a quote breaking {n_cfg} configuration rules; too few rules?")
-
-    def _draw_quote(self, rng: random.Random, n_cfg: int, n_disc: int) -> list[list[Any]]:
-        R = self.rules
-        requires = dict(R.bundles)
-        excl: dict[str, set[str]] = {}
-        for a, b in R.exclusions:
-            excl.setdefault(a, set()).add(b)
-            excl.setdefault(b, set()).add(a)
-        chosen: list[str] = []
-        banned: set[str] = set()
-        over: set[str] = set()
-        for _ in range(n_cfg):        # seed the rule breaks first
-            kind = rng.choice(("quantity", "bundle", "exclusion"))
-            if kind == "quantity":
-                over.add(rng.choice(sorted(R.qty_limit)))
-                seed = sorted(over)
-            elif kind == "bundle":
-                p, r = rng.choice(R.bundles)
-                seed = [p]
-                banned.add(r)
-            else:
-                seed = list(rng.choice(R.exclusions))
-            chosen += [x for x in seed if x not in chosen]
-        pool = [p["id"] for p in self.products]
-        rng.shuffle(pool)
-        k = rng.choice((1, 2, 2, 3, 3, 4, 5, 6))
-        for c in list(chosen) + pool:      # the seeded products' own requirements first
-            if c not in chosen and len(chosen) >= k:
-                continue
-            group = [c] if c not in chosen else []
-            need = requires.get(c)
-            if need is not None and need not in chosen:
-                group.append(need)
-            members = set(chosen)
-            if (any(g in banned or excl.get(g, set()) & (members | set(group)) for g in group)
-                    or len(chosen) + len(group) > 6):
-                continue
-            chosen.extend(group)
-        lines: list[list[Any]] = []
-        for pid in chosen[:6]:
-            q = rng.choice((1, 1, 2, 3, 5, 8, 10, 12, 15, 20, 25, 30, 50, 60, 100, 120))
-            limit = R.qty_limit.get(pid)
-            if pid in over and limit is not None:
-                q = limit + rng.randint(1, limit)
-            elif limit is not None:
-                q = min(q, limit)
-            top = R.max_discount(pid, q)
-            lines.append([pid, float(q), 0.0 if rng.random() < 0.4 else float(rng.randint(0, top))])
-        for line in rng.sample(lines, min(n_disc, len(lines))):
-            line[2] = float(min(100, R.max_discount(line[0], line[1]) + rng.randint(1, 10)))
-        return lines
 
 
 # ----------------------------------------------------------------------------------------------
