@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import random
-import sqlite3
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -208,7 +207,7 @@ def test_metadata_and_answer_shape(instances, task):
             if kind.prefix and inst.answer != [NONE_ANSWER]:
                 assert all(a.startswith(kind.prefix) and len(a) == 18 for a in inst.answer)
             assert inst.answer != [NONE_ANSWER] or kind.allow_none
-            assert len(inst.messages[-1]["content"]) < 12_000
+            assert sum(len(m["content"]) for m in inst.messages) < 12_000
 
 
 # How much each level asks of a model: the prompt and the records to search through.
@@ -234,12 +233,15 @@ def test_none_answers_only_from_medium_on(org, task):
     assert 0 < nones["medium"] < nones["hard"], nones
 
 
-def test_cache_is_per_connection(tmp_path):
-    """A second org (another seed) in the same process gets its own lookups, not the first's."""
+def test_cache_is_per_connection(org, tmp_path):
+    """A second org in the same process gets its own lookups, not those cached for the first."""
     from seccrm.org import build_org, open_org
-    orgs = [Org(open_org(build_org(tmp_path / f"o{s}.sqlite", seed=s, size="tiny"))) for s in (1, 2)]
-    for o in orgs:
-        inst = get_task("knowledge_qa").generate(o, "easy", random.Random(0))
-        ids = {r[0] for r in o.conn.execute("SELECT Id FROM Knowledge__kav")}
-        assert inst.metadata["article_id"] in ids
-        assert isinstance(o.conn, sqlite3.Connection)
+    get_task("named_entity_disambiguation").generate(org, "easy", random.Random(0))    # fills the cache
+    other = Org(open_org(build_org(tmp_path / "other.sqlite", seed=11, size="tiny")))
+    inst = get_task("named_entity_disambiguation").generate(other, "easy", random.Random(0))
+    accounts = {r[0] for r in other.conn.execute('SELECT AccountId FROM "Order"')}
+    orders = {r[0] for r in other.conn.execute('SELECT Id FROM "Order" WHERE AccountId = ?',
+                                               (inst.metadata["account_id"],))}
+    assert inst.metadata["account_id"] in accounts and set(inst.metadata["order_ids"]) <= orders
+    assert inst.answer == expect_ned({t: [dict(r) for r in other.conn.execute(f'SELECT * FROM "{t}"')]
+                                      for t in ("Order", "OrderItem", "Product2")}, inst.metadata)

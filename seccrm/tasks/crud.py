@@ -6,10 +6,15 @@ action's. The rules come from the org's Policy articles: the prompt shows their 
 (``FAQ_Answer__c``), while the gold answer is computed from their ``PolicyRule__c`` JSON, which the
 model never sees.
 
-Targets are the org's unassigned records (cases and leads with Status 'New' and no owner) and the
-opportunities whose StageName disagrees with their completed activities. Metadata records the
-target, the rule and the facts behind the decision (each candidate and its counts), so that any
-gold answer can be audited by hand.
+Targets are the org's unassigned records and the opportunities whose StageName disagrees with their
+completed activities. Unassigned cases have Status 'New' and no owner; unassigned leads have no owner
+and are not converted (the org gives them Status 'Open - Not Contacted'). A lead is routed only when
+every sales rep of its territory owns at least one lead: a rep with none has no conversion rate,
+a case the policy does not cover. Metadata records the target, the rule and the facts behind the
+decision (each candidate and its counts), so that any gold answer can be audited by hand.
+
+The case routing window is the policy's "M complete months before the current month", fixed by the
+org's today; closed and open counts per agent are read with one GROUP BY per org and cached.
 """
 
 from __future__ import annotations

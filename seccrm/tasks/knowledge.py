@@ -6,6 +6,18 @@ apply are stated in the prompt; for activity_priority that is the stage catalogu
 while the gold answer is computed from the same article's ``PolicyRule__c`` JSON, which the model
 never sees.
 
+- ``knowledge_qa``: a fact an FAQ article states verbatim (its ``PolicyRule__c`` lists the facts);
+  the question names the article, by title or (hard) only by Id, among look-alike articles.
+- ``named_entity_disambiguation``: "the <words> I bought <when>" -> the Product2 Id. CRMArena-Pro
+  leaves the matching to judgement; here the prompt states it (the product the account bought that
+  day whose name begins with the customer's words), and draws whose answer would be ambiguous are
+  rejected, so the gold is unique. None when nothing bought that day matches.
+- ``sales_insight_mining``: the competitors or subtopics raised in an opportunity's calls; the gold
+  is the deduplicated list in first-mention order (compared as a set by the reward).
+- ``activity_priority``: the opportunity's 'Not Started' tasks that fit neither its stage nor the
+  next. "Its stage" is StageName; only opportunities whose StageName agrees with their completed
+  tasks are asked about (the others belong to wrong_stage_rectification).
+
 Per-org lookups (candidate targets, catalogues) are built once per connection and cached
 (``org_cached``), so that one instance costs a couple of indexed queries.
 """
