@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import sqlite3
 import statistics
@@ -17,8 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from seccrm.org import SIZES, build_org, open_org
+from seccrm.org import SIZES, Rules, build_org, open_org
 from seccrm.org.ids import is_valid_id
+from seccrm.org.rules import draw_quote_lines
 from seccrm.org.schema import ID_PREFIXES, TABLES, qi
 
 STAGES = ["Qualification", "Discovery", "Quote", "Negotiation", "Closed"]
@@ -461,7 +463,7 @@ def test_nothing_happens_after_today(db: sqlite3.Connection) -> None:
     assert db.execute('SELECT MIN(CreatedDate) FROM "Case"').fetchone()[0] >= "2023-01-01"
 
 
-@pytest.mark.parametrize("size", ["small"])
+@pytest.mark.parametrize("size", ["small", pytest.param("full", marks=pytest.mark.slow)])
 def test_larger_preset_keeps_the_key_invariants(size: str, tmp_path: Path) -> None:
     conn = open_org(build_org(tmp_path / "o.sqlite", seed=3, size=size))
     conn.row_factory = sqlite3.Row
@@ -472,3 +474,36 @@ def test_larger_preset_keeps_the_key_invariants(size: str, tmp_path: Path) -> No
     assert 0.3 <= sum(d > 0 for d, _ in breaks.values()) / len(breaks) <= 0.5
     test_case_history_semantics(conn)
     test_references_resolve(conn)
+
+
+# ------------------------------------------------------------------------------------------------
+# The quote rules as pure functions
+# ------------------------------------------------------------------------------------------------
+def toy_rules() -> Rules:
+    fam = {"A": "Hardware", "B": "Hardware", "C": "Services", "D": "Services", "E": "Hardware", "F": "Services"}
+    return Rules(tiers={"Hardware": [(1, 5), (10, 10), (50, 20)], "Services": [(1, 0), (5, 5)]},
+                 qty_limit={"A": 20}, bundles=[("C", "B")], exclusions=[("D", "E")], family=fam)
+
+
+def test_rules_broken_follows_the_contract() -> None:
+    r = toy_rules()
+    assert r.max_discount("A", 9) == 5 and r.max_discount("A", 10) == 10 and r.max_discount("A", 500) == 20
+    assert r.broken([("A", 10, 10.0), ("B", 1, 5.0)]) == []
+    assert r.broken([("A", 9, 6.0)]) == [("discount_tiers", "Hardware")]
+    assert r.broken([("A", 21, 0.0)]) == [("quantity_limit", "A")]
+    assert r.broken([("C", 1, 0.0)]) == [("bundle", ("C", "B"))]
+    assert r.broken([("C", 1, 0.0), ("B", 1, 0.0)]) == []
+    assert r.broken([("D", 1, 0.0), ("E", 1, 0.0)]) == [("exclusion", ("D", "E"))]
+    assert r.breaks([("D", 4, 1.0), ("E", 1, 0.0)]) == (True, True)
+
+
+@pytest.mark.parametrize("bad_discount,bad_config", [(False, False), (True, False), (False, True), (True, True)])
+def test_draw_quote_lines_breaks_exactly_what_is_asked(bad_discount: bool, bad_config: bool) -> None:
+    r = toy_rules()
+    several = 0
+    for seed in range(60):
+        lines = draw_quote_lines(random.Random(seed), r, list(r.family), bad_discount, bad_config)
+        assert 1 <= len(lines) <= 6 and len({p for p, _, _ in lines}) == len(lines)
+        assert r.breaks([tuple(x) for x in lines]) == (bad_discount, bad_config)
+        several += sum(k != "discount_tiers" for k, _ in r.broken([tuple(x) for x in lines])) >= 2
+    assert (several > 0) == bad_config
