@@ -199,7 +199,8 @@ class CaseRouting(Task):
         art_id, text, rule = policy_article(org, "case_routing")
         book, t = case_book(org), territories(org)
         agents = t.members[(territory, "Support Agent")]
-        facts = [{"Id": a, "closed": book.closed.get((a, issue), 0), "open": book.open.get(a, 0)} for a in agents]
+        facts: list[dict[str, Any]] = [{"Id": a, "closed": book.closed.get((a, issue), 0),
+                                        "open": book.open.get(a, 0)} for a in agents]
         best = min(facts, key=lambda f: (-f["closed"], f["open"], f["Id"]))
         shown = agents + ([] if difficulty == "easy" else other_members(t, territory, "Support Agent", rng,
                                                                          2 if difficulty == "medium" else 5))

@@ -440,7 +440,7 @@ class SalesInsightMining(Task):
             cands = [c for c in cands if len(idx.by_opp[c]) <= 2] or cands
         opp = pick(rng, cands, f"opportunity calls naming {INSIGHT_FIELDS[field]}", org)
         own = idx.by_opp[opp]
-        acc = idx.opp_account.get(opp)
+        acc = idx.opp_account.get(opp, "")
         near = [o for o in idx.by_account.get(acc, []) if o != opp] if difficulty == "hard" else []
         far = sample_others(rng, idx.opps, opp, 4 * self._n_distractors[difficulty])
         # calls of the same account's other deals read most alike, so they come first when hard
@@ -484,7 +484,8 @@ def stage_consistent_opps(org: Org) -> tuple[list[str], list[str]]:
     wrong belong to wrong_stage_rectification, and would make 'its stage' ambiguous here."""
     def build(o: Org) -> tuple[list[str], list[str]]:
         cat, opps = stage_catalogue(o), opportunity_stages(o)
-        misfit, fit = [], []
+        misfit: list[str] = []
+        fit: list[str] = []
         for opp, tasks in opportunity_tasks(o).items():
             stage = opps[opp]["StageName"] if opp in opps else None
             pending = [t for t in tasks if t["Status"] == "Not Started"]
