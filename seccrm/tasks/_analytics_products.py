@@ -169,6 +169,11 @@ def slack(counts: list[int], i: int) -> Fraction:
     return Fraction(slack_units(counts, i), len(counts) - 1)
 
 
+def qualifying_months(months: list[str], counts: list[int]) -> list[str]:
+    """The months (``YYYY-MM``) with significantly more cases than the other months of the period."""
+    return [m for i, m in enumerate(months) if slack_units(counts, i) >= 0]
+
+
 def trend_window(rng: random.Random, today: dt.date, difficulty: str) -> Window:
     """Easy: three explicit months; medium: a quarter or season; hard: the past 4-12 months or
     2-4 quarters. Periods never exceed 12 months, so a month name is unambiguous."""
@@ -238,7 +243,7 @@ class MonthlyTrend(_ProductTask):
                 continue
             product = rng.choice(pick)
             counts = self.gold(org, product, w)
-            qualifying = [m for i, m in enumerate(months) if slack_units(counts, i) >= 0]
+            qualifying = qualifying_months(months, counts)
             if len(qualifying) > 1:
                 continue
             answer = MONTHS[int(qualifying[0][5:]) - 1] if qualifying else NONE_ANSWER
