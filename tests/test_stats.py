@@ -7,8 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from seccrm.stats import (bootstrap_ci, paired_bootstrap, paired_permutation_test, relative_change, t_cdf,
-                          t_interval, t_quantile)
+from seccrm.stats import (
+    bootstrap_ci,
+    paired_bootstrap,
+    paired_permutation_test,
+    relative_change,
+    t_cdf,
+    t_interval,
+    t_quantile,
+)
 
 
 @pytest.mark.parametrize("df,expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423)])

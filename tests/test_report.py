@@ -1,0 +1,169 @@
+"""Reports from synthetic logs: a fake experiment directory (metrics.jsonl and eval files written by
+hand, no model) -> the report has its tables and figures, and its verdict follows the numbers."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from seccrm.arms import ALL_ARMS, HELD_OUT_TASKS, TRAIN_TASKS
+from seccrm.evaluate import summarise
+from seccrm.report import (
+    compare,
+    load_experiment,
+    paired_scores,
+    verdict,
+    write_experiment_report,
+    write_run_report,
+)
+
+TEST_IDS = [(f"{t}-{d}-{i:05d}", t, d) for t in HELD_OUT_TASKS for d in ("easy", "medium", "hard") for i in range(20)]
+VAL_IDS = [(f"{t}-easy-{i:05d}", t, "easy") for t in TRAIN_TASKS[:6] for i in range(8)]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def fake_eval(ids: list[tuple[str, str, str]], p: float, rng: np.random.Generator,
+              ease: np.ndarray) -> dict[str, Any]:
+    """An evaluation file as `evaluate_instances` writes it, with accuracy about ``p``."""
+    logit = math.log(p / (1 - p))
+    correct = rng.random(len(ids)) < 1 / (1 + np.exp(-(logit + ease)))
+    rows = [{"id": i, "task": t, "skill": "POLICY" if t in HELD_OUT_TASKS else "ANALYTICS", "difficulty": d,
+             "reward": 1.0 if c else 0.1, "completion": "<answer>x</answer>"} for (i, t, d), c in zip(ids, correct, strict=True)]
+    return {"summary": summarise(rows), "rows": rows}
+
+
+def fake_metrics(curriculum: str, steps: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    rows, q = [], dict.fromkeys(ALL_ARMS, 0.0)
+    for step in range(1, steps + 1):
+        z = np.exp(np.array(list(q.values())) / 0.5)
+        p = z / z.sum() if curriculum.startswith("sec") else np.full(len(ALL_ARMS), 1 / len(ALL_ARMS))
+        row: dict[str, Any] = {"step": step, "train/reward": 0.2 + 0.02 * step, "train/accuracy": 0.1 + 0.02 * step,
+                               "train/zero_adv_groups": 0.5, "time/step_s": 30.0}
+        for a, pa in zip(ALL_ARMS, p, strict=True):
+            row[f"curriculum/p/{a}"] = float(pa)
+            if curriculum.startswith("sec"):
+                q[a] = 0.7 * q[a] + 0.3 * float(rng.random())
+                row[f"curriculum/q/{a}"] = q[a]
+        rows.append(row)
+    return rows
+
+
+def make_experiment(root: Path, acc: dict[str, float], seeds: tuple[int, ...] = (0, 1, 2), steps: int = 6,
+                    seed: int = 0) -> Path:
+    """An experiment directory laid out as `seccrm experiment` writes it, with planted accuracies."""
+    rng = np.random.default_rng(seed)
+    ease_t, ease_v = rng.normal(0, 1, len(TEST_IDS)), rng.normal(0, 1, len(VAL_IDS))
+    exp = root / "exp"
+    (exp / "eval").mkdir(parents=True)
+    plan = {"model": "fake", "data": "synthetic", "preset": "cpu-exp", "steps": steps, "eval_val": len(VAL_IDS),
+            "eval_test": len(TEST_IDS), "curricula": [c for c in acc if c not in ("base", "warmup")],
+            "seeds": list(seeds), "train": {"prompts_per_step": 4, "group_size": 8},
+            "note": "synthetic", "machine": "test", "command": "seccrm experiment ..."}
+    (exp / "experiment.json").write_text(json.dumps(plan))
+    for stage in ("base", "warmup"):
+        for split, ids, ease in (("test", TEST_IDS, ease_t), ("val", VAL_IDS, ease_v)):
+            (exp / "eval" / f"{stage}_{split}.json").write_text(json.dumps(fake_eval(ids, acc[stage], rng, ease)))
+    for cur in plan["curricula"]:
+        for s in seeds:
+            d = exp / "runs" / cur / f"seed{s}"
+            d.mkdir(parents=True)
+            (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fake_metrics(cur, steps, rng)))
+            (d / "eval_test.json").write_text(json.dumps(fake_eval(TEST_IDS, acc[cur], rng, ease_t)))
+            (d / "eval_val.json").write_text(json.dumps(fake_eval(VAL_IDS, acc[cur], rng, ease_v)))
+            mid = fake_eval(VAL_IDS, (acc[cur] + acc["warmup"]) / 2, rng, ease_v)
+            (d / f"eval_val_step{steps // 2}.json").write_text(json.dumps(mid))
+            (d / "timing.json").write_text(json.dumps({"train_s": 180.0, "eval_s": 60.0}))
+    return exp
+
+
+def _acc(exp: Path, rel: str) -> float:
+    return float(json.loads((exp / rel).read_text())["summary"]["accuracy"])
+
+
+def test_report_has_tables_figures_and_correct_numbers(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path, {"base": 0.2, "warmup": 0.3, "sec": 0.6, "uniform": 0.3})
+    md = write_experiment_report(exp)
+    text = md.read_text()
+    for heading in ("## 1. Overall", "## 2. Held-out POLICY tasks", "## 3. Training", "## Paired tests",
+                    "### Every run", "## Method", "Student-t 95% interval"):
+        assert heading in text, heading
+    for title in ("Quote Approval", "Invalid Configuration", "Solution Violation", "SEC (hold)", "uniform"):
+        assert title in text
+    # the SEC row's test mean is the mean of the three runs' accuracies, computed here independently
+    sec_mean = np.mean([_acc(exp, f"runs/sec/seed{s}/eval_test.json") for s in range(3)])
+    sec_row = next(ln for ln in text.splitlines() if ln.startswith("| SEC (hold) | 3 seeds |"))
+    assert f"{100 * sec_mean:.1f}%" in sec_row
+    base = _acc(exp, "eval/base_test.json")
+    assert f"{100 * (sec_mean - base) / base:+.1f}%" in sec_row
+    # only 2 of 7 curricula ran: the report says so
+    assert "Reduced experiment" in text and "not run:" in text and "hard-to-easy" in text
+    for png in ("accuracy.png", "curves.png", "evolution_sec.png", "evolution_uniform.png"):
+        f = exp / png
+        assert f.is_file() and f.read_bytes()[:8] == PNG_MAGIC and f.stat().st_size > 5000, png
+        assert f"]({png})" in text
+
+
+def test_sec_vs_uniform_sentence_flips_with_the_planted_result(tmp_path: Path) -> None:
+    def report(name: str, sec: float, uniform: float) -> Path:
+        acc = {"base": .2, "warmup": .3, "sec": sec, "uniform": uniform}
+        return write_experiment_report(make_experiment(tmp_path / name, acc), figures=False)
+
+    win, lose, null = report("a", .6, .3), report("b", .3, .6), report("c", .4, .4)
+    w, lo, nu = (p.read_text().split("## 1.")[0] for p in (win, lose, null))
+    assert "**SEC (hold) beats uniform** on held-out test accuracy" in w
+    assert "does not beat" not in w
+    assert "**SEC (hold) does not beat uniform: uniform beats SEC (hold)** on held-out test accuracy" in lo
+    assert "SEC (hold) beats uniform**" not in lo
+    assert "SEC (hold) does not beat uniform" in nu and "beats uniform**" not in nu
+
+
+def test_paired_scores_pair_by_seed_and_instance(tmp_path: Path) -> None:
+    exp_dir = make_experiment(tmp_path, {"base": .2, "warmup": .3, "sec": .5, "uniform": .4}, seeds=(0, 1))
+    # a third seed only SEC ran is left out of the pairing; a missing test instance is dropped
+    extra = exp_dir / "runs" / "sec" / "seed7"
+    extra.mkdir()
+    (extra / "eval_test.json").write_text((exp_dir / "runs/sec/seed0/eval_test.json").read_text())
+    f = exp_dir / "runs/uniform/seed1/eval_test.json"
+    res = json.loads(f.read_text())
+    res["rows"] = res["rows"][1:]
+    f.write_text(json.dumps(res))
+    exp = load_experiment(exp_dir)
+    a, b, seeds, ids = paired_scores(exp, "sec", "uniform")
+    assert seeds == [0, 1] and len(ids) == len(TEST_IDS) - 1 and a.shape == b.shape == (2, len(ids))
+    rows = {r["id"]: r["reward"] for r in json.loads((exp_dir / "runs/sec/seed1/eval_test.json").read_text())["rows"]}
+    assert a[1].tolist() == [1.0 if rows[i] >= 1.0 else 0.0 for i in ids]
+    c = compare(exp, "sec", "uniform")
+    assert c is not None and c.bootstrap.mean_diff == pytest.approx(float((a - b).mean()))
+    assert len(c.seed_diffs) == 2
+    assert verdict(c, "x").startswith("**SEC (hold)")
+
+
+def test_report_cli_dispatches_on_directory_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from seccrm.cli import main
+    exp = make_experiment(tmp_path, {"base": .2, "warmup": .3, "sec": .4, "uniform": .4}, seeds=(0,))
+    assert main(["report", str(exp)]) == 0
+    assert "experiment report" in (exp / "report.md").read_text()
+    assert "one seed" not in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nothing-here")]) == 2
+
+
+def test_single_run_report_still_works(tmp_path: Path) -> None:
+    """The demo's layout: eval/<stage>_<split>.json and a training folder with metrics.jsonl."""
+    rng = np.random.default_rng(0)
+    run = tmp_path / "demo"
+    (run / "eval").mkdir(parents=True)
+    (run / "sec").mkdir()
+    for stage, p in (("base", .2), ("warmup", .3), ("sec", .4)):
+        for split, ids in (("test", TEST_IDS), ("val", VAL_IDS)):
+            (run / "eval" / f"{stage}_{split}.json").write_text(
+                json.dumps(fake_eval(ids, p, rng, np.zeros(len(ids)))))
+    (run / "sec" / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in fake_metrics("sec", 5, rng)))
+    text = write_run_report(run).read_text()
+    assert "After format warm-up" in text and "Quote Approval" in text and "| sec | 5 |" in text
+    assert (run / "sec_curriculum.png").read_bytes()[:8] == PNG_MAGIC
+    assert (run / "sec_reward.png").is_file()
