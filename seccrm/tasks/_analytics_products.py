@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections import Counter
 from fractions import Fraction
 from typing import Any, ClassVar
 
@@ -63,6 +64,15 @@ def product_phrase(org: Org, product: str) -> str:
     return f"{names(org, 'Product2')[product]} (Product2Id {product})"
 
 
+def top_of(counts: Counter[str] | dict[str, int]) -> tuple[list[str], int]:
+    """(issues sharing the highest count, lead of the top count over the next one)."""
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    if not ranked:
+        return [], 0
+    top = [k for k, n in ranked if n == ranked[0][1]]
+    return top, ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0)
+
+
 class _ProductTask(Task):
     """Shared prompt assembly: shown rows, distractor fitting, optional today's date."""
 
@@ -95,6 +105,7 @@ class TopIssue(_ProductTask):
                 "at the top and products with no case in the window give None.",
     }
     GAP: ClassVar[dict[str, int]] = {"easy": 2, "medium": 1, "hard": 0}
+    P_NONE: ClassVar[float] = 0.25          # hard: share of None answers aimed at
     RULE = ("If the product has no case created in that period, or if two or more issues tie for the "
             "most cases, answer None.")
 
@@ -109,34 +120,48 @@ class TopIssue(_ProductTask):
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         index, (lo, hi) = product_index(org), ROWS[difficulty]
         all_products = sorted(names(org, "Product2"))
-        for attempt in range(80):
-            relaxed = attempt >= 40
+        want_none = difficulty == "hard" and rng.random() < self.P_NONE     # drawn once: ties are rare
+        for attempt in range(120):
             w = sample_window(rng, org.today, difficulty)
             counts = index.counts(w, None)
-            absent = difficulty == "hard" and rng.random() < 0.15
+            absent = want_none and rng.random() < 0.3       # None because the product has no case
             pick = [p for p in all_products if (counts.get(p, [0])[0] == 0 if absent
                                                 else lo <= counts.get(p, [0])[0] <= hi)]
             if not pick:
                 continue
             scope = Scope(w, None, [rng.choice(pick)])
             scope.rows = scope_rows(index, scope)
-            issue_counts = self.gold(org, scope)
-            ranked = sorted(issue_counts.items(), key=lambda kv: (-kv[1], kv[0]))
-            top = [k for k, n in ranked if n == ranked[0][1]] if ranked else []
-            gap = ranked[0][1] - ranked[1][1] if len(ranked) > 1 else (ranked[0][1] if ranked else 0)
-            if not relaxed and difficulty != "hard" and (len(top) != 1 or gap < self.GAP[difficulty]):
+            top, gap = top_of(Counter(r.issue for r in scope.rows))
+            if not self._accept(top, gap, difficulty, want_none, relaxed=attempt >= 80, rng=rng):
                 continue
-            answer = top[0] if len(top) == 1 else NONE_ANSWER
-            n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows)) or (rng.randint(15, 40) if absent else 0)
-            msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
-                                           lambda shown: self.render(org, scope, shown))
-            meta = {**w.as_meta(), "product_id": scope.candidates[0], "issue_counts": dict(sorted(issue_counts.items())),
-                    "top_issues": top, "min_or_max": "max",
-                    "none_reason": None if answer != NONE_ANSWER else ("no_cases" if not top else "tie"),
-                    "tie_break": "a tie at the top gives None", "n_scope_records": len(scope.rows),
-                    "n_distractors": n_shown}
-            return Instance(self.name, difficulty, msgs, [answer], meta)
-        raise RuntimeError(f"{self.name}: no {difficulty} instance in 80 attempts; the org is too small")
+            issue_counts = self.gold(org, scope)
+            if top_of(Counter(issue_counts)) != (top, gap):
+                raise RuntimeError(f"{self.name}: SQL issue counts {issue_counts} differ from the cases shown")
+            return self._instance(org, difficulty, rng, scope, issue_counts, top, absent)
+        raise RuntimeError(f"{self.name}: no {difficulty} instance in 120 attempts; the org is too small")
+
+    def _accept(self, top: list[str], gap: int, difficulty: str, want_none: bool, relaxed: bool,
+                rng: random.Random) -> bool:
+        """Easy/medium: a unique top issue ``GAP`` cases ahead. Hard: a None (tie or no case) when
+        ``want_none``, else a unique top, kept only half the time when more than 1 case ahead."""
+        if difficulty != "hard":
+            return relaxed or (len(top) == 1 and gap >= self.GAP[difficulty])
+        if want_none:
+            return len(top) != 1 or relaxed
+        return len(top) == 1 and (gap <= 1 or rng.random() < 0.5)
+
+    def _instance(self, org: Org, difficulty: str, rng: random.Random, scope: Scope,
+                  issue_counts: dict[str, int], top: list[str], absent: bool) -> Instance:
+        answer = top[0] if len(top) == 1 else NONE_ANSWER
+        n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows)) or (rng.randint(15, 40) if absent else 0)
+        msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
+                                       lambda shown: self.render(org, scope, shown))
+        meta = {**scope.window.as_meta(), "product_id": scope.candidates[0],
+                "issue_counts": dict(sorted(issue_counts.items())), "top_issues": top, "min_or_max": "max",
+                "none_reason": None if answer != NONE_ANSWER else ("no_cases" if not top else "tie"),
+                "tie_break": "a tie at the top gives None", "n_scope_records": len(scope.rows),
+                "n_distractors": n_shown}
+        return Instance(self.name, difficulty, msgs, [answer], meta)
 
     def render(self, org: Org, scope: Scope, shown: list[CaseFact]) -> tuple[list[str], str, str]:
         issues = names(org, "Issue__c")

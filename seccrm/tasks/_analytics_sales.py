@@ -192,9 +192,9 @@ class SalesCycle(RankingTask):
     def render(self, org: Org, scope: Scope, mode: str, shown: list[OppFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
         word = "shortest (fastest)" if mode == "min" else "longest (slowest)"
-        where = f" of accounts in the {scope.option[1]} industry" if scope.option else ""
-        q = (f"Consider the sales reps {id_list(scope.candidates)}. Among the opportunities{where} they own "
-             f"whose contract the company signed (Contract.CompanySignedDate) {scope.window.phrase}, which rep "
+        where = f", for accounts in the {scope.option[1]} industry," if scope.option else ""
+        q = (f"Consider the sales reps {id_list(scope.candidates)}. Among the opportunities owned by one of "
+             f"them{where} whose contract the company signed (Contract.CompanySignedDate) {scope.window.phrase}, which rep "
              f"has the {word} average sales cycle? The sales cycle is the number of days from the "
              "opportunity's CreatedDate to its contract's CompanySignedDate.")
         if tie_rule:
