@@ -289,7 +289,7 @@ def test_easy_and_medium_have_clear_winners(instances: Any) -> None:
         if task in ("top_issue_identification", "monthly_trend_analysis"):
             continue
         cls = type(get_task(task))
-        for level, min_gap in zip(("easy", "medium"), cls.gaps):
+        for level, min_gap in zip(("easy", "medium"), cls.gaps, strict=True):
             for inst in instances[(task, level)]:
                 if inst.metadata["tie_break"].startswith("none"):
                     assert inst.metadata["tied"] == [] and inst.metadata["gap"] >= min_gap - 1e-9, task

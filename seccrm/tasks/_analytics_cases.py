@@ -55,7 +55,9 @@ def load_cases(org: Org) -> list[CaseFact]:
             'oi."Product2Id", c."IssueId__c", a."ShippingState" '
             'FROM "Case" c LEFT JOIN "OrderItem" oi ON oi."Id" = c."OrderItemId__c" '
             'LEFT JOIN "Account" a ON a."Id" = c."AccountId"'):
-        out.append(CaseFact(*r, tuple(chains.get(r[0], ()))))
+        case_id, owner, account, created, closed, product, issue, state = r
+        out.append(CaseFact(case_id, owner, account, created, closed, product, issue, state,
+                            tuple(chains.get(case_id, ()))))
     return out
 
 

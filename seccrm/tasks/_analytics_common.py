@@ -122,7 +122,7 @@ class FactIndex:
         self._dates = [date(r) for r in self.rows]
         # ("k", candidate) or ("o", option) -> (rows, dates), both in date order.
         self._groups: dict[tuple[str, Any], tuple[list[Any], list[str]]] = {}
-        for r, d in zip(self.rows, self._dates):
+        for r, d in zip(self.rows, self._dates, strict=True):
             for g in [("k", k) for k in keys(r)] + [("o", o) for o in options(r)]:
                 rs, ds = self._groups.setdefault(g, ([], []))
                 rs.append(r)

@@ -241,13 +241,13 @@ class MonthlyTrend(_ProductTask):
         per = dict((r[0], r[1]) for r in rows)
         return [per.get(m, 0) for m in month_keys(w)]
 
-    def _fits(self, counts: list[int], want_none: bool, clear: int, rng: random.Random) -> bool:
-        """Exactly one qualifying month (or none when ``want_none``), every month at least
-        ``clear`` cases away from the threshold; at hard, near misses are preferred."""
+    def _fits(self, counts: list[int], want_none: bool | None, clear: int, rng: random.Random) -> bool:
+        """Exactly one qualifying month (none when ``want_none``; either when it is None), every
+        month at least ``clear`` cases away from the threshold; at hard, near misses are preferred."""
         n1 = len(counts) - 1
         units = [slack_units(counts, i) for i in range(len(counts))]
         hits = sum(u >= 0 for u in units)
-        if hits > 1 or (hits == 0) != want_none:
+        if hits > 1 or (want_none is not None and (hits == 0) != want_none):
             return False
         if clear:
             return all(u >= clear * n1 or u <= -clear * n1 for u in units)
@@ -255,36 +255,42 @@ class MonthlyTrend(_ProductTask):
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         index, (lo, hi) = product_index(org), self.ROWS[difficulty]
+        want_none = rng.random() < self.P_NONE[difficulty]      # drawn once, so the share holds
         for attempt in range(120):
             clear = self.CLEAR[difficulty] if attempt < 80 else 0
             w = trend_window(rng, org.today, difficulty)
-            want_none = rng.random() < self.P_NONE[difficulty]
             months = month_keys(w)
             per_month = [index.counts(Window(*month_bounds(m), ""), None) for m in months]
-            totals = {p: sum(pm.get(p, [0])[0] for pm in per_month) for p in names(org, "Product2")}
-            pick = sorted(p for p, t in totals.items() if lo <= t <= hi
-                          and self._fits([pm.get(p, [0])[0] for pm in per_month], want_none, clear, rng))
+            shown = {p: [pm.get(p, [0])[0] for pm in per_month] for p in names(org, "Product2")}
+            pick = sorted(p for p, c in shown.items() if lo <= sum(c) <= hi
+                          and self._fits(c, want_none if attempt < 100 else None, clear, rng))
             if not pick:
                 continue
             product = rng.choice(pick)
             counts = self.gold(org, product, w)
-            qualifying = qualifying_months(months, counts)
-            if len(qualifying) > 1:
-                continue
-            answer = MONTHS[int(qualifying[0][5:]) - 1] if qualifying else NONE_ANSWER
-            scope = Scope(w, None, [product])
-            scope.rows = scope_rows(index, scope)
-            n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows))
-            msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
-                                           lambda shown: self.render(org, scope, shown, difficulty))
-            meta = {**w.as_meta(), "product_id": product, "month_counts": dict(zip(months, counts)),
-                    "qualifying_months": qualifying, "min_or_max": "max",
-                    "month_slack": {m: round(float(slack(counts, i)), 3) for i, m in enumerate(months)},
-                    "rule": "count >= 2 x mean(other months) and count >= mean(other months) + 5",
-                    "tie_break": "two or more qualifying months are never generated",
-                    "n_scope_records": len(scope.rows), "n_distractors": n_shown}
-            return Instance(self.name, difficulty, msgs, [answer], meta)
+            if counts != shown[product]:
+                raise RuntimeError(f"{self.name}: SQL month counts {counts} differ from the cases shown "
+                                   f"{shown[product]} ({product}, {w.phrase})")
+            return self._instance(org, difficulty, rng, Scope(w, None, [product]), counts)
         raise RuntimeError(f"{self.name}: no {difficulty} instance in 120 attempts; the org is too small")
+
+    def _instance(self, org: Org, difficulty: str, rng: random.Random, scope: Scope,
+                  counts: list[int]) -> Instance:
+        months = month_keys(scope.window)
+        qualifying = qualifying_months(months, counts)
+        answer = MONTHS[int(qualifying[0][5:]) - 1] if qualifying else NONE_ANSWER
+        scope.rows = scope_rows(product_index(org), scope)
+        n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows))
+        msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
+                                       lambda shown: self.render(org, scope, shown, difficulty))
+        meta = {**scope.window.as_meta(), "product_id": scope.candidates[0],
+                "month_counts": dict(zip(months, counts, strict=True)), "qualifying_months": qualifying,
+                "min_or_max": "max",
+                "month_slack": {m: round(float(slack(counts, i)), 3) for i, m in enumerate(months)},
+                "rule": "count >= 2 x mean(other months) and count >= mean(other months) + 5",
+                "tie_break": "two or more qualifying months are never generated",
+                "n_scope_records": len(scope.rows), "n_distractors": n_shown}
+        return Instance(self.name, difficulty, msgs, [answer], meta)
 
     def render(self, org: Org, scope: Scope, shown: list[CaseFact], difficulty: str) -> tuple[list[str], str, str]:
         q = (f"Considering the cases about product {product_phrase(org, scope.candidates[0])} created "

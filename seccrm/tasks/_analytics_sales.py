@@ -232,10 +232,12 @@ def load_leads(org: Org) -> list[LeadFact]:
         '"LeadSource", "Industry" FROM "Lead"')]
 
 
-def _group(rows: list[LeadFact]) -> dict[str, list[int]]:
+def _by_owner(rows: list[LeadFact]) -> dict[str, list[int]]:
+    """owner -> the IsConverted flags of their leads."""
     out: dict[str, list[int]] = {}
     for r in rows:
-        out.setdefault(r.owner, []).append(r.converted)
+        if r.owner is not None:
+            out.setdefault(r.owner, []).append(r.converted)
     return out
 
 
@@ -277,18 +279,19 @@ class ConversionRate(RankingTask):
                         "rep_converted_counts": {r[0]: r[2] for r in sorted(rows, key=lambda r: r[0])}}
 
     def from_rows(self, scope: Scope) -> dict[str, Fraction]:
-        return {k: Fraction(sum(c) , len(c)) for k, c in _group(scope.rows).items()}
+        return {k: Fraction(sum(c), len(c)) for k, c in _by_owner(scope.rows).items()}
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[LeadFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
         word = "highest" if mode == "max" else "lowest"
-        where = f" with {scope.option[0]} = {scope.option[1]}" if scope.option else ""
+        field = scope.option[0] if scope.option else None
+        where = f" with {field} = {scope.option[1]}" if scope.option else ""
         q = (f"Consider the sales reps {id_list(scope.candidates)}. Among the leads{where} created "
              f"{scope.window.phrase} and owned by one of them, which rep has the {word} lead conversion rate "
              "(converted leads / leads owned; IsConverted = 1 means converted)?")
         if tie_rule:
             q += " " + self.tie_rule
-        cols = ["Id", "OwnerId"] + ([scope.option[0]] if where else []) + ["CreatedDate", "IsConverted"]
-        rows = [(r.id, r.owner) + ((getattr(r, scope.option[0]),) if where else ()) + (r.created, r.converted)
+        cols = ["Id", "OwnerId"] + ([field] if field else []) + ["CreatedDate", "IsConverted"]
+        rows = [(r.id, r.owner) + ((getattr(r, field),) if field else ()) + (r.created, r.converted)
                 for r in shown]
         return [render_table("Lead", cols, rows)], q, REP_FORMAT
