@@ -401,7 +401,7 @@ def _check_field(obj: str, name: Any, value: Any, kind: AnswerKind, org: Scratch
         raise _Unparsable(f"field {str(name)[:40]!r} is not writable here; writable: {', '.join(kind.action_fields)}")
     if not isinstance(value, str) or len(value) > MAX_FIELD_CHARS or _CONTROL.search(value):
         raise _Unparsable(f"value of {name} must be a short string")
-    if name.endswith("OwnerId") or name == "OwnerId":
+    if name.endswith("OwnerId"):
         if not is_valid_id(value, ID_PREFIXES["User"]) or not org.exists("User", value):
             raise _Unparsable(f"{name} must be an existing User id")
     elif name == "StageName":

@@ -55,9 +55,9 @@ def test_same_seed_same_bytes_other_seed_other_data(suite: Path, tmp_path: Path)
         assert (suite / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
     build(tmp_path / "s1", seed=1)
     assert sha(tmp_path / "s1" / "org.sqlite") != sha(suite / "org.sqlite")
-    a, b = read(suite / "train.jsonl"), read(tmp_path / "s1" / "train.jsonl")
-    assert [r["id"] for r in a] == [r["id"] for r in b]                 # same plan ...
-    differ = sum(x["messages"] != y["messages"] for x, y in zip(a, b, strict=True))
+    a, b = ({r["id"]: r for s in ("train", "val") for r in read(d / f"{s}.jsonl")} for d in (suite, tmp_path / "s1"))
+    assert set(a) == set(b)                                             # same plan (the val draw differs) ...
+    differ = sum(a[k]["messages"] != b[k]["messages"] for k in a)
     assert differ > 0.9 * len(a)                                        # ... other instances
 
 
@@ -137,7 +137,7 @@ def test_crud_actions_on_the_real_org(suite: Path) -> None:
             assert score(r, f"<answer>{json.dumps(wrong)}</answer>") == 0.1
         hostile = [dict(gold, fields={field: value + "'; DROP TABLE \"Case\"; --"}),
                    dict(gold, object="User"), dict(gold, fields={"Id": gold["id"]}),
-                   dict(gold, id=gold["id"][:-1] + "A"), dict(gold, op="delete")]
+                   dict(gold, id=gold["id"][:-1] + ("A" if gold["id"][-1] != "A" else "B")), dict(gold, op="delete")]
         for h in hostile:
             assert score(r, f"<answer>{json.dumps(h)}</answer>") == 0.0, h
         assert score(r, f"<answer>{json.dumps(gold)[:-1]}</answer>") == 0.0     # truncated JSON

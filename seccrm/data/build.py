@@ -135,18 +135,73 @@ def write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     pq.write_table(pa.table(columns, schema=schema), path, compression="zstd")
 
 
+_WORKER: dict[str, Any] = {}   # per worker process: the open org and the seed
+
+
+def _init_worker(org_file: str, seed: int) -> None:
+    from seccrm.org import open_org
+    from seccrm.tasks.base import Org
+
+    _WORKER["org"], _WORKER["seed"] = Org(open_org(org_file)), seed
+
+
+def _make_job(job: tuple[str, str, str, int]) -> tuple[str, dict[str, Any]]:
+    split, task, difficulty, index = job
+    try:
+        return split, make_record(_WORKER["org"], task, difficulty, index, _WORKER["seed"])
+    except ValueError as e:   # a generator that cannot work on this org: say which instance
+        raise ValueError(f"generating {instance_id(task, difficulty, index)}: {e}") from e
+
+
+def generate_records(org_file: Path, seed: int, jobs: list[tuple[str, str, str, int]], workers: int,
+                     progress: bool, desc: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(split, record) for every job, in job order, from ``workers`` processes (1: this one).
+
+    Each instance has its own seed, so the result does not depend on which process built it.
+    """
+    import multiprocessing as mp
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc=desc, unit="inst", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    try:
+        if workers <= 1:
+            _init_worker(str(org_file), seed)
+            results: Iterator[tuple[str, dict[str, Any]]] = map(_make_job, jobs)
+            pool = None
+        else:   # fork shares the imported task modules; each worker opens the org itself
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(str(org_file), seed))
+            results = pool.imap(_make_job, jobs, chunksize=8)
+        for item in results:
+            bar.update()
+            yield item
+    finally:
+        bar.close()
+        if _WORKER.get("org") is not None:
+            _WORKER.pop("org").conn.close()
+        if workers > 1 and pool is not None:
+            pool.terminate()
+
+
+def default_workers(n_jobs: int) -> int:
+    """Processes for ``n_jobs`` instances: one for small builds (a pool costs more than it saves)."""
+    import os
+
+    return 1 if n_jobs < 500 else max(1, min(os.cpu_count() or 1, 8))
+
+
 def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_per_task: int = 750,
-                test_per_task: int = 100, progress: bool = True) -> dict[str, Any]:
+                test_per_task: int = 100, progress: bool = True, workers: int | None = None) -> dict[str, Any]:
     """Build the org and the three task sets in ``out_dir``; return the manifest (also in suite.json).
 
     The manifest holds the build parameters, ``counts[split][task][difficulty]`` and the sha256 of
-    every file written. Same arguments, same bytes.
+    every file written. Same arguments, same bytes, whatever ``workers`` (None: one per CPU, up to 8,
+    for builds of 500 instances or more).
     """
-    from tqdm import tqdm
-
-    from seccrm.org import build_org, open_org
+    from seccrm.org import build_org
     from seccrm.tasks import all_tasks
-    from seccrm.tasks.base import Org
 
     if train_per_task < 0 or test_per_task < 0:
         raise ValueError("train_per_task and test_per_task must be >= 0")
@@ -156,31 +211,31 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)
-    org = Org(open_org(org_file))
     jobs = list(plan(seed, train_per_task, test_per_task))
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    try:
-        with tqdm(jobs, desc=f"building {size} suite", unit="inst", file=sys.stderr,
-                  disable=not progress, dynamic_ncols=True) as bar:
-            for split, task, difficulty, index in bar:
-                records[split].append(make_record(org, task, difficulty, index, seed))
-    finally:
-        org.conn.close()
-    counts: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SPLITS}
-    for split, recs in records.items():
-        for r in recs:
-            by_level = counts[split].setdefault(r["task"], {d: 0 for d in DIFFICULTIES})
-            by_level[r["difficulty"]] += 1
-        path = out / f"{split}.jsonl"
-        with open(path, "w", encoding="utf-8", newline="\n") as f:
-            f.writelines(dump_record(r) + "\n" for r in recs)
-        write_parquet(recs, out / f"{split}.parquet")
+    for split, record in generate_records(org_file, seed, jobs, workers or default_workers(len(jobs)),
+                                          progress, f"building {size} suite"):
+        records[split].append(record)
+    counts = write_splits(out, records)
     files = [ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
     manifest = {"seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
                 "val_fraction": VAL_FRACTION, "counts": counts,
                 "sha256": {name: sha256_file(out / name) for name in files}}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
+
+
+def write_splits(out: Path, records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, int]]]:
+    """Write each split as JSONL and Parquet; return counts[split][task][difficulty]."""
+    counts: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SPLITS}
+    for split, recs in records.items():
+        for r in recs:
+            by_level = counts[split].setdefault(r["task"], {d: 0 for d in DIFFICULTIES})
+            by_level[r["difficulty"]] += 1
+        with open(out / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(dump_record(r) + "\n" for r in recs)
+        write_parquet(recs, out / f"{split}.parquet")
+    return counts
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

@@ -202,11 +202,16 @@ def _check_parquet(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problem
         path = d / f"{split}.parquet"
         if not path.is_file():
             continue   # the files check reports it
-        table = pq.read_table(path, columns=["id", "answer", "metadata"]).to_pydict()
-        want = ([r.get("id") for r in recs], [r.get("answer") for r in recs])
-        if (table["id"], table["answer"]) != want or \
-                [json.loads(m) for m in table["metadata"]] != [r.get("metadata") for r in recs]:
-            p.add("parquet", f"{path.name} does not hold the same rows as {split}.jsonl; {REBUILD}")
+        rows = pq.read_table(path).to_pylist()
+        for row in rows:
+            row["metadata"] = json.loads(row["metadata"])
+        if len(rows) != len(recs):
+            p.add("parquet", f"{path.name} has {len(rows)} rows, {split}.jsonl {len(recs)}; {REBUILD}")
+            continue
+        bad = next((r.get("id") for row, r in zip(rows, recs, strict=True) if row != r), None)
+        if bad is not None:
+            p.add("parquet", f"{path.name} does not hold the same rows as {split}.jsonl (first difference: "
+                  f"{bad}); {REBUILD}")
 
 
 def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any],
@@ -243,6 +248,6 @@ def _compare_rebuilt(org: Any, r: dict[str, Any], split: str, seed: int, p: _Pro
         return
     if dump_record(again) != dump_record(r):
         keys = [k for k in RECORD_KEYS if again.get(k) != r.get(k)]
-        p.add("determinism", f"{split}: {r['id']} rebuilt from seed {seed} differs in {', '.join(keys)}: either "
-              f"the file was edited or task {r['task']} is not deterministic for its rng (it must draw "
-              f"randomness only from the rng it is given, and iterate over sets/dicts in a fixed order)")
+        p.add("determinism", f"{split}: {r['id']} rebuilt from seed {seed} differs in {', '.join(keys)}: "
+              f"the file was edited, the task's code changed since the build ({REBUILD}), or task {r['task']} is not deterministic "
+              f"(it must draw randomness only from the rng it is given and iterate in a fixed order)")

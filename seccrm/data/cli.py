@@ -22,6 +22,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-per-task", type=int, default=750,
                    help="instances per training task, split 75/25 into train and val (default 750)")
     p.add_argument("--test-per-task", type=int, default=100, help="instances per held-out task (default 100)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes generating instances (default: one per CPU, up to 8, for large builds)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
 
@@ -87,7 +89,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         manifest = build_suite(args.out, seed=args.seed, size=args.size, train_per_task=args.train_per_task,
-                               test_per_task=args.test_per_task, progress=not args.no_progress)
+                               test_per_task=args.test_per_task, progress=not args.no_progress,
+                               workers=args.workers)
     except ValueError as e:
         raise CLIError(str(e)) from e
     print(counts_table(manifest["counts"]))
