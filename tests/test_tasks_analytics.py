@@ -314,3 +314,46 @@ def test_significant_month_threshold_is_inclusive() -> None:
     assert qualifying_months(months, [5, 9, 5, 5]) == []
     assert qualifying_months(months, [2, 9, 2, 1]) == ["2024-02"]        # avg 5/3: 9 >= 6.67
     assert qualifying_months(months, [0, 0, 0, 0]) == []
+
+
+DIGEST_SCRIPT = """
+import hashlib, json, random, sys
+from seccrm.org import open_org
+from seccrm.tasks import get_task
+from seccrm.tasks.base import Org
+from seccrm.tasks.analytics import ANALYTICS_TASKS
+org, h = Org(open_org(sys.argv[1])), hashlib.sha256()
+for cls in ANALYTICS_TASKS:
+    for level in ("easy", "medium", "hard"):
+        for seed in range(3):
+            i = get_task(cls.name).generate(org, level, random.Random(seed))
+            h.update(json.dumps([i.messages, i.answer, i.metadata], sort_keys=True).encode())
+print(h.hexdigest())
+"""
+
+
+def test_instances_do_not_depend_on_the_hash_seed(org_path: Any) -> None:
+    """Set iteration order changes with PYTHONHASHSEED; generation must not depend on it."""
+    import os
+    import subprocess
+    import sys
+
+    digests = set()
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", DIGEST_SCRIPT, str(org_path)], env=env, check=True,
+                             capture_output=True, text=True, timeout=120)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1, "instances differ between processes: a set or dict order leaks into them"
+
+
+def test_fit_prompt_drops_distractors_but_never_scope_records() -> None:
+    from seccrm.tasks._analytics_common import PromptTooLong, fit_prompt
+
+    def render(k: int, base: int = 100) -> list[dict[str, str]]:
+        return [{"role": "user", "content": "x" * (base + 10 * k)}]
+
+    msgs, kept = fit_prompt(render, 50, limit=400)
+    assert kept < 50 and len(msgs[0]["content"]) <= 400
+    with pytest.raises(PromptTooLong):
+        fit_prompt(lambda k: render(k, base=500), 10, limit=400)

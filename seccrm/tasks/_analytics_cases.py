@@ -201,7 +201,7 @@ class TransferCount(_CaseRanking):
 
     def index(self, org: Org) -> FactIndex:
         # A case belongs to every agent in its assignment chain (a candidate may only receive it).
-        return self._index(org, keys=lambda r: tuple({x for pair in r.chain for x in pair if x}),
+        return self._index(org, keys=lambda r: tuple(sorted({x for pair in r.chain for x in pair if x})),
                            qualifies=lambda r: True)
 
     def gold(self, org: Org, scope: Scope) -> tuple[dict[str, Fraction], dict[str, Any]]:

@@ -293,16 +293,22 @@ def acceptable(r: Ranking, knobs: Knobs, rng: random.Random, near_gap: float) ->
     return r.gap < near_gap or rng.random() < 0.5
 
 
+class PromptTooLong(Exception):
+    """The in-scope records alone do not fit the prompt budget; the generator draws another scope."""
+
+
 def fit_prompt(render: Callable[[int], list[dict[str, str]]], n_extra: int,
                limit: int = MAX_USER_CHARS) -> tuple[list[dict[str, str]], int]:
     """Messages holding as many of the ``n_extra`` distractors as fit under ``limit`` characters
     of user message; ``render(k)`` renders the in-scope records plus the first k distractors.
-    The in-scope records are never dropped (scopes are sized so that they fit)."""
+    The in-scope records are never dropped: raises PromptTooLong when they alone do not fit."""
     keep = n_extra
     while True:
         msgs = render(keep)
-        if len(msgs[-1]["content"]) <= limit or keep == 0:
+        if len(msgs[-1]["content"]) <= limit:
             return msgs, keep
+        if keep == 0:
+            raise PromptTooLong(f"{len(msgs[-1]['content'])} characters without distractors")
         keep = int(keep * 0.75)
 
 
@@ -387,8 +393,11 @@ class RankingTask(Task):
                 raise RuntimeError(f"{self.name}: the SQL gold {frac_meta(values)} differs from the values "
                                    f"of the records shown {frac_meta(shown_values)} ({scope.window.phrase}, filter "
                                    f"{scope.option}, candidates {scope.candidates})")
-            return self._instance(org, difficulty, rng, knobs, index, scope, mode, values, extra, r,
-                                  state_rule)
+            try:
+                return self._instance(org, difficulty, rng, knobs, index, scope, mode, values, extra, r,
+                                      state_rule)
+            except PromptTooLong:
+                continue
         raise RuntimeError(f"{self.name}: no {difficulty} instance in {self.max_attempts} attempts; "
                            "the org has too few records in its windows for this level")
 

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from seccrm.tasks._analytics_cases import CaseFact, load_cases, names
 from seccrm.tasks._analytics_common import (
     FactIndex,
+    PromptTooLong,
     Scope,
     add_months,
     cached,
@@ -137,7 +138,10 @@ class TopIssue(_ProductTask):
             issue_counts = self.gold(org, scope)
             if top_of(Counter(issue_counts)) != (top, gap):
                 raise RuntimeError(f"{self.name}: SQL issue counts {issue_counts} differ from the cases shown")
-            return self._instance(org, difficulty, rng, scope, issue_counts, top, absent)
+            try:
+                return self._instance(org, difficulty, rng, scope, issue_counts, top, absent)
+            except PromptTooLong:
+                continue
         raise RuntimeError(f"{self.name}: no {difficulty} instance in 120 attempts; the org is too small")
 
     def _accept(self, top: list[str], gap: int, difficulty: str, want_none: bool, relaxed: bool,
@@ -271,7 +275,10 @@ class MonthlyTrend(_ProductTask):
             if counts != shown[product]:
                 raise RuntimeError(f"{self.name}: SQL month counts {counts} differ from the cases shown "
                                    f"{shown[product]} ({product}, {w.phrase})")
-            return self._instance(org, difficulty, rng, Scope(w, None, [product]), counts)
+            try:
+                return self._instance(org, difficulty, rng, Scope(w, None, [product]), counts)
+            except PromptTooLong:
+                continue
         raise RuntimeError(f"{self.name}: no {difficulty} instance in 120 attempts; the org is too small")
 
     def _instance(self, org: Org, difficulty: str, rng: random.Random, scope: Scope,

@@ -77,7 +77,7 @@ class SalesAmount(RankingTask):
 
     def index(self, org: Org) -> FactIndex:
         def options(r: OrderFact) -> Iterable[Option]:
-            return {("product", p) for p, _, _ in r.items}
+            return tuple(sorted({("product", p) for p, _, _ in r.items}))
         return cached(org, ("index", self.name), lambda o: FactIndex(
             cached(o, "orders", load_orders), date=lambda r: r.date,
             keys=lambda r: (r.owner,) if r.owner else (), options=options, qualifies=lambda r: True))
