@@ -357,3 +357,51 @@ def test_fit_prompt_drops_distractors_but_never_scope_records() -> None:
     assert kept < 50 and len(msgs[0]["content"]) <= 400
     with pytest.raises(PromptTooLong):
         fit_prompt(lambda k: render(k, base=500), 10, limit=400)
+
+
+# ----------------------------------------------------------------------------------------------
+# A careless solver: reads the prompt's tables but ignores the window and the filter
+# ----------------------------------------------------------------------------------------------
+
+def prompt_tables(user: str) -> dict[str, list[dict[str, str]]]:
+    """The pipe tables of a prompt, by title."""
+    out = {}
+    for block in user.split("\n\n"):
+        lines = block.split("\n")
+        if len(lines) >= 2 and lines[0].endswith("rows)"):
+            cols = lines[1].split(" | ")
+            out[lines[0].split(" (")[0]] = [dict(zip(cols, line.split(" | "), strict=True)) for line in lines[2:]]
+    return out
+
+
+def careless_answer(task: str, inst: Any) -> str:
+    t, m = prompt_tables(inst.messages[1]["content"]), inst.metadata
+    if task == "top_issue_identification":
+        top = Counter(r["IssueId__c"] for r in t["Case"] if r["Product2Id"] == m["product_id"]).most_common()
+        return NONE_ANSWER if not top or (len(top) > 1 and top[0][1] == top[1][1]) else top[0][0]
+    values: dict[str, Fraction] = {}
+    if task == "conversion_rate_comprehension":
+        per: dict[str, list[int]] = defaultdict(list)
+        for r in t["Lead"]:
+            per[r["OwnerId"]].append(int(r["IsConverted"]))
+        values = {k: Fraction(sum(v), len(v)) for k, v in per.items() if k in m["candidates"]}
+    else:
+        values = dict.fromkeys(m["candidates"], Fraction(0))
+        for r in t["CaseHistory__c where Field__c = 'Owner Assignment'"]:
+            if r["OldValue__c"] in values:
+                values[r["OldValue__c"]] += 1
+    return expected_rank(values, m["min_or_max"])[0]
+
+
+def test_distractors_defeat_a_careless_solver(org: Org) -> None:
+    """Using every row shown, without applying the window or the filter, solves every easy
+    instance (no distractors) and fails on a good share of hard ones. (On the full org it is
+    right on 55-80% of hard instances; a tiny org has fewer records to mislead with.)"""
+    hard = []
+    for task in ("conversion_rate_comprehension", "top_issue_identification", "transfer_count"):
+        for level in ("easy", "hard"):
+            batch = [get_task(task).generate(org, level, random.Random(100 + s)) for s in range(40)]
+            right = [careless_answer(task, i) == i.answer[0] for i in batch]
+            assert level == "hard" or all(right), task
+            hard += right if level == "hard" else []
+    assert sum(hard) / len(hard) <= 0.9, sum(hard) / len(hard)

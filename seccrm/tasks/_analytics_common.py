@@ -86,16 +86,17 @@ class Knobs:
     distractor_ratio: float           # distractor records per in-scope record
     min_gap: float                    # smallest allowed gap between the best and the runner-up
     shuffle_rows: bool                # False: rows sorted by date (easier to scan)
+    pad_days: int                     # date near-misses lie up to this many days outside the window
 
 
 def knobs_for(difficulty: str, gaps: tuple[float, float], rows: tuple[tuple[int, int], ...] = (
         (3, 12), (10, 30), (18, 55))) -> Knobs:
     """Default knobs; ``gaps`` = the easy and medium minimal gaps (hard accepts near-ties and ties)."""
     if difficulty == "easy":
-        return Knobs((2, 3), rows[0], 0.0, gaps[0], False)
+        return Knobs((2, 3), rows[0], 0.0, gaps[0], False, 0)
     if difficulty == "medium":
-        return Knobs((3, 4), rows[1], 0.5, gaps[1], True)
-    return Knobs((4, 6), rows[2], 1.0, 0.0, True)
+        return Knobs((3, 4), rows[1], 0.5, gaps[1], True, 62)
+    return Knobs((4, 6), rows[2], 1.0, 0.0, True, 92)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -213,11 +214,12 @@ def scope_rows(index: FactIndex, scope: Scope) -> list[Any]:
 
 
 def distractors(rng: random.Random, index: FactIndex, scope: Scope, n: int, pad_days: int = 62,
-                prefer_keys: Sequence[str] = ()) -> list[Any]:
+                prefer_keys: Sequence[str] = (), prefer: Callable[[Any], bool] | None = None) -> list[Any]:
     """Up to ``n`` records that miss the scope on one count: just outside the window (same candidate
     and filter), or inside it but of another candidate or another filter value. About half are the
     date near-misses when there are enough; among the others, the records of ``prefer_keys`` come
-    first (for example the cases of a product with a near-duplicate name)."""
+    first (for example the cases of a product with a near-duplicate name). In both groups the
+    records ``prefer`` likes come first: those that would change the answer if counted by mistake."""
     if n <= 0:
         return []
     (start, end), (p_start, p_end) = _iso(scope.window), _iso(scope.window, pad_days)
@@ -236,7 +238,10 @@ def distractors(rng: random.Random, index: FactIndex, scope: Scope, n: int, pad_
     else:
         outside = [r for r in index.between(p_start, start, ("o", opt)) + index.between(end, p_end, ("o", opt))
                    if mine(r)]
-    picked = rng.sample(outside, min(len(outside), (n + 1) // 2))
+    rng.shuffle(outside)
+    if prefer is not None:
+        outside.sort(key=lambda r: not prefer(r))      # stable: liked ones first, still shuffled
+    picked = outside[:(n + 1) // 2]
     want = n - len(picked)
     # In the window: preferred candidates, a listed candidate with another filter value, or any
     # other candidate. The last pool can hold thousands of records: sample it before filtering.
@@ -248,6 +253,8 @@ def distractors(rng: random.Random, index: FactIndex, scope: Scope, n: int, pad_
     mixed = own_other + others
     rng.shuffle(mixed)
     rng.shuffle(preferred)
+    if prefer is not None:
+        mixed.sort(key=lambda r: not prefer(r))
     seen = {id(r) for r in picked}
     for r in preferred + mixed:
         if len(picked) >= n:
@@ -266,6 +273,7 @@ class Ranking(NamedTuple):
     winner: str
     tied: list[str]            # candidates sharing the best value (length 1 when unique)
     gap: float                 # best vs runner-up, absolute or relative to |best| (inf: one candidate)
+    runner_up: str | None      # the best candidate with a worse value than the winner
 
 
 def rank(values: dict[str, Fraction], mode: str, relative: bool = False) -> Ranking:
@@ -278,19 +286,21 @@ def rank(values: dict[str, Fraction], mode: str, relative: bool = False) -> Rank
     tied = [k for k in order if values[k] == best]
     rest = [values[k] for k in order if values[k] != best]
     if not rest:
-        return Ranking(order[0], tied, float("inf"))
+        return Ranking(order[0], tied, float("inf"), None)
     gap = abs(rest[0] - best)
     if relative:
         gap = gap / max(abs(best), abs(rest[0]))
-    return Ranking(order[0], tied, float(gap))
+    runner = next(k for k in order if values[k] != best)
+    return Ranking(order[0], tied, float(gap), runner)
 
 
 def acceptable(r: Ranking, knobs: Knobs, rng: random.Random, near_gap: float) -> bool:
     """Easy and medium: a unique winner at least ``knobs.min_gap`` ahead. Hard: anything, but
-    clear wins are kept only half the time so that near-ties and ties are common."""
+    wins by ``near_gap`` or more (what easy demands) are kept only a third of the time, so that
+    near-ties and ties are common."""
     if knobs.min_gap > 0:
         return len(r.tied) == 1 and r.gap >= knobs.min_gap
-    return r.gap < near_gap or rng.random() < 0.5
+    return r.gap < near_gap or rng.random() < 0.35
 
 
 class PromptTooLong(Exception):
@@ -386,7 +396,7 @@ class RankingTask(Task):
             r = rank(shown_values, mode, self.relative_gap)
             state_rule = difficulty == "hard" or relaxed
             if (len(r.tied) > 1 and not state_rule) or (
-                    not relaxed and not acceptable(r, knobs, rng, self.gaps[1])):
+                    not relaxed and not acceptable(r, knobs, rng, self.gaps[0])):
                 continue
             values, extra = self.gold(org, scope)
             if values != shown_values:
@@ -404,7 +414,11 @@ class RankingTask(Task):
     def _instance(self, org: Org, difficulty: str, rng: random.Random, knobs: Knobs, index: FactIndex,
                   scope: Scope, mode: str, values: dict[str, Fraction], extra: dict[str, Any],
                   r: Ranking, state_rule: bool) -> Instance:
-        pool = distractors(rng, index, scope, round(knobs.distractor_ratio * len(scope.rows)))
+        # Records of the winner and the runner-up are the ones that flip the answer when a
+        # careless reader counts them: they come first among the distractors.
+        top2 = {r.winner, r.runner_up} if r.runner_up else {r.winner}
+        pool = distractors(rng, index, scope, round(knobs.distractor_ratio * len(scope.rows)),
+                           pad_days=knobs.pad_days, prefer=lambda x: bool(top2.intersection(index.keys(x))))
         ordered = order_rows(rng, scope.rows + pool, index.date, knobs.shuffle_rows)
         in_scope = {id(x) for x in scope.rows}
 

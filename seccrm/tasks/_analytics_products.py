@@ -45,6 +45,7 @@ from seccrm.tasks.base import (
 
 ROWS = {"easy": (3, 12), "medium": (10, 30), "hard": (18, 60)}
 DISTRACTOR_RATIO = {"easy": 0.0, "medium": 0.5, "hard": 1.0}
+PAD_DAYS = {"easy": 0, "medium": 45, "hard": 92}     # how far outside the window date near-misses lie
 
 
 def product_index(org: Org) -> FactIndex:
@@ -78,10 +79,11 @@ class _ProductTask(Task):
     """Shared prompt assembly: shown rows, distractor fitting, optional today's date."""
 
     def _messages(self, org: Org, difficulty: str, rng: random.Random, scope: Scope, n_extra: int,
-                  render: Any) -> tuple[list[dict[str, str]], int]:
+                  render: Any, prefer: Any = None) -> tuple[list[dict[str, str]], int]:
         index = product_index(org)
         near = near_duplicates(org, scope.candidates[0])
-        pool = distractors(rng, index, scope, n_extra, pad_days=45, prefer_keys=sorted(near))
+        pool = distractors(rng, index, scope, n_extra, pad_days=PAD_DAYS[difficulty], prefer_keys=sorted(near),
+                           prefer=prefer)
         ordered = order_rows(rng, scope.rows + pool, index.date, difficulty != "easy")
         in_scope = {id(x) for x in scope.rows}
 
@@ -158,8 +160,10 @@ class TopIssue(_ProductTask):
                   issue_counts: dict[str, int], top: list[str], absent: bool) -> Instance:
         answer = top[0] if len(top) == 1 else NONE_ANSWER
         n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows)) or (rng.randint(15, 40) if absent else 0)
+        # Cases of the other issues just outside the window mislead a reader who ignores dates.
         msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
-                                       lambda shown: self.render(org, scope, shown))
+                                       lambda shown: self.render(org, scope, shown),
+                                       prefer=(lambda r: r.issue != top[0]) if len(top) == 1 else None)
         meta = {**scope.window.as_meta(), "product_id": scope.candidates[0],
                 "issue_counts": dict(sorted(issue_counts.items())), "top_issues": top, "min_or_max": "max",
                 "none_reason": None if answer != NONE_ANSWER else ("no_cases" if not top else "tie"),
