@@ -147,7 +147,8 @@ class HandleTime(_CaseRanking):
         "medium": "A quarter or season, 3-4 agents, 10-30 cases shuffled, half as many distractors "
                   "(other agents, other products/issues, dates just outside), winner 1/3 day ahead.",
         "hard": "The past N months/quarters before today, 4-6 agents, 18-55 cases, as many "
-                "distractors, near-ties kept and ties broken by the lowest Id.",
+                "distractors (up to a quarter outside; the top two's records first), near-ties kept, "
+                "ties broken by the lowest Id.",
     }
 
     def index(self, org: Org) -> FactIndex:
@@ -196,7 +197,8 @@ class TransferCount(_CaseRanking):
         "medium": "A quarter or season, 3-4 agents, 10-30 cases shuffled, half as many distractors, "
                   "a unique winner.",
         "hard": "The past N months/quarters before today, 4-6 agents, 18-55 cases, as many "
-                "distractors; ties (often at zero) broken by the lowest Id.",
+                "distractors (up to a quarter outside; the top two's records first); ties (often at "
+                "zero) broken by the lowest Id.",
     }
 
     def index(self, org: Org) -> FactIndex:
@@ -250,7 +252,8 @@ class BestRegion(_CaseRanking):
         "medium": "A quarter or season, 3-4 states, 10-30 cases shuffled, half as many distractors "
                   "(other states, other products/issues, dates just outside), 1/3 day ahead.",
         "hard": "The past N months/quarters before today, 4-6 states, 18-55 cases, as many "
-                "distractors, near-ties kept and ties broken alphabetically.",
+                "distractors (up to a quarter outside; the top two's records first), near-ties kept, "
+                "ties broken alphabetically.",
     }
 
     def index(self, org: Org) -> FactIndex:

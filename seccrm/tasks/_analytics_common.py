@@ -6,8 +6,9 @@ optional filter (one product, one issue, one lead source...) and an explicit lis
 (agents or states). The prompt shows every record of the scope (so the answer can be computed from
 the prompt alone) plus distractors that miss the scope on exactly one count: outside the window, of
 another candidate, or of another filter value. Scopes are picked from cached per-month counts so
-that generation stays at a few milliseconds per instance on the full org; gold answers are then
-computed with SQL, never from these caches.
+that generation stays at a few milliseconds per instance on the full org. Gold answers are computed
+with SQL over the org; the values recomputed from the records the prompt shows must agree with them
+exactly, or generation stops with an error (the prompt must hold what the SQL counts).
 """
 
 from __future__ import annotations
@@ -213,13 +214,24 @@ def scope_rows(index: FactIndex, scope: Scope) -> list[Any]:
     return [r for r in index.between(start, end, ("o", scope.option)) if cands.intersection(index.keys(r))]
 
 
+def _liked_first(rng: random.Random, rows: list[Any], prefer: Callable[[Any], bool] | None) -> list[Any]:
+    """Rows shuffled, those ``prefer`` likes first (a stable sort keeps both parts shuffled)."""
+    rows = list(rows)
+    rng.shuffle(rows)
+    if prefer is not None:
+        rows.sort(key=lambda r: not prefer(r))
+    return rows
+
+
 def distractors(rng: random.Random, index: FactIndex, scope: Scope, n: int, pad_days: int = 62,
                 prefer_keys: Sequence[str] = (), prefer: Callable[[Any], bool] | None = None) -> list[Any]:
     """Up to ``n`` records that miss the scope on one count: just outside the window (same candidate
-    and filter), or inside it but of another candidate or another filter value. About half are the
-    date near-misses when there are enough; among the others, the records of ``prefer_keys`` come
-    first (for example the cases of a product with a near-duplicate name). In both groups the
-    records ``prefer`` likes come first: those that would change the answer if counted by mistake."""
+    and filter), or inside it but of another candidate or another filter value.
+
+    About half are the date near-misses (up to ``pad_days`` outside) when there are enough; among
+    the others, the records of ``prefer_keys`` come first (for example the cases of a product with
+    a near-duplicate name). In both groups the records ``prefer`` likes come first: those that
+    would change the answer if counted by mistake."""
     if n <= 0:
         return []
     (start, end), (p_start, p_end) = _iso(scope.window), _iso(scope.window, pad_days)
@@ -238,25 +250,17 @@ def distractors(rng: random.Random, index: FactIndex, scope: Scope, n: int, pad_
     else:
         outside = [r for r in index.between(p_start, start, ("o", opt)) + index.between(end, p_end, ("o", opt))
                    if mine(r)]
-    rng.shuffle(outside)
-    if prefer is not None:
-        outside.sort(key=lambda r: not prefer(r))      # stable: liked ones first, still shuffled
-    picked = outside[:(n + 1) // 2]
-    want = n - len(picked)
-    # In the window: preferred candidates, a listed candidate with another filter value, or any
-    # other candidate. The last pool can hold thousands of records: sample it before filtering.
+    picked = _liked_first(rng, outside, prefer)[:(n + 1) // 2]
+    want = 3 * (n - len(picked)) + 10
+    # In the window: preferred candidates, then a listed candidate with another filter value or any
+    # other candidate. Those pools can hold thousands of records: sample before filtering.
     preferred = [r for r in index.of_candidates(prefer_keys, start, end) if matches(r) and not mine(r)]
     own = [] if opt is None else index.of_candidates(cands, start, end)
-    own_other = [r for r in rng.sample(own, min(len(own), 3 * want + 10)) if not matches(r)]
     window = index.between(start, end, None if opt is None else ("o", opt))
-    others = [r for r in rng.sample(window, min(len(window), 3 * want + 10)) if not mine(r)]
-    mixed = own_other + others
-    rng.shuffle(mixed)
-    rng.shuffle(preferred)
-    if prefer is not None:
-        mixed.sort(key=lambda r: not prefer(r))
+    mixed = ([r for r in rng.sample(own, min(len(own), want)) if not matches(r)]
+             + [r for r in rng.sample(window, min(len(window), want)) if not mine(r)])
     seen = {id(r) for r in picked}
-    for r in preferred + mixed:
+    for r in _liked_first(rng, preferred, None) + _liked_first(rng, mixed, prefer):
         if len(picked) >= n:
             break
         if id(r) not in seen:

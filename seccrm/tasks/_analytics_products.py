@@ -104,8 +104,9 @@ class TopIssue(_ProductTask):
                 "top issue at least 2 cases ahead.",
         "medium": "A quarter or season, 10-30 cases shuffled with half as many distractors (other "
                   "products, near-duplicate names first; dates just outside); a unique top issue.",
-        "hard": "The past N months/quarters before today, 18-60 cases and as many distractors; ties "
-                "at the top and products with no case in the window give None.",
+        "hard": "The past N months/quarters before today, 18-60 cases and as many distractors (cases "
+                "of other issues up to a quarter outside first); ties at the top and products with "
+                "no case in the window give None (about a quarter of instances).",
     }
     GAP: ClassVar[dict[str, int]] = {"easy": 2, "medium": 1, "hard": 0}
     P_NONE: ClassVar[float] = 0.25          # hard: share of None answers aimed at

@@ -71,8 +71,9 @@ class SalesAmount(RankingTask):
                 "winner at least 10% ahead.",
         "medium": "A quarter or season, 3-4 reps, 5-14 orders shuffled (a product filter leaves "
                   "other lines in), half as many distractor orders, winner 3% ahead.",
-        "hard": "The past N months/quarters before today, 4-6 reps, 9-26 orders, as many distractors, "
-                "near-ties kept and ties broken by the lowest Id.",
+        "hard": "The past N months/quarters before today, 4-6 reps, 9-26 orders, as many distractors "
+                "(up to a quarter outside; the top two's orders first), near-ties kept, ties broken "
+                "by the lowest Id.",
     }
 
     def index(self, org: Org) -> FactIndex:
@@ -163,7 +164,8 @@ class SalesCycle(RankingTask):
                   "them), half as many distractors (signed just outside the window, other reps or "
                   "industries), winner 2 days ahead.",
         "hard": "The past N months/quarters before today, 4-6 reps, 14-45 opportunities, as many "
-                "distractors, near-ties kept and ties broken by the lowest Id.",
+                "distractors (up to a quarter outside; the top two's records first), near-ties kept, "
+                "ties broken by the lowest Id.",
     }
 
     def index(self, org: Org) -> FactIndex:
@@ -254,8 +256,9 @@ class ConversionRate(RankingTask):
                 "no distractors, the winner at least 15 points ahead.",
         "medium": "A quarter or season, 3-4 reps, 10-32 leads shuffled, an optional State, LeadSource "
                   "or Industry filter, half as many distractors, winner 5 points ahead.",
-        "hard": "The past N months/quarters before today, 4-6 reps, 18-60 leads, as many distractors, "
-                "near-ties kept and ties broken by the lowest Id.",
+        "hard": "The past N months/quarters before today, 4-6 reps, 18-60 leads, as many distractors "
+                "(up to a quarter outside; the top two's leads first), near-ties kept, ties broken "
+                "by the lowest Id.",
     }
 
     def index(self, org: Org) -> FactIndex:
