@@ -83,6 +83,12 @@ SAMPLER_OVERRIDES: tuple[str, ...] = (
 
 
 @pytest.fixture(scope="session")
+def sampler_config(verl_config: Callable[..., Any]) -> Callable[..., Any]:
+    """``sampler_config(*overrides)``: VERL's config with the recipe's sampler settings, then ``overrides``."""
+    return lambda *overrides: verl_config(*SAMPLER_OVERRIDES, *overrides)
+
+
+@pytest.fixture(scope="session")
 def train_dataset(verl_export: Path, tokenizer: Any, verl_config: Callable[..., Any],
                   tmp_path_factory: pytest.TempPathFactory) -> Any:
     """VERL's own ``RLHFDataset`` over the exported train split."""
