@@ -166,7 +166,8 @@ def recompute(task: str, raw: dict[str, Any], meta: dict[str, Any]) -> tuple[str
 
 def recompute_product(task: str, raw: dict[str, Any], meta: dict[str, Any]) -> tuple[str, set[str], bool]:
     cases = [c for c in raw["Case"] if in_window(c["CreatedDate"], meta)
-             and raw["by_id"]["OrderItem"][c["OrderItemId__c"]]["Product2Id"] == meta["product_id"]]
+             and raw["by_id"]["OrderItem"][c["OrderItemId__c"]]["Product2Id"] == meta["product_id"]
+             and meta.get("origin") in (None, c["Origin"])]
     needed = {c["Id"] for c in cases}
     if task == "top_issue_identification":
         counts = Counter(c["IssueId__c"] for c in cases)

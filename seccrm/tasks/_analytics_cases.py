@@ -38,6 +38,7 @@ class CaseFact(NamedTuple):
     product: str
     issue: str
     state: str
+    origin: str | None        # the channel: Email, Phone, Web or Chat
     chain: tuple[tuple[str | None, str], ...]   # Owner Assignment (OldValue__c, NewValue__c), in order
 
 
@@ -52,11 +53,11 @@ def load_cases(org: Org) -> list[CaseFact]:
     for r in org.conn.execute(
             'SELECT c."Id", c."OwnerId", c."AccountId", substr(c."CreatedDate", 1, 10), '
             f'CASE WHEN {CLOSED} THEN substr(c."ClosedDate", 1, 10) END, '
-            'oi."Product2Id", c."IssueId__c", a."ShippingState" '
+            'oi."Product2Id", c."IssueId__c", a."ShippingState", c."Origin" '
             'FROM "Case" c LEFT JOIN "OrderItem" oi ON oi."Id" = c."OrderItemId__c" '
             'LEFT JOIN "Account" a ON a."Id" = c."AccountId"'):
-        case_id, owner, account, created, closed, product, issue, state = r
-        out.append(CaseFact(case_id, owner, account, created, closed, product, issue, state,
+        case_id, owner, account, created, closed, product, issue, state, origin = r
+        out.append(CaseFact(case_id, owner, account, created, closed, product, issue, state, origin,
                             tuple(chains.get(case_id, ()))))
     return out
 

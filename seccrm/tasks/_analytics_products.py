@@ -43,16 +43,16 @@ from seccrm.tasks.base import (
     sample_window,
 )
 
-ROWS = {"easy": (3, 12), "medium": (10, 30), "hard": (18, 60)}
+ROWS = {"easy": (3, 12), "medium": (10, 40), "hard": (18, 110)}
 DISTRACTOR_RATIO = {"easy": 0.0, "medium": 0.5, "hard": 1.0}
 PAD_DAYS = {"easy": 0, "medium": 45, "hard": 92}     # how far outside the window date near-misses lie
 
 
 def product_index(org: Org) -> FactIndex:
-    """Cases keyed by their product (no filter options: the product is the scope)."""
+    """Cases keyed by their product; the one filter option is the channel (Case.Origin)."""
     return cached(org, ("index", "product"), lambda o: FactIndex(
         cached(o, "cases", load_cases), date=lambda r: r.created, keys=lambda r: (r.product,),
-        options=lambda r: (), qualifies=lambda r: True))
+        options=lambda r: (("origin", r.origin),) if r.origin else (), qualifies=lambda r: True))
 
 
 def near_duplicates(org: Org, product: str) -> set[str]:
@@ -102,9 +102,10 @@ class TopIssue(_ProductTask):
     levels = {
         "easy": "One explicit month, one product with 3-12 cases sorted by date, no distractors, the "
                 "top issue at least 2 cases ahead.",
-        "medium": "A quarter or season, 10-30 cases shuffled with half as many distractors (other "
+        "medium": "A quarter or season, half the time one channel (Origin) too, 10-40 cases shuffled "
+                  "with half as many distractors (other channels, other "
                   "products, near-duplicate names first; dates just outside); a unique top issue.",
-        "hard": "The past N months/quarters before today, 18-60 cases and as many distractors (cases "
+        "hard": "The past N months/quarters before today, 18-110 cases and as many distractors (cases "
                 "of other issues up to a quarter outside first); ties at the top and products with "
                 "no case in the window give None (about a quarter of instances).",
     }
@@ -114,11 +115,15 @@ class TopIssue(_ProductTask):
             "most cases, answer None.")
 
     def gold(self, org: Org, scope: Scope) -> dict[str, int]:
+        """Cases per issue of the product in the window (and channel), by SQL."""
+        params = [scope.window.start.isoformat(), scope.window.end.isoformat(), scope.candidates[0]]
+        channel = ""
+        if scope.option is not None:
+            channel, params = ' AND c."Origin" = ?', [*params, scope.option[1]]
         rows = org.query(
             'SELECT c."IssueId__c", COUNT(*) FROM "Case" c JOIN "OrderItem" oi ON oi."Id" = c."OrderItemId__c" '
-            'WHERE c."CreatedDate" >= ? AND c."CreatedDate" < ? AND oi."Product2Id" = ? '
-            'GROUP BY c."IssueId__c"',
-            (scope.window.start.isoformat(), scope.window.end.isoformat(), scope.candidates[0]))
+            f'WHERE c."CreatedDate" >= ? AND c."CreatedDate" < ? AND oi."Product2Id" = ?{channel} '
+            'GROUP BY c."IssueId__c"', tuple(params))
         return {r[0]: r[1] for r in rows}
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
@@ -127,13 +132,17 @@ class TopIssue(_ProductTask):
         want_none = difficulty == "hard" and rng.random() < self.P_NONE     # drawn once: ties are rare
         for attempt in range(120):
             w = sample_window(rng, org.today, difficulty)
-            counts = index.counts(w, None)
+            # Medium and hard questions may also name a channel: more distinct questions, fewer
+            # cases per question (so ties, hence None answers, come up more often).
+            option = (None if difficulty == "easy" or rng.random() < 0.5
+                      else ("origin", rng.choice(sorted(o[1] for o in index.options_seen if o))))
+            counts = index.counts(w, option)
             absent = want_none and rng.random() < 0.3       # None because the product has no case
             pick = [p for p in all_products if (counts.get(p, [0])[0] == 0 if absent
                                                 else lo <= counts.get(p, [0])[0] <= hi)]
             if not pick:
                 continue
-            scope = Scope(w, None, [rng.choice(pick)])
+            scope = Scope(w, option, [rng.choice(pick)])
             scope.rows = scope_rows(index, scope)
             top, gap = top_of(Counter(r.issue for r in scope.rows))
             if not self._accept(top, gap, difficulty, want_none, relaxed=attempt >= 80, rng=rng):
@@ -166,6 +175,7 @@ class TopIssue(_ProductTask):
                                        lambda shown: self.render(org, scope, shown),
                                        prefer=(lambda r: r.issue != top[0]) if len(top) == 1 else None)
         meta = {**scope.window.as_meta(), "product_id": scope.candidates[0],
+                "origin": None if scope.option is None else scope.option[1],
                 "issue_counts": dict(sorted(issue_counts.items())), "top_issues": top, "min_or_max": "max",
                 "none_reason": None if answer != NONE_ANSWER else ("no_cases" if not top else "tie"),
                 "tie_break": "a tie at the top gives None", "n_scope_records": len(scope.rows),
@@ -175,11 +185,13 @@ class TopIssue(_ProductTask):
     def render(self, org: Org, scope: Scope, shown: list[CaseFact]) -> tuple[list[str], str, str]:
         issues = names(org, "Issue__c")
         used = sorted({r.issue for r in shown})
+        channel = f" received through the {scope.option[1]} channel (Origin)" if scope.option else ""
         q = (f"Which issue was reported most often in the cases about product "
-             f"{product_phrase(org, scope.candidates[0])} created {scope.window.phrase}? {self.RULE}")
-        tables = [render_table("Case (Product2Id = product of the case's order item)",
-                               ["Id", "Product2Id", "IssueId__c", "CreatedDate"],
-                               [(r.id, r.product, r.issue, r.created) for r in shown]),
+             f"{product_phrase(org, scope.candidates[0])}{channel} created {scope.window.phrase}? {self.RULE}")
+        cols = ["Id", "Product2Id", "IssueId__c"] + (["Origin"] if channel else []) + ["CreatedDate"]
+        tables = [render_table("Case (Product2Id = product of the case's order item)", cols,
+                               [(r.id, r.product, r.issue) + ((r.origin,) if channel else ()) + (r.created,)
+                                for r in shown]),
                   render_table("Issue__c", ["Id", "Name"], [(i, issues[i]) for i in used])]
         return tables, q, "the Issue Id (IssueId__c, 18 characters), or None."
 
@@ -209,12 +221,13 @@ def qualifying_months(months: list[str], counts: list[int]) -> list[str]:
 
 
 def trend_window(rng: random.Random, today: dt.date, difficulty: str) -> Window:
-    """Easy: three explicit months; medium: a quarter or season; hard: the past 4-12 months or
+    """Easy: 3-5 explicit months; medium: a quarter or season; hard: the past 4-12 months or
     2-4 quarters. Periods never exceed 12 months, so a month name is unambiguous."""
     if difficulty == "easy":
-        start = add_months(dt.date(today.year, today.month, 1), -rng.randint(3, 26))
-        end = add_months(start, 3)
-        last = add_months(start, 2)
+        n = rng.randint(3, 5)
+        start = add_months(dt.date(today.year, today.month, 1), -rng.randint(n, 26))
+        end = add_months(start, n)
+        last = add_months(start, n - 1)
         return Window(start, end, f"from {MONTHS[start.month - 1]} {start.year} to "
                                   f"{MONTHS[last.month - 1]} {last.year}")
     if difficulty == "medium":
@@ -229,14 +242,14 @@ class MonthlyTrend(_ProductTask):
     name = "monthly_trend_analysis"
     answer = AnswerKind("month", allow_none=True)
     levels = {
-        "easy": "Three explicit months, one product's cases (4-30) sorted by date, no distractors; the "
+        "easy": "3-5 explicit months, one product's cases (4-45) sorted by date, no distractors; the "
                 "spike month, or the flat period, is at least 3 cases clear of the threshold.",
-        "medium": "A quarter or season, 8-60 cases shuffled, half as many distractors (other products, "
+        "medium": "A quarter or season, 8-70 cases shuffled, half as many distractors (other products, "
                   "dates just outside); at least 1 case clear of the threshold.",
         "hard": "The past 4-12 months or 2-4 quarters before today, 15-140 cases, as many distractors "
                 "(the current month's cases included); months near the threshold are kept.",
     }
-    ROWS: ClassVar[dict[str, tuple[int, int]]] = {"easy": (4, 30), "medium": (8, 60), "hard": (15, 140)}
+    ROWS: ClassVar[dict[str, tuple[int, int]]] = {"easy": (4, 45), "medium": (8, 70), "hard": (15, 140)}
     CLEAR: ClassVar[dict[str, int]] = {"easy": 3, "medium": 1, "hard": 0}
     P_NONE: ClassVar[dict[str, float]] = {"easy": 0.3, "medium": 0.4, "hard": 0.5}
 
