@@ -208,7 +208,7 @@ DEFINITIONS = """Definitions:
 - Seasons: Winter YYYY = December of YYYY-1 to February of YYYY; Spring = March-May; Summer = June-August; Fall = September-November.
 - "The past N months" / "the past N quarters": the N complete months / quarters before the one that contains today's date.
 - A month has "significantly more" cases when its count is at least twice the average of the other months in the period and at least 5 more cases than that average.
-- Handle time of a case: days from CreatedDate to ClosedDate. A case counts as transferred when its history has more than one 'Owner Assignment'."""
+- Handle time of a case: whole days between the dates of CreatedDate and ClosedDate (time of day ignored). A case counts as transferred when its history has more than one 'Owner Assignment'."""
 
 SYSTEM_TEMPLATE = """You are a CRM analyst working in a Salesforce org. Answer from the records given; do not invent ids.
 {definitions}

@@ -1,0 +1,109 @@
+"""End-to-end: a tiny random model trains for a few steps on a tiny suite."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seccrm.arms import ALL_ARMS
+from seccrm.config import TrainConfig
+
+pytestmark = pytest.mark.slow
+
+
+def _varied_reward(monkeypatch):
+    """A random tiny model never answers correctly, so every group would have zero advantage and
+    nothing would move. Grade by completion length instead (deterministic, varies within a group)."""
+    import seccrm.rewards
+
+    def fake(instance, completion):
+        return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
+    monkeypatch.setattr(seccrm.rewards, "score_details", fake)
+
+
+def _cfg(suite, out, **kw):
+    base = dict(data=str(suite), model="tiny", out=str(out), steps=3, prompts_per_step=2, group_size=4,
+                max_new_tokens=8, lr=1e-2, save_every=1, eval_limit=4, eval_max_new_tokens=4, seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_training_changes_parameters_and_writes_metrics(tiny_suite, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from seccrm.models import load_model_and_tokenizer
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    before, _ = load_model_and_tokenizer("tiny")
+    t = Trainer(_cfg(tiny_suite, tmp_path / "run"))
+    t.train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    arms = [a for a in ALL_ARMS if any(i["arm"] == a for i in t.instances.values())]
+    for r in rows:
+        assert 0.0 <= r["train/reward"] <= 1.0
+        for a in arms:
+            assert f"curriculum/p/{a}" in r
+        assert abs(sum(r[f"curriculum/p/{a}"] for a in arms) - 1) < 1e-6
+    ckpt = tmp_path / "run" / "checkpoints" / "step_000003"
+    after = AutoModelForCausalLM.from_pretrained(ckpt)
+    changed = any(not torch.equal(p0, p1) for p0, p1 in zip(before.parameters(), after.parameters()))
+    assert changed, "training did not change any parameter"
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 3
+
+
+def test_stopped_and_resumed_run_matches_uninterrupted(tiny_suite, tmp_path, monkeypatch):
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    full = Trainer(_cfg(tiny_suite, tmp_path / "full", steps=4))
+    full.train()
+    part = Trainer(_cfg(tiny_suite, tmp_path / "part", steps=2))
+    part.train()
+    resumed = Trainer(_cfg(tiny_suite, tmp_path / "part", steps=4, resume=True))
+    assert resumed.step == 2
+    resumed.train()
+    assert resumed.step == full.step == 4
+    assert resumed.curriculum.state_dict() == full.curriculum.state_dict()
+    assert resumed.pools.state_dict() == full.pools.state_dict()
+    steps = [json.loads(x)["step"] for x in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+
+
+def test_nonfinite_loss_skips_the_step_then_stops(tiny_suite, tmp_path, monkeypatch):
+    import seccrm.grpo
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    real = seccrm.grpo.policy_loss
+
+    def nan_loss(*a, **k):
+        loss, m = real(*a, **k)
+        return loss * float("nan"), m
+    monkeypatch.setattr(seccrm.grpo, "policy_loss", nan_loss)
+    t = Trainer(_cfg(tiny_suite, tmp_path / "nan", steps=6, max_nan_steps=2))
+    before = [p.detach().clone() for p in t.model.parameters()]
+    with pytest.raises(RuntimeError, match="non-finite"):
+        t.train()
+    assert t.nan_steps == 3
+    assert all(torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
+
+
+def test_clear_errors_for_bad_model_and_config(tiny_suite, tmp_path):
+    from seccrm.cli import main
+    code = main(["train", "--data", str(tiny_suite), "--model", str(tmp_path / "nope"), "--out", str(tmp_path / "r")])
+    assert code == 2
+    code = main(["train", "--data", str(tiny_suite), "--model", "tiny", "--out", str(tmp_path / "r"),
+                 "--prompts-per-step", "3", "--mini-batches", "2"])
+    assert code == 2
+
+
+def test_corrupt_checkpoint_is_refused_on_resume(tiny_suite, tmp_path, monkeypatch):
+    from seccrm.checkpoint import CheckpointError
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    Trainer(_cfg(tiny_suite, tmp_path / "c", steps=1)).train()
+    opt = tmp_path / "c" / "checkpoints" / "step_000001" / "optimizer.pt"
+    opt.write_bytes(b"garbage")
+    with pytest.raises(CheckpointError, match="corrupt"):
+        Trainer(_cfg(tiny_suite, tmp_path / "c", steps=2, resume=True))
