@@ -541,7 +541,8 @@ def _setup_lines(exp: Experiment) -> list[str]:
     if missing or len(seeds) < 3:
         lines += ["", f"**Reduced experiment.** Ran {len(ran)} of the {len(CURRICULUM_ORDER)} curricula"
                   + (f" (not run: {', '.join(_title(c) for c in missing)})" if missing else "")
-                  + f" with {len(seeds)} seed{'s' if len(seeds) != 1 else ''}. " + p.get("note", "")]
+                  + f" with {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"
+                  + (f", to fit the budget of the `{p['preset']}` preset." if p.get("preset") else ".")]
     return lines
 
 

@@ -1,0 +1,371 @@
+"""The curriculum comparison: the same model, suite, steps and samples under every curriculum and seed.
+
+``seccrm experiment --data DIR --model M --out EXP_DIR`` runs, in order:
+
+1. the base model's evaluation on validation and test (once);
+2. one shared supervised format warm-up, when the model needs one (``--warmup-steps auto``: when
+   the base model's validation format rate is below 50%), stored in ``EXP_DIR/warmup/model`` and
+   evaluated once; it is the starting point of every run, so every curriculum starts alike;
+3. for each seed, for each curriculum (seed-major, so that a cut-short experiment still has
+   complete, comparable seeds): a GRPO run in ``EXP_DIR/runs/<curriculum>/seed<k>``, then the
+   evaluation of its checkpoints on the same validation subset (the learning curve,
+   ``eval_val_step<N>.json``) and of its final model on validation and test (``eval_val.json``,
+   ``eval_test.json``); then the run's checkpoints are reduced to ``final_model/`` (no optimizer).
+
+Layout and resumption: the settings are fixed in ``EXP_DIR/experiment.json`` on the first call; a
+later call with other settings (model, data, steps, training config, evaluation sizes) is refused,
+but it may add curricula or seeds. Every stage writes its output atomically and is skipped when the
+output exists; a half-finished run resumes from its newest checkpoint (``TrainConfig.resume``).
+
+Evaluation uses fixed, stratified subsets (every task and difficulty in turn) of the validation and
+test splits, the same for every model, so that runs can be compared instance by instance (the
+paired tests of ``seccrm report``). Reports are written by ``seccrm report EXP_DIR``; nothing here
+calls into reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from seccrm.config import PRESETS
+
+ALL_CURRICULA: tuple[str, ...] = ("sec", "sec_decay", "uniform", "easy2hard", "hard2easy", "ucb", "learnability")
+WARMUP_FORMAT_THRESHOLD = 0.5  # auto warm-up: below this base format rate on validation
+
+# Each preset: the training settings (a TrainConfig preset plus overrides) and the experiment's own.
+EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
+    # The embedded SmolLM2-135M on a 2-core CPU in about 90 minutes (measured: docs/results.md).
+    # Only SEC and uniform, the comparison the question is about, fit that budget with 3 seeds.
+    "cpu-exp": dict(
+        train={**PRESETS["cpu-demo"], "save_every": 4, "keep_checkpoints": 0},
+        curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=12,
+        warmup_steps="auto", warmup_default_steps=40, warmup_batch=8, warmup_lr=1e-4,
+        eval_val=48, eval_test=72, eval_max_new_tokens=32,
+        note="CPU budget: 2 of the 7 curricula (sec, uniform), 3 seeds, 12 steps of 4 prompts x 8 "
+             "completions, evaluation on 48 validation and 72 test instances."),
+    # One GPU, the same protocol with every curriculum; for SmolLM2, Qwen2.5-3B or any local folder.
+    "gpu-exp": dict(
+        train={**PRESETS["gpu"], "steps": 100, "save_every": 20, "keep_checkpoints": 0, "eval_every": 0},
+        curricula=ALL_CURRICULA, seeds=(0, 1, 2), steps=100,
+        warmup_steps="auto", warmup_default_steps=60, warmup_batch=16, warmup_lr=5e-5,
+        eval_val=240, eval_test=300, eval_max_new_tokens=256,
+        note="GPU budget: all 7 curricula, 3 seeds, 100 steps of 64 prompts x 8 completions."),
+}
+
+
+def _log(msg: str) -> None:
+    print(f"[seccrm experiment] {msg}", file=sys.stderr, flush=True)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Write atomically: a killed process leaves the old file or none, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------ the plan
+def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricula: list[str] | None = None,
+              seeds: list[int] | None = None, steps: int | None = None, warmup_steps: int | str | None = None,
+              eval_val: int | None = None, eval_test: int | None = None,
+              train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The experiment's settings as a JSON-ready dict (a preset, then the explicit arguments)."""
+    if preset not in EXPERIMENT_PRESETS:
+        raise ValueError(f"unknown experiment preset {preset!r}; known: {', '.join(EXPERIMENT_PRESETS)}")
+    p = json.loads(json.dumps(EXPERIMENT_PRESETS[preset]))  # a deep copy, tuples as lists
+    unknown = [c for c in (curricula or []) if c not in ALL_CURRICULA]
+    if unknown:
+        raise ValueError(f"unknown curricula {unknown}; known: {', '.join(ALL_CURRICULA)}")
+    plan = {
+        "data": str(Path(data).resolve()), "model": model, "out": str(out), "preset": preset,
+        "curricula": list(curricula or p["curricula"]), "seeds": [int(s) for s in (seeds or p["seeds"])],
+        "steps": int(steps or p["steps"]),
+        "warmup_steps": p["warmup_steps"] if warmup_steps is None else warmup_steps,
+        "warmup_default_steps": p["warmup_default_steps"], "warmup_batch": p["warmup_batch"],
+        "warmup_lr": p["warmup_lr"], "eval_val": int(eval_val or p["eval_val"]),
+        "eval_test": int(eval_test or p["eval_test"]), "eval_max_new_tokens": p["eval_max_new_tokens"],
+        "train": {**p["train"], **(train_overrides or {})}, "note": p["note"],
+    }
+    plan["train"].pop("model", None)  # the starting model is the experiment's, not the preset's
+    if isinstance(plan["warmup_steps"], str) and plan["warmup_steps"] != "auto":
+        plan["warmup_steps"] = int(plan["warmup_steps"])
+    _train_config(plan, "sec", plan["seeds"][0], "start", "run")  # refuse impossible settings now
+    return plan
+
+
+# Settings a rerun may not change: they decide what every run and evaluation means.
+_FIXED = ("data", "model", "steps", "warmup_steps", "warmup_default_steps", "warmup_batch", "warmup_lr",
+          "eval_val", "eval_test", "eval_max_new_tokens", "train")
+
+
+def merge_plan(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The stored plan extended by ``new``'s curricula and seeds; ValueError when fixed settings differ."""
+    differ = [k for k in _FIXED if old.get(k) != new.get(k)]
+    if differ:
+        raise ValueError(f"{new['out']} holds an experiment with other settings ({', '.join(differ)}); "
+                         "rerun with the same settings to resume (add curricula or seeds freely) or use a new --out")
+    merged = dict(old)
+    merged["curricula"] = old["curricula"] + [c for c in new["curricula"] if c not in old["curricula"]]
+    merged["seeds"] = old["seeds"] + [s for s in new["seeds"] if s not in old["seeds"]]
+    return merged
+
+
+def _train_config(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, run_dir: str) -> Any:
+    from seccrm.config import TrainConfig
+    return TrainConfig(**{**plan["train"], "data": plan["data"], "model": start_model, "out": run_dir,
+                          "steps": plan["steps"], "seed": seed, "curriculum": curriculum, "resume": True})
+
+
+def run_dir_of(exp_dir: Path, curriculum: str, seed: int) -> Path:
+    return exp_dir / "runs" / curriculum / f"seed{seed}"
+
+
+# ------------------------------------------------------------------------------------ evaluation
+def stratified_subset(instances: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """``n`` instances taking every (task, difficulty) group in turn, in file order within a group.
+
+    Deterministic, and the same for every model, so that evaluations pair instance by instance. The
+    split files are ordered by task, so a plain prefix would hold only the first tasks.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for inst in instances:
+        groups[(inst["task"], inst["difficulty"])].append(inst)
+    tasks = list(dict.fromkeys(inst["task"] for inst in instances))
+    # every task at one level before the next level, so that a small n still covers every task
+    queues = [groups[k] for k in sorted(groups, key=lambda k: (_level(k[1]), tasks.index(k[0])))]
+    out: list[dict[str, Any]] = []
+    depth = 0
+    while len(out) < n and any(depth < len(q) for q in queues):
+        out.extend(q[depth] for q in queues if depth < len(q) and len(out) < n)
+        depth += 1
+    return out
+
+
+def _level(difficulty: str) -> int:
+    from seccrm.arms import DIFFICULTIES
+    return DIFFICULTIES.index(difficulty) if difficulty in DIFFICULTIES else len(DIFFICULTIES)
+
+
+class Evaluator:
+    """Evaluates model folders on the experiment's fixed validation and test subsets."""
+
+    def __init__(self, plan: dict[str, Any]):
+        from seccrm.data import load_split
+        self.plan = plan
+        self.subsets = {"val": stratified_subset(load_split(plan["data"], "val"), plan["eval_val"]),
+                        "test": stratified_subset(load_split(plan["data"], "test"), plan["eval_test"])}
+
+    def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
+        """Evaluate ``model_spec`` on each split of ``targets`` (split -> output file) not yet written."""
+        import torch
+
+        from seccrm.evaluate import evaluate_instances
+        from seccrm.models import load_model_and_tokenizer
+        from seccrm.trainer import pick_device
+
+        out = {s: json.loads(f.read_text()) for s, f in targets.items() if f.exists()}
+        todo = [s for s in targets if s not in out]
+        if not todo:
+            return out
+        device = pick_device(self.plan["train"].get("device", "auto"))
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        model, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device=str(device))
+        for split in todo:
+            res = evaluate_instances(model, tok, self.subsets[split], desc=f"eval {label} {split}",
+                                     max_new_tokens=self.plan["eval_max_new_tokens"])
+            res.update(model=model_spec, split=split, label=label)
+            _write_json(targets[split], res)
+            out[split] = res
+        del model
+        gc.collect()
+        return out
+
+
+# ------------------------------------------------------------------------------------ the stages
+def _warmup_stage(plan: dict[str, Any], exp_dir: Path, ev: Evaluator, base_val: dict[str, Any]) -> str:
+    """Decide on and run the shared format warm-up; returns the model every run starts from."""
+    from seccrm.warmup import run_warmup
+
+    steps = plan["warmup_steps"]
+    rate = base_val["summary"]["format_rate"]
+    if steps == "auto":
+        steps = plan["warmup_default_steps"] if rate < WARMUP_FORMAT_THRESHOLD else 0
+        why = (f"auto: base validation format rate {rate:.2f} "
+               f"{'<' if steps else '>='} {WARMUP_FORMAT_THRESHOLD}")
+    else:
+        why = "set by --warmup-steps"
+    _write_json(exp_dir / "warmup_decision.json", {"steps": steps, "reason": why})
+    if not steps:
+        _log(f"no format warm-up ({why})")
+        return plan["model"]
+    model_dir = exp_dir / "warmup" / "model"
+    if not (model_dir / "config.json").exists():
+        _log(f"format warm-up: {steps} supervised steps ({why})")
+        run_warmup(plan["data"], plan["model"], exp_dir / "warmup", steps, plan["warmup_batch"],
+                   plan["warmup_lr"], seed=0, max_prompt_tokens=plan["train"].get("max_prompt_tokens", 0))
+    ev.run(str(model_dir), {s: exp_dir / "eval" / f"warmup_{s}.json" for s in ("val", "test")}, "warmup")
+    return str(model_dir)
+
+
+def _train(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, run_dir: Path) -> float:
+    """Train (or resume) one run up to the plan's steps; returns the seconds spent now."""
+    from seccrm.checkpoint import latest_checkpoint, verify_checkpoint
+    from seccrm.trainer import Trainer
+
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is not None and int(verify_checkpoint(ckpt)["step"]) >= plan["steps"]:
+        return 0.0
+    t0 = time.perf_counter()
+    trainer = Trainer(_train_config(plan, curriculum, seed, start_model, str(run_dir)))
+    trainer.train()
+    del trainer
+    gc.collect()
+    return time.perf_counter() - t0
+
+
+def _evaluate_run(ev: Evaluator, run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The learning curve (every checkpoint on validation) and the final model on val and test."""
+    from seccrm.checkpoint import complete_checkpoints
+
+    final = run_dir / "final_model"
+    ckpts = complete_checkpoints(run_dir)
+    for c in ckpts[:-1]:  # intermediate checkpoints: validation only
+        step = int(c.name.split("_")[-1])
+        ev.run(str(c), {"val": run_dir / f"eval_val_step{step}.json"}, f"{run_dir.parent.name}/{run_dir.name}@{step}")
+    model = str(final) if final.is_dir() else str(ckpts[-1])
+    return ev.run(model, {"val": run_dir / "eval_val.json", "test": run_dir / "eval_test.json"},
+                  f"{run_dir.parent.name}/{run_dir.name}")
+
+
+def _finalise(run_dir: Path) -> None:
+    """Keep the final model as a plain HF folder; drop checkpoints and optimizer state (1 GB each
+    for SmolLM2 in float32). Only called once the run's evaluations are all written."""
+    from seccrm.checkpoint import OPTIMIZER_FILE, latest_checkpoint
+
+    last = latest_checkpoint(run_dir)
+    if last is None:
+        return
+    final = run_dir / "final_model"
+    tmp = run_dir / ".final_model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(last, tmp, ignore=shutil.ignore_patterns(OPTIMIZER_FILE, "COMPLETE"))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
+
+
+def _add_time(path: Path, key: str, seconds: float) -> dict[str, float]:
+    t: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
+    t[key] = t.get(key, 0.0) + seconds
+    _write_json(path, t)
+    return t
+
+
+def _machine() -> str:
+    import torch
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, "
+            f"torch {torch.__version__}, Python {platform.python_version()}")
+
+
+def _open_plan(plan: dict[str, Any], exp_dir: Path) -> dict[str, Any]:
+    """Store the plan on the first call; on later calls check it and extend it."""
+    path = exp_dir / "experiment.json"
+    if path.exists():
+        plan = merge_plan(json.loads(path.read_text()), plan)
+    else:
+        plan = {**plan, "machine": _machine(), "command": " ".join(["seccrm", *sys.argv[1:]])
+                if Path(sys.argv[0]).name == "seccrm" else "run_experiment()"}
+    _write_json(path, plan)
+    return plan
+
+
+def run_experiment(plan: dict[str, Any]) -> Path:
+    """Run every stage of ``plan`` that has not run yet (see the module docstring); returns EXP_DIR."""
+    exp_dir = Path(plan["out"])
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    plan = _open_plan(plan, exp_dir)
+    timings = exp_dir / "timings.json"
+    t_start = time.perf_counter()
+    ev = Evaluator(plan)
+
+    t0 = time.perf_counter()
+    base = ev.run(plan["model"], {s: exp_dir / "eval" / f"base_{s}.json" for s in ("val", "test")}, "base")
+    start_model = _warmup_stage(plan, exp_dir, ev, base["val"])
+    _add_time(timings, "base_and_warmup_s", time.perf_counter() - t0)
+
+    jobs = [(c, s) for s in plan["seeds"] for c in plan["curricula"]]
+    for k, (cur, seed) in enumerate(jobs, 1):
+        run_dir = run_dir_of(exp_dir, cur, seed)
+        if (run_dir / "eval_test.json").exists() and (run_dir / "final_model").is_dir():
+            _log(f"run {k}/{len(jobs)} {cur}/seed{seed}: done before, skipped")
+            continue
+        train_s = _train(plan, cur, seed, start_model, run_dir)
+        t1 = time.perf_counter()
+        res = _evaluate_run(ev, run_dir)
+        _finalise(run_dir)
+        eval_s = time.perf_counter() - t1
+        _add_time(run_dir / "timing.json", "train_s", train_s)
+        t = _add_time(run_dir / "timing.json", "eval_s", eval_s)
+        _add_time(timings, "runs_s", train_s + eval_s)
+        elapsed = (time.perf_counter() - t_start) / 60
+        _log(f"run {k}/{len(jobs)} {cur}/seed{seed}: {plan['steps']} steps, train {t['train_s'] / 60:.1f} min, "
+             f"val acc {res['val']['summary']['accuracy']:.3f}, test acc {res['test']['summary']['accuracy']:.3f} "
+             f"(format {res['test']['summary']['format_rate']:.2f}); {elapsed:.1f} min so far")
+    _add_time(timings, "total_s", time.perf_counter() - t_start)
+    _log(f"all {len(jobs)} runs done; write the report with `seccrm report {exp_dir}`")
+    return exp_dir
+
+
+# ------------------------------------------------------------------------------------ CLI
+def _csv(kind: type) -> Any:
+    def parse(text: str) -> list[Any]:
+        return [kind(x.strip()) for x in text.split(",") if x.strip()]
+    return parse
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from seccrm.checkpoint import CheckpointError
+    from seccrm.cli import CLIError
+
+    warm = args.warmup_steps if args.warmup_steps in (None, "auto") else int(args.warmup_steps)
+    try:
+        plan = make_plan(args.data, args.model, args.out, preset=args.preset, curricula=args.curricula,
+                         seeds=args.seeds, steps=args.steps, warmup_steps=warm, eval_val=args.eval_val,
+                         eval_test=args.eval_test)
+        run_experiment(plan)
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
+        raise CLIError(str(e)) from e
+    print(args.out)
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("experiment", help="Compare curricula: every curriculum x seed from one start, evaluated.",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="Suite directory from `seccrm build`.")
+    p.add_argument("--model", default="smollm2", help="'smollm2', 'tiny' (tests) or a local HF folder.")
+    p.add_argument("--out", required=True, help="Experiment directory. Rerun the same command to resume.")
+    p.add_argument("--preset", choices=sorted(EXPERIMENT_PRESETS), default="cpu-exp",
+                   help="Budget: cpu-exp (2-core CPU, ~90 min) or gpu-exp (one GPU). Default cpu-exp.")
+    p.add_argument("--curricula", type=_csv(str), default=None,
+                   help=f"Comma-separated, from {','.join(ALL_CURRICULA)} (default: the preset's).")
+    p.add_argument("--seeds", type=_csv(int), default=None, help="Comma-separated seeds (default: 0,1,2).")
+    p.add_argument("--steps", type=int, default=None, help="GRPO steps of every run (default: the preset's).")
+    p.add_argument("--warmup-steps", default=None,
+                   help="Format warm-up steps; 0 skips it; 'auto' (default) runs the preset's number of "
+                   f"steps when the base model's validation format rate is below {WARMUP_FORMAT_THRESHOLD}.")
+    p.add_argument("--eval-val", type=int, default=None, help="Validation instances per evaluation.")
+    p.add_argument("--eval-test", type=int, default=None, help="Test instances per evaluation.")
+    p.set_defaults(func=cmd_experiment)

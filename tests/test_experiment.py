@@ -1,0 +1,194 @@
+"""The curriculum comparison's orchestration: plan, evaluation subsets, order, resumption, warm-up
+decision, and (slow) one real end-to-end experiment on a tiny model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import seccrm.experiment as ex
+from seccrm.evaluate import summarise
+from seccrm.report import write_experiment_report
+
+
+def _inst(task: str, difficulty: str, i: int) -> dict[str, Any]:
+    return {"id": f"{task}-{difficulty}-{i}", "task": task, "difficulty": difficulty}
+
+
+def test_stratified_subset_covers_every_task_first_and_is_deterministic() -> None:
+    tasks = ["quote_approval", "invalid_config", "policy_violation_identification"]
+    insts = [_inst(t, d, i) for t in tasks for d in ("easy", "medium", "hard") for i in range(4)]
+    first = ex.stratified_subset(insts, 3)
+    assert [i["task"] for i in first] == tasks and {i["difficulty"] for i in first} == {"easy"}
+    nine = ex.stratified_subset(insts, 9)
+    assert {(i["task"], i["difficulty"]) for i in nine} == {(t, d) for t in tasks for d in ("easy", "medium", "hard")}
+    assert ex.stratified_subset(list(reversed(insts)), 9) != [] and ex.stratified_subset(insts, 9) == nine
+    assert len(ex.stratified_subset(insts, 500)) == len(insts)
+    assert len({i["id"] for i in ex.stratified_subset(insts, 20)}) == 20
+
+
+def test_make_plan_uses_the_preset_and_refuses_what_cannot_work(tmp_path: Path) -> None:
+    plan = ex.make_plan(str(tmp_path), "smollm2", str(tmp_path / "e"))
+    assert plan["curricula"] == ["sec", "uniform"] and plan["seeds"] == [0, 1, 2] and plan["steps"] == 12
+    assert "model" not in plan["train"] and plan["train"]["keep_checkpoints"] == 0
+    gpu = ex.make_plan(str(tmp_path), "/models/qwen", str(tmp_path / "g"), preset="gpu-exp", steps=7, seeds=[4])
+    assert gpu["curricula"] == list(ex.ALL_CURRICULA) and gpu["steps"] == 7 and gpu["seeds"] == [4]
+    with pytest.raises(ValueError, match="unknown curricula.*learnability"):
+        ex.make_plan(str(tmp_path), "tiny", "x", curricula=["sec", "bogus"])
+    with pytest.raises(ValueError, match="mini-batches"):
+        ex.make_plan(str(tmp_path), "tiny", "x", train_overrides={"prompts_per_step": 3, "mini_batches": 2})
+    with pytest.raises(ValueError, match="unknown experiment preset"):
+        ex.make_plan(str(tmp_path), "tiny", "x", preset="laptop")
+
+
+def test_merge_plan_extends_runs_but_refuses_other_settings(tmp_path: Path) -> None:
+    old = ex.make_plan(str(tmp_path), "tiny", "e", curricula=["sec", "uniform"], seeds=[0])
+    more = ex.make_plan(str(tmp_path), "tiny", "e", curricula=["ucb", "sec"], seeds=[1, 0])
+    merged = ex.merge_plan(old, more)
+    assert merged["curricula"] == ["sec", "uniform", "ucb"] and merged["seeds"] == [0, 1]
+    with pytest.raises(ValueError, match=r"other settings \(steps\)"):
+        ex.merge_plan(old, ex.make_plan(str(tmp_path), "tiny", "e", steps=99))
+    with pytest.raises(ValueError, match="model"):
+        ex.merge_plan(old, ex.make_plan(str(tmp_path), "smollm2", "e"))
+
+
+# ------------------------------------------------------------------ orchestration with fakes
+class FakeEvaluator:
+    """Writes evaluation files as the real one does; the base model's format rate is settable."""
+
+    calls: list[str] = []
+    base_format = 0.0
+
+    def __init__(self, plan: dict[str, Any]):
+        self.plan = plan
+
+    def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
+        out = {}
+        for split, f in targets.items():
+            if not f.exists():
+                FakeEvaluator.calls.append(f"{label}:{split}")
+                # the base model writes a well-formed wrong answer (0.1) when it follows the format
+                rewards = [0.1 * FakeEvaluator.base_format] * 4 if label == "base" else [1.0, 0.0, 1.0, 0.1]
+                rows = [{"id": f"{split}-{i}", "task": "quote_approval", "skill": "POLICY", "difficulty": "easy",
+                         "reward": r} for i, r in enumerate(rewards)]
+                ex._write_json(f, {"summary": summarise(rows), "rows": rows, "model": model_spec})
+            out[split] = json.loads(f.read_text())
+        return out
+
+
+@pytest.fixture
+def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Replace model work by fakes that leave the files the real code leaves."""
+    record: dict[str, list[Any]] = {"train": [], "warmup": []}
+    FakeEvaluator.calls = []
+    monkeypatch.setattr(ex, "Evaluator", FakeEvaluator)
+
+    def fake_train(plan: dict[str, Any], cur: str, seed: int, start: str, run_dir: Path) -> float:
+        if record.get("fail_at") == [len(record["train"])]:
+            raise RuntimeError("killed")
+        record["train"].append((cur, seed, start))
+        for step in (1, 2):
+            ck = run_dir / "checkpoints" / f"step_{step:06d}"
+            ck.mkdir(parents=True)
+            for name in ("config.json", "optimizer.pt", "COMPLETE", "trainer_state.json"):
+                (ck / name).write_text("{}")
+        (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": s, "train/reward": 0.1 * s,
+                                               "train/accuracy": 0.0, "curriculum/p/POLICY/easy": 1.0}) + "\n"
+                                               for s in (1, 2)))
+        return 1.5
+
+    def fake_warmup(data: str, model: str, out: Path, steps: int, *a: Any, **k: Any) -> Path:
+        record["warmup"].append(steps)
+        (Path(out) / "model").mkdir(parents=True)
+        (Path(out) / "model" / "config.json").write_text("{}")
+        return Path(out) / "model"
+
+    monkeypatch.setattr(ex, "_train", fake_train)
+    monkeypatch.setattr("seccrm.warmup.run_warmup", fake_warmup)
+    return record
+
+
+def _plan(tmp_path: Path, **kw: Any) -> dict[str, Any]:
+    return ex.make_plan(str(tmp_path / "data"), "tiny", str(tmp_path / "exp"), **{"curricula": ["sec", "uniform"],
+                        "seeds": [0, 1], "steps": 2, **kw})
+
+
+def test_runs_are_seed_major_evaluated_finalised_and_skipped_when_done(
+        tmp_path: Path, fakes: dict[str, list[Any]], capsys: pytest.CaptureFixture[str]) -> None:
+    exp = ex.run_experiment(_plan(tmp_path))
+    warm = str(exp / "warmup" / "model")
+    assert fakes["train"] == [("sec", 0, warm), ("uniform", 0, warm), ("sec", 1, warm), ("uniform", 1, warm)]
+    assert fakes["warmup"] == [40]  # auto: the base model wrote no answer block
+    run = exp / "runs" / "sec" / "seed1"
+    assert (run / "eval_val_step1.json").is_file() and (run / "eval_test.json").is_file()
+    assert (run / "final_model" / "config.json").is_file() and not (run / "final_model" / "optimizer.pt").exists()
+    assert not (run / "checkpoints").exists()
+    assert json.loads((run / "timing.json").read_text())["train_s"] == 1.5
+    err = capsys.readouterr().err
+    assert "run 4/4 uniform/seed1: 2 steps" in err and "test acc" in err
+    n_evals = len(FakeEvaluator.calls)
+    ex.run_experiment(_plan(tmp_path))  # everything done: nothing trains or evaluates again
+    assert len(fakes["train"]) == 4 and len(FakeEvaluator.calls) == n_evals and fakes["warmup"] == [40]
+    assert "done before, skipped" in capsys.readouterr().err
+    md = write_experiment_report(exp, figures=False).read_text()
+    assert "| SEC (hold) | 2 seeds |" in md and "Does SEC beat uniform?" in md
+
+
+def test_a_killed_experiment_continues_where_it_stopped(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    fakes["fail_at"] = [2]
+    with pytest.raises(RuntimeError, match="killed"):
+        ex.run_experiment(_plan(tmp_path))
+    assert [(c, s) for c, s, _ in fakes["train"]] == [("sec", 0), ("uniform", 0)]
+    fakes["fail_at"] = []
+    ex.run_experiment(_plan(tmp_path, curricula=["sec", "uniform", "ucb"]))  # and add a curriculum
+    assert [(c, s) for c, s, _ in fakes["train"]][2:] == [("ucb", 0), ("sec", 1), ("uniform", 1), ("ucb", 1)]
+    stored = json.loads((tmp_path / "exp" / "experiment.json").read_text())
+    assert stored["curricula"] == ["sec", "uniform", "ucb"]
+    with pytest.raises(ValueError, match="other settings"):
+        ex.run_experiment(_plan(tmp_path, steps=5))
+
+
+def test_warmup_skipped_when_the_base_model_follows_the_format(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    FakeEvaluator.base_format = 1.0
+    try:
+        exp = ex.run_experiment(_plan(tmp_path, seeds=[0]))
+    finally:
+        FakeEvaluator.base_format = 0.0
+    assert fakes["warmup"] == [] and {start for _, _, start in fakes["train"]} == {"tiny"}
+    decision = json.loads((exp / "warmup_decision.json").read_text())
+    assert decision["steps"] == 0 and "auto" in decision["reason"]
+
+
+def test_explicit_warmup_steps_win(tmp_path: Path, fakes: dict[str, Any]) -> None:
+    ex.run_experiment(_plan(tmp_path, seeds=[0], warmup_steps=3))
+    assert fakes["warmup"] == [3]
+    ex.run_experiment(_plan(tmp_path / "b", seeds=[0], warmup_steps=0))
+    assert fakes["warmup"] == [3] and fakes["train"][-1][2] == "tiny"
+
+
+# ------------------------------------------------------------------ the real thing, tiny
+@pytest.mark.slow
+def test_tiny_experiment_end_to_end_and_resume(tiny_suite: Path, tmp_path: Path) -> None:
+    from seccrm.cli import main
+    plan = ex.make_plan(str(tiny_suite), "tiny", str(tmp_path / "exp"), curricula=["sec", "uniform"], seeds=[0],
+                        steps=2, warmup_steps=1, eval_val=3, eval_test=3,
+                        train_overrides={"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4,
+                                         "save_every": 1, "max_prompt_tokens": 0})
+    plan["eval_max_new_tokens"] = 4
+    exp = ex.run_experiment(plan)
+    run = exp / "runs" / "uniform" / "seed0"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2] and "curriculum/p/POLICY/easy" in rows[0]
+    test = json.loads((run / "eval_test.json").read_text())
+    sec = json.loads((exp / "runs/sec/seed0/eval_test.json").read_text())
+    assert [r["id"] for r in test["rows"]] == [r["id"] for r in sec["rows"]]  # same instances: pairable
+    assert (run / "eval_val_step1.json").is_file() and (run / "final_model" / "model.safetensors").is_file()
+    stamp = (run / "metrics.jsonl").stat().st_mtime_ns
+    ex.run_experiment(plan)
+    assert (run / "metrics.jsonl").stat().st_mtime_ns == stamp
+    assert main(["report", str(exp)]) == 0
+    text = (exp / "report.md").read_text()
+    assert "| uniform | 1 seed |" in text and (exp / "evolution_sec.png").is_file()
