@@ -1,6 +1,6 @@
 """Fixtures of the VERL tests: the tiny suite exported for VERL, the SmolLM2 tokenizer, VERL configs.
 
-The modules that need VERL call ``pytest.importorskip("verl")`` first, so that in the project's
+The modules that need VERL call ``pytest.importorskip("verl.protocol")`` first, so that in the project's
 main environment (no VERL) they are skipped; ``scripts/test-verl.sh`` runs them against real VERL
 releases, each in its own virtual environment.
 """

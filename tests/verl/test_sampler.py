@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-verl = pytest.importorskip("verl")
+# "verl.protocol", not "verl": pytest puts tests/ on sys.path, where tests/verl passes for a package
+verl = pytest.importorskip("verl.protocol")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
