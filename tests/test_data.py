@@ -106,8 +106,8 @@ def test_datasets_loads_jsonl_and_parquet(suite: Path, tmp_path: Path, monkeypat
         row = ds["train"][0]
         assert row["id"] == want[0]["id"] and row["messages"] == want[0]["messages"]
         assert row["answer"] == want[0]["answer"]
-    meta = ds["train"][0]["metadata"]                       # Parquet: metadata is a JSON string
-    assert json.loads(meta) == want[0]["metadata"]
+        meta = row["metadata"]                              # Parquet: a JSON string; JSONL: a dict
+        assert (json.loads(meta) if fmt == "parquet" else meta) == want[0]["metadata"]
 
 
 # ----------------------------------------------------------------------------------------------

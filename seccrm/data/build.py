@@ -11,8 +11,13 @@ Layout of a suite directory::
     suite.json      how it was built (seed, size, counts) and the sha256 of every file
 
 Determinism: every instance draws from its own ``random.Random`` seeded by a stable hash of
-(seed, task, difficulty, index), so an instance never depends on which others were built, and the
-same seed gives the same bytes. Files are written in a fixed order with sorted keys.
+(seed, task, difficulty, index), so an instance never depends on which others were built or in which
+process (large builds generate in a pool of worker processes), and the same seed gives the same
+bytes. Files are written in a fixed order with sorted keys. Validation takes a seeded 25% of each
+(task, difficulty) pool, rounded half up (250 -> 63).
+
+In the JSONL files ``metadata`` is a dict (``datasets`` reads it as a Json feature); the builder adds
+``"org": "org.sqlite"`` and ``"seed"`` to what the task records.
 """
 
 from __future__ import annotations

@@ -186,7 +186,7 @@ def _answer_ids(answer: list[str], kind: Any) -> list[tuple[str, str | None]]:
         from seccrm.org.schema import ID_PREFIXES
         try:
             act = json.loads(answer[0])
-            out = [(act["id"], ID_PREFIXES[act["object"]])]
+            out: list[tuple[str, str | None]] = [(act["id"], ID_PREFIXES[act["object"]])]
             out += [(v, ID_PREFIXES["User"]) for f, v in act["fields"].items() if f.endswith("OwnerId")]
             return out
         except (ValueError, KeyError, TypeError, AttributeError):

@@ -73,9 +73,9 @@ def counts_table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
     def line(name: str, *label: str) -> list[Any]:
         c = cells[name]
         return [name, *label, *[c[k] for k in cols], sum(c[s] for s in splits)]
-    tasks = [t for t in TASK_SKILLS if t in cells]
+    present = [t for t in TASK_SKILLS if t in cells]
     return "\n\n".join([
-        _table(["task", "skill", *cols, "total"], [line(t, TASK_SKILLS[t]) for t in tasks]),
+        _table(["task", "skill", *cols, "total"], [line(t, TASK_SKILLS[t]) for t in present]),
         _table(["skill", *cols, "total"], [line(s) for s in SKILLS if s in cells] + [line("all")]),
     ])
 
