@@ -94,7 +94,7 @@ class _Generator(ActivitySections):
             raise KeyError(f"{table} has no field(s) {sorted(unknown)}")
         self._count[table] += 1
         fields["Id"] = rid = make_id(ID_PREFIXES[table], self._count[table])
-        self.rows[table].append(tuple(fields.get(c) for c in self._cols[table]))
+        self.rows[table].append(tuple(map(fields.get, self._cols[table])))
         return rid
 
     def run(self) -> None:
