@@ -194,13 +194,15 @@ def test_case_history_semantics(db: sqlite3.Connection) -> None:
             assert c["Status"] in ("Working", "Escalated") and not closed and c["ClosedDate"] is None
 
 
-def test_routing_pools(db: sqlite3.Connection) -> None:
+def test_routing_pools(db: sqlite3.Connection, size: str = "tiny") -> None:
     new_cases = rows(db, "Case", "WHERE Status = 'New'")
-    assert len(new_cases) >= 30 and all(c["OwnerId"] is None for c in new_cases)
+    assert len(new_cases) == SIZES[size].new_cases and all(c["OwnerId"] is None for c in new_cases)
     assert db.execute('SELECT COUNT(*) FROM "Case" WHERE OwnerId IS NULL AND Status != \'New\'').fetchone()[0] == 0
     new_leads = rows(db, "Lead", "WHERE OwnerId IS NULL")
-    assert len(new_leads) >= 30
+    assert len(new_leads) == SIZES[size].new_leads
     assert all(ld["Status"] == "Open - Not Contacted" and ld["IsConverted"] == 0 for ld in new_leads)
+    assert all(ld["CreatedDate"] >= "2025-06-27" for ld in new_leads)
+    assert all(c["CreatedDate"] >= "2025-06-27" for c in new_cases)
 
 
 def handle_days(c: sqlite3.Row) -> float:
@@ -378,6 +380,16 @@ def test_quote_lines_total_price_and_rule_shares(db: sqlite3.Connection) -> None
     assert 0.3 <= disc <= 0.5 and 0.3 <= cfg <= 0.5 and clean > 0.2
     several = sum(c >= 2 for _, c in breaks.values()) / n
     assert several >= 0.05, "some quotes must break several configuration rules (precedence order)"
+    check_precedence_shares(breaks)
+
+
+def check_precedence_shares(breaks: dict[str, tuple[int, int]]) -> None:
+    """Among the quotes breaking a discount tier, about a quarter break two Families' articles; among
+    those breaking a configuration rule, about a third break two or more: precedence decides there."""
+    disc = [d for d, _ in breaks.values() if d]
+    cfg = [c for _, c in breaks.values() if c]
+    assert 0.15 <= sum(d >= 2 for d in disc) / len(disc) <= 0.4
+    assert 0.2 <= sum(c >= 2 for c in cfg) / len(cfg) <= 0.45
 
 
 def test_near_duplicate_product_names(db: sqlite3.Connection) -> None:
@@ -395,15 +407,35 @@ def test_reps_differ_in_conversion_and_leads_bant_stated(db: sqlite3.Connection)
         assert (ld["ConvertedDate"] is not None) == bool(ld["IsConverted"])
     rates = sorted(statistics.mean(v) for v in rate.values())
     assert rates[-1] - rates[0] > 0.2
-    calls = rows(db, "VoiceCallTranscript__c", "WHERE LeadId__c IS NOT NULL")
+    calls = rows(db, "VoiceCallTranscript__c", "WHERE LeadId__c IS NOT NULL ORDER BY CreatedDate, Id")
     assert len(calls) > 50
     leads = {ld["Id"]: ld for ld in rows(db, "Lead")}
+    bodies = defaultdict(list)
     for c in calls:
-        ld, body = leads[c["LeadId__c"]], c["TranscriptBody__c"]
         assert c["OpportunityId__c"] is None
-        assert f"I am the {ld['Title']} at {ld['Company']}." in body
-        assert f"${ld['Budget__c']:,.0f}" in body and f"within {ld['TimelineDays__c']} days" in body
-        assert ld["NeedFamily__c"] in body
+        bodies[c["LeadId__c"]].append(c["TranscriptBody__c"])
+    for lid, texts in bodies.items():
+        ld, body = leads[lid], "\n".join(texts)
+        assert ld["OwnerId"] is not None and len(texts) <= 2
+        # Each fact is stated exactly once over the lead's calls (split between them when there are two).
+        facts = [f"I am the {ld['Title']} at {ld['Company']}.", f"${ld['Budget__c']:,.0f}",
+                 f"within {ld['TimelineDays__c']} days", ld["NeedFamily__c"]]
+        assert all(sum(f in t for t in texts) == 1 for f in facts), (lid, texts)
+        assert body.count("$") == 1 and body.count(" days") == 1
+    assert sum(len(t) == 2 for t in bodies.values()) >= 0.15 * len(bodies), "some leads need two calls"
+    lengths = [len(c["TranscriptBody__c"]) for c in calls]
+    assert max(lengths) > 1.8 * min(lengths), "call length should vary"
+
+
+def test_a_third_of_leads_pass_bant(db: sqlite3.Connection) -> None:
+    """About 30% of the leads with a call pass all four factors, so None answers have many leads."""
+    rule = next(r for _, r in rules_of(db) if r["type"] == "bant")
+    called = {r[0] for r in db.execute("SELECT LeadId__c FROM VoiceCallTranscript__c WHERE LeadId__c IS NOT NULL")}
+    leads = [ld for ld in rows(db, "Lead") if ld["Id"] in called]
+    passing = [ld for ld in leads if ld["Budget__c"] >= rule["budget_min"]
+               and ld["Title"] in rule["authority_titles"] and ld["NeedFamily__c"] in rule["need_families"]
+               and ld["TimelineDays__c"] <= rule["timeline_max_days"]]
+    assert 0.22 <= len(passing) / len(leads) <= 0.4
 
 
 def test_opportunity_calls_mention_competitors_and_topics(db: sqlite3.Connection) -> None:
@@ -415,7 +447,7 @@ def test_opportunity_calls_mention_competitors_and_topics(db: sqlite3.Connection
             assert item in c["TranscriptBody__c"]
 
 
-def test_stage_activities_and_wrong_stages(db: sqlite3.Connection) -> None:
+def test_stage_activities_and_wrong_stages(db: sqlite3.Connection, size: str = "tiny") -> None:
     catalogue = next(r for _, r in rules_of(db) if r["type"] == "stage_activities")["stages"]
     assert list(catalogue) == STAGES
     stage_of = {s: i for i, st in enumerate(STAGES) for s in catalogue[st]}
@@ -442,7 +474,7 @@ def test_stage_activities_and_wrong_stages(db: sqlite3.Connection) -> None:
             assert ct[0] == o["CloseDate"] and ct[0] > o["CreatedDate"][:10]
         else:
             assert o["ContractID__c"] is None
-    assert wrong >= 3 and misfit >= 3
+    assert wrong >= SIZES[size].wrong_stages and misfit >= 3
 
 
 def test_sales_volume_differs_across_reps(db: sqlite3.Connection) -> None:
@@ -472,6 +504,12 @@ def test_larger_preset_keeps_the_key_invariants(size: str, tmp_path: Path) -> No
     assert conn.execute("SELECT COUNT(*) FROM Product2").fetchone()[0] == s.products
     breaks = quote_breaks(conn)
     assert 0.3 <= sum(d > 0 for d, _ in breaks.values()) / len(breaks) <= 0.5
+    check_precedence_shares(breaks)
+    # CRUD targets: enough that the default suite rarely repeats one (200+ on small, 800+ on full).
+    test_routing_pools(conn, size)
+    test_stage_activities_and_wrong_stages(conn, size)
+    assert s.new_cases >= {"small": 200, "full": 800}[size] and s.wrong_stages >= {"small": 180, "full": 650}[size]
+    test_a_third_of_leads_pass_bant(conn)
     test_case_history_semantics(conn)
     test_references_resolve(conn)
 

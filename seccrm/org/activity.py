@@ -18,6 +18,11 @@ from seccrm.org.rules import Rules, draw_quote_lines
 if TYPE_CHECKING:
     from seccrm.org.generate import OrgSize
 
+# Share of leads drawn as a good BANT fit (the rest pass all four factors only by chance, ~5%).
+QUALIFIED_SHARE = 0.29
+# Share of leads with calls whose BANT facts are split over two calls instead of one.
+TWO_CALL_SHARE = 0.3
+
 
 class ActivitySections:
     """Mixin of the generator: the sections that write cases, leads and opportunities."""
@@ -35,6 +40,7 @@ class ActivitySections:
     allowed: list[tuple[str, ...]]
     all_solutions: list[str]
     rules: Rules
+    bant: dict[str, Any]
 
     def rng(self, section: str) -> random.Random:
         raise NotImplementedError
@@ -169,14 +175,27 @@ class ActivitySections:
         for day, new in days:
             self._lead(rng, day, new)
 
+    def _bant_facts(self, rng: random.Random) -> tuple[str, float, int, str]:
+        """(Title, Budget__c, TimelineDays__c, NeedFamily__c) of a new lead.
+
+        A share ``QUALIFIED_SHARE`` of leads are a good fit: all four facts are drawn from the values
+        the BANT article accepts. The others are drawn freely, and pass all four only by chance
+        (about 5%), so that about 30% of leads qualify and a 'None' answer has many leads to come from."""
+        rule = self.bant
+        timelines = (30, 45, 60, 75, 90, 120, 150, 180, 270)
+        if rng.random() < QUALIFIED_SHARE:
+            return (rng.choice(rule["authority_titles"]),
+                    float(rng.randrange(-(-rule["budget_min"] // 5000), 41) * 5000),
+                    rng.choice([t for t in timelines if t <= rule["timeline_max_days"]]),
+                    rng.choice(rule["need_families"]))
+        title = rng.choice(T.AUTHORITY_TITLES if rng.random() < 0.55 else T.OTHER_TITLES)
+        return title, float(rng.randrange(2, 41) * 5000), rng.choice(timelines), rng.choice(T.FAMILIES)
+
     def _lead(self, rng: random.Random, day: dt.date, new: bool) -> None:
         first, last = rng.choice(T.FIRST_NAMES), rng.choice(T.LAST_NAMES)
         company = f"{rng.choice(T.COMPANY_WORDS)} {rng.choice(T.COMPANY_SUFFIXES)}"
-        title = rng.choice(T.AUTHORITY_TITLES if rng.random() < 0.55 else T.OTHER_TITLES)
+        title, budget, timeline, need = self._bant_facts(rng)
         state = rng.choice(self.states)
-        budget = float(rng.randrange(2, 41) * 5000)
-        timeline = rng.choice((30, 45, 60, 75, 90, 120, 150, 180, 270))
-        need = rng.choice(T.FAMILIES)
         fields = dict(FirstName=first, LastName=last, Company=company, Title=title, State=state,
                       Email=f"{first}.{last}@{slug(company)}.com".lower(), Industry=rng.choice(T.INDUSTRIES),
                       LeadSource=rng.choice(T.LEAD_SOURCES), CreatedDate=ts(at(rng, day)),
@@ -196,9 +215,28 @@ class ActivitySections:
         lid = self.add("Lead", Status=status, OwnerId=rep.id, IsConverted=int(conv is not None),
                        ConvertedDate=conv, **fields)
         if rng.random() < 0.65:
-            call = min(day + dt.timedelta(days=rng.randint(1, 10)), TODAY - dt.timedelta(days=1))
-            self.add("VoiceCallTranscript__c", LeadId__c=lid, OwnerId__c=rep.id, CreatedDate=ts(at(rng, call)),
-                     TranscriptBody__c=T.lead_call(rng, rep.first, first, title, company, budget, need, timeline))
+            self._lead_calls(rng, lid, rep, first, title, company, budget, need, timeline, day)
+
+    def _lead_calls(self, rng: random.Random, lid: str, rep: Person, first: str, title: str, company: str,
+                    budget: float, need: str, timeline: int, day: dt.date) -> None:
+        """One discovery call stating all four BANT facts, or (``TWO_CALL_SHARE`` of leads, when there
+        is time before today) two calls that split the facts between them. Calls carry 0-3 exchanges
+        of small talk, so their length varies."""
+        last = TODAY - dt.timedelta(days=1)
+        first_day = min(day + dt.timedelta(days=rng.randint(1, 10)), last)
+        split = first_day + dt.timedelta(days=2) <= last and rng.random() < TWO_CALL_SHARE
+        if split:
+            order = rng.sample(T.BANT_FACTS, len(T.BANT_FACTS))
+            cut = rng.randint(1, len(order) - 1)
+            second_day = min(first_day + dt.timedelta(days=rng.randint(2, 14)), last)
+            calls = [(first_day, tuple(order[:cut])), (second_day, tuple(order[cut:]))]
+        else:
+            calls = [(first_day, T.BANT_FACTS)]
+        for k, (when, facts) in enumerate(calls):
+            body = T.lead_call(rng, rep.first, first, title, company, budget, need, timeline, facts=facts,
+                               small_talk=rng.choice((0, 0, 1, 2, 3)), follow_up=k > 0)
+            self.add("VoiceCallTranscript__c", LeadId__c=lid, OwnerId__c=rep.id, CreatedDate=ts(at(rng, when)),
+                     TranscriptBody__c=body)
 
     # ------------------------------------------------------------------------------------------
     # Opportunities: line items, contracts, stage tasks, sales calls, quotes
@@ -208,18 +246,24 @@ class ActivitySections:
         quotes: list[str] = []
         # A live pipeline: 40% of opportunities were created in the last 4 months, so many are still
         # open (activity_priority and wrong_stage_rectification need open ones).
+        # Beside them, `wrong_stages` recent open opportunities whose StageName is wrong: the pool of
+        # wrong_stage_rectification (the ~20% of open ones that are wrong by chance are too few).
         n = self.size.opportunities
         recent = round(0.4 * n)
-        days = [day_between(rng, DATA_START, TODAY) for _ in range(n - recent)]
-        days += [day_between(rng, TODAY - dt.timedelta(days=120), TODAY) for _ in range(recent)]
-        for day in sorted(days):
-            self._opportunity(rng, day, quotes)
+        window = (TODAY - dt.timedelta(days=120), TODAY)
+        days = [(day_between(rng, DATA_START, TODAY), False) for _ in range(n - recent)]
+        days += [(day_between(rng, *window), False) for _ in range(recent)]
+        days += [(day_between(rng, *window), True) for _ in range(self.size.wrong_stages)]
+        for day, force_wrong in sorted(days):
+            self._opportunity(rng, day, quotes, force_wrong)
         self._quote_lines(self.rng("quote_lines"), quotes)
 
-    def _opportunity(self, rng: random.Random, day: dt.date, quotes: list[str]) -> None:
+    def _opportunity(self, rng: random.Random, day: dt.date, quotes: list[str], force_wrong: bool) -> None:
         acc = rng.choice(self.account_list)
         rep = self._pick_rep(rng, acc["state"])
         cycle = max(7.0, rep.traits["cycle"] * rng.lognormvariate(0, 0.35))
+        if force_wrong:   # kept open: its expected close lies after today
+            cycle = max(cycle, (TODAY - day).days + rng.randint(7, 60))
         close_day = day + dt.timedelta(days=round(cycle))
         won = False
         if close_day < TODAY:
@@ -227,7 +271,7 @@ class ActivitySections:
         else:   # still open: how far along it is follows the elapsed share of its cycle
             stage = min(3, int(4 * (TODAY - day).days / cycle))
         shown, wrong = stage, False
-        if stage < 4 and rng.random() < 0.2:              # wrong_stage_rectification targets
+        if stage < 4 and (force_wrong or rng.random() < 0.2):    # wrong_stage_rectification targets
             shown, wrong = rng.choice([x for x in range(4) if x != stage]), True
         pop = [p["popularity"] for p in self.products]
         items = list(dict.fromkeys(rng.choices(range(len(self.products)), weights=pop, k=rng.randint(1, 3))))

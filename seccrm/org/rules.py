@@ -14,6 +14,10 @@ from typing import Any
 
 from seccrm.org import text as T
 
+# Share of discount-breaking quotes drawn with two lines over their tiers (in two Families when the
+# quote has two): about a quarter of them then break two discount articles.
+TWO_DISCOUNT_SHARE = 0.3
+
 
 @dataclass
 class Rules:
@@ -123,10 +127,11 @@ def rule_articles(rules: Rules, name: dict[str, str]) -> list[tuple[str, str, st
 def draw_quote_lines(rng: random.Random, rules: Rules, products: list[str], bad_discount: bool,
                      bad_config: bool) -> list[list[Any]]:
     """1-6 lines [product, quantity, discount] that break exactly the asked kinds of rule. About a
-    third of the rule-breaking quotes break two configuration rules, or the tiers on two lines, so
-    that the POLICY tasks' precedence order matters."""
+    third of the configuration-breaking quotes break two configuration rules, and about a quarter of
+    the discount-breaking ones break the tiers of two Families, so that the POLICY tasks' precedence
+    order matters."""
     n_cfg = (2 if rng.random() < 0.35 else 1) if bad_config else 0
-    n_disc = (2 if rng.random() < 0.3 else 1) if bad_discount else 0
+    n_disc = (2 if rng.random() < TWO_DISCOUNT_SHARE else 1) if bad_discount else 0
     for _ in range(200):          # a draw whose seeded rules cancel out is redrawn
         lines = _draw(rng, rules, products, n_cfg, n_disc)
         broken = rules.broken([tuple(x) for x in lines])
@@ -184,6 +189,19 @@ def _draw(rng: random.Random, R: Rules, products: list[str], n_cfg: int, n_disc:
             q = min(q, limit)
         top = R.max_discount(pid, q)
         lines.append([pid, float(q), 0.0 if rng.random() < 0.4 else float(rng.randint(0, top))])
-    for line in rng.sample(lines, min(n_disc, len(lines))):
+    for line in _discount_breakers(rng, R, lines, n_disc):
         line[2] = float(min(100, R.max_discount(line[0], line[1]) + rng.randint(1, 10)))
     return lines
+
+
+def _discount_breakers(rng: random.Random, R: Rules, lines: list[list[Any]], n: int) -> list[list[Any]]:
+    """``n`` lines to push over their tier: a second line comes from another Family when the quote has
+    one, so that two discount articles break (two lines of one Family break only one article)."""
+    if n <= 0 or not lines:
+        return []
+    first = rng.choice(lines)
+    if n == 1:
+        return [first]
+    rest = [x for x in lines if x is not first]
+    other = [x for x in rest if R.family[x[0]] != R.family[first[0]]]
+    return [first] + rng.sample(other or rest, min(n - 1, len(other or rest)))

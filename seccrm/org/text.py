@@ -338,27 +338,58 @@ def money(x: float) -> str:
     return f"${x:,.0f}"
 
 
-def lead_call(rng: random.Random, rep_first: str, lead_first: str, title: str, company: str, budget: float,
-              need_family: str, timeline_days: int) -> str:
-    """A discovery call with a lead; states budget, role (Title), need (family) and timeline verbatim."""
-    return "\n".join((
-        f"Rep ({rep_first}): Thanks for taking the call, {lead_first}. Could you tell me about your role?",
-        f"Lead ({lead_first}): Sure, I am the {title} at {company}.",
-        f"Rep ({rep_first}): What are you looking for?",
-        f"Lead ({lead_first}): " + rng.choice((
+BANT_FACTS = ("role", "need", "budget", "timeline")   # the order a call covers them in
+
+# Small talk between the business questions: it lengthens a call without stating any fact a task
+# reads (no amounts, no day counts, no titles, no product families).
+_SMALL_TALK = (
+    ("How has your week been so far?", "Busy, we just moved into a new building."),
+    ("Did the webinar invitation reach you?", "It did, a colleague forwarded it to me."),
+    ("Is this still a good time to talk?", "Yes, I have a few minutes before my next meeting."),
+    ("How did you hear about us?", "A partner of ours mentioned your team at a conference."),
+    ("Are you working from the office today?", "From home, so excuse the background noise."),
+    ("Has the new office layout settled in?", "Mostly, people are still finding their desks."),
+)
+
+
+def _lead_fact(rng: random.Random, fact: str, lead_first: str, title: str, company: str, budget: float,
+               need_family: str, timeline_days: int) -> tuple[str, str]:
+    """The rep's question and the lead's answer that states one BANT fact verbatim."""
+    if fact == "role":
+        return "Could you tell me about your role?", f"Sure, I am the {title} at {company}."
+    if fact == "need":
+        return "What are you looking for?", rng.choice((
             f"We need new {need_family} products for our offices.",
             f"Our main need is {need_family}; the current setup is outdated.",
-            f"We are evaluating {need_family} vendors this year.")),
-        f"Rep ({rep_first}): Do you have a budget in mind?",
-        f"Lead ({lead_first}): " + rng.choice((
+            f"We are evaluating {need_family} vendors this year."))
+    if fact == "budget":
+        return "Do you have a budget in mind?", rng.choice((
             f"Our budget is {money(budget)}.", f"We have about {money(budget)} set aside.",
-            f"Finance approved {money(budget)} for this.")),
-        f"Rep ({rep_first}): And when would you need it in place?",
-        f"Lead ({lead_first}): " + rng.choice((
+            f"Finance approved {money(budget)} for this."))
+    if fact == "timeline":
+        return "And when would you need it in place?", rng.choice((
             f"We need it within {timeline_days} days.", f"We want it running within {timeline_days} days.",
-            f"Ideally within {timeline_days} days from now.")),
-        f"Rep ({rep_first}): Great, I will send over some information.",
-    ))
+            f"Ideally within {timeline_days} days from now."))
+    raise ValueError(f"unknown BANT fact {fact!r}; known: {', '.join(BANT_FACTS)}")
+
+
+def lead_call(rng: random.Random, rep_first: str, lead_first: str, title: str, company: str, budget: float,
+              need_family: str, timeline_days: int, facts: tuple[str, ...] = BANT_FACTS,
+              small_talk: int = 0, follow_up: bool = False) -> str:
+    """A call with a lead that states the given BANT ``facts`` verbatim (role as ``I am the <Title> at
+    <Company>.``, need as the Family name, budget as ``$75,000``, timeline as ``within N days``), with
+    ``small_talk`` exchanges of chat mixed in. ``follow_up`` marks the second of two calls."""
+    lines = [f"Rep ({rep_first}): " + (f"Thanks for the follow-up call, {lead_first}." if follow_up
+                                       else f"Thanks for taking the call, {lead_first}.")]
+    exchanges = [_lead_fact(rng, f, lead_first, title, company, budget, need_family, timeline_days)
+                 for f in BANT_FACTS if f in facts]
+    for question, reply in rng.sample(_SMALL_TALK, min(small_talk, len(_SMALL_TALK))):
+        exchanges.insert(rng.randint(0, len(exchanges)), (question, reply))
+    for question, reply in exchanges:
+        lines.append(f"Rep ({rep_first}): {question}")
+        lines.append(f"Lead ({lead_first}): {reply}")
+    lines.append(f"Rep ({rep_first}): Great, I will send over some information.")
+    return "\n".join(lines)
 
 
 def opportunity_call(rng: random.Random, rep_first: str, contact_first: str, competitors: list[str],
