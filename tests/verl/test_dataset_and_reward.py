@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +61,7 @@ def test_overlong_filter_keeps_ids_and_arms_aligned(verl_export: Path, tokenizer
     assert ids == [r["extra_info"]["instance_id"] for r in kept]
     assert arms == [r["extra_info"]["arm"] for r in kept]
     sampler = SECSampler(ds, config)
-    drawn = {ds[i]["extra_info"]["instance_id"] for _, i in zip(range(3 * len(ds)), iter(sampler))}
+    drawn = {ds[i]["extra_info"]["instance_id"] for i in islice(iter(sampler), 3 * len(ds))}
     assert drawn <= set(ids)
 
 
@@ -122,3 +123,31 @@ def test_verl_reward_manager_returns_project_rewards(verl_export: Path, tiny_sui
     assert all(set(i) >= {"score", "acc", "formatted", "f1", "error", "task", "arm"} for i in infos)
     assert [i["acc"] for i in infos] == [1.0 if e == 1.0 else 0.0 for e in expected]
     assert json.loads(rows[0]["reward_model"]["ground_truth"]) == records[rows[0]["extra_info"]["instance_id"]]["answer"]
+
+
+def test_org_path_from_verl_config_and_other_data_sources(verl_export: Path, tiny_suite: Path, tokenizer: Any,
+                                                          verl_config: Callable[..., Any], tmp_path: Path) -> None:
+    """``reward_kwargs.org_path`` in VERL's config reaches the reward (rows exported elsewhere), and rows
+    of other data sources get VERL's default scorer."""
+    import shutil
+
+    from seccrm.data import load_split
+
+    crud = next(r for r in pq.read_table(verl_export / "train.parquet").to_pylist()
+                if r["extra_info"]["skill"] == "CRUD")
+    crud["extra_info"]["org_path"] = str(tmp_path / "not-here.sqlite")
+    shutil.copyfile(verl_export / "org.sqlite", tmp_path / "org.sqlite")
+    rec = {r["id"]: r for r in load_split(tiny_suite, "train")}[crud["extra_info"]["instance_id"]]
+    config = verl_config(f"reward.custom_reward_function.path={reward_module.__file__}",
+                         "reward.custom_reward_function.name=compute_score",
+                         f"++reward.custom_reward_function.reward_kwargs.org_path={tmp_path / 'org.sqlite'}")
+    from verl.trainer import main_ppo
+    if hasattr(main_ppo, "migrate_legacy_reward_impl"):
+        config = main_ppo.migrate_legacy_reward_impl(config)
+    worker = RewardLoopWorker(config)
+    batch = _decoded_batch(tokenizer, [crud, crud], [gold_completion(rec), "<answer>{}</answer>"])
+    outputs = worker.reward_manager.loop.run_until_complete(worker.compute_score_batch(batch))
+    assert [o["reward_score"] for o in outputs] == [1.0, 0.0]
+
+    gsm8k = reward_module.compute_score("openai/gsm8k", "so the answer is #### 42", "42", {})
+    assert gsm8k == 1.0

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from seccrm.data import load_split
-from seccrm.integrations.verl.export import SPLIT_FILES, export_verl
+from seccrm.integrations.verl.export import SPLIT_FILES
 from seccrm.integrations.verl.reward import compute_score
 from seccrm.rewards import InstanceError, gold_completion, score
 

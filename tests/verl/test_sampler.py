@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Callable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from verl.utils.dataset.rl_dataset import collate_fn  # noqa: E402
 from seccrm.curriculum import SEC, ArmPools  # noqa: E402
 from seccrm.integrations.verl.main import install, runner_module  # noqa: E402
 from seccrm.integrations.verl.sampler import SECSampler, dataset_rows, derive_seed  # noqa: E402
+
 
 def _verl_factory() -> Callable[[Any, Any], Any]:
     """VERL's own sampler factory: ``create_rl_sampler`` of VERL 0.5-0.7 builds ``data.sampler`` itself;
@@ -86,7 +88,7 @@ def test_draws_follow_the_bandit(train_dataset: Any, sampler_config: Callable[..
     # Many draws: arm frequencies match p (chi-square, 11 degrees of freedom, p = 0.001 -> 31.3).
     n = 6000
     arm_of_row, _ = dataset_rows(train_dataset)
-    drawn = Counter(arm_of_row[i] for _, i in zip(range(n), _endless(sampler)))
+    drawn = Counter(arm_of_row[i] for i in islice(_endless(sampler), n))
     chi2 = sum((drawn[a] - n * p[a]) ** 2 / (n * p[a]) for a in sampler.arms)
     assert chi2 < 31.3, (chi2, drawn, p)
     uniform = 1 / len(sampler.arms)
@@ -171,7 +173,7 @@ def test_state_survives_checkpoint(train_dataset: Any, sampler_config: Callable[
     sampler2, loader2 = fresh()
     assert sampler2.curriculum.q != sampler.curriculum.q
     loader2.load_state_dict(torch.load(tmp_path / "data.pt", weights_only=False))
-    resumed = [ids(b) for _, b in zip(range(3), loader2)]
+    resumed = [ids(b) for b in islice(loader2, 3)]
     assert resumed == after
     assert sampler2.curriculum.q == sampler.curriculum.q
     assert sampler2.curriculum.state_dict() == sampler.curriculum.state_dict()

@@ -22,7 +22,7 @@ the batch and averages the numeric ones per ``data_source`` in validation:
     task, arm  the instance's task and curriculum arm
 
 Where the org is (CRUD tasks only), first match wins: the ``org_path`` keyword (set it with
-``reward.custom_reward_function.reward_kwargs.org_path=...``), the ``SECCRM_ORG`` environment
+``++reward.custom_reward_function.reward_kwargs.org_path=...``), the ``SECCRM_ORG`` environment
 variable, then ``extra_info["org_path"]`` written by the export.
 
 Rows from other data sources (a mixed dataset) go to VERL's ``default_compute_score``.
@@ -89,7 +89,7 @@ def compute_score(
         d = score_details(instance, solution_str)
     except InstanceError as e:  # a broken row or a missing org: stop the run, say how to fix it
         raise InstanceError(f"{e}. Where the org lives on this machine: set "
-                            "reward.custom_reward_function.reward_kwargs.org_path=... or SECCRM_ORG") from e
+                            "++reward.custom_reward_function.reward_kwargs.org_path=... or SECCRM_ORG") from e
     acc = 1.0 if d["correct"] else 0.0
     return {
         "score": float(d["reward"]),
