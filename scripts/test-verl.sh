@@ -50,7 +50,7 @@ ensure_env() {
 status=0
 for tag in $ENVS; do
   ensure_env "$tag"
-  echo "[seccrm] tests/verl with $(.venv-verl"$tag"/bin/python -c 'import verl; print("verl", verl.__version__)')" >&2
+  echo "[seccrm] tests/verl with $(.venv-verl"$tag"/bin/python -c 'import verl; print("verl", verl.__version__)' 2>/dev/null)" >&2
   .venv-verl"$tag"/bin/python -m pytest -q -p no:cacheprovider tests/verl "$@" || status=$?
 done
 exit $status

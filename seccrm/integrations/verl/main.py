@@ -52,7 +52,8 @@ def sec_trainer_class(base: type) -> type:
 
         def _update_actor(self, batch: Any) -> Any:
             sampler = getattr(getattr(self, "train_dataloader", None), "sampler", None)
-            metrics = sampler.update(batch) if callable(getattr(sampler, "update", None)) else None
+            update = getattr(sampler, "update", None)  # any curriculum sampler; VERL's own have none
+            metrics = update(batch) if callable(update) else None
             output = super()._update_actor(batch)
             if metrics:
                 # reduce_metrics averages each entry; a scalar is its own mean
@@ -74,10 +75,10 @@ def runner_module() -> ModuleType:
 
 def install(module: ModuleType) -> None:
     """Swap ``create_rl_sampler`` and ``RayPPOTrainer`` in ``module`` (idempotent)."""
-    module.RayPPOTrainer = sec_trainer_class(module.RayPPOTrainer)
-    current = module.create_rl_sampler
+    module.RayPPOTrainer = sec_trainer_class(module.RayPPOTrainer)  # type: ignore[attr-defined]
+    current = module.create_rl_sampler  # type: ignore[attr-defined]
     if not isinstance(current, functools.partial):
-        module.create_rl_sampler = functools.partial(create_sampler, fallback=current)
+        module.create_rl_sampler = functools.partial(create_sampler, fallback=current)  # type: ignore[attr-defined]
 
 
 def _plain_task_runner() -> type:

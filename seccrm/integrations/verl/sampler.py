@@ -36,6 +36,7 @@ of each step (after that step's checkpoint). VERL 0.8+ dropped both; there this 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
@@ -73,14 +74,14 @@ def dataset_rows(dataset: Sized) -> tuple[list[str], list[str]]:
         extra = table.column("extra_info").combine_chunks()
         arms = [str(a) for a in extra.field("arm").to_pylist()]
         names = {f.name for f in extra.type}
-        ids = extra.field("instance_id").to_pylist() if "instance_id" in names else [None] * len(arms)
+        raw: list[Any] = extra.field("instance_id").to_pylist() if "instance_id" in names else [None] * len(arms)
     else:
         infos = [dataset[i]["extra_info"] for i in range(len(dataset))]  # type: ignore[index]
         arms = [str(e["arm"]) for e in infos]
-        ids = [e.get("instance_id") for e in infos]
-    ids = [str(i) if i is not None else f"row-{n}" for n, i in enumerate(ids)]
+        raw = [e.get("instance_id") for e in infos]
+    ids = [str(i) if i is not None else f"row-{n}" for n, i in enumerate(raw)]
     if len(set(ids)) != len(ids):
-        dup = sorted({i for i in ids if ids.count(i) > 1})[:3]
+        dup = sorted(i for i, k in Counter(ids).items() if k > 1)[:3]
         raise ValueError(f"the training data holds instance ids more than once ({', '.join(dup)}, ...); "
                          "list each exported train.parquet once in data.train_files")
     return arms, ids
