@@ -46,3 +46,49 @@ def test_launch_script_uses_the_recipe() -> None:
     script = (RECIPE / "run_sec_grpo.sh").read_text()
     assert "--config-name sec_grpo" in script and "seccrm.integrations.verl.main" in script
     assert "verl.model_merger merge --backend fsdp" in script
+
+
+def _leaves(node: Any, prefix: str = "") -> list[str]:
+    from omegaconf import DictConfig
+
+    out: list[str] = []
+    for key in node:
+        path = f"{prefix}{key}"
+        value = node[key]
+        out += _leaves(value, path + ".") if isinstance(value, DictConfig) else [path]
+    return out
+
+
+def test_recipe_keys_exist_in_this_verl(verl_config: Any) -> None:
+    """Hydra merges unknown keys of a recipe file silently: check each one against VERL's own schema,
+    so that a renamed option (a typo, a VERL release that dropped it) fails here, not on a GPU node."""
+    from omegaconf import OmegaConf
+
+    recipe = OmegaConf.load(RECIPE / "config" / "sec_grpo.yaml")
+    del recipe["hydra"], recipe["defaults"]
+    base = verl_config()
+
+    def declared(dotted: str) -> bool:  # the key exists (its value may still be "???", like rollout.name)
+        *parents, last = dotted.split(".")
+        node = OmegaConf.select(base, ".".join(parents)) if parents else base
+        return node is not None and last in node.keys()  # `in node` is False for "???" values
+
+    missing = [k for k in _leaves(recipe) if not k.startswith("data.sampler.") and not declared(k)]
+    assert missing == []
+    assert not declared("actor_rollout_ref.actor.no_such_option")
+
+
+def test_entry_point_prepares_config_and_runner(tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run(config)`` does what VERL's own ``main`` does to the config, forces the trainer that still
+    takes a sampler, and hands VERL's ``run_ppo`` the seccrm task runner (stopped there: no Ray, no GPUs)."""
+    from verl.trainer import main_ppo
+
+    from seccrm.integrations.verl import main as entry
+
+    calls: list[tuple[Any, Any]] = []
+    monkeypatch.setattr(main_ppo, "run_ppo", lambda config, task_runner_class: calls.append((config, task_runner_class)))
+    entry.run(_compose(f"actor_rollout_ref.model.path={tokenizer_dir}", "++trainer.use_v1=true"))
+    (config, runner), = calls
+    assert config.trainer.use_v1 is False
+    assert config.reward.custom_reward_function.name == "compute_score"
+    assert runner.__ray_actor_class__ is entry.SECTaskRunner  # ray.remote(...) around seccrm's runner
