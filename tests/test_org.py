@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from seccrm.org import SIZES, Rules, build_org, open_org
-from seccrm.org.ids import is_valid_id
+from seccrm.org.ids import is_valid_id, make_id
 from seccrm.org.rules import draw_quote_lines
 from seccrm.org.schema import ID_PREFIXES, TABLES, qi
 
@@ -129,6 +129,39 @@ def test_every_table_populated_and_every_id_valid(db: sqlite3.Connection) -> Non
         assert ids, f"{table} is empty"
         bad = [i for i in ids if not is_valid_id(i, ID_PREFIXES[table])]
         assert not bad, f"{table}: invalid ids {bad[:3]}"
+
+
+def reference_id(prefix: str, number: int, pod: str = "Wt") -> str:
+    """Salesforce's 18-character id written out plainly: ten base-62 digits, then one suffix
+    character per 5-character block whose bits mark the upper-case letters."""
+    b62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    digits = ""
+    for _ in range(10):
+        number, r = divmod(number, 62)
+        digits = b62[r] + digits
+    id15 = prefix + pod + digits
+    suffix = ""
+    for k in range(0, 15, 5):
+        bits = sum(1 << i for i, ch in enumerate(id15[k:k + 5]) if ch.isupper())
+        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
+    return id15 + suffix
+
+
+def test_make_id_matches_the_plain_algorithm() -> None:
+    """The cached block implementation gives the same ids as the algorithm written out, and refuses
+    what cannot be an id."""
+    rng = random.Random(0)
+    numbers = [0, 1, 61, 62, 62**5 - 1, 62**5, 62**5 + 1, 62**10 - 1] + [rng.randrange(62**10) for _ in range(2000)]
+    for prefix in ("500", "0Q0", "a03", "00Q"):
+        for n in numbers + list(range(1, 300)):
+            assert make_id(prefix, n) == reference_id(prefix, n), (prefix, n)
+            assert is_valid_id(make_id(prefix, n), prefix)
+    assert make_id("500", 12345) == "500Wt00000003D7IAI"
+    for bad in [("50", 1), ("500", -1), ("500", 62**10)]:
+        with pytest.raises(ValueError):
+            make_id(*bad)
+    with pytest.raises(ValueError):
+        make_id("500", 1, pod="W")
 
 
 def test_references_resolve(db: sqlite3.Connection) -> None:
@@ -545,3 +578,28 @@ def test_draw_quote_lines_breaks_exactly_what_is_asked(bad_discount: bool, bad_c
         assert r.breaks([tuple(x) for x in lines]) == (bad_discount, bad_config)
         several += sum(k != "discount_tiers" for k, _ in r.broken([tuple(x) for x in lines])) >= 2
     assert (several > 0) == bad_config
+
+
+def test_two_line_discount_breaks_span_two_families() -> None:
+    """When a quote gets two lines over their tiers, they come from two Families where the quote has
+    two, so that two discount articles break (the precedence case of quote_approval)."""
+    r = toy_rules()
+    two = 0
+    for seed in range(300):
+        lines = draw_quote_lines(random.Random(seed), r, list(r.family), True, False)
+        fams = [f for k, f in r.broken([tuple(x) for x in lines]) if k == "discount_tiers"]
+        two += len(fams) == 2
+    assert 0.1 <= two / 300 <= 0.45, two
+
+
+def test_lead_call_states_exactly_the_asked_facts() -> None:
+    from seccrm.org import text as T
+    rng = random.Random(0)
+    full = T.lead_call(rng, "Ann", "Bo", "CFO", "Acme Labs", 75000.0, "Networking", 45, small_talk=3)
+    assert all(x in full for x in ("I am the CFO at Acme Labs.", "$75,000", "Networking", "within 45 days"))
+    part = T.lead_call(rng, "Ann", "Bo", "CFO", "Acme Labs", 75000.0, "Networking", 45,
+                       facts=("budget",), follow_up=True)
+    assert "$75,000" in part and "CFO" not in part and "within" not in part and "follow-up" in part
+    assert len(full.splitlines()) == len(part.splitlines()) + 3 * 2 + 3 * 2
+    with pytest.raises(ValueError, match="unknown BANT fact"):
+        T.lead_call(rng, "Ann", "Bo", "CFO", "Acme Labs", 75000.0, "Networking", 45, facts=("price",))

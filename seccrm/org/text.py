@@ -370,7 +370,7 @@ def _lead_fact(rng: random.Random, fact: str, lead_first: str, title: str, compa
         return "And when would you need it in place?", rng.choice((
             f"We need it within {timeline_days} days.", f"We want it running within {timeline_days} days.",
             f"Ideally within {timeline_days} days from now."))
-    raise ValueError(f"unknown BANT fact {fact!r}; known: {', '.join(BANT_FACTS)}")
+    raise ValueError(f"unknown BANT fact {fact!r}; known: {', '.join(BANT_FACTS)}")  # callers check first
 
 
 def lead_call(rng: random.Random, rep_first: str, lead_first: str, title: str, company: str, budget: float,
@@ -379,6 +379,9 @@ def lead_call(rng: random.Random, rep_first: str, lead_first: str, title: str, c
     """A call with a lead that states the given BANT ``facts`` verbatim (role as ``I am the <Title> at
     <Company>.``, need as the Family name, budget as ``$75,000``, timeline as ``within N days``), with
     ``small_talk`` exchanges of chat mixed in. ``follow_up`` marks the second of two calls."""
+    unknown = set(facts) - set(BANT_FACTS)
+    if unknown:
+        raise ValueError(f"unknown BANT fact(s) {sorted(unknown)}; known: {', '.join(BANT_FACTS)}")
     lines = [f"Rep ({rep_first}): " + (f"Thanks for the follow-up call, {lead_first}." if follow_up
                                        else f"Thanks for taking the call, {lead_first}.")]
     exchanges = [_lead_fact(rng, f, lead_first, title, company, budget, need_family, timeline_days)
