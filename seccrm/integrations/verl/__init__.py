@@ -19,8 +19,8 @@ Supported VERL versions (tested: 0.7.1 and 0.9.1, each in its own virtual enviro
 
 - 0.5 to 0.7.x: VERL's own ``python -m verl.trainer.main_ppo`` loads the sampler from
   ``data.sampler.class_path`` / ``class_name`` and calls ``update(batch)`` after every step.
-  ``python -m seccrm.integrations.verl.main`` works too and updates the bandit before the step's
-  checkpoint rather than after it.
+  On 0.7, ``python -m seccrm.integrations.verl.main`` works too; it updates the bandit before the
+  step's checkpoint rather than after it and logs the curriculum metrics through VERL's logger.
 - 0.8 and later: the hook is gone; ``python -m seccrm.integrations.verl.main`` (same config keys)
   builds the sampler and updates it from the batch VERL hands to the actor update.
 

@@ -11,10 +11,12 @@ VERL's task-runner process only:
   curriculum metrics (``curriculum/p/<arm>``, ``curriculum/q/<arm>``, ...) to the step's metrics.
 
 Why: VERL 0.8 removed the curriculum-sampler hook, so on 0.8+ this is how the bandit sees each step.
-On 0.5-0.7.x VERL's hook still exists; running through this entry point there also updates the
+On 0.7.x VERL's hook still exists; running through this entry point there also updates the
 bandit *before* the step's checkpoint (VERL's hook runs after it, so a run resumed from VERL's own
 hook misses one update), and :data:`~seccrm.integrations.verl.sampler.UPDATED_FLAG` keeps the
-second call from updating twice.
+second call from updating twice. VERL 0.6 has no ``_update_actor`` step: the trainer is left as it
+is and VERL's own hook updates the sampler. VERL 0.5 cannot take another task runner: use
+``python -m verl.trainer.main_ppo`` there.
 
 VERL 0.8+ defaults to its "v1" trainer (``trainer.use_v1=true``), which builds its dataloader
 itself; this entry point runs the ``RayPPOTrainer`` trainer (``trainer.use_v1=false``), which VERL
@@ -24,6 +26,7 @@ itself; this entry point runs the ``RayPPOTrainer`` trainer (``trainer.use_v1=fa
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from types import ModuleType
 from typing import Any
@@ -45,6 +48,8 @@ def create_sampler(data_config: Any, dataset: Any, fallback: Any) -> Any:
 def sec_trainer_class(base: type) -> type:
     """A subclass of VERL's ``RayPPOTrainer`` that updates the curriculum sampler every step."""
     if getattr(base, _SECCRM_TRAINER, False):
+        return base
+    if not hasattr(base, "_update_actor"):  # VERL <= 0.6: no such step; VERL's own hook updates the sampler
         return base
 
     class SECRayPPOTrainer(base):  # type: ignore[misc, valid-type]
@@ -106,6 +111,9 @@ def run(config: Any) -> None:
     from verl.trainer import main_ppo
     from verl.utils.device import auto_set_device
 
+    if "task_runner_class" not in inspect.signature(main_ppo.run_ppo).parameters:
+        raise SystemExit("this VERL (<= 0.5) cannot take seccrm's task runner: run `python -m "
+                         "verl.trainer.main_ppo` with the same data.sampler.* keys (VERL's own sampler hook)")
     auto_set_device(config)
     if hasattr(main_ppo, "migrate_legacy_reward_impl"):  # VERL 0.7: legacy reward keys -> reward.*
         config = main_ppo.migrate_legacy_reward_impl(config)
