@@ -17,7 +17,7 @@
 #   GPUS_PER_NODE=2       GPUs per node; the FSDP actor spans NNODES * GPUS_PER_NODE GPUs
 #   TP=2                  vLLM tensor parallel size (must divide GPUS_PER_NODE)
 #   STEPS=                total training steps (default: one epoch of the training split)
-#   ENTRY=seccrm          seccrm: python -m seccrm.integrations.verl.main (any VERL >= 0.5)
+#   ENTRY=seccrm          seccrm: python -m seccrm.integrations.verl.main (VERL >= 0.7)
 #                         verl:   python -m verl.trainer.main_ppo (VERL 0.7 only: its own sampler hook;
 #                                 0.5-0.6 also have the hook but name the reward keys differently)
 # Any further arguments are Hydra overrides, e.g. data.train_batch_size=512 trainer.logger=[console,wandb].
