@@ -34,7 +34,45 @@ def _write_json(path: Path, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, limits: dict[str, int],
+def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, int], max_prompt_tokens: int,
+                     seed: int = 0) -> dict[str, list[str]]:
+    """The instances every stage is evaluated on (the same ones, so stages compare pairwise).
+
+    Round-robin over (task, difficulty) so that every task and level is represented, keeping only
+    prompts of at most ``max_prompt_tokens`` tokens when that is set (a CPU budget; the report says so).
+    Stored in ``eval/sets.json`` so a resumed demo evaluates the same instances.
+    """
+    import random
+    from collections import defaultdict
+
+    from seccrm.data import load_split
+    from seccrm.rollout import encode_prompts
+
+    path = out / "eval" / "sets.json"
+    if path.exists():
+        sets: dict[str, list[str]] = json.loads(path.read_text())
+        return sets
+    sets = {}
+    for split, limit in limits.items():
+        insts = load_split(data, split)
+        random.Random(f"{seed}/{split}").shuffle(insts)
+        lengths = [len(p) for p in encode_prompts(tokenizer, [i["messages"] for i in insts])]
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for inst, n in zip(insts, lengths):
+            if not max_prompt_tokens or n <= max_prompt_tokens:
+                groups[(inst["task"], inst["difficulty"])].append(inst["id"])
+        chosen: list[str] = []
+        keys = sorted(groups)
+        while len(chosen) < limit and any(groups[k] for k in keys):
+            for k in keys:
+                if groups[k] and len(chosen) < limit:
+                    chosen.append(groups[k].pop())
+        sets[split] = chosen
+    _write_json(path, sets)
+    return sets
+
+
+def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
                 max_new_tokens: int, timings: dict[str, float]) -> None:
     from seccrm.data import load_split
     from seccrm.evaluate import evaluate_instances
@@ -46,7 +84,8 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, limits: dict
     t0 = time.perf_counter()
     model, tok = load_model_and_tokenizer(model_spec, dtype=torch.float32, device="cpu")
     for split in todo:
-        insts = load_split(data, split)[: limits[split]]
+        by_id = {i["id"]: i for i in load_split(data, split)}
+        insts = [by_id[i] for i in sets[split]]
         res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
         res.update(model=model_spec, split=split, stage=stage)
         _write_json(out / "eval" / f"{stage}_{split}.json", res)
@@ -79,9 +118,11 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
         timings["build_s"] = time.perf_counter() - t0
     limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
     max_new = PRESETS["cpu-demo"]["eval_max_new_tokens"]
+    from seccrm.models import load_tokenizer
+    sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed)
 
     _log(f"[2/{stages}] evaluate the base model ({model})")
-    _eval_stage(out, "base", model, data, limits, max_new, timings)
+    _eval_stage(out, "base", model, data, sets, max_new, timings)
 
     warm_model = out / "warmup" / "model"
     if opts["warmup_steps"] > 0:
@@ -91,7 +132,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
             run_warmup(str(data), model, out / "warmup", opts["warmup_steps"], opts["warmup_batch"],
                        opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"])
             timings["warmup_s"] = time.perf_counter() - t0
-        _eval_stage(out, "warmup", str(warm_model), data, limits, max_new, timings)
+        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings)
         start_model = str(warm_model)
     else:
         start_model = model
@@ -108,7 +149,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     del trainer
     from seccrm.checkpoint import latest_checkpoint
     final = latest_checkpoint(out / "sec")
-    _eval_stage(out, "sec", str(final), data, limits, max_new, timings)
+    _eval_stage(out, "sec", str(final), data, sets, max_new, timings)
 
     _log(f"[5/{stages}] write the report")
     timings["total_this_invocation_s"] = time.perf_counter() - t_start

@@ -56,22 +56,38 @@ def summarise(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     return out
 
 
+def _batches(order: list[int], lengths: list[int], batch_size: int, token_budget: int) -> list[list[int]]:
+    """Consecutive slices of ``order`` with at most ``batch_size`` items and ``token_budget`` padded tokens."""
+    out: list[list[int]] = []
+    for i in order:
+        if out and len(out[-1]) < batch_size and max(lengths[j] for j in out[-1] + [i]) * (len(out[-1]) + 1) <= token_budget:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def evaluate_instances(model: Any, tokenizer: Any, instances: list[dict[str, Any]], max_new_tokens: int = 64,
-                       batch_size: int = 8, desc: str = "eval", progress: bool = True) -> dict[str, Any]:
-    """Greedy completions for ``instances`` and their scores. Returns per-instance rows and a summary."""
+                       batch_size: int = 8, desc: str = "eval", progress: bool = True,
+                       token_budget: int = 16384) -> dict[str, Any]:
+    """Greedy completions for ``instances`` and their scores. Returns per-instance rows and a summary.
+
+    Prompts are batched by length (similar lengths together, at most ``token_budget`` padded prompt
+    tokens per batch) so that a few very long prompts never take the memory of a whole batch.
+    """
     from seccrm.rewards import score_details
     from seccrm.rollout import encode_prompts, generate_rollouts
 
     was_training = model.training
     model.eval()
     prompts = encode_prompts(tokenizer, [inst["messages"] for inst in instances])
-    order = sorted(range(len(instances)), key=lambda i: len(prompts[i]))  # similar lengths batch together
+    lengths = [len(p) for p in prompts]
+    order = sorted(range(len(instances)), key=lambda i: lengths[i])
     rows: list[dict[str, Any] | None] = [None] * len(instances)
     t0 = time.perf_counter()
     with torch.no_grad(), tqdm(total=len(instances), desc=desc, unit="inst", disable=not progress,
                                dynamic_ncols=True, file=sys.stderr, leave=False) as bar:
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
+        for idx in _batches(order, lengths, batch_size, token_budget):
             ro = generate_rollouts(model, tokenizer, [prompts[i] for i in idx], n=1,
                                    max_new_tokens=max_new_tokens, greedy=True)
             for j, i in enumerate(idx):
@@ -79,7 +95,7 @@ def evaluate_instances(model: Any, tokenizer: Any, instances: list[dict[str, Any
                 d = score_details(inst, text)
                 rows[i] = {"id": inst["id"], "task": inst["task"], "skill": inst["skill"],
                            "difficulty": inst["difficulty"], "reward": float(d["reward"]),
-                           "completion": text}
+                           "prompt_tokens": lengths[i], "completion": text}
             bar.update(len(idx))
     if was_training:
         model.train()

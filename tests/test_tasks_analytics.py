@@ -241,7 +241,7 @@ def test_metadata_and_prompt_shape(task: str, instances: Any) -> None:
             assert m["window_start"] < m["window_end"]
             assert inst.task == task and inst.difficulty == level
             assert [x["role"] for x in inst.messages] == ["system", "user"]
-            assert inst.messages[0]["content"] == system_message()
+            assert inst.messages[0]["content"] == system_message(inst.messages[1]["content"])
             user = inst.messages[1]["content"]
             assert m["window_phrase"] in user and len(user) <= 11_500
             # Only windows stated relative to today come with today's date.

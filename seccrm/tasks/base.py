@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -203,16 +204,29 @@ def sample_window(rng: random.Random, today: dt.date, difficulty: str, months_ba
 # (today's date where needed, the records as compact tables, the question, the answer format).
 # ----------------------------------------------------------------------------------------------
 
-DEFINITIONS = """Definitions:
-- Quarters: Q1 = January-March, Q2 = April-June, Q3 = July-September, Q4 = October-December.
-- Seasons: Winter YYYY = December of YYYY-1 to February of YYYY; Spring = March-May; Summer = June-August; Fall = September-November.
-- "The past N months" / "the past N quarters": the N complete months / quarters before the one that contains today's date.
-- A month has "significantly more" cases when its count is at least twice the average of the other months in the period and at least 5 more cases than that average.
-- Handle time of a case: whole days between the dates of CreatedDate and ClosedDate (time of day ignored). A case counts as transferred when its history has more than one 'Owner Assignment'."""
+# Each definition is shown only to prompts that use its terms (a shorter prompt is cheaper to train
+# on and leaves less to misread); the trigger is a case-insensitive regular expression.
+DEFINITION_ITEMS: tuple[tuple[str, str], ...] = (
+    (r"\bQ[1-4]\b|quarter",
+     "Quarters: Q1 = January-March, Q2 = April-June, Q3 = July-September, Q4 = October-December."),
+    (r"\b(winter|spring|summer|fall)\b",
+     "Seasons: Winter YYYY = December of YYYY-1 to February of YYYY; Spring = March-May; "
+     "Summer = June-August; Fall = September-November."),
+    (r"\bpast \d+ (month|quarter)",
+     '"The past N months" / "the past N quarters": the N complete months / quarters before the one '
+     "that contains today's date."),
+    (r"significantly more",
+     'A month has "significantly more" cases when its count is at least twice the average of the other '
+     "months in the period and at least 5 more cases than that average."),
+    (r"handle time",
+     "Handle time of a case: whole days between the dates of CreatedDate and ClosedDate (time of day ignored)."),
+    (r"transfer",
+     "A case counts as transferred when its history has more than one 'Owner Assignment'."),
+)
+DEFINITIONS = "Definitions:\n" + "\n".join(f"- {line}" for _, line in DEFINITION_ITEMS)
 
 SYSTEM_TEMPLATE = """You are a CRM analyst working in a Salesforce org. Answer from the records given; do not invent ids.
 {definitions}
-
 Think briefly if you need to, then give the final answer inside <answer></answer> tags. Only the last <answer> block counts.
 Example:
 Question: Which agent (User Id) owns case 500Wt00000000001AAA? Answer with the User Id.
@@ -220,8 +234,16 @@ Records: Case: Id | OwnerId -> 500Wt00000000001AAA | 005Wt0000000000BAAA
 Reply: The case row lists its owner. <answer>005Wt0000000000BAAA</answer>"""
 
 
-def system_message(definitions: str = DEFINITIONS) -> str:
-    return SYSTEM_TEMPLATE.format(definitions=definitions)
+def definitions_for(text: str) -> str:
+    """The definitions whose terms occur in ``text`` (empty when none do)."""
+    lines = [line for pattern, line in DEFINITION_ITEMS if re.search(pattern, text, re.IGNORECASE)]
+    return "Definitions:\n" + "\n".join(f"- {line}" for line in lines) + "\n" if lines else ""
+
+
+def system_message(text: str | None = None) -> str:
+    """The system message; with ``text`` (the user message), only the definitions it needs."""
+    defs = DEFINITIONS + "\n" if text is None else definitions_for(text)
+    return SYSTEM_TEMPLATE.format(definitions=defs)
 
 
 def _cell(v: Any) -> str:
@@ -252,8 +274,9 @@ def build_messages(question: str, tables: list[str], answer_format: str,
     parts.extend(tables)
     parts.append(f"Question: {question}")
     parts.append(f"Answer format: {answer_format} Put it inside <answer></answer>.")
-    return [{"role": "system", "content": system_message()},
-            {"role": "user", "content": "\n\n".join(parts)}]
+    user = "\n\n".join(parts)
+    return [{"role": "system", "content": system_message(user)},
+            {"role": "user", "content": user}]
 
 
 def shuffled(rng: random.Random, items: list[Any]) -> list[Any]:
