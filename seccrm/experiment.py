@@ -50,7 +50,7 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
         train={**PRESETS["cpu-demo"], "save_every": 4, "keep_checkpoints": 0},
         curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=12,
         warmup_steps="auto", warmup_default_steps=40, warmup_batch=8, warmup_lr=1e-4,
-        eval_val=48, eval_test=72, eval_max_new_tokens=32,
+        eval_val=48, eval_test=72, eval_max_new_tokens=32, eval_max_prompt_tokens=1100,
         note="CPU budget: 2 of the 7 curricula (sec, uniform), 3 seeds, 12 steps of 4 prompts x 8 "
              "completions, evaluation on 48 validation and 72 test instances."),
     # One GPU, the same protocol with every curriculum; for SmolLM2, Qwen2.5-3B or any local folder.
@@ -58,7 +58,7 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
         train={**PRESETS["gpu"], "steps": 100, "save_every": 20, "keep_checkpoints": 0, "eval_every": 0},
         curricula=ALL_CURRICULA, seeds=(0, 1, 2), steps=100,
         warmup_steps="auto", warmup_default_steps=60, warmup_batch=16, warmup_lr=5e-5,
-        eval_val=240, eval_test=300, eval_max_new_tokens=256,
+        eval_val=240, eval_test=300, eval_max_new_tokens=256, eval_max_prompt_tokens=0,
         note="GPU budget: all 7 curricula, 3 seeds, 100 steps of 64 prompts x 8 completions."),
 }
 
@@ -78,7 +78,7 @@ def _write_json(path: Path, obj: Any) -> None:
 # ------------------------------------------------------------------------------------ the plan
 def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricula: list[str] | None = None,
               seeds: list[int] | None = None, steps: int | None = None, warmup_steps: int | str | None = None,
-              eval_val: int | None = None, eval_test: int | None = None,
+              eval_val: int | None = None, eval_test: int | None = None, eval_max_prompt_tokens: int | None = None,
               train_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The experiment's settings as a JSON-ready dict (a preset, then the explicit arguments)."""
     if preset not in EXPERIMENT_PRESETS:
@@ -95,6 +95,8 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
         "warmup_default_steps": p["warmup_default_steps"], "warmup_batch": p["warmup_batch"],
         "warmup_lr": p["warmup_lr"], "eval_val": int(eval_val or p["eval_val"]),
         "eval_test": int(eval_test or p["eval_test"]), "eval_max_new_tokens": p["eval_max_new_tokens"],
+        "eval_max_prompt_tokens": int(p["eval_max_prompt_tokens"] if eval_max_prompt_tokens is None
+                                      else eval_max_prompt_tokens),
         "train": {**p["train"], **(train_overrides or {})}, "note": p["note"],
     }
     plan["train"].pop("model", None)  # the starting model is the experiment's, not the preset's
@@ -106,7 +108,7 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
 
 # Settings a rerun may not change: they decide what every run and evaluation means.
 _FIXED = ("data", "model", "steps", "warmup_steps", "warmup_default_steps", "warmup_batch", "warmup_lr",
-          "eval_val", "eval_test", "eval_max_new_tokens", "train")
+          "eval_val", "eval_test", "eval_max_new_tokens", "eval_max_prompt_tokens", "train")
 
 
 def merge_plan(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
@@ -163,8 +165,20 @@ class Evaluator:
     def __init__(self, plan: dict[str, Any]):
         from seccrm.data import load_split
         self.plan = plan
-        self.subsets = {"val": stratified_subset(load_split(plan["data"], "val"), plan["eval_val"]),
-                        "test": stratified_subset(load_split(plan["data"], "test"), plan["eval_test"])}
+        self.subsets = {s: stratified_subset(self._fitting(load_split(plan["data"], s)), plan[f"eval_{s}"])
+                        for s in ("val", "test")}
+
+    def _fitting(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The instances whose prompt fits ``eval_max_prompt_tokens`` (0 = all), so that a CPU budget
+        is not spent on 4,000-token prompts; the report states the limit."""
+        limit = self.plan.get("eval_max_prompt_tokens", 0)
+        if not limit:
+            return instances
+        from seccrm.models import load_tokenizer
+        from seccrm.rollout import encode_prompts
+        tok = load_tokenizer(self.plan["model"])
+        lengths = [len(p) for p in encode_prompts(tok, [inst["messages"] for inst in instances])]
+        return [inst for inst, n in zip(instances, lengths, strict=True) if n <= limit]
 
     def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
         """Evaluate ``model_spec`` on each split of ``targets`` (split -> output file) not yet written."""
@@ -343,7 +357,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     try:
         plan = make_plan(args.data, args.model, args.out, preset=args.preset, curricula=args.curricula,
                          seeds=args.seeds, steps=args.steps, warmup_steps=warm, eval_val=args.eval_val,
-                         eval_test=args.eval_test)
+                         eval_test=args.eval_test, eval_max_prompt_tokens=args.eval_max_prompt_tokens,
+                         train_overrides={k: v for k in ("max_prompt_tokens", "prompts_per_step")
+                                          if (v := getattr(args, k)) is not None})
         run_experiment(plan)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise CLIError(str(e)) from e
@@ -368,4 +384,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    f"steps when the base model's validation format rate is below {WARMUP_FORMAT_THRESHOLD}.")
     p.add_argument("--eval-val", type=int, default=None, help="Validation instances per evaluation.")
     p.add_argument("--eval-test", type=int, default=None, help="Test instances per evaluation.")
+    p.add_argument("--eval-max-prompt-tokens", type=int, default=None,
+                   help="Evaluate only instances whose prompt fits this many tokens (0 = all; default: the preset's).")
+    p.add_argument("--max-prompt-tokens", type=int, default=None,
+                   help="Train only on instances whose prompt fits (0 = all; default: the preset's).")
+    p.add_argument("--prompts-per-step", type=int, default=None, help="Prompts per GRPO step (default: the preset's).")
     p.set_defaults(func=cmd_experiment)

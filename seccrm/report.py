@@ -531,11 +531,19 @@ def _setup_lines(exp: Experiment) -> list[str]:
             ("seeds", ", ".join(map(str, seeds)) or "none"),
             ("format warm-up", f"{warm.get('steps', '?')} steps ({warm.get('reason', 'no record')})" if warm else "no record"),
             ("evaluation", f"greedy, {p.get('eval_val', '?')} validation and {p.get('eval_test', '?')} test instances "
-                           "(fixed stratified subsets, the same for every model)"),
+                           "(fixed stratified subsets, the same for every model"
+                           + (f"; only prompts of at most {p['eval_max_prompt_tokens']} tokens)"
+                              if p.get("eval_max_prompt_tokens") else ")")),
+            ("training prompts", f"at most {t['max_prompt_tokens']} tokens" if t.get("max_prompt_tokens") else "all"),
             ("machine", p.get("machine", "?")), ("command", f"`{p.get('command', '?')}`")]
     if exp.timings:
         rows.append(("wall time", ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v / 60:.1f} min"
                                             for k, v in exp.timings.items())))
+    stats = next(exp.path.glob("runs/*/seed*/data_stats.json"), None)  # same data and limit for every run
+    if stats is not None:
+        pools = json.loads(stats.read_text()).get("pool_sizes", {})
+        rows.append(("arms with training instances", f"{len(pools)} of {len(ALL_ARMS)}: "
+                     + ", ".join(f"{a} ({n})" for a, n in pools.items())))
     lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     missing = [c for c in CURRICULUM_ORDER if c not in exp.runs]
     if missing or len(seeds) < 3:

@@ -55,6 +55,21 @@ def test_merge_plan_extends_runs_but_refuses_other_settings(tmp_path: Path) -> N
         ex.merge_plan(old, ex.make_plan(str(tmp_path), "smollm2", "e"))
 
 
+def test_evaluation_subsets_respect_the_prompt_limit(tiny_suite: Path) -> None:
+    from seccrm.models import load_tokenizer
+    from seccrm.rollout import encode_prompts
+    plan = ex.make_plan(str(tiny_suite), "tiny", "x", eval_val=1000, eval_test=1000, eval_max_prompt_tokens=0)
+    full = ex.Evaluator(plan).subsets
+    plan["eval_max_prompt_tokens"] = 1000
+    cut = ex.Evaluator(plan).subsets
+    tok = load_tokenizer("tiny")
+    for split in ("val", "test"):
+        lengths = [len(p) for p in encode_prompts(tok, [i["messages"] for i in full[split]])]
+        kept = {i["id"] for i in cut[split]}
+        assert kept == {i["id"] for i, n in zip(full[split], lengths, strict=True) if n <= 1000}
+        assert 0 < len(kept) < len(full[split])  # the tiny suite has prompts on both sides of 1000
+
+
 # ------------------------------------------------------------------ orchestration with fakes
 class FakeEvaluator:
     """Writes evaluation files as the real one does; the base model's format rate is settable."""
