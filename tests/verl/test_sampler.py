@@ -187,3 +187,21 @@ def test_state_survives_checkpoint(train_dataset: Any, sampler_config: Callable[
 def _row(dataset: Any, instance_id: str) -> int:
     """The dataset position of an instance (rows are few: a scan is fine)."""
     return next(i for i in range(len(dataset)) if dataset[i]["extra_info"]["instance_id"] == instance_id)
+
+
+def test_other_curricula_behind_the_same_sampler(train_dataset: Any, sampler_config: Callable[..., Any]) -> None:
+    """Any curriculum of seccrm's registry runs in VERL; the difficulty schedules need the run's length."""
+    with pytest.raises(ValueError, match="total_steps"):
+        _sampler(train_dataset, sampler_config, "++data.sampler.curriculum=easy2hard")
+    sampler = _sampler(train_dataset, sampler_config, "++data.sampler.curriculum=easy2hard",
+                       "++data.sampler.total_steps=3")
+    arm_of_row, _ = dataset_rows(train_dataset)
+    levels = []
+    for step in range(3):
+        rows = [i for i in islice(iter(sampler), 8)]
+        levels.append({arm_of_row[i].split("/")[1] for i in rows})
+        batch, _ = _grpo_batch(train_dataset, rows, n=2, seed=20 + step)
+        sampler.update(batch)
+    assert levels == [{"easy"}, {"medium"}, {"hard"}]
+    uniform = _sampler(train_dataset, sampler_config, "++data.sampler.curriculum=uniform")
+    assert set(uniform.probs().values()) == {1 / 12}

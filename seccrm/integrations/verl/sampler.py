@@ -41,7 +41,7 @@ from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
 from seccrm.arms import ALL_ARMS
-from seccrm.curriculum import ArmPools, Curriculum, make_curriculum
+from seccrm.curriculum import ArmPools, Curriculum, DifficultySchedule, make_curriculum
 
 try:  # VERL 0.5 to 0.7.x: the interface VERL's trainer recognises and calls update() on
     from verl.experimental.dataset.sampler import AbstractCurriculumSampler as _SamplerBase
@@ -85,6 +85,18 @@ def dataset_rows(dataset: Sized) -> tuple[list[str], list[str]]:
         raise ValueError(f"the training data holds instance ids more than once ({', '.join(dup)}, ...); "
                          "list each exported train.parquet once in data.train_files")
     return arms, ids
+
+
+def _instances_by_arm(dataset: Sized) -> tuple[dict[str, list[str]], dict[str, int]]:
+    """``arm -> instance ids`` and ``instance id -> row`` of a dataset; unknown arms raise."""
+    arms, ids = dataset_rows(dataset)
+    by_arm: dict[str, list[str]] = {}
+    for arm, iid in zip(arms, ids, strict=True):
+        by_arm.setdefault(arm, []).append(iid)
+    unknown = sorted(set(by_arm) - set(ALL_ARMS))
+    if unknown:
+        raise ValueError(f"rows with unknown arms {unknown}; known: {', '.join(ALL_ARMS)}")
+    return by_arm, {iid: n for n, iid in enumerate(ids)}
 
 
 def completion_stats(batch: Any) -> tuple[list[str], list[float], list[float] | None]:
@@ -135,14 +147,7 @@ class SECSampler(_SamplerBase):  # type: ignore[misc, valid-type]
                              "draw batches before the bandit has learned from the previous step")
         opts = _option(data_config, "sampler", {})
         self.data_source = data_source
-        arms_per_row, ids = dataset_rows(data_source)
-        self._row_of = {iid: n for n, iid in enumerate(ids)}
-        by_arm: dict[str, list[str]] = {}
-        for arm, iid in zip(arms_per_row, ids, strict=True):
-            by_arm.setdefault(arm, []).append(iid)
-        unknown = sorted(set(by_arm) - set(ALL_ARMS))
-        if unknown:
-            raise ValueError(f"rows with unknown arms {unknown}; known: {', '.join(ALL_ARMS)}")
+        by_arm, self._row_of = _instances_by_arm(data_source)
         self.arms = tuple(a for a in ALL_ARMS if a in by_arm)
         self.seed = int(_option(opts, "seed", _option(data_config, "seed", 0)))
         self.curriculum_name = str(_option(opts, "curriculum", "sec"))
@@ -151,10 +156,16 @@ class SECSampler(_SamplerBase):  # type: ignore[misc, valid-type]
             **self._curriculum_kwargs(opts))
         self.pools = ArmPools(by_arm, seed=derive_seed(self.seed, "pools"))
         self.total_steps = _option(opts, "total_steps")
+        if isinstance(self.curriculum, DifficultySchedule):
+            if not self.total_steps:  # without it a schedule would stay on its first level for ever
+                raise ValueError(f"curriculum {self.curriculum_name!r} follows training progress: "
+                                 "set ++data.sampler.total_steps=<the run's total steps>")
+            self.curriculum.set_progress(0, int(self.total_steps))
         self.metrics_path = _option(opts, "metrics_path")
         # An epoch is a whole number of batches, so that no draw is thrown away with a last partial batch.
         batch = max(int(_option(data_config, "gen_batch_size", _option(data_config, "train_batch_size", 1))), 1)
-        self.epoch_length = (len(ids) // batch) * batch if len(ids) >= batch else len(ids)
+        n = len(self._row_of)
+        self.epoch_length = (n // batch) * batch if n >= batch else n
         self.epoch_yielded = 0
         self.last_metrics: dict[str, float] = {}
 
@@ -191,9 +202,9 @@ class SECSampler(_SamplerBase):  # type: ignore[misc, valid-type]
         if batch.meta_info.get(UPDATED_FLAG):
             return self.last_metrics
         arms, advantages, rewards = completion_stats(batch)
-        if self.total_steps:
-            self.curriculum.set_progress(self.curriculum.step, int(self.total_steps))
         self.last_metrics = self.curriculum.update(arms, advantages, rewards)
+        if self.total_steps:  # the schedules draw the next batch at this progress
+            self.curriculum.set_progress(self.curriculum.step, int(self.total_steps))
         batch.meta_info[UPDATED_FLAG] = True
         if self.metrics_path:
             with open(self.metrics_path, "a", encoding="utf-8") as f:
