@@ -312,6 +312,8 @@ class Trainer:
         old_lp = self._old_logprobs(ro) if cfg.mini_batches > 1 else None
         self.model.train()
         sums: dict[str, float] = defaultdict(float)
+        weighted: dict[str, float] = defaultdict(float)
+        weight_total = 0.0
         skipped = 0
         for mb in range(cfg.mini_batches):
             mgroups = groups[mb * per_mini:(mb + 1) * per_mini]
@@ -333,8 +335,10 @@ class Trainer:
                     finite = False
                     break
                 loss.backward()
-                for k, v in m.items():
-                    sums[k] += float(v) * len(mg) / len(groups)
+                tokens = float(m.get("policy/tokens", 1.0))
+                for k, v in m.items():  # token-weighted means over the whole batch
+                    weighted[k] += float(v) * tokens
+                weight_total += tokens
             gnorm = torch.nn.utils.clip_grad_norm_(
                 [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
             if finite and math.isfinite(float(gnorm)):
@@ -343,6 +347,8 @@ class Trainer:
             else:
                 skipped += 1
             self.optimizer.zero_grad(set_to_none=True)
+        sums.update({k: v / max(weight_total, 1.0) for k, v in weighted.items() if k != "policy/tokens"})
+        sums["policy/tokens"] = weight_total
         if skipped:
             self.nan_steps += 1
         sums["train/skipped_updates"] = skipped

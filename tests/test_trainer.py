@@ -107,3 +107,23 @@ def test_corrupt_checkpoint_is_refused_on_resume(tiny_suite, tmp_path, monkeypat
     opt.write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="corrupt"):
         Trainer(_cfg(tiny_suite, tmp_path / "c", steps=2, resume=True))
+
+
+def test_lora_run_saves_merged_model_and_resumes(tiny_suite, tmp_path, monkeypatch):
+    from transformers import AutoModelForCausalLM
+
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    t = Trainer(_cfg(tiny_suite, tmp_path / "lora", steps=1, lora_r=4, lora_alpha=8))
+    trainable = sum(p.numel() for p in t.model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in t.model.parameters())
+    assert 0 < trainable < total / 5
+    t.train()
+    ckpt = tmp_path / "lora" / "checkpoints" / "step_000001"
+    assert (ckpt / "adapter").is_dir()
+    merged = AutoModelForCausalLM.from_pretrained(ckpt)       # a plain model, adapter merged in
+    assert not hasattr(merged, "peft_config")
+    resumed = Trainer(_cfg(tiny_suite, tmp_path / "lora", steps=2, lora_r=4, lora_alpha=8, resume=True))
+    assert resumed.step == 1
+    resumed.train()
+    assert resumed.step == 2
