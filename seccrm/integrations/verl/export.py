@@ -135,7 +135,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="export a built suite for another trainer (VERL)")
     targets = export.add_subparsers(dest="target", metavar="TARGET")
     p = targets.add_parser("verl", help="train/val/test Parquet in VERL's RL dataset layout",
-                           description="Write DIR's train/val/test splits as Parquet files that VERL's "
+                           description="Write the train/val/test splits of a built suite (--data) as Parquet files that VERL's "
                            "RLHFDataset loads, plus a copy of the org for the CRUD rewards.")
     p.add_argument("--data", required=True, help="suite directory written by `seccrm build`")
     p.add_argument("--out", required=True, help="output directory for the Parquet files")
