@@ -47,12 +47,13 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
     # The embedded SmolLM2-135M on a 2-core CPU in about 90 minutes (measured: docs/results.md).
     # Only SEC and uniform, the comparison the question is about, fit that budget with 3 seeds.
     "cpu-exp": dict(
-        train={**PRESETS["cpu-demo"], "save_every": 4, "keep_checkpoints": 0},
-        curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=12,
-        warmup_steps="auto", warmup_default_steps=40, warmup_batch=8, warmup_lr=1e-4,
-        eval_val=48, eval_test=72, eval_max_new_tokens=32, eval_max_prompt_tokens=1100,
-        note="CPU budget: 2 of the 7 curricula (sec, uniform), 3 seeds, 12 steps of 4 prompts x 8 "
-             "completions, evaluation on 48 validation and 72 test instances."),
+        train={**PRESETS["cpu-demo"], "prompts_per_step": 2, "max_prompt_tokens": 1024, "save_every": 4,
+               "keep_checkpoints": 0, "eval_every": 0},
+        curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=8,
+        warmup_steps="auto", warmup_default_steps=6, warmup_batch=4, warmup_lr=1e-4,
+        eval_val=12, eval_test=24, eval_max_new_tokens=32, eval_max_prompt_tokens=1024,
+        note="CPU budget: 2 of the 7 curricula (sec, uniform), 3 seeds, 8 steps of 2 prompts x 8 "
+             "completions, prompts of at most 1,024 tokens, evaluation on 12 validation and 24 test instances."),
     # One GPU, the same protocol with every curriculum; for SmolLM2, Qwen2.5-3B or any local folder.
     "gpu-exp": dict(
         train={**PRESETS["gpu"], "steps": 100, "save_every": 20, "keep_checkpoints": 0, "eval_every": 0},
@@ -162,11 +163,22 @@ def _level(difficulty: str) -> int:
 class Evaluator:
     """Evaluates model folders on the experiment's fixed validation and test subsets."""
 
-    def __init__(self, plan: dict[str, Any]):
+    def __init__(self, plan: dict[str, Any], sets_file: Path | None = None):
         from seccrm.data import load_split
         self.plan = plan
-        self.subsets = {s: stratified_subset(self._fitting(load_split(plan["data"], s)), plan[f"eval_{s}"])
-                        for s in ("val", "test")}
+        splits = {s: load_split(plan["data"], s) for s in ("val", "test")}
+        if sets_file is not None and sets_file.exists():  # a resumed experiment: the same instances
+            ids = json.loads(sets_file.read_text())
+            by_id = {s: {i["id"]: i for i in splits[s]} for s in splits}
+            missing = [i for s in ids for i in ids[s] if i not in by_id[s]]
+            if missing:
+                raise ValueError(f"{sets_file} names instances the suite lacks ({missing[:3]}...): "
+                                 "was the suite rebuilt? Use the suite the experiment started with.")
+            self.subsets = {s: [by_id[s][i] for i in ids[s]] for s in ids}
+            return
+        self.subsets = {s: stratified_subset(self._fitting(splits[s]), plan[f"eval_{s}"]) for s in splits}
+        if sets_file is not None:
+            _write_json(sets_file, {s: [i["id"] for i in v] for s, v in self.subsets.items()})
 
     def _fitting(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The instances whose prompt fits ``eval_max_prompt_tokens`` (0 = all), so that a CPU budget
@@ -312,7 +324,7 @@ def run_experiment(plan: dict[str, Any]) -> Path:
     plan = _open_plan(plan, exp_dir)
     timings = exp_dir / "timings.json"
     t_start = time.perf_counter()
-    ev = Evaluator(plan)
+    ev = Evaluator(plan, exp_dir / "eval" / "sets.json")
 
     t0 = time.perf_counter()
     base = ev.run(plan["model"], {s: exp_dir / "eval" / f"base_{s}.json" for s in ("val", "test")}, "base")

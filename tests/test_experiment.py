@@ -32,7 +32,7 @@ def test_stratified_subset_covers_every_task_first_and_is_deterministic() -> Non
 
 def test_make_plan_uses_the_preset_and_refuses_what_cannot_work(tmp_path: Path) -> None:
     plan = ex.make_plan(str(tmp_path), "smollm2", str(tmp_path / "e"))
-    assert plan["curricula"] == ["sec", "uniform"] and plan["seeds"] == [0, 1, 2] and plan["steps"] == 12
+    assert plan["curricula"] == ["sec", "uniform"] and plan["seeds"] == [0, 1, 2] and plan["steps"] == 8
     assert "model" not in plan["train"] and plan["train"]["keep_checkpoints"] == 0
     gpu = ex.make_plan(str(tmp_path), "/models/qwen", str(tmp_path / "g"), preset="gpu-exp", steps=7, seeds=[4])
     assert gpu["curricula"] == list(ex.ALL_CURRICULA) and gpu["steps"] == 7 and gpu["seeds"] == [4]
@@ -70,6 +70,19 @@ def test_evaluation_subsets_respect_the_prompt_limit(tiny_suite: Path) -> None:
         assert 0 < len(kept) < len(full[split])  # the tiny suite has prompts on both sides of 1000
 
 
+def test_evaluation_sets_are_stored_and_reused(tiny_suite: Path, tmp_path: Path) -> None:
+    plan = ex.make_plan(str(tiny_suite), "tiny", "x", eval_val=5, eval_test=4)
+    first = ex.Evaluator(plan, tmp_path / "sets.json").subsets
+    stored = json.loads((tmp_path / "sets.json").read_text())
+    assert stored == {s: [i["id"] for i in v] for s, v in first.items()} and len(stored["test"]) == 4
+    plan["eval_val"] = 9  # a later call reads the stored sets, whatever it would choose now
+    again = ex.Evaluator(plan, tmp_path / "sets.json").subsets
+    assert {s: [i["id"] for i in v] for s, v in again.items()} == stored
+    (tmp_path / "sets.json").write_text(json.dumps({"val": ["nope"], "test": []}))
+    with pytest.raises(ValueError, match="rebuilt"):
+        ex.Evaluator(plan, tmp_path / "sets.json")
+
+
 # ------------------------------------------------------------------ orchestration with fakes
 class FakeEvaluator:
     """Writes evaluation files as the real one does; the base model's format rate is settable."""
@@ -77,7 +90,7 @@ class FakeEvaluator:
     calls: list[str] = []
     base_format = 0.0
 
-    def __init__(self, plan: dict[str, Any]):
+    def __init__(self, plan: dict[str, Any], sets_file: Path | None = None):
         self.plan = plan
 
     def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
@@ -136,7 +149,7 @@ def test_runs_are_seed_major_evaluated_finalised_and_skipped_when_done(
     exp = ex.run_experiment(_plan(tmp_path))
     warm = str(exp / "warmup" / "model")
     assert fakes["train"] == [("sec", 0, warm), ("uniform", 0, warm), ("sec", 1, warm), ("uniform", 1, warm)]
-    assert fakes["warmup"] == [40]  # auto: the base model wrote no answer block
+    assert fakes["warmup"] == [ex.EXPERIMENT_PRESETS["cpu-exp"]["warmup_default_steps"]]  # auto: no answer block
     run = exp / "runs" / "sec" / "seed1"
     assert (run / "eval_val_step1.json").is_file() and (run / "eval_test.json").is_file()
     assert (run / "final_model" / "config.json").is_file() and not (run / "final_model" / "optimizer.pt").exists()
@@ -146,7 +159,7 @@ def test_runs_are_seed_major_evaluated_finalised_and_skipped_when_done(
     assert "run 4/4 uniform/seed1: 2 steps" in err and "test acc" in err
     n_evals = len(FakeEvaluator.calls)
     ex.run_experiment(_plan(tmp_path))  # everything done: nothing trains or evaluates again
-    assert len(fakes["train"]) == 4 and len(FakeEvaluator.calls) == n_evals and fakes["warmup"] == [40]
+    assert len(fakes["train"]) == 4 and len(FakeEvaluator.calls) == n_evals and len(fakes["warmup"]) == 1
     assert "done before, skipped" in capsys.readouterr().err
     md = write_experiment_report(exp, figures=False).read_text()
     assert "| SEC (hold) | 2 seeds |" in md and "Does SEC beat uniform?" in md
