@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -14,11 +15,15 @@ import pytest
 
 from seccrm.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS
 from seccrm.cli import main
-from seccrm.data import build_suite, check_suite, load_split
-from seccrm.data.build import SPLITS, per_difficulty, val_indices
+from seccrm.data import build_suite, check_suite, load_split, prompt_key
+from seccrm.data.build import MAX_REDRAWS, SPLITS, make_pool, make_record, n_val, per_difficulty, val_indices
+from seccrm.data.cli import prompts_summary
 from seccrm.rewards import gold_completion, score, score_details
+from seccrm.tasks.base import Instance
 
-TRAIN_PER_TASK, TEST_PER_TASK = 6, 3          # 2 per level, so every (task, level) is exercised
+# 8 per level: every (task, level) is exercised, and some easy pools repeat a prompt, so the build
+# (and its rebuild with two workers) goes through redraws.
+TRAIN_PER_TASK, TEST_PER_TASK = 24, 6
 FILES = ("org.sqlite", "suite.json", *(f"{s}.{e}" for s in SPLITS for e in ("jsonl", "parquet")))
 
 
@@ -60,6 +65,7 @@ def test_same_seed_same_bytes_other_seed_other_data(suite: Path, tmp_path: Path)
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "lead_qualification" in done.stdout and "all" in done.stdout          # the counts table
+    assert "distinct prompts:" in done.stdout and "no prompt in two splits" in done.stdout
     for name in FILES:
         assert (suite / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
     build(tmp_path / "s1", seed=1)
@@ -86,12 +92,106 @@ def test_records_splits_and_counts(suite: Path) -> None:
     assert len(ids) == len(set(ids))
     for task in TRAIN_TASKS:
         for d, pool in per_difficulty(TRAIN_PER_TASK).items():
-            val = {f"{task}-{d}-{i:05d}" for i in val_indices(0, task, d, pool)}
-            got_val = {r["id"] for r in splits["val"] if r["task"] == task and r["difficulty"] == d}
-            got_train = [r for r in splits["train"] if r["task"] == task and r["difficulty"] == d]
-            assert got_val == val and len(got_train) == pool - len(val)
-    assert manifest["counts"]["test"] == {t: {d: 1 for d in DIFFICULTIES} for t in HELD_OUT_TASKS}
+            mine = sorted((r for s in ("train", "val") for r in splits[s]
+                           if r["task"] == task and r["difficulty"] == d), key=lambda r: r["id"])
+            assert [r["id"] for r in mine] == [f"{task}-{d}-{i:05d}" for i in range(pool)]
+            val = {mine[i]["id"] for i in val_indices(0, task, d, [prompt_key(r["messages"]) for r in mine])}
+            assert {r["id"] for r in splits["val"] if r["task"] == task and r["difficulty"] == d} == val
+            assert len(val) == n_val(pool)                      # no shortfall: these pools have no repeats
+    assert manifest["counts"]["test"] == {t: {d: 2 for d in DIFFICULTIES} for t in HELD_OUT_TASKS}
     assert len(splits["train"]) + len(splits["val"]) == TRAIN_PER_TASK * len(TRAIN_TASKS)
+
+
+def test_no_prompt_in_two_splits_and_redraws_recorded(suite: Path) -> None:
+    splits = {s: read(suite / f"{s}.jsonl") for s in SPLITS}
+    manifest = json.loads((suite / "suite.json").read_text())
+    where: dict[str, set[str]] = {}
+    for split, recs in splits.items():
+        for r in recs:
+            where.setdefault(prompt_key(r["messages"]), set()).add(split)
+    assert all(len(s) == 1 for s in where.values())
+    for split, recs in splits.items():                      # suite.json's distinct counts are the files'
+        for task, levels in manifest["distinct"][split].items():
+            for d, n in levels.items():
+                assert n == len({prompt_key(r["messages"]) for r in recs if (r["task"], r["difficulty"]) == (task, d)})
+    # Within a pool, in index order: a kept draw (< MAX_REDRAWS) is new; the last draw is kept only as a repeat.
+    by_pool: dict[tuple[str, str], list[dict]] = {}
+    for r in sorted((r for recs in splits.values() for r in recs), key=lambda r: r["id"]):
+        by_pool.setdefault((r["task"], r["difficulty"]), []).append(r)
+    for (task, d), recs in by_pool.items():
+        seen: set[str] = set()
+        for r in recs:
+            k, key = r["metadata"]["redraws"], prompt_key(r["messages"])
+            assert 0 <= k <= MAX_REDRAWS and (key in seen) == (k == MAX_REDRAWS), r["id"]
+            seen.add(key)
+        assert sum(r["metadata"]["redraws"] for r in recs) == manifest["redraws"][task][d]
+    assert sum(v for t in manifest["redraws"].values() for v in t.values()) > 0     # redraws were exercised
+    assert manifest["val_short"] == {}
+
+
+def test_val_keeps_copies_of_a_prompt_together() -> None:
+    keys = ["a"] * 5 + ["b"] * 3 + [f"u{i}" for i in range(12)]          # 20 instances: 5 go to val
+    groups = {k: {i for i, x in enumerate(keys) if x == k} for k in set(keys)}
+    a_in_val = 0
+    for seed in range(30):
+        val = val_indices(seed, "handle_time", "easy", keys)
+        assert len(val) == n_val(20) == 5
+        assert all(g <= val or not g & val for g in groups.values())
+        a_in_val += groups["a"] <= val
+    assert 0 < a_in_val < 30                # repeated prompts do go to val, sometimes, whole
+    val = val_indices(0, "handle_time", "easy", keys, assigned={"b": "val", "u0": "train"})
+    assert groups["b"] <= val and 8 not in val and len(val) == 5
+    assert val_indices(0, "handle_time", "easy", ["x"] * 4) == set()     # one group larger than 25%: short
+    unique = [str(i) for i in range(250)]
+    assert len(val_indices(0, "t", "easy", unique)) == 63
+    assert val_indices(0, "t", "easy", unique) == val_indices(0, "t", "easy", unique) != val_indices(1, "t", "easy", unique)
+
+
+class FewQuestions:
+    """A generator that can ask only ``n`` distinct questions."""
+
+    def __init__(self, name: str, n: int) -> None:
+        self.name, self.n = name, n
+
+    def generate(self, org: object, difficulty: str, rng: random.Random) -> Instance:
+        q = rng.randrange(self.n)
+        return Instance(self.name, difficulty, [{"role": "user", "content": f"question {q}"}], [f"a{q}"], {"q": q})
+
+
+def test_make_pool_redraws_repeats_and_keeps_them_when_it_must(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("seccrm.tasks.get_task", lambda name: FewQuestions(name, 3))
+    recs = make_pool(None, "handle_time", "easy", 10, seed=0)
+    assert make_pool(None, "handle_time", "easy", 10, seed=0) == recs
+    keys = [prompt_key(r["messages"]) for r in recs]
+    assert len(set(keys[:3])) == 3                          # 9 draws find the three questions first ...
+    assert [r["metadata"]["redraws"] for r in recs[3:]] == [MAX_REDRAWS] * 7   # ... then every draw repeats
+    for i, r in enumerate(recs):                            # each record is its recorded draw, rebuilt
+        assert make_record(None, "handle_time", "easy", i, 0, r["metadata"]["redraws"]) == r
+    assert len({r["metadata"]["q"] for r in make_pool(None, "handle_time", "easy", 3, seed=1)}) == 3
+
+
+def test_build_keeps_repeated_prompts_in_one_split_and_reports_them(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import seccrm.tasks
+
+    # knowledge_qa asks 4 questions, the same at every level: copies stay together within a pool and
+    # across pools (a prompt placed by the easy pool keeps its split in the medium and hard pools).
+    real = seccrm.tasks.get_task
+    monkeypatch.setattr(seccrm.tasks, "get_task", lambda n: FewQuestions(n, 4) if n == "knowledge_qa" else real(n))
+    m = build_suite(tmp_path / "s", size="tiny", train_per_task=36, test_per_task=0, progress=False, workers=1)
+    splits = {s: read(tmp_path / "s" / f"{s}.jsonl") for s in ("train", "val")}
+    for d in DIFFICULTIES:
+        kq = {s: [prompt_key(r["messages"]) for r in recs if (r["task"], r["difficulty"]) == ("knowledge_qa", d)]
+              for s, recs in splits.items()}
+        assert not set(kq["train"]) & set(kq["val"])
+        assert len(kq["val"]) == n_val(12) - m["val_short"].get("knowledge_qa", {}).get(d, 0) == m["counts"]["val"]["knowledge_qa"][d]
+        assert len(set(kq["train"])) + len(set(kq["val"])) == 4
+        assert m["distinct"]["train"]["knowledge_qa"][d] + m["distinct"]["val"]["knowledge_qa"][d] == 4
+        assert m["redraws"]["knowledge_qa"][d] >= 8 * MAX_REDRAWS      # 12 instances, 4 questions
+    summary = prompts_summary(m)
+    rows = [line.split() for line in summary.splitlines() if line.startswith("knowledge_qa")]
+    assert [r[1:4] for r in rows] == [[d, "12", "4"] for d in DIFFICULTIES]
+    assert summary.startswith(f"distinct prompts: {sum(v for sp in m['distinct'].values() for t in sp.values() for v in t.values())} of 576")
 
 
 def test_datasets_loads_jsonl_and_parquet(suite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -194,6 +294,16 @@ def test_check_reports_a_held_out_task_in_train_and_overlapping_ids(copy: Path) 
     assert any(test[0]["id"] in p and "also in" in p for p in problems)     # the test id, twice
     assert any(val[0]["id"] in p and "also in" in p for p in problems)
     assert any("expected 0" in p for p in problems_of(copy, "counts"))
+
+
+def test_check_reports_a_prompt_shared_by_train_and_val(copy: Path) -> None:
+    train, val = read(copy / "train.jsonl"), read(copy / "val.jsonl")
+    train[0]["messages"] = val[3]["messages"]               # a planted copy of a val prompt in train
+    rewrite(copy / "train.jsonl", train)
+    leak = problems_of(copy, "leak")
+    assert len(leak) == 1 and train[0]["id"] in leak[0] and val[3]["id"] in leak[0]
+    assert "one split" in leak[0] and "seccrm build --out" in leak[0]
+    assert problems_of(copy.parent / "nowhere", "leak") == []
 
 
 def test_check_reports_nondeterminism_and_missing_files(copy: Path) -> None:

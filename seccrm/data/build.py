@@ -8,16 +8,31 @@ Layout of a suite directory::
     test.jsonl      the three held-out POLICY tasks, all levels
     *.parquet       the same rows; ``metadata`` is a JSON string there, because tasks record different
                     keys with different types, which no single Parquet struct can hold
-    suite.json      how it was built (seed, size, counts) and the sha256 of every file
+    suite.json      how it was built (seed, size, counts, distinct prompts, redraws) and the sha256
+                    of every file
 
 Determinism: every instance draws from its own ``random.Random`` seeded by a stable hash of
-(seed, task, difficulty, index), so an instance never depends on which others were built or in which
-process (large builds generate in a pool of worker processes), and the same seed gives the same
-bytes. Files are written in a fixed order with sorted keys. Validation takes a seeded 25% of each
-(task, difficulty) pool, rounded half up (250 -> 63).
+(seed, task, difficulty, index), so the same seed gives the same bytes. Files are written in a fixed
+order with sorted keys.
+
+Distinct prompts: instances sample from pools of a few dozen to a few hundred records, so two
+instances can ask the identical question. The instances of one (task, difficulty) pool are built in
+index order, by one process, and an instance whose messages equal an earlier one's is redrawn from a
+derived seed, up to ``MAX_REDRAWS`` times; when every draw repeats (the task has too few distinct
+questions at this org size) the last one is kept. ``metadata["redraws"]`` says which draw an
+instance is, ``suite.json`` how many distinct prompts each pool and split holds. Large builds spread
+the pools over worker processes; a pool never depends on another, so the bytes do not depend on the
+number of workers.
+
+Validation takes 25% of each training (task, difficulty) pool, rounded half up (250 -> 63), chosen
+by a seeded walk over the pool that moves all copies of a prompt together, so that no prompt is in
+both train and val (a repeated prompt in both would let validation reward a memorised answer).
+When whole groups of copies cannot add up to exactly 25%, val gets fewer, and ``suite.json``
+records the shortfall in ``val_short`` (negative when copies of prompts that an earlier pool put in
+val pull more in).
 
 In the JSONL files ``metadata`` is a dict (``datasets`` reads it as a Json feature); the builder adds
-``"org": "org.sqlite"`` and ``"seed"`` to what the task records.
+``"org": "org.sqlite"``, ``"seed"`` and ``"redraws"`` to what the task records.
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ import hashlib
 import json
 import random
 import sys
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +52,7 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 ORG_FILE = "org.sqlite"
 MANIFEST_FILE = "suite.json"
 VAL_FRACTION = 0.25
+MAX_REDRAWS = 8   # draws after the first for an instance that repeats an earlier prompt of its pool
 RECORD_KEYS: tuple[str, ...] = ("id", "task", "skill", "difficulty", "arm", "messages", "answer", "metadata")
 
 
@@ -60,39 +77,70 @@ def n_val(pool: int) -> int:
     return int(pool * VAL_FRACTION + 0.5)
 
 
-def val_indices(seed: int, task: str, difficulty: str, pool: int) -> set[int]:
-    """The deterministic 25% of a training pool that goes to validation."""
-    rng = random.Random(stable_seed(seed, "val", task, difficulty))
-    return set(rng.sample(range(pool), n_val(pool)))
-
-
 def instance_id(task: str, difficulty: str, index: int) -> str:
     return f"{task}-{difficulty}-{index:05d}"
 
 
-def plan(seed: int, train_per_task: int, test_per_task: int) -> Iterator[tuple[str, str, str, int]]:
-    """Every instance to build, in file order: (split, task, difficulty, index)."""
-    for task in TRAIN_TASKS:
-        for difficulty, pool in per_difficulty(train_per_task).items():
-            val = val_indices(seed, task, difficulty, pool)
-            for index in range(pool):
-                yield ("val" if index in val else "train"), task, difficulty, index
-    for task in HELD_OUT_TASKS:
-        for difficulty, pool in per_difficulty(test_per_task).items():
-            for index in range(pool):
-                yield "test", task, difficulty, index
+def pools(train_per_task: int, test_per_task: int) -> list[tuple[str, str, str, int]]:
+    """Every non-empty (task, difficulty) pool, in file order: (kind, task, difficulty, size).
+
+    ``kind`` is "train" for the pools that train and val share, "test" for the held-out tasks.
+    """
+    out = [("train", t, d, n) for t in TRAIN_TASKS for d, n in per_difficulty(train_per_task).items()]
+    out += [("test", t, d, n) for t in HELD_OUT_TASKS for d, n in per_difficulty(test_per_task).items()]
+    return [job for job in out if job[3] > 0]
 
 
-def make_record(org: Any, task_name: str, difficulty: str, index: int, seed: int) -> dict[str, Any]:
+def prompt_key(messages: list[dict[str, str]]) -> str:
+    """A digest of a prompt: equal for identical messages, the same in every process and run."""
+    text = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def val_indices(seed: int, task: str, difficulty: str, keys: list[str],
+                assigned: dict[str, str] | None = None) -> set[int]:
+    """The indices of a training pool that go to validation; ``keys[i]`` is instance i's prompt key.
+
+    A seeded walk over the pool takes each prompt's whole group of copies while it fits in
+    ``n_val(len(keys))``, so copies never straddle train and val. A prompt that ``assigned``
+    (prompt key -> split, from earlier pools) already placed keeps its split. Without repeats this
+    is a plain seeded 25% sample.
+    """
+    assigned = assigned or {}
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, k in enumerate(keys):
+        groups[k].append(i)
+    val = {i for k, members in groups.items() if assigned.get(k) == "val" for i in members}
+    room = n_val(len(keys)) - len(val)
+    for i in random.Random(stable_seed(seed, "val", task, difficulty)).sample(range(len(keys)), len(keys)):
+        if room <= 0:
+            break
+        group = groups[keys[i]]
+        if keys[i] not in assigned and i not in val and len(group) <= room:
+            val.update(group)
+            room -= len(group)
+    return val
+
+
+def instance_seed(seed: int, task: str, difficulty: str, index: int, redraw: int = 0) -> int:
+    """The seed of an instance's ``redraw``-th draw (0: its first; later ones only replace a repeat)."""
+    if redraw == 0:
+        return stable_seed(seed, task, difficulty, index)
+    return stable_seed(seed, task, difficulty, index, "redraw", redraw)
+
+
+def make_record(org: Any, task_name: str, difficulty: str, index: int, seed: int,
+                redraw: int = 0) -> dict[str, Any]:
     """Generate one instance record; the same arguments always give the same record.
 
-    ``org`` is a ``seccrm.tasks.Org``. Raises ValueError when the generator returns something the
+    ``org`` is a ``seccrm.tasks.Org``; ``redraw`` picks the draw (see ``instance_seed``) and is
+    recorded as ``metadata["redraws"]``. Raises ValueError when the generator returns something the
     record format cannot hold (the message names the task).
     """
     from seccrm.tasks import get_task
 
     task = get_task(task_name)
-    inst = task.generate(org, difficulty, random.Random(stable_seed(seed, task_name, difficulty, index)))
+    inst = task.generate(org, difficulty, random.Random(instance_seed(seed, task_name, difficulty, index, redraw)))
     where = f"task {task_name} ({difficulty}, index {index})"
     if inst.task != task_name or inst.difficulty != difficulty:
         raise ValueError(f"{where} returned an instance of {inst.task}/{inst.difficulty}")
@@ -100,7 +148,7 @@ def make_record(org: Any, task_name: str, difficulty: str, index: int, seed: int
         raise ValueError(f"{where} returned answer {inst.answer!r}; expected a non-empty list of strings")
     if not all(set(m) == {"role", "content"} for m in inst.messages):
         raise ValueError(f"{where} returned messages that are not {{role, content}} dicts")
-    metadata = {**inst.metadata, "org": ORG_FILE, "seed": seed}
+    metadata = {**inst.metadata, "org": ORG_FILE, "seed": seed, "redraws": redraw}
     skill = TASK_SKILLS[task_name]
     record = {"id": instance_id(task_name, difficulty, index), "task": task_name, "skill": skill,
               "difficulty": difficulty, "arm": arm_name(skill, difficulty),
@@ -140,6 +188,26 @@ def write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     pq.write_table(pa.table(columns, schema=schema), path, compression="zstd")
 
 
+def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> list[dict[str, Any]]:
+    """Instances 0..size-1 of one (task, difficulty) pool, in order, redrawing repeated prompts.
+
+    An instance whose messages equal an earlier one's is drawn again from ``instance_seed(...,
+    redraw)``, up to ``MAX_REDRAWS`` times; if every draw repeats, the last is kept (the pool has
+    fewer distinct questions than instances, which ``suite.json`` then shows).
+    """
+    seen: set[str] = set()
+    out = []
+    for index in range(size):
+        for redraw in range(MAX_REDRAWS + 1):
+            record = make_record(org, task, difficulty, index, seed, redraw)
+            key = prompt_key(record["messages"])
+            if key not in seen:
+                break
+        seen.add(key)
+        out.append(record)
+    return out
+
+
 _WORKER: dict[str, Any] = {}   # per worker process: the open org and the seed
 
 
@@ -150,43 +218,44 @@ def _init_worker(org_file: str, seed: int) -> None:
     _WORKER["org"], _WORKER["seed"] = Org(open_org(org_file)), seed
 
 
-def _make_job(job: tuple[str, str, str, int]) -> tuple[str, dict[str, Any]]:
-    split, task, difficulty, index = job
+def _make_pool_job(job: tuple[str, str, str, int]) -> list[dict[str, Any]]:
+    _, task, difficulty, size = job
     try:
-        return split, make_record(_WORKER["org"], task, difficulty, index, _WORKER["seed"])
-    except ValueError as e:   # a generator that cannot work on this org: say which instance
-        raise ValueError(f"generating {instance_id(task, difficulty, index)}: {e}") from e
+        return make_pool(_WORKER["org"], task, difficulty, size, _WORKER["seed"])
+    except ValueError as e:   # a generator that cannot work on this org: say which pool
+        raise ValueError(f"generating {task}/{difficulty}: {e}") from e
 
 
-def generate_records(org_file: Path, seed: int, jobs: list[tuple[str, str, str, int]], workers: int,
-                     progress: bool, desc: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(split, record) for every job, in job order, from ``workers`` processes (1: this one).
+def generate_pools(org_file: Path, seed: int, jobs: list[tuple[str, str, str, int]], workers: int,
+                   progress: bool, desc: str) -> Iterator[list[dict[str, Any]]]:
+    """The records of every pool in ``jobs`` (see ``pools``), in job order, from ``workers`` processes.
 
-    Each instance has its own seed, so the result does not depend on which process built it.
+    A pool is built whole by one process and depends on nothing else, so the result does not depend
+    on ``workers`` (1: this process).
     """
     import multiprocessing as mp
 
     from tqdm import tqdm
 
-    bar = tqdm(total=len(jobs), desc=desc, unit="inst", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
+    bar = tqdm(total=sum(job[3] for job in jobs), desc=desc, unit="inst", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    pool = None
     try:
         if workers <= 1:
             _init_worker(str(org_file), seed)
-            results: Iterator[tuple[str, dict[str, Any]]] = map(_make_job, jobs)
-            pool = None
+            results: Iterator[list[dict[str, Any]]] = map(_make_pool_job, jobs)
         else:   # fork shares the imported task modules; each worker opens the org itself
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             pool = ctx.Pool(workers, initializer=_init_worker, initargs=(str(org_file), seed))
-            results = pool.imap(_make_job, jobs, chunksize=8)
-        for item in results:
-            bar.update()
-            yield item
+            results = pool.imap(_make_pool_job, jobs, chunksize=1)
+        for records in results:
+            bar.update(len(records))
+            yield records
     finally:
         bar.close()
         if _WORKER.get("org") is not None:
             _WORKER.pop("org").conn.close()
-        if workers > 1 and pool is not None:
+        if pool is not None:
             pool.terminate()
 
 
@@ -201,9 +270,11 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
                 test_per_task: int = 100, progress: bool = True, workers: int | None = None) -> dict[str, Any]:
     """Build the org and the three task sets in ``out_dir``; return the manifest (also in suite.json).
 
-    The manifest holds the build parameters, ``counts[split][task][difficulty]`` and the sha256 of
-    every file written. Same arguments, same bytes, whatever ``workers`` (None: one per CPU, up to 8,
-    for builds of 500 instances or more).
+    The manifest holds the build parameters, ``counts[split][task][difficulty]``, the distinct
+    prompts ``distinct[split][task][difficulty]``, the redraws per pool ``redraws[task][difficulty]``,
+    any validation shortfall ``val_short[task][difficulty]`` and the sha256 of every file written.
+    Same arguments, same bytes, whatever ``workers`` (None: one per CPU, up to 8, for builds of 500
+    instances or more).
     """
     from seccrm.org import build_org
     from seccrm.tasks import all_tasks
@@ -216,31 +287,54 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)
-    jobs = list(plan(seed, train_per_task, test_per_task))
+    jobs = pools(train_per_task, test_per_task)
+    n_workers = workers or default_workers(sum(job[3] for job in jobs))
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
-    for split, record in generate_records(org_file, seed, jobs, workers or default_workers(len(jobs)),
-                                          progress, f"building {size} suite"):
-        records[split].append(record)
-    counts = write_splits(out, records)
+    assigned: dict[str, str] = {}   # prompt key -> split, so a prompt repeated across pools stays put
+    redraws: dict[str, dict[str, int]] = {}
+    val_short: dict[str, dict[str, int]] = {}
+    for (kind, task, difficulty, n), recs in zip(jobs, generate_pools(org_file, seed, jobs, n_workers, progress,
+                                                                      f"building {size} suite"), strict=True):
+        keys = [prompt_key(r["messages"]) for r in recs]
+        val = val_indices(seed, task, difficulty, keys, assigned) if kind == "train" else set()
+        for i, (r, key) in enumerate(zip(recs, keys, strict=True)):
+            split = "test" if kind == "test" else "val" if i in val else "train"
+            records[split].append(r)
+            assigned.setdefault(key, split)
+        redraws.setdefault(task, {})[difficulty] = sum(r["metadata"]["redraws"] for r in recs)
+        if kind == "train" and len(val) != n_val(n):
+            val_short.setdefault(task, {})[difficulty] = n_val(n) - len(val)
+    write_splits(out, records)
+    counts, distinct = split_stats(records)
     files = [ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
     manifest = {"seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
-                "val_fraction": VAL_FRACTION, "counts": counts,
+                "val_fraction": VAL_FRACTION, "max_redraws": MAX_REDRAWS, "counts": counts,
+                "distinct": distinct, "redraws": redraws, "val_short": val_short,
                 "sha256": {name: sha256_file(out / name) for name in files}}
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
 
-def write_splits(out: Path, records: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, dict[str, int]]]:
-    """Write each split as JSONL and Parquet; return counts[split][task][difficulty]."""
+def split_stats(records: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``counts[split][task][difficulty]`` of instances and ``distinct[...]`` of distinct prompts."""
     counts: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SPLITS}
+    distinct: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SPLITS}
     for split, recs in records.items():
+        keys: dict[tuple[str, str], set[str]] = defaultdict(set)
         for r in recs:
-            by_level = counts[split].setdefault(r["task"], {d: 0 for d in DIFFICULTIES})
-            by_level[r["difficulty"]] += 1
+            counts[split].setdefault(r["task"], {d: 0 for d in DIFFICULTIES})[r["difficulty"]] += 1
+            keys[(r["task"], r["difficulty"])].add(prompt_key(r["messages"]))
+        for task in counts[split]:
+            distinct[split][task] = {d: len(keys[(task, d)]) for d in DIFFICULTIES}
+    return counts, distinct
+
+
+def write_splits(out: Path, records: dict[str, list[dict[str, Any]]]) -> None:
+    """Write each split as JSONL and Parquet."""
+    for split, recs in records.items():
         with open(out / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as f:
             f.writelines(dump_record(r) + "\n" for r in recs)
         write_parquet(recs, out / f"{split}.parquet")
-    return counts
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:

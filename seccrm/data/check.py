@@ -2,7 +2,8 @@
 
 Like Gymnasium's env checker, it returns readable problems rather than raising on the first one:
 an empty list means the suite is sound. Checked: files and their recorded hashes, record format,
-the split rules (held-out tasks only in test, no id in two splits), counts, that every gold answer
+the split rules (held-out tasks only in test, no id and no prompt in two splits), counts and distinct
+prompts against suite.json, that every gold answer
 scores 1.0 with ``seccrm.rewards``, that every id in an answer exists in the org with the right
 prefix, the Parquet twins, and determinism (a sample of instances rebuilt from the recorded seed).
 """
@@ -24,6 +25,7 @@ from seccrm.data.build import (
     make_record,
     n_val,
     per_difficulty,
+    prompt_key,
     read_jsonl,
     sha256_file,
 )
@@ -52,12 +54,14 @@ class _Problems:
 
 
 def expected_counts(manifest: dict[str, Any]) -> dict[str, dict[str, dict[str, int]]]:
-    """counts[split][task][difficulty] that the manifest's parameters imply."""
+    """counts[split][task][difficulty] that the manifest's parameters (and val shortfalls) imply."""
     out: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SPLITS}
+    short = manifest.get("val_short", {})
     for task in TRAIN_TASKS:
         pools = per_difficulty(manifest["train_per_task"])
-        out["val"][task] = {d: n_val(n) for d, n in pools.items()}
-        out["train"][task] = {d: n - n_val(n) for d, n in pools.items()}
+        val = {d: n_val(n) - short.get(task, {}).get(d, 0) for d, n in pools.items()}
+        out["val"][task] = val
+        out["train"][task] = {d: n - val[d] for d, n in pools.items()}
     for task in HELD_OUT_TASKS:
         out["test"][task] = per_difficulty(manifest["test_per_task"])
     return out
@@ -93,6 +97,7 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
             p.add("format", f"{e}; {REBUILD}")
             splits[split] = []
     _check_records(splits, manifest, p)
+    _check_shared_prompts(splits, p)
     _check_counts(splits, manifest, p)
     _check_answers(d, splits, p)
     _check_parquet(d, splits, p)
@@ -131,12 +136,37 @@ def _check_records(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, 
                       f"from suite.json ({manifest.get('seed')}/{ORG_FILE})")
 
 
+def _check_shared_prompts(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
+    """No prompt (the exact messages) in two splits: a prompt in train and val rewards memorising."""
+    first: dict[str, tuple[str, str]] = {}   # prompt key -> (split, id) of its first record
+    for split, recs in splits.items():
+        for n, r in enumerate(recs, 1):
+            if not isinstance(r.get("messages"), list):
+                continue   # the format check reports it
+            key = prompt_key(r["messages"])
+            other = first.setdefault(key, (split, str(r.get("id"))))
+            if other[0] != split:
+                p.add("leak", f"{split}.jsonl line {n} (id {r.get('id')}) has the same prompt (messages) as "
+                      f"{other[0]}.jsonl's {other[1]}: a model that memorised the {other[0]} answer scores on "
+                      f"{split} without generalising. All copies of a prompt must be in one split: {REBUILD} "
+                      f"(the builder redraws repeats and keeps copies together), or move the copies yourself")
+
+
 def _check_counts(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any], p: _Problems) -> None:
+    """Instances per (split, task, level) as the parameters imply; distinct prompts as suite.json says."""
     want = expected_counts(manifest)
     for split, recs in splits.items():
         got: dict[str, Counter[str]] = defaultdict(Counter)
+        keys: dict[tuple[str, str], set[str]] = defaultdict(set)
         for r in recs:
             got[r.get("task", "?")][r.get("difficulty", "?")] += 1
+            if isinstance(r.get("messages"), list):
+                keys[(r.get("task", "?"), r.get("difficulty", "?"))].add(prompt_key(r["messages"]))
+        for task, levels in sorted(manifest.get("distinct", {}).get(split, {}).items()):
+            for diff, n in sorted(levels.items()):
+                if len(keys[(task, diff)]) != n:
+                    p.add("counts", f"{split}: {task}/{diff} has {len(keys[(task, diff)])} distinct prompts, "
+                          f"suite.json says {n}; {REBUILD}")
         for task in sorted(set(want[split]) | set(got)):
             for diff in DIFFICULTIES:
                 w, g = want[split].get(task, {}).get(diff, 0), got[task][diff]
@@ -242,7 +272,8 @@ def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifes
 def _compare_rebuilt(org: Any, r: dict[str, Any], split: str, seed: int, p: _Problems) -> None:
     try:
         index = int(str(r["id"]).rsplit("-", 1)[1])
-        again = make_record(org, r["task"], r["difficulty"], index, seed)
+        redraw = r["metadata"].get("redraws", 0) if isinstance(r["metadata"], dict) else 0
+        again = make_record(org, r["task"], r["difficulty"], index, seed, redraw)
     except Exception as e:  # noqa: BLE001  (report any generator failure as a problem)
         p.add("determinism", f"{split}: rebuilding {r['id']} failed: {type(e).__name__}: {e}")
         return

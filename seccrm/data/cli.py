@@ -80,6 +80,33 @@ def counts_table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
     ])
 
 
+def prompts_summary(manifest: dict[str, Any]) -> str:
+    """Distinct prompts in all, then a table of the (task, level) pools that repeat some prompts.
+
+    A pool's distinct prompts are the sum over splits, since the builder never puts a prompt in two.
+    """
+    counts, distinct = manifest["counts"], manifest.get("distinct", {})
+    short = manifest.get("val_short", {})
+    rows, n_all, k_all = [], 0, 0
+    for task in TASK_SKILLS:
+        for d in DIFFICULTIES:
+            per = {s: (counts[s][task][d], distinct[s][task][d]) for s in counts if task in counts[s]}
+            n, k = sum(c for c, _ in per.values()), sum(c for _, c in per.values())
+            n_all, k_all = n_all + n, k_all + k
+            if k < n:
+                rows.append([task, d, n, k, *[f"{per[s][1]} of {per[s][0]}" if s in per else "-"
+                                              for s in ("train", "val", "test")],
+                             manifest.get("redraws", {}).get(task, {}).get(d, 0),
+                             short.get(task, {}).get(d, 0)])
+    total = (f"distinct prompts: {k_all:,} of {n_all:,} instances (no prompt in two splits), "
+             f"{sum(v for t in manifest.get('redraws', {}).values() for v in t.values()):,} redraws")
+    if not rows:
+        return total
+    head = ["task", "level", "instances", "distinct", "train", "val", "test", "redraws", "val_short"]
+    return (f"{total}\nrepeated prompts kept where the task has too few distinct questions at this org "
+            f"size (after up to {manifest.get('max_redraws')} redraws per instance):\n\n" + _table(head, rows))
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from seccrm.cli import CLIError
     from seccrm.data.build import build_suite
@@ -94,6 +121,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise CLIError(str(e)) from e
     print(counts_table(manifest["counts"]))
+    print("\n" + prompts_summary(manifest))
     print(f"\nwrote {args.out} (seed {args.seed}, size {args.size}) in {time.perf_counter() - t0:.1f} s")
     return 0
 
