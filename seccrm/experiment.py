@@ -47,8 +47,8 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
     # The embedded SmolLM2-135M on a 2-core CPU in about 90 minutes (measured: docs/results.md).
     # Only SEC and uniform, the comparison the question is about, fit that budget with 3 seeds.
     "cpu-exp": dict(
-        train={**PRESETS["cpu-demo"], "prompts_per_step": 2, "max_prompt_tokens": 1024, "save_every": 4,
-               "keep_checkpoints": 0, "eval_every": 0},
+        train=dict(prompts_per_step=2, group_size=8, max_new_tokens=32, max_prompt_tokens=1024, lr=1e-5,
+                   eval_every=0, eval_limit=48, eval_max_new_tokens=32, save_every=4, keep_checkpoints=0),
         curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=8,
         warmup_steps="auto", warmup_default_steps=6, warmup_batch=4, warmup_lr=1e-4,
         eval_val=12, eval_test=24, eval_max_new_tokens=32, eval_max_prompt_tokens=1024,
@@ -56,7 +56,8 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
              "completions, prompts of at most 1,024 tokens, evaluation on 12 validation and 24 test instances."),
     # One GPU, the same protocol with every curriculum; for SmolLM2, Qwen2.5-3B or any local folder.
     "gpu-exp": dict(
-        train={**PRESETS["gpu"], "steps": 100, "save_every": 20, "keep_checkpoints": 0, "eval_every": 0},
+        train={**{k: v for k, v in PRESETS["gpu"].items() if k != "steps"}, "save_every": 20,
+               "keep_checkpoints": 0, "eval_every": 0},
         curricula=ALL_CURRICULA, seeds=(0, 1, 2), steps=100,
         warmup_steps="auto", warmup_default_steps=60, warmup_batch=16, warmup_lr=5e-5,
         eval_val=240, eval_test=300, eval_max_new_tokens=256, eval_max_prompt_tokens=0,
@@ -112,9 +113,18 @@ _FIXED = ("data", "model", "steps", "warmup_steps", "warmup_default_steps", "war
           "eval_val", "eval_test", "eval_max_new_tokens", "eval_max_prompt_tokens", "train")
 
 
+def _effective_train(plan: dict[str, Any]) -> dict[str, Any]:
+    """The training settings every run gets, as the trainer sees them (defaults filled in), so that
+    writing a preset differently but equivalently does not count as a change."""
+    cfg = json.loads(_train_config(plan, "sec", 0, "start", "run").to_json())
+    return {k: v for k, v in cfg.items() if k not in ("curriculum", "seed", "model", "out", "steps")}
+
+
 def merge_plan(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The stored plan extended by ``new``'s curricula and seeds; ValueError when fixed settings differ."""
-    differ = [k for k in _FIXED if old.get(k) != new.get(k)]
+    differ = [k for k in _FIXED if k != "train" and old.get(k) != new.get(k)]
+    if _effective_train(old) != _effective_train(new):
+        differ.append("train")
     if differ:
         raise ValueError(f"{new['out']} holds an experiment with other settings ({', '.join(differ)}); "
                          "rerun with the same settings to resume (add curricula or seeds freely) or use a new --out")

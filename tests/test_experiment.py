@@ -53,6 +53,11 @@ def test_merge_plan_extends_runs_but_refuses_other_settings(tmp_path: Path) -> N
         ex.merge_plan(old, ex.make_plan(str(tmp_path), "tiny", "e", steps=99))
     with pytest.raises(ValueError, match="model"):
         ex.merge_plan(old, ex.make_plan(str(tmp_path), "smollm2", "e"))
+    with pytest.raises(ValueError, match=r"\(train\)"):
+        ex.merge_plan(old, ex.make_plan(str(tmp_path), "tiny", "e", train_overrides={"lr": 3e-5}))
+    # the same effective training settings written differently (a default spelled out) are no change
+    same = ex.make_plan(str(tmp_path), "tiny", "e", train_overrides={"clip_eps": 0.2, "eval_limit": 48})
+    assert ex.merge_plan(old, same)["seeds"] == [0, 1, 2]
 
 
 def test_evaluation_subsets_respect_the_prompt_limit(tiny_suite: Path) -> None:
