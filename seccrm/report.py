@@ -295,8 +295,9 @@ def experiment_overall_table(exp: Experiment) -> str:
     """Table 1: base, warm-up and every curriculum (mean and 95% interval over seeds) on test and val."""
     base = exp.stages.get("base", {}).get("test", {}).get("summary", {}).get("accuracy", math.nan)
     start = exp.stages.get(exp.start_stage() or "", {}).get("test", {}).get("summary", {}).get("accuracy", math.nan)
-    lines = ["| Model | Runs | Test accuracy [95% CI] | vs base | vs start (warm-up) | Val accuracy [95% CI] "
-             "| Test format rate |", "|---|---|---|---|---|---|---|"]
+    start_title = {"warmup": "warm-up", "base": "base"}.get(exp.start_stage() or "", "start")
+    lines = [f"| Model | Runs | Test accuracy [95% CI] | vs base (relative) | vs start: {start_title} "
+             "| Val accuracy [95% CI] | Test format rate |", "|---|---|---|---|---|---|---|"]
     for stage in [s for s in STAGE_ORDER if s in exp.stages]:
         t = exp.stages[stage].get("test", {}).get("summary")
         lines.append(f"| {STAGE_TITLES[stage]} | 1 model | {_stage_cell(exp, stage, 'test')} | "
@@ -306,8 +307,9 @@ def experiment_overall_table(exp: Experiment) -> str:
         m, lo, hi, n = _seed_stat(runs, "test")
         vm, vlo, vhi, _ = _seed_stat(runs, "val")
         fm = _seed_stat(runs, "test", "format_rate")[0]
+        vs_start = "n/a" if math.isnan(start) or math.isnan(m) else f"{100 * (m - start):+.1f} pts ({_rel(start, m)})"
         lines.append(f"| {_title(cur)} | {n} seed{'s' if n != 1 else ''} | {_mean_ci(m, lo, hi)} | {_rel(base, m)} | "
-                     f"{_rel(start, m)} | {_mean_ci(vm, vlo, vhi)} | {_pct(fm)} |")
+                     f"{vs_start} | {_mean_ci(vm, vlo, vhi)} | {_pct(fm)} |")
     return "\n".join(lines)
 
 
