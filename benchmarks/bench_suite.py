@@ -3,8 +3,9 @@
     python benchmarks/bench_suite.py                     # tiny, small, full; default 12,000 + 300 suite
     python benchmarks/bench_suite.py --sizes tiny --no-write
 
-For each preset it times ``build_org`` alone and then ``build_suite`` (org + every instance + JSONL +
-Parquet + hashes), and runs ``check_suite`` on the result. Scoring is timed on the last suite built:
+For each preset it times ``build_org`` alone and then ``build_suite`` (org + every instance, with the
+redraws of repeated prompts, + JSONL + Parquet + hashes), reports the distinct prompts and redraws
+from suite.json, and runs ``check_suite`` on the result. Scoring is timed on the last suite built:
 every non-CRUD record and every CRUD record is scored against three completions (the gold answer, a
 well-formatted wrong answer, no answer block), each preceded by ~1 KB of reasoning text, as a model's
 completion would be. The table is printed and, unless ``--no-write``, appended with the date, the
@@ -99,7 +100,10 @@ def run(sizes: list[str], train_per_task: int, test_per_task: int, seed: int,
             n = sum(v for split in manifest["counts"].values() for lv in split.values() for v in lv.values())
             mb = (out / "org.sqlite").stat().st_size / 2**20
             n_workers = workers or default_workers(n)
-            rows.append([f"build {size}", f"{n:,} instances, org {mb:.1f} MB, {n_workers} worker(s)",
+            k = sum(v for split in manifest["distinct"].values() for lv in split.values() for v in lv.values())
+            r = sum(v for lv in manifest["redraws"].values() for v in lv.values())
+            rows.append([f"build {size}", f"{n:,} instances ({k:,} distinct prompts, {r:,} redraws), "
+                         f"org {mb:.1f} MB, {n_workers} worker(s)",
                          f"org {t_org:.1f} s; org + suite {t_suite:.1f} s; check {t_check:.1f} s"
                          + ("" if not problems else f" ({len(problems)} check problems!)")])
             print(" | ".join(rows[-1]), file=sys.stderr)
@@ -113,10 +117,14 @@ def run(sizes: list[str], train_per_task: int, test_per_task: int, seed: int,
     return rows
 
 
-def markdown(rows: list[list[str]], command: str) -> str:
-    load = f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a"
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a"
+
+
+def markdown(rows: list[list[str]], command: str, load_start: str) -> str:
     head = (f"\n### {dt.date.today().isoformat()}: {cpu_model()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, load average {load} at the end (a shared machine)\n\n"
+            f"Python {platform.python_version()}, load average {load_start} at the start and "
+            f"{load_average()} at the end (a shared machine)\n\n"
             f"`{command}`\n\n| what | size | time / rate |\n|---|---|---|\n")
     return head + "".join(f"| {' | '.join(r)} |\n" for r in rows)
 
@@ -143,8 +151,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=None, help="generation processes (default: build_suite's)")
     ap.add_argument("--no-write", action="store_true", help="print only; do not append to BENCHMARKS.md")
     args = ap.parse_args()
+    load_start = load_average()
     rows = run(args.sizes, args.train_per_task, args.test_per_task, args.seed, args.workers)
-    text = markdown(rows, "python " + " ".join(shlex.quote(a) for a in sys.argv))
+    text = markdown(rows, "python " + " ".join(shlex.quote(a) for a in sys.argv), load_start)
     print(text)
     if not args.no_write:
         append_to_benchmarks(text, Path(__file__).resolve().parent.parent / "BENCHMARKS.md")
