@@ -27,13 +27,13 @@ from seccrm.grpo import chunked_logprobs_entropy
 logger = logging.getLogger(__name__)
 
 
-def base_model(model: torch.nn.Module) -> torch.nn.Module:
+def base_model(model: torch.nn.Module) -> Any:
     """The ``*ForCausalLM`` module under a peft wrapper (or the model itself)."""
     get = getattr(model, "get_base_model", None)
     return get() if callable(get) else model
 
 
-def decoder_and_head(model: torch.nn.Module) -> tuple[torch.nn.Module, Tensor, Tensor | None]:
+def decoder_and_head(model: torch.nn.Module) -> tuple[Any, Tensor, Tensor | None]:
     """``(decoder, lm_head weight [V, H], lm_head bias [V] or None)`` of a causal LM."""
     base = base_model(model)
     decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model

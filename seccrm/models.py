@@ -213,11 +213,12 @@ def build_tiny_model(vocab_size: int, seed: int = 0, arch: str = "llama", hidden
     """
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    common = dict(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
+    common: dict[str, Any] = dict(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                   num_hidden_layers=num_layers, num_attention_heads=num_heads,
                   num_key_value_heads=num_kv_heads, max_position_embeddings=4096,
                   tie_word_embeddings=True, bos_token_id=1, eos_token_id=eos_token_id,
                   pad_token_id=pad_token_id)
+    config: Any
     if arch == "llama":
         config = LlamaConfig(**common)
     elif arch == "qwen2":
@@ -261,6 +262,7 @@ def load_model_and_tokenizer(spec: str = DEFAULT_MODEL, dtype: torch.dtype | str
     """
     from transformers import AutoModelForCausalLM
 
+    model: Any
     torch_dtype = _as_dtype(dtype)
     tokenizer = load_tokenizer(spec)
     if spec == TINY_MODEL:

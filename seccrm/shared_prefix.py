@@ -13,9 +13,10 @@ completions:
   keys and values, and autograd sums the n completions' gradients into the one prompt pass. The
   result equals the unshared computation (each row ``prompt + completion``) up to float rounding.
 
-Attention is computed eagerly: scores over the prefix and over the completion's own keys are
-concatenated, masked, and normalised by one softmax (float32, or float64 for float64 models), so
-both parts share one normaliser. The modules of the model itself (projections, possibly LoRA-wrapped
+The prompt pass uses PyTorch's fused attention. The completions' attention is computed eagerly:
+scores over the prefix and over the completion's own keys are concatenated, masked, and normalised
+by one softmax (float32, or float64 for float64 models), so both parts share one normaliser; its
+scores are [n * heads * completion length x prompt length] per group, small next to the prompt's. The modules of the model itself (projections, possibly LoRA-wrapped
 by peft, norms, MLP, rotary embedding) do all the rest, so a LoRA adapter just works.
 
 Supported: model types ``llama``, ``qwen2``, ``qwen3`` (with its q/k norms) and ``mistral`` without
@@ -73,13 +74,15 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
             return "sliding-window attention layers are not supported"
     if getattr(config, "attention_dropout", 0.0) and model.training:
         return "attention dropout is on in training mode"
-    if _rope_fn(decoder.layers[0].self_attn) is None:
+    if _rope_fn(model) is None:
         return f"{type(decoder.layers[0].self_attn).__module__} has no apply_rotary_pos_emb"
     return None
 
 
-def _rope_fn(attn: torch.nn.Module) -> Callable[..., tuple[Tensor, Tensor]] | None:
+def _rope_fn(model: torch.nn.Module) -> Callable[..., tuple[Tensor, Tensor]] | None:
     """The model's own rotary application, from the module that defines its attention class."""
+    decoder, _, _ = decoder_and_head(model)
+    attn = decoder.layers[0].self_attn
     return getattr(sys.modules.get(type(attn).__module__), "apply_rotary_pos_emb", None)
 
 
@@ -92,14 +95,15 @@ def _softmax_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def causal_attention(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor, scaling: float) -> Tensor:
-    """Plain attention within each row: q [N, H, S, D], k/v [N, K, S, D], allowed [N, S, S] -> [N, S, H*D]."""
+    """Attention within each row: q [N, H, S, D], k/v [N, K, S, D], allowed [N, S, S] -> [N, S, H*D].
+
+    PyTorch's fused attention, so the [S, S] scores of long prompts are not kept for backward on GPU.
+    Every query must see at least one key (a fully masked row would give NaN): callers let padding
+    queries see themselves.
+    """
     N, H, S, D = q.shape
-    r = H // k.shape[1]
-    qg = (q * scaling).reshape(N, k.shape[1], r * S, D)                     # query heads of one KV head stacked
-    scores = (qg @ k.transpose(-1, -2)).view(N, k.shape[1], r, S, S)
-    scores = scores.masked_fill(~allowed[:, None, None], torch.finfo(scores.dtype).min)
-    probs = torch.softmax(scores, dim=-1, dtype=_softmax_dtype(q.dtype)).to(q.dtype)
-    out = (probs.view(N, k.shape[1], r * S, S) @ v).view(N, H, S, D)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], scale=scaling,
+                                         enable_gqa=H != k.shape[1])
     return out.transpose(1, 2).reshape(N, S, H * D)
 
 
@@ -140,15 +144,17 @@ class LlamaLike:
 
     def __init__(self, model: torch.nn.Module):
         reason = unsupported_reason(model)
-        if reason is not None:
+        rope = _rope_fn(model)
+        if reason is not None or rope is None:
             raise TypeError(f"cannot share prompts with this model: {reason}")
         self.model = model
         self.decoder, self.head_weight, self.head_bias = decoder_and_head(model)
-        self.layers = list(self.decoder.layers)[: base_model(model).config.num_hidden_layers]
+        # Submodules are reached by name (HF's layout), so they are typed Any.
+        self.layers: list[Any] = list(self.decoder.layers)[: base_model(model).config.num_hidden_layers]
         attn = self.layers[0].self_attn
-        self.head_dim = attn.head_dim
+        self.head_dim: int = attn.head_dim
         self.scaling = float(getattr(attn, "scaling", self.head_dim ** -0.5))
-        self.rope = _rope_fn(attn)
+        self.rope: Callable[..., tuple[Tensor, Tensor]] = rope
 
     @property
     def checkpointing(self) -> bool:
@@ -162,7 +168,7 @@ class LlamaLike:
         h = self.decoder.embed_tokens(ids)
         return h, self.decoder.rotary_emb(h, position_ids=pos)
 
-    def qkv(self, layer: torch.nn.Module, x: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    def qkv(self, layer: Any, x: Tensor, rope: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         """Projected, normed (Qwen3) and rotated q [N, H, S, D], k and v [N, K, S, D] of x [N, S, E]."""
         attn = layer.self_attn
         shape = (*x.shape[:-1], -1, self.head_dim)
@@ -186,10 +192,11 @@ class LlamaLike:
         pos = (valid.long().cumsum(-1) - 1).clamp(min=0)                          # 0.. within each prompt
         idx = torch.arange(ids.shape[1], device=ids.device)
         allowed = (idx[None, :, None] >= idx[None, None, :]) & valid[:, None, :]   # [G, P, P]
+        allowed |= torch.eye(ids.shape[1], dtype=torch.bool, device=ids.device)   # padding sees itself
         h, rope = self.embed(ids, pos)
         kvs: list[KV] = []
         for layer in self.layers:
-            def block(h: Tensor, cos: Tensor, sin: Tensor, layer: torch.nn.Module = layer) -> tuple[Tensor, ...]:
+            def block(h: Tensor, cos: Tensor, sin: Tensor, layer: Any = layer) -> tuple[Tensor, ...]:
                 x = layer.input_layernorm(h)
                 q, k, v = self.qkv(layer, x, (cos, sin))
                 h = h + layer.self_attn.o_proj(causal_attention(q, k, v, allowed, self.scaling))
@@ -209,7 +216,7 @@ class LlamaLike:
         h, rope = self.embed(ids, pos)
         for i, layer in enumerate(self.layers):
             def block(h: Tensor, cos: Tensor, sin: Tensor, pk: Tensor, pv: Tensor,
-                      layer: torch.nn.Module = layer, i: int = i) -> tuple[Tensor, ...]:
+                      layer: Any = layer, i: int = i) -> tuple[Tensor, ...]:
                 x = layer.input_layernorm(h)
                 q, k, v = self.qkv(layer, x, (cos, sin))
                 if past is not None:

@@ -123,7 +123,7 @@ def _chi2_critical(df: int, z: float = 3.09) -> float:
 
 def _nucleus_probs(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
     """The distribution nucleus sampling should follow, computed by a plain loop."""
-    p = torch.softmax(logits.double() / temperature, dim=-1)
+    p = torch.softmax(logits.detach().double() / temperature, dim=-1)
     order = sorted(range(len(p)), key=lambda i: -float(p[i]))
     keep, mass = [], 0.0
     for i in order:
@@ -148,3 +148,78 @@ def test_nucleus_sampling_follows_filtered_softmax() -> None:
     chi2 = float(((counts[keep] - exp) ** 2 / exp).sum())
     assert chi2 < _chi2_critical(int(keep.sum()) - 1)
     assert torch.equal(sample_next_tokens(logits[None], 0.7, 0.9, None, greedy=True), torch.tensor([0]))
+
+
+# ------------------------------------------------------------------------------------------------
+# The shared-prefix decoder against Hugging Face's cache
+# ------------------------------------------------------------------------------------------------
+
+def test_qwen2_greedy_equals_generate(tok) -> None:
+    model = build_tiny_model(len(tok), seed=1, arch="qwen2", dtype=torch.float64)
+    prompts = _prompts(tok)
+    ro = generate_rollouts(model, tok, prompts, n=1, max_new_tokens=10, greedy=True, stop_after_answer=False)
+    for b, comp in enumerate(ro.completion_ids):
+        assert comp == _generate_reference(model, prompts[b], 10)
+
+
+def test_shared_and_fallback_sample_the_same_tokens(tok) -> None:
+    """Same seed, same tokens, while rows and whole groups finish at different steps."""
+    model = build_tiny_model(len(tok), seed=3, dtype=torch.float64)
+    # Many stop tokens, so that rows end early and groups leave the batch at different steps.
+    model.generation_config.eos_token_id = list(range(2, len(tok), 9))
+    prompts = _prompts(tok)
+    shared = generate_rollouts(model, tok, prompts, n=4, max_new_tokens=16, seed=11)
+    fallback = generate_rollouts(model, tok, prompts, n=4, max_new_tokens=16, seed=11,
+                                 decoder=HFCacheDecoder(model, pad_id=2))
+    assert shared.completion_ids == fallback.completion_ids
+    assert shared.finished == fallback.finished
+    lengths = [len(c) for c in shared.completion_ids]
+    assert len(set(lengths)) > 3 and any(shared.finished) and min(lengths) < 16
+
+
+def test_first_token_frequencies_follow_nucleus_softmax(tok) -> None:
+    """End to end: 4000 first tokens vs the temperature-0.7 / top-p-0.9 distribution (chi-square)."""
+    model = build_tiny_model(300, seed=5, dtype=torch.float64)
+    with torch.no_grad():      # spread the logits: the nucleus then holds about 100 of the 300 tokens
+        model.model.norm.weight.mul_(5.0)
+    prompt = [1, 45, 201, 17]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt])).logits[0, -1]
+    expected = _nucleus_probs(logits, 0.7, 0.9)
+    ro = generate_rollouts(model, tok, [prompt], n=4000, max_new_tokens=1, temperature=0.7, top_p=0.9, seed=3)
+    counts = torch.bincount(torch.tensor([c[0] for c in ro.completion_ids]), minlength=300).double()
+    assert counts[expected == 0].sum() == 0
+    chi2, df = _chi2(counts, expected)
+    assert 5 <= df <= 200, df
+    assert chi2 < _chi2_critical(df), (chi2, df)
+    # The test has power: the untempered, unfiltered softmax is rejected on the same draws.
+    wrong, wrong_df = _chi2(counts, _nucleus_probs(logits, 1.0, 1.0))
+    assert wrong > _chi2_critical(wrong_df)
+
+
+def _chi2(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, int]:
+    """Pearson chi-square of observed counts against probs; bins expecting < 5 are pooled."""
+    exp = probs * counts.sum()
+    big = exp >= 5
+    obs_bins = torch.cat([counts[big], counts[~big].sum()[None]])
+    exp_bins = torch.cat([exp[big], exp[~big].sum()[None]])
+    keep = exp_bins > 0
+    chi2 = float(((obs_bins[keep] - exp_bins[keep]) ** 2 / exp_bins[keep]).sum())
+    return chi2, int(keep.sum()) - 1
+
+
+@pytest.mark.slow
+def test_smollm2_greedy_equals_generate() -> None:
+    from seccrm.models import load_model_and_tokenizer
+
+    model, tok = load_model_and_tokenizer("smollm2")
+    chats = [[{"role": "system", "content": "Answer inside <answer></answer>."},
+              {"role": "user", "content": q}]
+             for q in ("Which month comes after March?", "What is 12 + 30?",
+                       "Name a primary colour.", "Case 500Wt00000000001AAA is owned by which User Id?")]
+    prompts = encode_prompts(tok, chats)
+    ro = generate_rollouts(model, tok, prompts, n=1, max_new_tokens=24, greedy=True, stop_after_answer=False)
+    for b, comp in enumerate(ro.completion_ids):
+        ref = _generate_reference(model, prompts[b], 24)
+        ref = ref[:ref.index(2) + 1] if 2 in ref else ref
+        assert comp == ref
