@@ -61,7 +61,7 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         if torch.isfinite(loss) and torch.isfinite(gnorm):
             opt.step()
-        log.append({"warmup/loss": float(loss), "warmup/grad_norm": float(gnorm), "step": step + 1})
+        log.append({"warmup/loss": loss.item(), "warmup/grad_norm": gnorm.item(), "step": step + 1})
     model.eval()
     return log
 
