@@ -154,9 +154,17 @@ def stratified_subset(instances: list[dict[str, Any]], n: int) -> list[dict[str,
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for inst in instances:
         groups[(inst["task"], inst["difficulty"])].append(inst)
+    from seccrm.arms import TASK_SKILLS
     tasks = list(dict.fromkeys(inst["task"] for inst in instances))
-    # every task at one level before the next level, so that a small n still covers every task
-    queues = [groups[k] for k in sorted(groups, key=lambda k: (_level(k[1]), tasks.index(k[0])))]
+    skills = list(dict.fromkeys(TASK_SKILLS.get(t, t) for t in tasks))
+    rank = {t: sum(TASK_SKILLS.get(u, u) == TASK_SKILLS.get(t, t) for u in tasks[:i]) for i, t in enumerate(tasks)}
+
+    # Every task at one level before the next level, and the skills in turn within a level (the
+    # first task of each skill, then the second, ...), so that a small n still covers every skill.
+    def order(k: tuple[str, str]) -> tuple[int, int, int]:
+        return (_level(k[1]), rank[k[0]], skills.index(TASK_SKILLS.get(k[0], k[0])))
+
+    queues = [groups[k] for k in sorted(groups, key=order)]
     out: list[dict[str, Any]] = []
     depth = 0
     while len(out) < n and any(depth < len(q) for q in queues):

@@ -521,6 +521,18 @@ def plot_curves(exp: Experiment, path: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- the report
+def _composition(exp: Experiment) -> str:
+    """What the evaluation sets hold, by skill and by level (from the start model's evaluation)."""
+    stage = exp.stages.get(exp.start_stage() or "", {})
+    out = []
+    for split in ("val", "test"):
+        s = stage.get(split, {}).get("summary")
+        if s:
+            parts = [", ".join(f"{k} {v['n']}" for k, v in s.get(f"by_{key}", {}).items()) for key in ("skill", "difficulty")]
+            out.append(f"{split}: {s['n']} ({'; '.join(parts)})")
+    return " / ".join(out) or "n/a"
+
+
 def _setup_lines(exp: Experiment) -> list[str]:
     p, t = exp.plan, exp.plan.get("train", {})
     ran = list(exp.runs)
@@ -536,6 +548,7 @@ def _setup_lines(exp: Experiment) -> list[str]:
                            "(fixed stratified subsets, the same for every model"
                            + (f"; only prompts of at most {p['eval_max_prompt_tokens']} tokens)"
                               if p.get("eval_max_prompt_tokens") else ")")),
+            ("evaluation sets", _composition(exp)),
             ("training prompts", f"at most {t['max_prompt_tokens']} tokens" if t.get("max_prompt_tokens") else "all"),
             ("machine", p.get("machine", "?")), ("command", f"`{p.get('command', '?')}`")]
     if exp.timings:

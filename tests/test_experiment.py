@@ -30,6 +30,17 @@ def test_stratified_subset_covers_every_task_first_and_is_deterministic() -> Non
     assert len({i["id"] for i in ex.stratified_subset(insts, 20)}) == 20
 
 
+def test_stratified_subset_takes_skills_in_turn() -> None:
+    from seccrm.arms import TASK_SKILLS, TRAIN_TASKS
+    insts = [_inst(t, d, i) for t in TRAIN_TASKS for d in ("easy", "medium", "hard") for i in range(2)]
+    four = ex.stratified_subset(insts, 4)
+    assert sorted(TASK_SKILLS[i["task"]] for i in four) == ["ANALYTICS", "CRUD", "KNOWLEDGE", "POLICY"]
+    twelve = ex.stratified_subset(insts, 12)
+    assert {TASK_SKILLS[i["task"]] for i in twelve} == {"ANALYTICS", "CRUD", "KNOWLEDGE", "POLICY"}
+    assert len(ex.stratified_subset(insts, 16)) == 16 and {i["task"] for i in ex.stratified_subset(insts, 16)} \
+        == set(TRAIN_TASKS)
+
+
 def test_make_plan_uses_the_preset_and_refuses_what_cannot_work(tmp_path: Path) -> None:
     plan = ex.make_plan(str(tmp_path), "smollm2", str(tmp_path / "e"))
     assert plan["curricula"] == ["sec", "uniform"] and plan["seeds"] == [0, 1, 2] and plan["steps"] == 8
