@@ -17,10 +17,16 @@ later call with other settings (model, data, steps, training config, evaluation 
 but it may add curricula or seeds. Every stage writes its output atomically and is skipped when the
 output exists; a half-finished run resumes from its newest checkpoint (``TrainConfig.resume``).
 
-Evaluation uses fixed, stratified subsets (every task and difficulty in turn) of the validation and
-test splits, the same for every model, so that runs can be compared instance by instance (the
-paired tests of ``seccrm report``). Reports are written by ``seccrm report EXP_DIR``; nothing here
-calls into reporting.
+Evaluation uses fixed, stratified subsets of the validation and test splits (easy before medium
+before hard, the skills in turn within a level; optionally only prompts up to a length, which a CPU
+budget needs), chosen once and stored in ``EXP_DIR/eval/sets.json``: every model is scored on the
+same instances, so that runs can be compared instance by instance (the paired tests of
+``seccrm report``). Reports are written by ``seccrm report EXP_DIR``; nothing here calls into
+reporting.
+
+Presets (``--preset``): ``cpu-exp`` for the embedded SmolLM2-135M on a 2-core CPU (SEC and uniform
+only, short prompts, a few steps: see docs/results.md for what it measured) and ``gpu-exp`` for one
+GPU (every curriculum, 100 steps of 64 prompts, the full suite; any local model folder).
 """
 
 from __future__ import annotations
