@@ -81,6 +81,12 @@ class Shapes:
                       8, (4, 2048), (512, 512), (8, 4096), (256, 512, 512), "smollm2-135m", (8, 64, 20000), 3)
 
     @staticmethod
+    def cpu_demo() -> Shapes:
+        """Rollouts only, the embedded SmolLM2-135M-Instruct in float32 at the cpu-demo preset's shape."""
+        return Shapes("smollm2", torch.float32, [("smollm2", 32, 250, 32)], 8, (0, 0), (0, 0), (0, 0),
+                      (0, 0, 0), "smollm2", (0, 0, 0), 1)
+
+    @staticmethod
     def smoke() -> Shapes:
         return Shapes("tiny", torch.float32, [("tiny", 4, 16, 8)], 2, (2, 32), (16, 8), (2, 64), (4, 16, 8),
                       "tiny", (2, 8, 2000), 1)
@@ -90,22 +96,25 @@ def build_model(arch: str, dtype: torch.dtype, device: torch.device, logit_std: 
     """A random-weight causal LM of ``arch`` on ``device``; see the module docstring for ``logit_std``."""
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    from seccrm.models import build_tiny_model, load_tokenizer
+    from seccrm.models import build_tiny_model, load_model_and_tokenizer, load_tokenizer
 
     model: Any
     if arch == "tiny":
         model = build_tiny_model(len(load_tokenizer("tiny")), seed=seed, dtype=dtype)
+    elif arch == "smollm2":                   # the embedded model's real weights: no logit scaling
+        return load_model_and_tokenizer("smollm2", dtype=dtype, device=device)[0].eval()
     else:
         if arch == "qwen2.5-3b":
-            config: Any = Qwen2Config(hidden_size=2048,  # type: ignore[call-arg]  (rope_theta: 4.x and 5.x) intermediate_size=11008, num_hidden_layers=36,
+            # rope_theta as a keyword works in transformers 4.x and 5.x (5.x files it in rope_parameters).
+            config: Any = Qwen2Config(hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
                                       num_attention_heads=16, num_key_value_heads=2, vocab_size=151936,
                                       tie_word_embeddings=True, max_position_embeddings=32768,
-                                      rope_theta=1000000.0, rms_norm_eps=1e-6, eos_token_id=2, pad_token_id=2)
+                                      rms_norm_eps=1e-6, eos_token_id=2, pad_token_id=2, **_rope(1e6))
         elif arch == "smollm2-135m":
-            config = LlamaConfig(hidden_size=576,  # type: ignore[call-arg] intermediate_size=1536, num_hidden_layers=30,
+            config = LlamaConfig(hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
                                  num_attention_heads=9, num_key_value_heads=3, vocab_size=49152,
-                                 tie_word_embeddings=True, max_position_embeddings=8192, rope_theta=100000.0,
-                                 rms_norm_eps=1e-5, eos_token_id=2, pad_token_id=2)
+                                 tie_word_embeddings=True, max_position_embeddings=8192, rms_norm_eps=1e-5,
+                                 eos_token_id=2, pad_token_id=2, **_rope(1e5))
         else:
             raise ValueError(f"unknown architecture {arch!r}; known: qwen2.5-3b, smollm2-135m, tiny")
         torch.manual_seed(seed)
@@ -118,6 +127,10 @@ def build_model(arch: str, dtype: torch.dtype, device: torch.device, logit_std: 
             std = model(input_ids=ids).logits[:, -8:].float().std().item()
             model.get_decoder().norm.weight.mul_(logit_std / std)
     return model
+
+
+def _rope(theta: float) -> dict[str, Any]:
+    return {"rope_theta": theta}
 
 
 def sync(device: torch.device) -> None:
@@ -454,6 +467,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true",
                     help="tiny model, tiny shapes, any device (CPU included): checks every code path in seconds")
+    ap.add_argument("--cpu-demo", action="store_true",
+                    help="rollouts only, embedded SmolLM2 in float32 at the cpu-demo shape, on this device")
     ap.add_argument("--only", default="check,rollout,train,memory,step",
                     help="comma list of: check, rollout, train, memory, step")
     ap.add_argument("--logit-std", type=float, default=5.0,
@@ -470,7 +485,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not args.smoke and not torch.cuda.is_available():
+    if args.cpu_demo:
+        args.smoke, args.only = False, "rollout"
+    elif not args.smoke and not torch.cuda.is_available():
         print("bench_gpu.py measures one CUDA GPU and none is available here. Run it on a GPU machine, "
               "or run `python benchmarks/bench_gpu.py --smoke` to check every code path on a tiny model.",
               file=sys.stderr)
@@ -481,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
-    shapes = Shapes.smoke() if args.smoke else Shapes.full()
+    shapes = Shapes.cpu_demo() if args.cpu_demo else Shapes.smoke() if args.smoke else Shapes.full()
     only = set(args.only.split(","))
     tok = load_tokenizer("tiny")                  # SmolLM2's tokenizer; ids past its 49,152 decode to ''
     engine_opts: dict[str, Any] = {"max_rows": args.max_rows, "compile": args.compile}
@@ -510,14 +527,17 @@ def main(argv: list[str] | None = None) -> int:
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU (CPU)"
     command = shlex.join(["python", "benchmarks/bench_gpu.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [f"### {dt.date.today().isoformat()}: {gpu}, torch {torch.__version__}"
-             + (" (smoke run: tiny model, tiny shapes)" if args.smoke else ""), "",
-             f"Command: `{command}`; logit std {args.logit_std:g}; "
+             + (" (smoke run: tiny model, tiny shapes)" if args.smoke else "")
+             + (" (cpu-demo shape, rollouts only)" if args.cpu_demo else ""), "",
+             f"Command: `{command}`; "
+             + ("real weights; " if args.cpu_demo else f"random weights, logit std {args.logit_std:g}; ")
+             + 
              f"{time.perf_counter() - started:.0f} s in all.", "",
              "| measurement | shape | result | goal / comparison |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     table = "\n".join(lines)
     print(table)
-    out = args.out or (None if args.smoke else "BENCHMARKS.md")
+    out = args.out or (None if args.smoke or args.cpu_demo else "BENCHMARKS.md")
     if out and not args.no_write:
         write_section(Path(out), table)
     return 0

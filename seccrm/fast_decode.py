@@ -344,6 +344,7 @@ class FastRollouts:
             prompt = bucket_length(max(len(p) for p in prompts))
             own = max(1, max_new_tokens - 1)
             per_wave = self._wave_groups(len(prompts), n, prompt, own)
+            per_wave = -(-len(prompts) // -(-len(prompts) // per_wave))     # balanced: 256 -> 128 + 128
             completions: list[list[int]] = []
             finished: list[bool] = []
             for g0 in range(0, len(prompts), per_wave):
@@ -424,12 +425,17 @@ class FastRollouts:
         return comps, finished.tolist()
 
 
+# torch 2.5 added enable_gqa (no copies of the KV heads); older versions repeat them.
+_SDPA_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
+
+
 def _causal_sdpa(q: Tensor, k: Tensor, v: Tensor, scaling: float) -> Tensor:
     """Causal attention of right-padded rows: q [N, H, S, D], k/v [N, K, S, D] -> [N, S, H*D]."""
     r = q.shape[1] // k.shape[1]
-    if r > 1:     # grouped-query attention: each KV head serves r query heads
+    if r > 1 and not _SDPA_GQA:     # grouped-query attention: each KV head serves r query heads
         k, v = k.repeat_interleave(r, dim=1), v.repeat_interleave(r, dim=1)
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling)       # [N, H, S, D]
+    gqa = {"enable_gqa": True} if r > 1 and _SDPA_GQA else {}
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, **gqa)  # [N, H, S, D]
     return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
 
 
