@@ -37,6 +37,12 @@ Measured in one run (each a row of the table):
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads OpenMP: on a CPU shared with other busy processes, spinning OpenMP threads make
+# every op several times slower (CPU runs only: --smoke, --cpu-demo).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import datetime as dt
 import gc
@@ -463,6 +469,23 @@ def write_section(path: Path, body: str) -> None:
     path.write_text(text[:start] + section + ("" if nxt < 0 else "\n" + text[end:].lstrip("\n")))
 
 
+def header(args: argparse.Namespace, device: torch.device, argv: list[str] | None, seconds: float,
+           load: float) -> list[str]:
+    """Title (date, device, torch), command and conditions of a run, and the table's head."""
+    if device.type == "cuda":
+        where = torch.cuda.get_device_name(device)
+    else:
+        where = (f"no GPU: CPU, {os.cpu_count()} cores, load average {load:.1f} at the start and "
+                 f"{os.getloadavg()[0]:.1f} at the end (a shared machine)")
+    kind = " (smoke run: tiny model, tiny shapes)" if args.smoke else (
+        " (cpu-demo shape, rollouts only)" if args.cpu_demo else "")
+    command = shlex.join(["python", "benchmarks/bench_gpu.py", *(argv if argv is not None else sys.argv[1:])])
+    weights = "real weights" if args.cpu_demo else f"random weights, logit std {args.logit_std:g}"
+    return [f"### {dt.date.today().isoformat()}: {where}, torch {torch.__version__}{kind}", "",
+            f"Command: `{command}`; {weights}; {seconds:.0f} s in all.", "",
+            "| measurement | shape | result | goal / comparison |", "|---|---|---|---|"]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--smoke", action="store_true",
@@ -504,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     engine_opts: dict[str, Any] = {"max_rows": args.max_rows, "compile": args.compile}
     if args.no_graphs:
         engine_opts.update(cuda_graphs=False, buckets=True)
-    started = time.perf_counter()
+    started, load = time.perf_counter(), os.getloadavg()[0]
     rows: list[tuple[str, str, str, str]] = []
     if "check" in only:
         rows += check_rows(shapes.check_arch, shapes, device, tok, engine_opts)
@@ -524,16 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as suite:
             build_suite(suite, seed=0, size="tiny", train_per_task=12, test_per_task=1, progress=False)
             rows += report_step_rows(model, tok, shapes, device, Path(suite), engine_opts)
-    gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else "no GPU (CPU)"
-    command = shlex.join(["python", "benchmarks/bench_gpu.py", *(argv if argv is not None else sys.argv[1:])])
-    lines = [f"### {dt.date.today().isoformat()}: {gpu}, torch {torch.__version__}"
-             + (" (smoke run: tiny model, tiny shapes)" if args.smoke else "")
-             + (" (cpu-demo shape, rollouts only)" if args.cpu_demo else ""), "",
-             f"Command: `{command}`; "
-             + ("real weights; " if args.cpu_demo else f"random weights, logit std {args.logit_std:g}; ")
-             + 
-             f"{time.perf_counter() - started:.0f} s in all.", "",
-             "| measurement | shape | result | goal / comparison |", "|---|---|---|---|"]
+    lines = header(args, device, argv, time.perf_counter() - started, load)
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     table = "\n".join(lines)
     print(table)

@@ -128,6 +128,13 @@ class FastRollouts:
         self.graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
         if self.graphs and self.device.type != "cuda":
             raise ValueError(f"CUDA graphs need a model on CUDA; this one is on {self.device}")
+        rope_type = str(getattr(self.net.decoder.rotary_emb, "rope_type", "default"))
+        if self.graphs and ("dynamic" in rope_type or rope_type == "longrope"):
+            # These rotary variants read the largest position on the host at every call.
+            if cuda_graphs:
+                raise ValueError(f"CUDA graphs cannot capture {rope_type!r} rotary embeddings")
+            _log_once(f"fast rollouts without CUDA graphs: {rope_type!r} rotary embeddings sync with the host")
+            self.graphs = False
         self.bucketed = self.graphs if buckets is None else buckets
         if self.graphs and not self.bucketed:
             raise ValueError("CUDA graphs need fixed shapes: buckets cannot be off with graphs on")
@@ -273,10 +280,15 @@ class FastRollouts:
             graph.replay()
             self.stats["graph_replays"] += 1
             return
-        self._graphs[key] = self._capture(key)
+        self._warm_up(key)                       # performs this step
+        try:
+            self._graphs[key] = self._capture(key)
+        except RuntimeError as e:                # e.g. a module that syncs with the host: go on eagerly
+            _log_once(f"CUDA graph capture failed, decoding without graphs: {e}")
+            self.graphs = False
 
-    def _capture(self, key: tuple[int, int, int]) -> torch.cuda.CUDAGraph:
-        """Warm up on a side stream (this performs the real step), then record the step for replays."""
+    def _warm_up(self, key: tuple[int, int, int]) -> None:
+        """Run the step twice on a side stream (cuBLAS and compile set up), leaving one step done."""
         b = self._buf
         assert b is not None
         rows = key[0] * b.n
@@ -284,21 +296,25 @@ class FastRollouts:
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for warm in range(2):      # cuBLAS / compile set themselves up on the first run
-                if warm:
+            for again in (False, True):
+                if again:
                     b.pos[:rows], b.step[...] = pos, step
                 self._step_fn(*key, True)
         torch.cuda.current_stream().wait_stream(side)
+
+    def _capture(self, key: tuple[int, int, int]) -> torch.cuda.CUDAGraph:
+        """Record the step for replays. Recording runs no kernels: the state stays as it was.
+
+        All graphs share one memory pool: they run one at a time and keep their results in the buffers.
+        """
         graph = torch.cuda.CUDAGraph()
-        # Recording runs no kernels, so the state stays that of one performed step. All graphs share
-        # one memory pool: they run one at a time and keep their results in the buffers.
         with torch.cuda.graph(graph, pool=self._pool):
             self._step_fn(*key, True)
         self._pool = graph.pool() if self._pool is None else self._pool
         self.stats["graphs_captured"] += 1
         return graph
 
-    def _compact(self, keep: np.ndarray, to_groups: int, own_used: int, prompt: int) -> None:
+    def _compact(self, keep: np.ndarray, own_used: int, prompt: int) -> None:
         """Move live groups ``keep`` (slot indices, ascending) to slots 0..len(keep)-1, in order."""
         b = self._buf
         assert b is not None
@@ -405,7 +421,7 @@ class FastRollouts:
             live_groups = np.flatnonzero(alive.reshape(groups, n).any(axis=1))
             target = min(groups, _pow2_at_least(len(live_groups))) if self.bucketed else len(live_groups)
             if target < groups:
-                self._compact(live_groups, target, step + 1, prompt)
+                self._compact(live_groups, step + 1, prompt)
                 rows_kept = (live_groups[:, None] * n + np.arange(n)).reshape(-1)
                 new_row, new_alive = np.full(target * n, -1), np.zeros(target * n, dtype=bool)
                 new_row[:len(rows_kept)], new_alive[:len(rows_kept)] = slot_row[rows_kept], alive[rows_kept]
@@ -425,17 +441,13 @@ class FastRollouts:
         return comps, finished.tolist()
 
 
-# torch 2.5 added enable_gqa (no copies of the KV heads); older versions repeat them.
-_SDPA_GQA = tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 5)
-
-
 def _causal_sdpa(q: Tensor, k: Tensor, v: Tensor, scaling: float) -> Tensor:
-    """Causal attention of right-padded rows: q [N, H, S, D], k/v [N, K, S, D] -> [N, S, H*D]."""
-    r = q.shape[1] // k.shape[1]
-    if r > 1 and not _SDPA_GQA:     # grouped-query attention: each KV head serves r query heads
-        k, v = k.repeat_interleave(r, dim=1), v.repeat_interleave(r, dim=1)
-    gqa = {"enable_gqa": True} if r > 1 and _SDPA_GQA else {}
-    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling, **gqa)  # [N, H, S, D]
+    """Causal attention of right-padded rows: q [N, H, S, D], k/v [N, K, S, D] -> [N, S, H*D].
+
+    Grouped-query attention without copying the KV heads (``enable_gqa``, as ``shared_prefix`` uses).
+    """
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling,
+                                         enable_gqa=q.shape[1] != k.shape[1])              # [N, H, S, D]
     return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
 
 
