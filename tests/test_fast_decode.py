@@ -235,6 +235,16 @@ def test_lora_model_greedy_equals_generate(tok: Any) -> None:
     assert ro.completion_ids == [_reference(model, p, 10, [2]) for p in PROMPTS]
 
 
+@pytest.mark.slow
+def test_compiled_decode_step_gives_the_same_tokens(tok: Any) -> None:
+    """``compile=True`` (inductor on CPU, about a minute to compile here) changes no token."""
+    model = build_tiny_model(VOCAB, seed=8, num_layers=1)
+    ref = FastRollouts(model, tok, buckets=True).generate(PROMPTS, 2, 8, greedy=True, stop_after_answer=False)
+    engine = FastRollouts(model, tok, buckets=True, compile=True)
+    got = engine.generate(PROMPTS, 2, 8, greedy=True, stop_after_answer=False)
+    assert got.completion_ids == ref.completion_ids and engine.stats["steps"] == 7
+
+
 def test_vllm_rollouts_through_a_stand_in(tok: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The glue only (vLLM is not installed here): arguments passed, outputs kept group-major."""
     seen: dict[str, Any] = {}
