@@ -381,6 +381,18 @@ class FastRollouts:
                  for i in range(0, logits.shape[0], self.sample_rows)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
+    def _stops(self, tok: np.ndarray, out: np.ndarray, rows: np.ndarray, step: int, eos: np.ndarray,
+               stop_after_answer: bool) -> np.ndarray:
+        """Which sampled tokens tok [A] end their row: an EOS, or the token completing a ``</answer>``.
+
+        Only tokens that can complete the tag (their text has ``>``) have the row's tail decoded.
+        """
+        done = np.isin(tok, eos)
+        if stop_after_answer:
+            for j in np.flatnonzero(self._answer_candidates[tok] & ~done):
+                done[j] = self._stop(out[rows[j], :step + 1].tolist())
+        return done
+
     def _wave(self, prompts: list[list[int]], n: int, max_new: int, prompt_bucket: int, own: int,
               sampling: tuple[float, float, bool], gen: torch.Generator,
               stop_after_answer: bool) -> tuple[list[list[int]], list[bool]]:
@@ -410,35 +422,33 @@ class FastRollouts:
             tok = tokens.cpu().numpy()
             rows = slot_row[idx]
             out[rows, step], length[rows] = tok, step + 1
-            done = np.isin(tok, eos)
-            if stop_after_answer:
-                for j in np.flatnonzero(self._answer_candidates[tok] & ~done):
-                    done[j] = self._stop(out[rows[j], :step + 1].tolist())
+            done = self._stops(tok, out, rows, step, eos, stop_after_answer)
             finished[rows[done]] = True
             alive[idx[done]] = False
             if not alive.any() or step == max_new - 1:
                 break
+            fed = np.zeros(groups * n, dtype=np.int64)            # finished rows are fed a dummy 0
+            fed[idx[~done]] = tok[~done]
             live_groups = np.flatnonzero(alive.reshape(groups, n).any(axis=1))
             target = min(groups, _pow2_at_least(len(live_groups))) if self.bucketed else len(live_groups)
-            if target < groups:
+            if target < groups:                                  # move the live groups to the front
                 self._compact(live_groups, step + 1, prompt)
-                rows_kept = (live_groups[:, None] * n + np.arange(n)).reshape(-1)
-                new_row, new_alive = np.full(target * n, -1), np.zeros(target * n, dtype=bool)
-                new_row[:len(rows_kept)], new_alive[:len(rows_kept)] = slot_row[rows_kept], alive[rows_kept]
-                # The tokens just sampled, re-indexed to the new slots of the rows that go on.
-                keep_tok = np.zeros(G * n, dtype=np.int64)
-                keep_tok[idx[~done]] = tok[~done]
-                fed = keep_tok[rows_kept]
-                slot_row, alive, groups = new_row, new_alive, target
-            else:
-                fed = np.zeros(groups * n, dtype=np.int64)
-                fed[idx[~done]] = tok[~done]
-            b.tokens[:len(fed)] = torch.as_tensor(fed, device=self.device)
-            b.tokens[len(fed):groups * n] = 0
+                kept = (live_groups[:, None] * n + np.arange(n)).reshape(-1)
+                slot_row, alive, fed = (_front(a[kept], target * n, fill)
+                                        for a, fill in ((slot_row, -1), (alive, False), (fed, 0)))
+                groups = target
+            b.tokens[:groups * n] = torch.as_tensor(fed, device=self.device)
             self._run_step(groups, prompt, step)
             logits = b.logits[:groups * n]
         comps = [out[r, :length[r]].tolist() for r in range(G * n)]
         return comps, finished.tolist()
+
+
+def _front(values: np.ndarray, size: int, fill: Any) -> np.ndarray:
+    """``values`` in the first slots of a new array of ``size``, the other slots ``fill``."""
+    out = np.full(size, fill, dtype=values.dtype)
+    out[:len(values)] = values
+    return out
 
 
 def _causal_sdpa(q: Tensor, k: Tensor, v: Tensor, scaling: float) -> Tensor:
