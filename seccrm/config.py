@@ -51,6 +51,8 @@ class TrainConfig:
     micro_batch_groups: int = _f(1, "Prompt groups per forward/backward pass (gradient accumulation).")
     logits_chunk: int = _f(1024, "Tokens per chunk when computing log-probs and entropy.")
     share_prompt: bool = _f(True, "Compute each prompt once per group in rollouts and training.")
+    rollout_backend: str = _f("auto", "Rollouts: 'auto' (the fast engine with CUDA graphs on a GPU, the "
+                              "shared-prompt path on CPU), 'fast' or 'shared'.")
     # --- optimiser -----------------------------------------------------------------------------
     lr: float = _f(1e-6, "AdamW learning rate.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
@@ -94,6 +96,8 @@ class TrainConfig:
             problems.append("--tau must be > 0")
         if self.unsampled not in ("hold", "decay"):
             problems.append("--unsampled must be 'hold' or 'decay'")
+        if self.rollout_backend not in ("auto", "fast", "shared"):
+            problems.append("--rollout-backend must be auto, fast or shared")
         for name in ("bf16", "gradient_checkpointing"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 problems.append(f"--{name.replace('_', '-')} must be auto, on or off")

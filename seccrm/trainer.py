@@ -105,6 +105,7 @@ class Trainer:
         if self.grad_ckpt:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = self._make_ref() if cfg.kl_coef > 0 else None
+        self.rollout_engine = self._make_rollout_engine()
 
         pools, stats = self._arm_pools()
         arms = [a for a in ALL_ARMS if pools.get(a)]
@@ -147,6 +148,19 @@ class Trainer:
             lcfg = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=0.0,
                               target_modules="all-linear", task_type="CAUSAL_LM")
             self.model = get_peft_model(self.model, lcfg)
+
+    def _make_rollout_engine(self) -> Any:
+        """The fast decode engine (static KV buffers, CUDA graphs) where it applies, else None."""
+        backend = self.cfg.rollout_backend
+        if backend == "shared" or (backend == "auto" and self.device.type != "cuda"):
+            return None
+        from seccrm.fast_decode import FastRollouts
+        from seccrm.shared_prefix import unsupported_reason
+        reason = unsupported_reason(self.model)
+        if reason is not None:
+            print(f"[seccrm] fast rollouts unavailable ({reason}); using the shared-prompt path", file=sys.stderr)
+            return None
+        return FastRollouts(self.model, self.tokenizer)
 
     def _make_ref(self) -> Any:
         if self.cfg.lora_r > 0:
@@ -268,10 +282,15 @@ class Trainer:
         prompts = [self._prompt_ids(inst) for inst in batch]
 
         self.model.eval()
+        seed = derive_seed(cfg.seed, "rollout", self.step)
         with torch.no_grad():
-            ro = generate_rollouts(self.model, self.tokenizer, prompts, n=n, max_new_tokens=cfg.max_new_tokens,
-                                   temperature=cfg.temperature, top_p=cfg.top_p,
-                                   seed=derive_seed(cfg.seed, "rollout", self.step))
+            if self.rollout_engine is not None:
+                ro = self.rollout_engine.generate(prompts, n, cfg.max_new_tokens, temperature=cfg.temperature,
+                                                  top_p=cfg.top_p, seed=seed)
+                self.rollout_engine.release()  # the decode buffers' memory goes to the policy update
+            else:
+                ro = generate_rollouts(self.model, self.tokenizer, prompts, n=n, max_new_tokens=cfg.max_new_tokens,
+                                       temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
         t_roll = time.perf_counter() - t0
         details = [score_details(batch[i // n], text) for i, text in enumerate(ro.texts)]
         rewards = torch.tensor([d["reward"] for d in details], dtype=torch.float32)

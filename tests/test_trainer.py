@@ -127,3 +127,12 @@ def test_lora_run_saves_merged_model_and_resumes(tiny_suite, tmp_path, monkeypat
     assert resumed.step == 1
     resumed.train()
     assert resumed.step == 2
+
+
+def test_fast_rollout_backend_trains_on_cpu(tiny_suite, tmp_path, monkeypatch):
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    t = Trainer(_cfg(tiny_suite, tmp_path / "fast", steps=1, rollout_backend="fast"))
+    assert t.rollout_engine is not None
+    last = t.train()
+    assert last["train/response_len"] > 0 and 0.0 <= last["train/reward"] <= 1.0
