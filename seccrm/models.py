@@ -207,11 +207,12 @@ def build_tiny_model(vocab_size: int, seed: int = 0, arch: str = "llama", hidden
                      num_layers: int = 2, num_heads: int = 4, num_kv_heads: int = 2,
                      dtype: torch.dtype = torch.float32, eos_token_id: int = 2,
                      pad_token_id: int = 2) -> torch.nn.Module:
-    """A small randomly initialised causal LM of the Llama (or ``arch="qwen2"``) architecture.
+    """A small randomly initialised causal LM of the Llama family: ``arch`` llama, qwen2, qwen3, mistral.
 
-    Seeded without touching the global torch RNG. Qwen2 differs from Llama by biases on q/k/v.
+    Seeded without touching the global torch RNG. Qwen2 adds biases on q/k/v, Qwen3 RMS norms on
+    q and k; the Mistral one has no sliding window (so it is Llama with another name).
     """
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
+    from transformers import AutoModelForCausalLM, LlamaConfig, MistralConfig, Qwen2Config, Qwen3Config
 
     common: dict[str, Any] = dict(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                   num_hidden_layers=num_layers, num_attention_heads=num_heads,
@@ -223,8 +224,12 @@ def build_tiny_model(vocab_size: int, seed: int = 0, arch: str = "llama", hidden
         config = LlamaConfig(**common)
     elif arch == "qwen2":
         config = Qwen2Config(**common)
+    elif arch == "qwen3":
+        config = Qwen3Config(head_dim=hidden_size // num_heads, **common)
+    elif arch == "mistral":
+        config = MistralConfig(sliding_window=None, **common)
     else:
-        raise ValueError(f"unknown tiny architecture {arch!r}; known: llama, qwen2")
+        raise ValueError(f"unknown tiny architecture {arch!r}; known: llama, qwen2, qwen3, mistral")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = AutoModelForCausalLM.from_config(config, dtype=dtype)

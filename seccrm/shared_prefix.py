@@ -72,6 +72,9 @@ def unsupported_reason(model: torch.nn.Module) -> str | None:
             return f"{type(layer).__name__} lacks {', '.join(missing)}"
         if getattr(layer.self_attn, "sliding_window", None):
             return "sliding-window attention layers are not supported"
+    # Mistral reads the window from the config; Qwen2 / Qwen3 set it to None unless it is used.
+    if getattr(config, "sliding_window", None) or "sliding_attention" in (getattr(config, "layer_types", None) or ()):
+        return f"sliding-window attention (window {getattr(config, 'sliding_window', None)}) is not supported"
     if getattr(config, "attention_dropout", 0.0) and model.training:
         return "attention dropout is on in training mode"
     if _rope_fn(model) is None:

@@ -97,16 +97,20 @@ def exact_rmsnorm(monkeypatch: pytest.MonkeyPatch) -> None:
     """RMSNorm in the input's dtype: the models' own norm rounds through float32 even for float64
     models, which turns 1e-16 differences between two exact computations into 1e-7 ulp flips."""
     from transformers.models.llama import modeling_llama
+    from transformers.models.mistral import modeling_mistral
     from transformers.models.qwen2 import modeling_qwen2
+    from transformers.models.qwen3 import modeling_qwen3
 
     def forward(self: torch.nn.Module, h: torch.Tensor) -> torch.Tensor:
         return self.weight * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.variance_epsilon))
 
-    monkeypatch.setattr(modeling_llama.LlamaRMSNorm, "forward", forward)
-    monkeypatch.setattr(modeling_qwen2.Qwen2RMSNorm, "forward", forward)
+    for norm in (modeling_llama.LlamaRMSNorm, modeling_qwen2.Qwen2RMSNorm, modeling_qwen3.Qwen3RMSNorm,
+                 modeling_mistral.MistralRMSNorm):
+        monkeypatch.setattr(norm, "forward", forward)
 
 
-@pytest.mark.parametrize("arch,lora", [("llama", False), ("qwen2", False), ("llama", True)])
+@pytest.mark.parametrize("arch,lora", [("llama", False), ("qwen2", False), ("qwen3", False), ("mistral", False),
+                                       ("llama", True)])
 def test_shared_equals_unshared_logprobs_and_gradients(arch: str, lora: bool, exact_rmsnorm: None) -> None:
     model = build_tiny_model(vocab_size=300, seed=2, arch=arch, dtype=torch.float64)
     if lora:
@@ -171,6 +175,9 @@ def test_unsupported_architecture_falls_back_with_a_reason(caplog: pytest.LogCap
 
     from seccrm.shared_prefix import unsupported_reason
 
+    windowed = build_tiny_model(vocab_size=300, arch="mistral")
+    windowed.config.sliding_window = 16                          # as Mistral-7B ships
+    assert "sliding" in unsupported_reason(AutoModelForCausalLM.from_config(windowed.config))
     model = AutoModelForCausalLM.from_config(GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=300),
                                              dtype=torch.float64).eval()    # no dropout
     assert "gpt2" in unsupported_reason(model)

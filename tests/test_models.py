@@ -26,7 +26,7 @@ def test_tiny_model_is_seeded_llama_with_smollm2_tokenizer() -> None:
     torch.manual_seed(0)
     a = torch.rand(1)
     torch.manual_seed(0)
-    load_model_and_tokenizer("tiny", seed=5)
+    models.build_tiny_model(300, seed=5)
     assert torch.equal(torch.rand(1), a)
 
 

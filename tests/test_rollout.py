@@ -223,3 +223,35 @@ def test_smollm2_greedy_equals_generate() -> None:
         ref = _generate_reference(model, prompts[b], 24)
         ref = ref[:ref.index(2) + 1] if 2 in ref else ref
         assert comp == ref
+
+
+def test_unsupported_architecture_rolls_out_through_the_fallback(tok, caplog: pytest.LogCaptureFixture) -> None:
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    model = AutoModelForCausalLM.from_config(
+        GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok), bos_token_id=1, eos_token_id=2),
+        dtype=torch.float64).eval()
+    prompts = _prompts(tok)
+    with caplog.at_level("WARNING", logger="seccrm.rollout"):
+        ro = generate_rollouts(model, tok, prompts, n=2, max_new_tokens=6, greedy=True, stop_after_answer=False)
+    assert "fall back" in caplog.text and "gpt2" in caplog.text
+    for b, comp in enumerate(ro.completion_ids):
+        assert comp == _generate_reference(model, prompts[b // 2], 6)
+
+
+def test_lora_model_greedy_equals_generate(tok) -> None:
+    from seccrm.models import LoraSettings, apply_lora
+
+    model = apply_lora(build_tiny_model(len(tok), seed=4, dtype=torch.float64), LoraSettings(r=4, alpha=8))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():       # peft starts B at zero; make the adapter change the outputs
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(0.5 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    prompts = _prompts(tok)[:2]
+    ro = generate_rollouts(model, tok, prompts, n=1, max_new_tokens=8, greedy=True, stop_after_answer=False)
+    with model.disable_adapter():
+        base = generate_rollouts(model, tok, prompts, n=1, max_new_tokens=8, greedy=True, stop_after_answer=False)
+    assert ro.completion_ids != base.completion_ids            # the adapter is in the computation
+    for b, comp in enumerate(ro.completion_ids):
+        assert comp == _generate_reference(model, prompts[b], 8)
