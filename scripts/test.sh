@@ -3,5 +3,7 @@
 # Extra arguments go to pytest, e.g. `scripts/test.sh -k curriculum`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Idle OpenMP threads sleep instead of spinning: on a busy machine spinning makes torch several times slower.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 bash scripts/bootstrap.sh
 exec .venv/bin/python -m pytest -q "$@"
