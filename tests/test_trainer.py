@@ -136,3 +136,37 @@ def test_fast_rollout_backend_trains_on_cpu(tiny_suite, tmp_path, monkeypatch):
     assert t.rollout_engine is not None
     last = t.train()
     assert last["train/response_len"] > 0 and 0.0 <= last["train/reward"] <= 1.0
+
+
+def test_ctrl_c_finishes_the_step_saves_and_exits(tiny_suite, tmp_path):
+    """SIGINT (Ctrl-C) during training: the step finishes, a checkpoint is written, exit status 130,
+    and --resume continues from that checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from seccrm.checkpoint import latest_checkpoint
+    out = tmp_path / "sigint"
+    cmd = [sys.executable, "-m", "seccrm.cli", "train", "--data", str(tiny_suite), "--model", "tiny",
+           "--out", str(out), "--steps", "200", "--prompts-per-step", "2", "--group-size", "4",
+           "--max-new-tokens", "4", "--save-every", "1000", "--eval-limit", "2"]
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and metrics.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, err[-2000:]
+    ckpt = latest_checkpoint(out)
+    assert ckpt is not None and "rerun with --resume" in err
+    done = int(ckpt.name.split("_")[1])
+    assert 1 <= done < 200
+    rows = metrics.read_text().splitlines()
+    assert len(rows) == done          # every finished step logged, nothing half-logged
