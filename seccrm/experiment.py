@@ -268,20 +268,18 @@ def _warmup_stage(plan: dict[str, Any], exp_dir: Path, ev: Evaluator, base_val: 
     return str(model_dir)
 
 
-def _train(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, run_dir: Path) -> float:
-    """Train (or resume) one run up to the plan's steps; returns the seconds spent now."""
+def _train(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, run_dir: Path) -> None:
+    """Train (or resume) one run up to the plan's steps."""
     from seccrm.checkpoint import latest_checkpoint, verify_checkpoint
     from seccrm.trainer import Trainer
 
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None and int(verify_checkpoint(ckpt)["step"]) >= plan["steps"]:
-        return 0.0
-    t0 = time.perf_counter()
+        return
     trainer = Trainer(_train_config(plan, curriculum, seed, start_model, str(run_dir)))
     trainer.train()
     del trainer
     gc.collect()
-    return time.perf_counter() - t0
 
 
 def _evaluate_run(ev: Evaluator, run_dir: Path) -> dict[str, dict[str, Any]]:
@@ -322,6 +320,23 @@ def _add_time(path: Path, key: str, seconds: float) -> dict[str, float]:
     return t
 
 
+class _Clock:
+    """Adds the seconds since its last tick to a key of a timings file, and to ``total_s``, at
+    every tick: a killed process loses only the time since the last tick (a resumed experiment's
+    times add up over its invocations)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.last = time.perf_counter()
+
+    def tick(self, key: str) -> float:
+        now = time.perf_counter()
+        seconds, self.last = now - self.last, now
+        _add_time(self.path, key, seconds)
+        _add_time(self.path, "total_s", seconds)
+        return seconds
+
+
 def _machine() -> str:
     import torch
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -346,14 +361,12 @@ def run_experiment(plan: dict[str, Any]) -> Path:
     exp_dir = Path(plan["out"])
     exp_dir.mkdir(parents=True, exist_ok=True)
     plan = _open_plan(plan, exp_dir)
-    timings = exp_dir / "timings.json"
     t_start = time.perf_counter()
+    clock = _Clock(exp_dir / "timings.json")
     ev = Evaluator(plan, exp_dir / "eval" / "sets.json")
-
-    t0 = time.perf_counter()
     base = ev.run(plan["model"], {s: exp_dir / "eval" / f"base_{s}.json" for s in ("val", "test")}, "base")
     start_model = _warmup_stage(plan, exp_dir, ev, base["val"])
-    _add_time(timings, "base_and_warmup_s", time.perf_counter() - t0)
+    clock.tick("base_and_warmup_s")
 
     jobs = [(c, s) for s in plan["seeds"] for c in plan["curricula"]]
     for k, (cur, seed) in enumerate(jobs, 1):
@@ -361,19 +374,18 @@ def run_experiment(plan: dict[str, Any]) -> Path:
         if (run_dir / "eval_test.json").exists() and (run_dir / "final_model").is_dir():
             _log(f"run {k}/{len(jobs)} {cur}/seed{seed}: done before, skipped")
             continue
-        train_s = _train(plan, cur, seed, start_model, run_dir)
-        t1 = time.perf_counter()
+        run_clock = _Clock(run_dir / "timing.json")
+        _train(plan, cur, seed, start_model, run_dir)
+        clock.tick("train_s")
+        run_clock.tick("train_s")
         res = _evaluate_run(ev, run_dir)
         _finalise(run_dir)
-        eval_s = time.perf_counter() - t1
-        _add_time(run_dir / "timing.json", "train_s", train_s)
-        t = _add_time(run_dir / "timing.json", "eval_s", eval_s)
-        _add_time(timings, "runs_s", train_s + eval_s)
-        elapsed = (time.perf_counter() - t_start) / 60
-        _log(f"run {k}/{len(jobs)} {cur}/seed{seed}: {plan['steps']} steps, train {t['train_s'] / 60:.1f} min, "
-             f"val acc {res['val']['summary']['accuracy']:.3f}, test acc {res['test']['summary']['accuracy']:.3f} "
-             f"(format {res['test']['summary']['format_rate']:.2f}); {elapsed:.1f} min so far")
-    _add_time(timings, "total_s", time.perf_counter() - t_start)
+        clock.tick("eval_s")
+        run_clock.tick("eval_s")
+        _log(f"run {k}/{len(jobs)} {cur}/seed{seed}: {plan['steps']} steps, val acc "
+             f"{res['val']['summary']['accuracy']:.3f}, test acc {res['test']['summary']['accuracy']:.3f} "
+             f"(format {res['test']['summary']['format_rate']:.2f}); "
+             f"{(time.perf_counter() - t_start) / 60:.1f} min in this call")
     _log(f"all {len(jobs)} runs done; write the report with `seccrm report {exp_dir}`")
     return exp_dir
 

@@ -354,11 +354,12 @@ def _avg(xs: list[float]) -> float:
 def experiment_training_table(exp: Experiment) -> str:
     """Table 3: training metrics per curriculum, each a mean over seeds."""
     lines = ["| Curriculum | Runs | Steps | Final train reward (last 3 steps) | Final train accuracy | Zero-advantage groups "
-             "| Final val accuracy | Train time / run | Eval time / run |", "|---|---|---|---|---|---|---|---|---|"]
+             "| Final val accuracy | Training steps' time / run | Eval time / run |", "|---|---|---|---|---|---|---|---|---|"]
     for cur, runs in exp.runs.items():
         rs = list(runs.values())
         steps = max((r.metrics[-1]["step"] for r in rs if r.metrics), default=0)
-        train_min = _avg([r.timing.get("train_s", sum(m.get("time/step_s") or 0 for m in r.metrics)) / 60 for r in rs])
+        # step times from the log: they survive a killed and resumed run, a process's clock does not
+        train_min = _avg([sum(m.get("time/step_s") or 0 for m in r.metrics) / 60 for r in rs])
         eval_min = _avg([r.timing["eval_s"] / 60 for r in rs if "eval_s" in r.timing])
         lines.append(
             f"| {_title(cur)} | {len(rs)} | {steps} | {_avg([_tail_mean(r.metrics, 'train/reward') for r in rs]):.3f} | "
