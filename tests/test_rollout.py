@@ -225,8 +225,12 @@ def test_smollm2_greedy_equals_generate() -> None:
         assert comp == ref
 
 
-def test_unsupported_architecture_rolls_out_through_the_fallback(tok, caplog: pytest.LogCaptureFixture) -> None:
+def test_unsupported_architecture_rolls_out_through_the_fallback(tok, caplog: pytest.LogCaptureFixture,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModelForCausalLM, GPT2Config
+
+    import seccrm.rollout
+    monkeypatch.setattr(seccrm.rollout, "_LOGGED", set())  # the reason is logged once per process
 
     model = AutoModelForCausalLM.from_config(
         GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok), bos_token_id=1, eos_token_id=2),
