@@ -397,6 +397,27 @@ def _csv(kind: type) -> Any:
     return parse
 
 
+def _train_sets(items: list[str]) -> dict[str, Any]:
+    """``["lr=3e-5", "group_size=8"]`` -> typed TrainConfig overrides; ValueError names bad ones."""
+    import dataclasses
+
+    from seccrm.config import TrainConfig
+    kinds = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in kinds:
+            raise ValueError(f"--train {item!r}: expected KEY=VALUE with KEY a training setting "
+                             f"(see `seccrm train --help`), e.g. lr=3e-5")
+        if key in ("data", "model", "out", "seed", "curriculum", "steps", "resume"):
+            raise ValueError(f"--train {key}: set by the experiment itself (use --model, --seeds, --steps, ...)")
+        kind = kinds[key]
+        out[key] = (text.lower() in ("1", "true", "yes", "on") if kind == "bool" else
+                    int(text) if kind == "int" else float(text) if kind == "float" else text)
+    return out
+
+
 def cmd_experiment(args: argparse.Namespace) -> int:
     from seccrm.checkpoint import CheckpointError
     from seccrm.cli import CLIError
@@ -406,8 +427,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
         plan = make_plan(args.data, args.model, args.out, preset=args.preset, curricula=args.curricula,
                          seeds=args.seeds, steps=args.steps, warmup_steps=warm, eval_val=args.eval_val,
                          eval_test=args.eval_test, eval_max_prompt_tokens=args.eval_max_prompt_tokens,
-                         train_overrides={k: v for k in ("max_prompt_tokens", "prompts_per_step")
-                                          if (v := getattr(args, k)) is not None})
+                         train_overrides={**_train_sets(args.train),
+                                          **{k: v for k in ("max_prompt_tokens", "prompts_per_step")
+                                             if (v := getattr(args, k)) is not None}})
         run_experiment(plan)
     except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise CLIError(str(e)) from e
@@ -437,4 +459,6 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--max-prompt-tokens", type=int, default=None,
                    help="Train only on instances whose prompt fits (0 = all; default: the preset's).")
     p.add_argument("--prompts-per-step", type=int, default=None, help="Prompts per GRPO step (default: the preset's).")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                   help="Any other training setting for every run, e.g. --train lr=3e-5 (repeatable).")
     p.set_defaults(func=cmd_experiment)

@@ -99,6 +99,15 @@ def test_evaluation_sets_are_stored_and_reused(tiny_suite: Path, tmp_path: Path)
         ex.Evaluator(plan, tmp_path / "sets.json")
 
 
+def test_train_settings_from_the_command_line_are_typed_and_checked() -> None:
+    assert ex._train_sets(["lr=3e-5", "group-size=4", "share_prompt=false", "bf16=off"]) == \
+        {"lr": 3e-5, "group_size": 4, "share_prompt": False, "bf16": "off"}
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        ex._train_sets(["learning_rate=1"])
+    with pytest.raises(ValueError, match="--seeds"):
+        ex._train_sets(["seed=3"])
+
+
 # ------------------------------------------------------------------ orchestration with fakes
 class FakeEvaluator:
     """Writes evaluation files as the real one does; the base model's format rate is settable."""
