@@ -53,13 +53,14 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
     # The embedded SmolLM2-135M on a 2-core CPU in about 90 minutes (measured: docs/results.md).
     # Only SEC and uniform, the comparison the question is about, fit that budget with 3 seeds.
     "cpu-exp": dict(
-        train=dict(prompts_per_step=2, group_size=8, max_new_tokens=32, max_prompt_tokens=1024, lr=1e-5,
+        train=dict(prompts_per_step=4, group_size=8, max_new_tokens=32, max_prompt_tokens=1024, lr=5e-5,
                    eval_every=0, eval_limit=48, eval_max_new_tokens=32, save_every=4, keep_checkpoints=0),
-        curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=8,
+        curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=12,
         warmup_steps="auto", warmup_default_steps=6, warmup_batch=4, warmup_lr=1e-4,
         eval_val=12, eval_test=24, eval_max_new_tokens=32, eval_max_prompt_tokens=1024,
-        note="CPU budget: 2 of the 7 curricula (sec, uniform), 3 seeds, 8 steps of 2 prompts x 8 "
-             "completions, prompts of at most 1,024 tokens, evaluation on 12 validation and 24 test instances."),
+        note="CPU budget: 2 of the 7 curricula (sec, uniform), 3 seeds, 12 steps of 4 prompts x 8 "
+             "completions at lr 5e-5, prompts of at most 1,024 tokens, evaluation on 12 validation and 24 "
+             "test instances."),
     # One GPU, the same protocol with every curriculum; for SmolLM2, Qwen2.5-3B or any local folder.
     "gpu-exp": dict(
         train={**{k: v for k, v in PRESETS["gpu"].items() if k != "steps"}, "save_every": 20,

@@ -43,7 +43,7 @@ def test_stratified_subset_takes_skills_in_turn() -> None:
 
 def test_make_plan_uses_the_preset_and_refuses_what_cannot_work(tmp_path: Path) -> None:
     plan = ex.make_plan(str(tmp_path), "smollm2", str(tmp_path / "e"))
-    assert plan["curricula"] == ["sec", "uniform"] and plan["seeds"] == [0, 1, 2] and plan["steps"] == 8
+    assert plan["curricula"] == ["sec", "uniform"] and plan["seeds"] == [0, 1, 2] and plan["steps"] == 12
     assert "model" not in plan["train"] and plan["train"]["keep_checkpoints"] == 0
     gpu = ex.make_plan(str(tmp_path), "/models/qwen", str(tmp_path / "g"), preset="gpu-exp", steps=7, seeds=[4])
     assert gpu["curricula"] == list(ex.ALL_CURRICULA) and gpu["steps"] == 7 and gpu["seeds"] == [4]
