@@ -542,6 +542,7 @@ def _setup_lines(exp: Experiment) -> list[str]:
     rows = [("model", p.get("model", "?")), ("data", p.get("data", "?")), ("preset", p.get("preset", "?")),
             ("GRPO steps per run", p.get("steps", "?")),
             ("prompts per step x completions", f"{t.get('prompts_per_step', '?')} x {t.get('group_size', '?')}"),
+            ("learning rate, max new tokens", f"{t.get('lr', '?')}, {t.get('max_new_tokens', '?')}"),
             ("curricula run", ", ".join(_title(c) for c in ran) or "none"),
             ("seeds", ", ".join(map(str, seeds)) or "none"),
             ("format warm-up", f"{warm.get('steps', '?')} steps ({warm.get('reason', 'no record')})" if warm else "no record"),
