@@ -279,7 +279,8 @@ def _seed_stat(runs: dict[int, RunLogs], split: str, key: str = "accuracy") -> t
     """(mean, lo, hi, n) over the seeds that have this evaluation; Student-t interval."""
     from seccrm.stats import t_interval
     vals = [r.acc(split, key) for r in runs.values() if split in r.evals]
-    return (*t_interval(vals), len(vals))
+    m, lo, hi = t_interval(vals)
+    return m, max(lo, 0.0), min(hi, 1.0), len(vals)  # a rate's interval is cut to [0, 1] (nan stays nan)
 
 
 def _mean_ci(m: float, lo: float, hi: float) -> str:
@@ -421,25 +422,29 @@ def verdict(c: Comparison, what: str) -> str:
     """One plain sentence on whether ``c.a`` beats ``c.b``, worded from the numbers alone.
 
     "Beats" needs all three: a positive mean difference, permutation p < ALPHA, and a two-level
-    bootstrap interval that excludes 0 (the interval also carries run-to-run variance).
+    bootstrap interval that excludes 0 (the interval also carries run-to-run variance). When only
+    one of the two tests fires, the sentence says so: the difference is then not robust across seeds.
     """
     a, b = _title(c.a), _title(c.b)
     boot, perm = c.bootstrap, c.permutation
     d = 100 * boot.mean_diff
-    sig = perm.p_value < ALPHA and (boot.ci_low > 0 or boot.ci_high < 0)
+    by_perm, by_boot = perm.p_value < ALPHA, boot.ci_low > 0 or boot.ci_high < 0
     facts = (f"95% CI [{100 * boot.ci_low:+.1f}, {100 * boot.ci_high:+.1f}] points, permutation p = "
              f"{perm.p_value:.3g}, {boot.n_seeds} paired seed{'s' if boot.n_seeds != 1 else ''} x "
-             f"{boot.n_instances} instances")
+             f"{boot.n_instances} instances, per seed " + ", ".join(f"{100 * x:+.1f}" for x in c.seed_diffs))
     if abs(d) < 1e-9:
         return f"**{a} does not beat {b}** on {what}: both score the same ({facts})."
-    if d > 0 and sig:
-        return f"**{a} beats {b}** on {what}: {d:+.1f} points ({facts})."
-    if d > 0:
-        return (f"**{a} does not beat {b} significantly** on {what}: it scores {d:.1f} points higher on average, "
-                f"but the difference is within noise ({facts}).")
-    if sig:
-        return f"**{a} does not beat {b}: {b} beats {a}** on {what}, by {-d:.1f} points ({facts})."
-    return f"**{a} does not beat {b}** on {what}: it scores {-d:.1f} points lower on average, within noise ({facts})."
+    side = f"{d:.1f} points higher" if d > 0 else f"{-d:.1f} points lower"
+    if by_perm and by_boot:
+        return (f"**{a} beats {b}** on {what}: {d:+.1f} points ({facts})." if d > 0 else
+                f"**{a} does not beat {b}: {b} beats {a}** on {what}, by {-d:.1f} points ({facts}).")
+    head = f"**{a} does not beat {b}{' significantly' if d > 0 else ''}** on {what}: it scores {side} on average"
+    if by_perm or by_boot:
+        which = ("the permutation test over instances fires but the interval, which also carries "
+                 "seed-to-seed variance, includes 0" if by_perm else
+                 "the interval excludes 0 but the permutation test does not fire")
+        return f"{head}, a difference that is not robust across seeds: {which} ({facts})."
+    return f"{head}, within noise ({facts})."
 
 
 def paired_table(comparisons: list[Comparison]) -> str:
@@ -604,7 +609,7 @@ def write_experiment_report(exp_dir: str | Path, out: str | Path | None = None, 
     parts += ["## Method", "",
               "- Accuracy: share of greedy completions scoring 1.0; format rate: share scoring 0.1 or more.",
               "- Curriculum rows: mean over seeds with a Student-t 95% interval over seeds (t with seeds - 1 degrees "
-              "of freedom; none with one seed). Base and warm-up rows: one model each, percentile bootstrap over "
+              "of freedom, cut to [0, 100%]; none with one seed). Base and warm-up rows: one model each, percentile bootstrap over "
               "instances.",
               "- Paired tests: run k of one curriculum is paired with run k of uniform (same seed, same start, same "
               "test instances). Differences are per (seed, instance) correctness. The p-value is a two-sided sign-flip "

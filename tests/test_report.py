@@ -167,3 +167,22 @@ def test_single_run_report_still_works(tmp_path: Path) -> None:
     assert "After format warm-up" in text and "Quote Approval" in text and "| sec | 5 |" in text
     assert (run / "sec_curriculum.png").read_bytes()[:8] == PNG_MAGIC
     assert (run / "sec_reward.png").is_file()
+
+
+def test_verdict_wording_for_each_case() -> None:
+    from seccrm.report import Comparison
+    from seccrm.stats import PairedResult
+
+    def comp(diff: float, p: float, lo: float, hi: float) -> Comparison:
+        perm = PairedResult(diff, math.nan, math.nan, p, 3, 24, "perm")
+        boot = PairedResult(diff, lo, hi, 0.5, 3, 24, "boot")
+        return Comparison("sec", "uniform", "test", perm, boot, [diff, diff, diff])
+
+    assert verdict(comp(0.1, 0.001, 0.02, 0.2), "x").startswith("**SEC (hold) beats uniform** on x: +10.0 points")
+    assert "does not beat uniform: uniform beats SEC (hold)** on x, by 10.0 points" in verdict(comp(-0.1, 0.001, -0.2, -0.02), "x")
+    mixed = verdict(comp(-0.097, 0.016, -0.292, 0.0), "x")
+    assert mixed.startswith("**SEC (hold) does not beat uniform** on x: it scores 9.7 points lower on average")
+    assert "not robust across seeds" in mixed and "permutation test over instances fires" in mixed
+    noise = verdict(comp(0.05, 0.6, -0.08, 0.25), "x")
+    assert "does not beat uniform significantly" in noise and "within noise" in noise
+    assert "per seed +5.0, +5.0, +5.0" in noise
