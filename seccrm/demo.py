@@ -58,7 +58,7 @@ def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, in
         random.Random(f"{seed}/{split}").shuffle(insts)
         lengths = [len(p) for p in encode_prompts(tokenizer, [i["messages"] for i in insts])]
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-        for inst, n in zip(insts, lengths):
+        for inst, n in zip(insts, lengths, strict=True):
             if not max_prompt_tokens or n <= max_prompt_tokens:
                 groups[(inst["task"], inst["difficulty"])].append(inst["id"])
         chosen: list[str] = []

@@ -35,8 +35,13 @@ import torch
 from tqdm.auto import tqdm
 
 from seccrm.arms import ALL_ARMS
-from seccrm.checkpoint import (CheckpointError, latest_checkpoint, load_optimizer_state, save_checkpoint,
-                               verify_checkpoint)
+from seccrm.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_optimizer_state,
+    save_checkpoint,
+    verify_checkpoint,
+)
 from seccrm.config import TrainConfig, add_config_args, config_from_args
 from seccrm.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
 
