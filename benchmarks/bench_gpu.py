@@ -388,8 +388,14 @@ def _head(model: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
 # ------------------------------------------------------------------------------------------------
 
 def report_step_rows(model: Any, tok: Any, shapes: Shapes, device: torch.device, suite: Path,
-                     engine_opts: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """Bandit draw, fast rollouts, scoring, advantages, bandit update and the policy update, timed."""
+                     engine_opts: dict[str, Any], mode: str = "mixed") -> list[tuple[str, str, str, str]]:
+    """Bandit draw, fast rollouts, scoring, advantages, bandit update and the policy update, timed.
+
+    ``mode`` as the trainer resolves ``--bf16``: ``mixed`` (the trainer's default on GPUs) keeps float32
+    master weights and AdamW state, decodes from a bf16 copy and refreshes it after the step; ``pure``
+    trains the bf16 weights directly (half the memory; small updates round away).
+    """
+    from seccrm import precision
     from seccrm.curriculum import SEC
     from seccrm.curriculum.pools import ArmPools
     from seccrm.data import load_split
@@ -405,7 +411,13 @@ def report_step_rows(model: Any, tok: Any, shapes: Shapes, device: torch.device,
     for iid, inst in sorted(instances.items()):
         by_arm.setdefault(inst["arm"], []).append(iid)
     curriculum, pools = SEC(sorted(by_arm), seed=0), ArmPools(by_arm, seed=0)
-    engine = FastRollouts(model, tok, **engine_opts)
+    twin = None
+    if mode == "pure" and model.dtype != torch.bfloat16:
+        model = model.to(torch.bfloat16)
+    if mode == "mixed":
+        model = model.float()                 # the float32 master (in place: exact from bf16)
+        twin = precision.inference_copy(model)
+    engine = FastRollouts(model if twin is None else twin, tok, **engine_opts)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     times: dict[str, float] = {}
     sync(device)
@@ -433,21 +445,25 @@ def report_step_rows(model: Any, tok: Any, shapes: Shapes, device: torch.device,
         a = adv.to(device)
         for g0 in range(0, prompts_n, micro):
             rows = list(range(g0 * n, (g0 + micro) * n))
-            logp, ent, mask = completion_logprobs(model, prompts[g0:g0 + micro],
-                                                  [ro.completion_ids[r] for r in rows], n, with_entropy=True)
+            with precision.autocast(mode, device):
+                logp, ent, mask = completion_logprobs(model, prompts[g0:g0 + micro],
+                                                      [ro.completion_ids[r] for r in rows], n, with_entropy=True)
             loss, _ = policy_loss(logp, logp.detach(), a[rows], mask, entropy=ent, num_tokens=n_tokens)
             loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if twin is not None:
+            precision.sync_copy(model, twin)
         model.gradient_checkpointing_disable()
         model.eval()
 
     _, times["policy update"] = timed(update, device)
     total = time.perf_counter() - t0
     new_tokens = sum(len(c) for c in ro.completion_ids)
+    kind = "float32 master, bf16 autocast + bf16 decoding copy" if mode == "mixed" else "pure bf16 weights"
     shape = (f"{shapes.main_arch}, {prompts_n} prompts x {n}, {plen}-token prompts, up to {new} new "
-             f"({new_tokens:,} generated)")
+             f"({new_tokens:,} generated), {kind}")
     parts = "; ".join(f"{k} {v:.1f} s" for k, v in times.items())
     return [("report-shaped step", shape, f"{total:.1f} s ({parts}; rollouts {new_tokens / times['rollouts']:,.0f} "
              f"new tok/s)", "< 150 s (report: 675 s on 2 GPUs)")]
@@ -502,6 +518,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--compile", action="store_true", help="fast path with torch.compile'd decode steps")
     ap.add_argument("--out", default=None, help="markdown file to append to (default: BENCHMARKS.md; "
                     "--smoke writes only when --out is given)")
+    ap.add_argument("--pure-bf16", action="store_true",
+                    help="report-shaped step with bf16 weights (as --bf16 pure); default: the trainer's mixed precision")
     ap.add_argument("--no-write", action="store_true")
     return ap.parse_args(argv)
 
@@ -546,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     if "step" in only:
         with tempfile.TemporaryDirectory() as suite:
             build_suite(suite, seed=0, size="tiny", train_per_task=12, test_per_task=1, progress=False)
-            rows += report_step_rows(model, tok, shapes, device, Path(suite), engine_opts)
+            mode = "pure" if args.pure_bf16 else "mixed"
+            rows += report_step_rows(model, tok, shapes, device, Path(suite), engine_opts, mode)
     lines = header(args, device, argv, time.perf_counter() - started, load)
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     table = "\n".join(lines)

@@ -20,6 +20,9 @@ Variants:
   its Hugging Face cache copied 8 times) and the unshared forward.
 - ``trl`` (optional, ``pip install trl``): TRL's GRPOTrainer at the same shape, timed per optimizer
   step with a callback; it runs its own loop, so it runs first and is not interleaved.
+- ``shared-bf16`` and ``trl-bf16``: the same in mixed precision (float32 weights and AdamW state,
+  bf16 autocast; the project decodes from a bf16 copy of the weights refreshed after each step, TRL
+  with ``bf16=True``). On CPUs with bf16 matrix units (AMX) a bf16 matmul is several times faster.
 
 Each variant samples its own completions (same seeds), so their lengths differ a little; the table
 reports the mean completion length next to the times. The median over ``--steps`` steps is reported,
@@ -50,6 +53,7 @@ from typing import Any
 
 import torch
 
+from seccrm import precision
 from seccrm.forward import completion_logprobs
 from seccrm.models import ensure_default_model, load_model_and_tokenizer
 from seccrm.rollout import HFCacheDecoder, RolloutBatch, encode_prompts, generate_rollouts
@@ -101,8 +105,13 @@ def rollouts_unshared(model: Any, tokenizer: Any, prompts: list[list[int]], n: i
 
 def one_step(variant: str, model: Any, tokenizer: Any, prompts: list[list[int]], n: int, max_new: int,
              seed: int, optimizer: torch.optim.Optimizer, micro_groups: int = 1,
-             stop_after_answer: bool = False) -> dict[str, float]:
-    """One rollout + policy-gradient update; returns its timings (s) and mean completion length."""
+             stop_after_answer: bool = False, twin: Any = None) -> dict[str, float]:
+    """One rollout + policy-gradient update; returns its timings (s) and mean completion length.
+
+    ``twin`` (for ``shared-bf16``): the bf16 copy that decodes; training then runs under bf16 autocast
+    and the copy is refreshed after the optimizer step.
+    """
+    mode = "mixed" if variant == "shared-bf16" else "fp32"
     t0 = time.perf_counter()
     model.eval()
     with torch.no_grad():
@@ -110,20 +119,25 @@ def one_step(variant: str, model: Any, tokenizer: Any, prompts: list[list[int]],
             ro = rollouts_unshared(model, tokenizer, prompts, n, max_new, seed)
         else:
             dec = HFCacheDecoder(model, tokenizer.pad_token_id) if variant == "hf-cache" else None
-            ro = generate_rollouts(model, tokenizer, prompts, n=n, max_new_tokens=max_new, seed=seed,
-                                   decoder=dec, stop_after_answer=stop_after_answer)
+            ro = generate_rollouts(twin if mode == "mixed" else model, tokenizer, prompts, n=n,
+                                   max_new_tokens=max_new, seed=seed, decoder=dec,
+                                   stop_after_answer=stop_after_answer)
     t1 = time.perf_counter()
     model.train()
     adv = torch.linspace(-1.0, 1.0, len(ro.completion_ids))[:, None]        # stand-in advantages [B, 1]
     n_tokens = sum(len(c) for c in ro.completion_ids)
     for g0 in range(0, ro.num_groups, micro_groups):                         # gradient accumulation
         rows = slice(g0 * n, (g0 + micro_groups) * n)
-        logp, _, mask = completion_logprobs(model, ro.prompt_ids[g0:g0 + micro_groups], ro.completion_ids[rows],
-                                            n, share_prompt=(variant == "shared"))
+        with precision.autocast(mode, "cpu"):
+            logp, _, mask = completion_logprobs(model, ro.prompt_ids[g0:g0 + micro_groups],
+                                                ro.completion_ids[rows], n, share_prompt=(variant != "unshared"
+                                                                                          and variant != "hf-cache"))
         (-(adv[rows] * logp * mask).sum() / n_tokens).backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
+    if twin is not None:
+        precision.sync_copy(model, twin)
     t2 = time.perf_counter()
     lengths = [len(c) for c in ro.completion_ids]
     return {"rollout_s": t1 - t0, "train_s": t2 - t1, "step_s": t2 - t0,
@@ -131,7 +145,7 @@ def one_step(variant: str, model: Any, tokenizer: Any, prompts: list[list[int]],
 
 
 def trl_steps(model_dir: str, chats: list[list[dict[str, str]]], steps: int, n: int, max_new: int,
-              micro_groups: int) -> list[dict[str, float]]:
+              micro_groups: int, bf16: bool = False) -> list[dict[str, float]]:
     """Seconds per optimizer step of TRL's GRPOTrainer at the same shape (first step dropped as warm-up).
 
     Same model, prompts, n, temperature, top-p, length cap and micro-batches (one group of n
@@ -166,7 +180,7 @@ def trl_steps(model_dir: str, chats: list[list[dict[str, str]]], steps: int, n: 
                          gradient_accumulation_steps=groups // micro_groups, num_generations=n,
                          max_completion_length=max_new, temperature=0.7, top_p=0.9, learning_rate=1e-6,
                          beta=0.0, max_steps=steps + 1, logging_steps=1, report_to=[], use_cpu=True,
-                         bf16=False, save_strategy="no", disable_tqdm=True, seed=0,
+                         bf16=bf16, save_strategy="no", disable_tqdm=True, seed=0,
                          gradient_checkpointing=False,     # TRL's default is on; the others do not recompute
                          model_init_kwargs={"dtype": torch.float32})
         trainer = GRPOTrainer(model=model_dir, reward_funcs=stand_in_reward, args=cfg,
@@ -211,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--steps", type=int, default=3, help="timed steps per variant (median reported)")
     ap.add_argument("--variants", default="shared,unshared",
-                    help="comma list of shared, unshared, hf-cache, trl (trl needs `pip install trl`)")
+                    help="comma list of shared, shared-bf16, unshared, hf-cache, trl, trl-bf16 "
+                    "(trl needs `pip install trl`)")
     ap.add_argument("--prompts", type=int, default=4)
     ap.add_argument("--n", type=int, default=8)
     ap.add_argument("--prompt-tokens", type=int, default=252)
@@ -229,21 +244,26 @@ def main(argv: list[str] | None = None) -> int:
     model, tok = load_model_and_tokenizer(args.model, dtype=torch.float32)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
     chats, prompts = crm_prompts(tok, args.prompts, args.prompt_tokens, seed=0)
-    if "trl" in variants:           # TRL runs its own loop: it goes first, the others then alternate
-        results["trl"] = trl_steps(str(ensure_default_model()) if args.model == "smollm2" else args.model,
-                                   chats, args.steps, args.n, args.max_new_tokens, args.micro_groups)
+    model_dir = str(ensure_default_model()) if args.model == "smollm2" else args.model
+    for variant in [v for v in variants if v.startswith("trl")]:  # TRL runs its own loop, first
+        results[variant] = trl_steps(model_dir, chats, args.steps, args.n, args.max_new_tokens, args.micro_groups,
+                                     bf16=variant == "trl-bf16")
+    twin = precision.inference_copy(model) if "shared-bf16" in variants else None
     # The project's variants alternate step by step, so that they see the same background load.
     for step in range(args.steps + 1):                                         # step 0 warms up
-        for variant in [v for v in variants if v != "trl"]:
+        for variant in [v for v in variants if not v.startswith("trl")]:
+            if twin is not None:
+                precision.sync_copy(model, twin)
             r = one_step(variant, model, tok, prompts, args.n, args.max_new_tokens, seed=step, optimizer=opt,
-                         micro_groups=args.micro_groups, stop_after_answer=args.stop_after_answer)
+                         micro_groups=args.micro_groups, stop_after_answer=args.stop_after_answer,
+                         twin=twin if variant == "shared-bf16" else None)
             print(f"{variant} step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()), flush=True)
             if step > 0:
                 results[variant].append(r)
 
     plen = statistics.mean(len(p) for p in prompts)
     lines = [f"### {dt.date.today().isoformat()}: {args.prompts} prompts x {args.n} completions, "
-             f"{plen:.0f}-token prompts, up to {args.max_new_tokens} new tokens, float32, {args.model}",
+             f"{plen:.0f}-token prompts, up to {args.max_new_tokens} new tokens, {args.model}",
              "", f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; variants alternate step by step.",
              "", f"Machine: {machine()}; 1-minute load average {load_before:.1f} before the run and "
              f"{os.getloadavg()[0]:.1f} after (the machine is shared with other jobs).",
@@ -252,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|---|"]
     for variant, runs in results.items():
         med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        if variant == "trl":
-            lines.append(f"| trl {_trl_version()} GRPOTrainer | {med['step_s']:.1f} | - | - | - | {len(runs)} |")
+        if variant.startswith("trl"):
+            kind = "bf16 autocast" if variant == "trl-bf16" else "float32"
+            lines.append(f"| trl {_trl_version()} GRPOTrainer, {kind} | {med['step_s']:.1f} | - | - | - | {len(runs)} |")
             continue
-        lines.append(f"| {variant} | {med['step_s']:.1f} | {med['rollout_s']:.1f} | {med['train_s']:.1f} | "
+        label = {"shared-bf16": "shared, bf16 autocast, bf16 decoding copy"}.get(variant, f"{variant}, float32")
+        lines.append(f"| {label} | {med['step_s']:.1f} | {med['rollout_s']:.1f} | {med['train_s']:.1f} | "
                      f"{statistics.mean(r['mean_len'] for r in runs):.1f} / {max(r['max_len'] for r in runs)} "
                      f"| {len(runs)} |")
     table = "\n".join(lines)

@@ -59,7 +59,10 @@ class TrainConfig:
     grad_clip: float = _f(1.0, "Gradient norm clip.")
     lora_r: int = _f(0, "LoRA rank (0 = full fine-tuning).")
     lora_alpha: int = _f(32, "LoRA alpha.")
-    bf16: str = _f("auto", "bf16 weights and compute: 'auto' (on GPU), 'on', 'off'.")
+    bf16: str = _f("auto", "Precision: 'on' = float32 master weights and AdamW state, bf16 autocast compute, "
+                   "rollouts and evaluation from a bf16 copy; 'pure' = bf16 weights (half the memory; small "
+                   "updates round away); 'off' = float32; 'auto' = 'on' on GPUs and on CPUs with bf16 matrix "
+                   "units (AMX / AVX512-BF16), else 'off'.")
     gradient_checkpointing: str = _f("auto", "'auto' (on GPU), 'on', 'off'.")
     device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'.")
     # --- evaluation, checkpoints, logging ----------------------------------------------------
@@ -98,9 +101,10 @@ class TrainConfig:
             problems.append("--unsampled must be 'hold' or 'decay'")
         if self.rollout_backend not in ("auto", "fast", "shared"):
             problems.append("--rollout-backend must be auto, fast or shared")
-        for name in ("bf16", "gradient_checkpointing"):
-            if getattr(self, name) not in ("auto", "on", "off"):
-                problems.append(f"--{name.replace('_', '-')} must be auto, on or off")
+        if self.bf16 not in ("auto", "on", "off", "mixed", "pure"):
+            problems.append("--bf16 must be auto, on, off or pure")
+        if self.gradient_checkpointing not in ("auto", "on", "off"):
+            problems.append("--gradient-checkpointing must be auto, on or off")
         if self.lr <= 0 or self.max_new_tokens < 1 or self.logits_chunk < 1:
             problems.append("--lr, --max-new-tokens and --logits-chunk must be positive")
         if problems:
@@ -121,7 +125,7 @@ class TrainConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "cpu-demo": dict(model="smollm2", steps=12, prompts_per_step=4, group_size=8, max_new_tokens=32,
-                     max_prompt_tokens=1024, lr=1e-5, eval_limit=48, eval_max_new_tokens=32, save_every=4),
+                     max_prompt_tokens=1024, micro_batch_groups=4, lr=1e-5, eval_limit=48, eval_max_new_tokens=32, save_every=4),
     "gpu": dict(steps=100, prompts_per_step=64, group_size=8, max_new_tokens=256, lr=1e-6,
                 micro_batch_groups=4, mini_batches=1, bf16="auto", gradient_checkpointing="auto",
                 eval_every=20, eval_limit=300, eval_max_new_tokens=256, save_every=20),

@@ -18,9 +18,11 @@ from typing import Any
 
 import torch
 
+from seccrm import precision
+
 DEMO_DEFAULTS: dict[str, Any] = dict(
     size="small", train_per_task=60, test_per_task=24, eval_val=12, eval_test=24,
-    warmup_steps=6, warmup_batch=4, warmup_lr=1e-4, steps=8, max_prompt_tokens=1024,
+    warmup_steps=6, warmup_batch=4, warmup_lr=1e-4, steps=8, max_prompt_tokens=1024, bf16="auto",
 )
 
 
@@ -73,7 +75,7 @@ def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, in
 
 
 def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
-                max_new_tokens: int, timings: dict[str, float]) -> None:
+                max_new_tokens: int, timings: dict[str, float], bf16: str = "auto") -> None:
     from seccrm.data import load_split
     from seccrm.evaluate import evaluate_instances
     from seccrm.models import load_model_and_tokenizer
@@ -82,12 +84,13 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
     if not todo:
         return
     t0 = time.perf_counter()
-    model, tok = load_model_and_tokenizer(model_spec, dtype=torch.float32, device="cpu")
+    dtype = precision.eval_dtype(bf16, "cpu")
+    model, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device="cpu")
     for split in todo:
         by_id = {i["id"]: i for i in load_split(data, split)}
         insts = [by_id[i] for i in sets[split]]
         res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
-        res.update(model=model_spec, split=split, stage=stage)
+        res.update(model=model_spec, split=split, stage=stage, dtype=str(dtype).removeprefix("torch."))
         _write_json(out / "eval" / f"{stage}_{split}.json", res)
         s = res["summary"]
         _log(f"{stage:7s} {split:4s}: accuracy {s['accuracy']:.3f}, format rate {s['format_rate']:.3f} (n={s['n']})")
@@ -122,7 +125,8 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed)
 
     _log(f"[2/{stages}] evaluate the base model ({model})")
-    _eval_stage(out, "base", model, data, sets, max_new, timings)
+    bf16 = opts["bf16"]
+    _eval_stage(out, "base", model, data, sets, max_new, timings, bf16)
 
     warm_model = out / "warmup" / "model"
     if opts["warmup_steps"] > 0:
@@ -130,9 +134,9 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
         if not (warm_model / "config.json").exists():
             t0 = time.perf_counter()
             run_warmup(str(data), model, out / "warmup", opts["warmup_steps"], opts["warmup_batch"],
-                       opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"])
+                       opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"], bf16=bf16)
             timings["warmup_s"] = time.perf_counter() - t0
-        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings)
+        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16)
         start_model = str(warm_model)
     else:
         start_model = model
@@ -140,7 +144,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     _log(f"[4/{stages}] GRPO with the SEC curriculum: {opts['steps']} steps")
     cfg = TrainConfig(**{**PRESETS["cpu-demo"], "data": str(data), "model": start_model, "out": str(out / "sec"),
                          "steps": opts["steps"], "seed": seed, "max_prompt_tokens": opts["max_prompt_tokens"],
-                         "curriculum": "sec", "resume": True})
+                         "curriculum": "sec", "resume": True, "bf16": bf16})
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
     if trainer.step < cfg.steps:
@@ -149,14 +153,15 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     del trainer
     from seccrm.checkpoint import latest_checkpoint
     final = latest_checkpoint(out / "sec")
-    _eval_stage(out, "sec", str(final), data, sets, max_new, timings)
+    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16)
 
     _log(f"[5/{stages}] write the report")
     timings["total_this_invocation_s"] = time.perf_counter() - t_start
     _write_json(timings_path, timings)
     info = {"command": "seccrm demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "run_demo()",
             "model": model, "seed": seed, "machine": f"{platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, torch {torch.__version__}", **{f"time {k}": f"{v:.0f} s" for k, v in timings.items()},
+            f"{os.cpu_count()} cores, torch {torch.__version__}",
+            "precision": precision.resolve(bf16, "cpu"), **{f"time {k}": f"{v:.0f} s" for k, v in timings.items()},
             **{k: v for k, v in opts.items()}}
     _write_json(out / "run_info.json", info)
     md = write_run_report(out)
@@ -169,7 +174,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         md = run_demo(args.out, model=args.model, seed=args.seed, steps=args.steps, warmup_steps=args.warmup_steps,
                       size=args.size, train_per_task=args.train_per_task, eval_val=args.eval_val,
-                      eval_test=args.eval_test)
+                      eval_test=args.eval_test, bf16=args.bf16)
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     print(md)
@@ -189,4 +194,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--train-per-task", type=int, default=None)
     p.add_argument("--eval-val", type=int, default=None, help="Validation instances evaluated per stage.")
     p.add_argument("--eval-test", type=int, default=None, help="Test instances evaluated per stage.")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default=None,
+                   help="Precision of every stage: 'on' = float32 weights with bf16 compute and bf16 decoding; "
+                   "'off' = float32; 'auto' (default) = 'on' where the CPU has bf16 matrix units (AMX / AVX512-BF16).")
     p.set_defaults(func=cmd_demo)

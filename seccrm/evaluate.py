@@ -113,6 +113,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from seccrm.cli import CLIError
     from seccrm.data import load_split
     from seccrm.models import load_model_and_tokenizer
+    from seccrm.precision import eval_dtype
     from seccrm.trainer import pick_device
 
     try:
@@ -120,13 +121,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if args.limit:
             instances = instances[: args.limit]
         device = pick_device(args.device)
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        dtype = eval_dtype(args.bf16, device)
         model, tok = load_model_and_tokenizer(args.model, dtype=dtype, device=str(device))
     except (ValueError, FileNotFoundError, OSError) as e:
         raise CLIError(str(e)) from e
     res = evaluate_instances(model, tok, instances, max_new_tokens=args.max_new_tokens,
                              batch_size=args.batch_size, desc=f"eval {args.split}")
-    res.update(model=args.model, split=args.split, data=str(args.data))
+    res.update(model=args.model, split=args.split, data=str(args.data), dtype=str(dtype).removeprefix("torch."))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
@@ -152,4 +153,6 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--max-new-tokens", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto")
+    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
+                   help="Decode in bf16 ('auto': on GPUs and on CPUs with bf16 matrix units) or float32 ('off').")
     p.set_defaults(func=cmd_eval)

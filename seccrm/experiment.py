@@ -54,6 +54,7 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
     # Only SEC and uniform, the comparison the question is about, fit that budget with 3 seeds.
     "cpu-exp": dict(
         train=dict(prompts_per_step=4, group_size=8, max_new_tokens=32, max_prompt_tokens=1024, lr=5e-5,
+                   micro_batch_groups=4,
                    eval_every=0, eval_limit=48, eval_max_new_tokens=32, save_every=4, keep_checkpoints=0),
         curricula=("sec", "uniform"), seeds=(0, 1, 2), steps=12,
         warmup_steps="auto", warmup_default_steps=6, warmup_batch=4, warmup_lr=1e-4,
@@ -230,12 +231,13 @@ class Evaluator:
         if not todo:
             return out
         device = pick_device(self.plan["train"].get("device", "auto"))
-        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        from seccrm.precision import eval_dtype
+        dtype = eval_dtype(self.plan["train"].get("bf16", "auto"), device)
         model, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device=str(device))
         for split in todo:
             res = evaluate_instances(model, tok, self.subsets[split], desc=f"eval {label} {split}",
                                      max_new_tokens=self.plan["eval_max_new_tokens"])
-            res.update(model=model_spec, split=split, label=label)
+            res.update(model=model_spec, split=split, label=label, dtype=str(dtype).removeprefix("torch."))
             _write_json(targets[split], res)
             out[split] = res
         del model
@@ -264,7 +266,8 @@ def _warmup_stage(plan: dict[str, Any], exp_dir: Path, ev: Evaluator, base_val: 
     if not (model_dir / "config.json").exists():
         _log(f"format warm-up: {steps} supervised steps ({why})")
         run_warmup(plan["data"], plan["model"], exp_dir / "warmup", steps, plan["warmup_batch"],
-                   plan["warmup_lr"], seed=0, max_prompt_tokens=plan["train"].get("max_prompt_tokens", 0))
+                   plan["warmup_lr"], seed=0, max_prompt_tokens=plan["train"].get("max_prompt_tokens", 0),
+                   bf16=plan["train"].get("bf16", "auto"))
     ev.run(str(model_dir), {s: exp_dir / "eval" / f"warmup_{s}.json" for s in ("val", "test")}, "warmup")
     return str(model_dir)
 

@@ -276,19 +276,21 @@ class _ChunkedLogProbsEntropy(torch.autograd.Function):
         chunk_size: int,
         temperature: float,
         with_entropy: bool,
+        compute: torch.dtype,
     ) -> tuple[Tensor, Tensor]:
         n, dtype = hidden.shape[0], torch.promote_types(hidden.dtype, torch.float32)
         logp = torch.empty(n, dtype=dtype, device=hidden.device)  # [N]
         ent = torch.empty(n if with_entropy else 0, dtype=dtype, device=hidden.device)
+        w_c, b_c = weight.to(compute), (None if bias is None else bias.to(compute))
         for s in range(0, n, chunk_size):
             e = min(s + chunk_size, n)
-            lp_all = _chunk_logprobs(hidden[s:e], weight, bias, temperature)  # [c, V]
+            lp_all = _chunk_logprobs(hidden[s:e].to(compute), w_c, b_c, temperature)  # [c, V]
             logp[s:e] = lp_all.gather(-1, targets[s:e].unsqueeze(-1)).squeeze(-1)
             if with_entropy:
                 ent[s:e] = -lp_all.exp().mul_(lp_all).sum(-1)
         ctx.save_for_backward(hidden, weight, targets, ent, *([] if bias is None else [bias]))
         ctx.set_materialize_grads(False)  # an unused output arrives as None: skip its work
-        ctx.chunk_size, ctx.temperature = chunk_size, temperature  # type: ignore[attr-defined]
+        ctx.chunk_size, ctx.temperature, ctx.compute = chunk_size, temperature, compute  # type: ignore[attr-defined]
         return logp, ent
 
     @staticmethod
@@ -305,27 +307,30 @@ class _ChunkedLogProbsEntropy(torch.autograd.Function):
         if g_ent is not None and ent.numel() == 0:
             raise RuntimeError("entropy gradient requested but entropy was not computed (with_entropy=False)")
         if g_logp is not None or g_ent is not None:
+            # Backward runs outside autocast: the compute dtype recorded in forward is applied by hand.
+            w_c, b_c = weight.to(ctx.compute), (None if bias is None else bias.to(ctx.compute))
             for s in range(0, hidden.shape[0], ctx.chunk_size):
                 e = min(s + ctx.chunk_size, hidden.shape[0])
+                h_c = hidden[s:e].to(ctx.compute)
                 gz = _chunk_grad_logits(
-                    _chunk_logprobs(hidden[s:e], weight, bias, ctx.temperature),
+                    _chunk_logprobs(h_c, w_c, b_c, ctx.temperature),
                     targets[s:e],
                     None if g_logp is None else g_logp[s:e],
                     None if g_ent is None else (g_ent[s:e], ent[s:e]),
                     ctx.temperature,
                 )  # [c, V] float32, d loss / d logits
-                gz_in = gz.to(hidden.dtype)
+                gz_in = gz.to(ctx.compute)
                 if grad_h is not None:
-                    grad_h[s:e] = gz_in @ weight
+                    grad_h[s:e] = gz_in @ w_c
                 if grad_w is not None:
-                    grad_w += gz_in.t() @ hidden[s:e]
+                    grad_w += gz_in.t() @ h_c
                 if grad_b is not None:
                     grad_b += gz.sum(0)
         return (
             grad_h,
             None if grad_w is None else grad_w.to(weight.dtype),
             None if grad_b is None else grad_b.to(weight.dtype),
-            None, None, None, None,
+            None, None, None, None, None,
         )
 
 
@@ -353,6 +358,14 @@ def _chunk_grad_logits(
     if temperature != 1.0:
         gz.div_(temperature)
     return gz
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The autocast dtype in force for ``device_type``, or None (also for devices autocast does not know)."""
+    try:
+        return torch.get_autocast_dtype(device_type) if torch.is_autocast_enabled(device_type) else None
+    except RuntimeError:  # e.g. 'meta'
+        return None
 
 
 def chunked_logprobs_entropy(
@@ -384,7 +397,9 @@ def chunked_logprobs_entropy(
         bias: ``[V]`` optional LM head bias.
 
     Returns:
-        ``(logp [N], entropy [N] or None)``, float32 (float64 for float64 inputs), shaped like ``targets``. Gradients flow to
+        ``(logp [N], entropy [N] or None)``, float32 (float64 for float64 inputs), shaped like ``targets``. Under
+        autocast the logits (forward and backward) are made in the autocast dtype, e.g. bf16 from float32
+        weights; gradients come back in the inputs' dtypes. Gradients flow to
         ``hidden``, ``weight`` and ``bias``; backward is not itself differentiable.
     """
     if hidden.shape[:-1] != targets.shape:
@@ -395,9 +410,10 @@ def chunked_logprobs_entropy(
         raise ValueError(f"hidden ({hidden.dtype}), weight and bias must share a dtype")
     if chunk_size < 1 or temperature <= 0:
         raise ValueError(f"chunk_size must be >= 1 and temperature > 0, got {chunk_size}, {temperature}")
+    compute = _autocast_dtype(hidden.device.type) or hidden.dtype
     apply: Callable[..., tuple[Tensor, Tensor]] = _ChunkedLogProbsEntropy.apply
     logp, ent = apply(
         hidden.reshape(-1, hidden.shape[-1]), weight, bias, targets.reshape(-1).long(),
-        chunk_size, float(temperature), with_entropy,
+        chunk_size, float(temperature), with_entropy, compute,
     )
     return logp.view(targets.shape), (ent.view(targets.shape) if with_entropy else None)

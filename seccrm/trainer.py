@@ -44,6 +44,7 @@ from seccrm.checkpoint import (
 )
 from seccrm.config import TrainConfig, add_config_args, config_from_args
 from seccrm.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
+from seccrm import precision
 
 
 def derive_seed(*parts: Any) -> int:
@@ -95,18 +96,22 @@ class Trainer:
         self.run_dir = Path(cfg.out)
         self.device = pick_device(cfg.device)
         on_gpu = self.device.type == "cuda"
-        self.bf16 = cfg.bf16 == "on" or (cfg.bf16 == "auto" and on_gpu)
+        self.precision = precision.resolve(cfg.bf16, self.device)
+        precision.warn_if_pure_loses_updates(self.precision, cfg.lr)
         self.grad_ckpt = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and on_gpu)
 
         resume_from = self._find_resume()
         self.instances = {r["id"]: r for r in load_split(cfg.data, "train")}
-        self.model, self.tokenizer = load_model_and_tokenizer(
-            cfg.model, dtype=torch.bfloat16 if self.bf16 else torch.float32, device=str(self.device))
+        dtype = precision.weight_dtype(self.precision)
+        self.model, self.tokenizer = load_model_and_tokenizer(cfg.model, dtype=dtype, device=str(self.device))
         if cfg.lora_r > 0:
             self._apply_lora(resume_from)
         elif resume_from is not None:
-            self.model, _ = load_model_and_tokenizer(
-                str(resume_from), dtype=torch.bfloat16 if self.bf16 else torch.float32, device=str(self.device))
+            self.model, _ = load_model_and_tokenizer(str(resume_from), dtype=dtype, device=str(self.device))
+        # Rollouts and evaluation decode from a bf16 twin of the float32 master weights (mixed precision,
+        # full fine-tuning); with LoRA, or in fp32 / pure bf16, they decode from the model itself.
+        self.decoder = (precision.inference_copy(self.model)
+                        if self.precision == "mixed" and cfg.lora_r == 0 else None)
         if self.grad_ckpt:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         self.ref_model = self._make_ref() if cfg.kl_coef > 0 else None
@@ -165,11 +170,20 @@ class Trainer:
         if reason is not None:
             print(f"[seccrm] fast rollouts unavailable ({reason}); using the shared-prompt path", file=sys.stderr)
             return None
-        return FastRollouts(self.model, self.tokenizer)
+        return FastRollouts(self._decoding_model(), self.tokenizer)
+
+    def _decoding_model(self) -> Any:
+        return self.model if self.decoder is None else self.decoder
+
+    def _autocast(self) -> Any:
+        """bf16 autocast in mixed precision (a no-op otherwise)."""
+        return precision.autocast(self.precision, self.device)
 
     def _make_ref(self) -> Any:
         if self.cfg.lora_r > 0:
             return None  # the adapter is disabled for reference passes
+        if self.precision == "mixed":  # run under autocast like the policy; bf16 storage halves its memory
+            return precision.inference_copy(self.model)
         ref = copy.deepcopy(self.model).eval()
         for p in ref.parameters():
             p.requires_grad_(False)
@@ -288,14 +302,15 @@ class Trainer:
 
         self.model.eval()
         seed = derive_seed(cfg.seed, "rollout", self.step)
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             if self.rollout_engine is not None:
                 ro = self.rollout_engine.generate(prompts, n, cfg.max_new_tokens, temperature=cfg.temperature,
                                                   top_p=cfg.top_p, seed=seed)
                 self.rollout_engine.release()  # the decode buffers' memory goes to the policy update
             else:
-                ro = generate_rollouts(self.model, self.tokenizer, prompts, n=n, max_new_tokens=cfg.max_new_tokens,
-                                       temperature=cfg.temperature, top_p=cfg.top_p, seed=seed)
+                ro = generate_rollouts(self._decoding_model(), self.tokenizer, prompts, n=n,
+                                       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                       top_p=cfg.top_p, seed=seed)
         t_roll = time.perf_counter() - t0
         details = [score_details(batch[i // n], text) for i, text in enumerate(ro.texts)]
         rewards = torch.tensor([d["reward"] for d in details], dtype=torch.float32)
@@ -347,9 +362,10 @@ class Trainer:
             for start in range(0, len(mgroups), cfg.micro_batch_groups):
                 mg = mgroups[start:start + cfg.micro_batch_groups]
                 rows = [g * n + j for g in mg for j in range(n)]
-                logp, ent, mask = completion_logprobs(
-                    self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], n,
-                    chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt)
+                with self._autocast():
+                    logp, ent, mask = completion_logprobs(
+                        self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], n,
+                        chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt)
                 old = logp.detach() if old_lp is None else _rows(old_lp, rows, logp.shape[1])
                 ref = self._ref_logprobs(ro, mg, rows) if cfg.kl_coef > 0 else None
                 loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
@@ -367,6 +383,8 @@ class Trainer:
                 [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
             if finite and math.isfinite(float(gnorm)):
                 self.optimizer.step()
+                if self.decoder is not None:
+                    precision.sync_copy(self.model, self.decoder)
                 sums["train/grad_norm"] += float(gnorm) / cfg.mini_batches
             else:
                 skipped += 1
@@ -384,7 +402,7 @@ class Trainer:
         from seccrm.forward import completion_logprobs
         self.model.eval()
         n, out = self.cfg.group_size, []
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             for g in range(len(ro.prompt_ids)):
                 lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g]], ro.completion_ids[g * n:(g + 1) * n],
                                                n, chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt)
@@ -393,7 +411,7 @@ class Trainer:
 
     def _ref_logprobs(self, ro: Any, mg: list[int], rows: list[int]) -> torch.Tensor:
         from seccrm.forward import completion_logprobs
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             if self.ref_model is not None:
                 lp, _, _ = completion_logprobs(self.ref_model, [ro.prompt_ids[g] for g in mg],
                                                [ro.completion_ids[r] for r in rows], self.cfg.group_size,
@@ -407,8 +425,9 @@ class Trainer:
 
     def evaluate_val(self) -> dict[str, Any]:
         from seccrm.evaluate import evaluate_instances
-        res = evaluate_instances(self.model, self.tokenizer, self.val_instances,
-                                 max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
+        with self._autocast():
+            res = evaluate_instances(self._decoding_model(), self.tokenizer, self.val_instances,
+                                     max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
         s = res["summary"]
         return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
                 "eval/val/format_rate": s["format_rate"]}

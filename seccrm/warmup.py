@@ -30,8 +30,13 @@ def warmup_target(instance: dict[str, Any]) -> str:
 
 def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], steps: int, batch_size: int = 8,
                   lr: float = 1e-4, seed: int = 0, max_prompt_tokens: int = 0,
-                  progress: bool = True) -> list[dict[str, float]]:
-    """Train ``model`` in place for ``steps`` steps of next-token loss on the target tokens only."""
+                  progress: bool = True, mode: str = "fp32") -> list[dict[str, float]]:
+    """Train ``model`` in place for ``steps`` steps of next-token loss on the target tokens only.
+
+    ``mode`` is a resolved precision (``seccrm.precision``): ``mixed`` runs forward and backward under
+    bf16 autocast while the weights and AdamW state stay float32.
+    """
+    from seccrm import precision
     from seccrm.forward import completion_logprobs
     from seccrm.rollout import encode_prompts
 
@@ -53,8 +58,9 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
             rng.shuffle(more)
             order.extend(more)
         idx, order = order[:batch_size], order[batch_size:]
-        logp, _, mask = completion_logprobs(model, [prompts[i] for i in idx], [targets[i] for i in idx],
-                                            group_size=1, share_prompt=False)
+        with precision.autocast(mode, next(model.parameters()).device):
+            logp, _, mask = completion_logprobs(model, [prompts[i] for i in idx], [targets[i] for i in idx],
+                                                group_size=1, share_prompt=False)
         loss = -(logp * mask).sum() / mask.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -79,16 +85,19 @@ def save_model_atomic(model: Any, tokenizer: Any, out: str | Path) -> Path:
 
 
 def run_warmup(data: str, model_spec: str, out: str | Path, steps: int, batch_size: int, lr: float,
-               seed: int = 0, max_prompt_tokens: int = 0) -> Path:
+               seed: int = 0, max_prompt_tokens: int = 0, bf16: str = "auto") -> Path:
     """Load, warm up on the training split, save a Hugging Face folder at ``out/model``."""
+    from seccrm import precision
     from seccrm.data import load_split
     from seccrm.models import load_model_and_tokenizer
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    model, tok = load_model_and_tokenizer(model_spec, dtype=torch.float32, device="cpu"
-                                          if not torch.cuda.is_available() else "cuda")
-    log = format_warmup(model, tok, load_split(data, "train"), steps, batch_size, lr, seed, max_prompt_tokens)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    mode = precision.resolve(bf16, device)
+    model, tok = load_model_and_tokenizer(model_spec, dtype=precision.weight_dtype(mode), device=device)
+    log = format_warmup(model, tok, load_split(data, "train"), steps, batch_size, lr, seed, max_prompt_tokens,
+                        mode=mode)
     with open(out / "warmup_metrics.jsonl", "w") as f:
         for row in log:
             f.write(json.dumps(row) + "\n")
@@ -99,7 +108,7 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     from seccrm.cli import CLIError
     try:
         path = run_warmup(args.data, args.model, args.out, args.steps, args.batch_size, args.lr, args.seed,
-                          args.max_prompt_tokens)
+                          args.max_prompt_tokens, args.bf16)
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     print(f"[seccrm] warmed-up model: {path}", file=sys.stderr)
@@ -117,4 +126,6 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-prompt-tokens", type=int, default=0)
+    p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
+                   help="bf16 autocast over float32 weights ('auto': on GPUs and on CPUs with bf16 matrix units).")
     p.set_defaults(func=cmd_warmup)

@@ -230,7 +230,7 @@ def test_tiny_experiment_end_to_end_and_resume(tiny_suite: Path, tmp_path: Path)
     from seccrm.cli import main
     plan = ex.make_plan(str(tiny_suite), "tiny", str(tmp_path / "exp"), curricula=["sec", "uniform"], seeds=[0],
                         steps=2, warmup_steps=1, eval_val=3, eval_test=3,
-                        train_overrides={"prompts_per_step": 2, "group_size": 2, "max_new_tokens": 4,
+                        train_overrides={"prompts_per_step": 2, "micro_batch_groups": 2, "group_size": 2, "max_new_tokens": 4,
                                          "save_every": 1, "max_prompt_tokens": 0})
     plan["eval_max_new_tokens"] = 4
     exp = ex.run_experiment(plan)
