@@ -220,8 +220,6 @@ class Evaluator:
 
     def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
         """Evaluate ``model_spec`` on each split of ``targets`` (split -> output file) not yet written."""
-        import torch
-
         from seccrm.evaluate import evaluate_instances
         from seccrm.models import load_model_and_tokenizer
         from seccrm.trainer import pick_device

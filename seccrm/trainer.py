@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from seccrm import precision
 from seccrm.arms import ALL_ARMS
 from seccrm.checkpoint import (
     CheckpointError,
@@ -44,7 +45,6 @@ from seccrm.checkpoint import (
 )
 from seccrm.config import TrainConfig, add_config_args, config_from_args
 from seccrm.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
-from seccrm import precision
 
 
 def derive_seed(*parts: Any) -> int:

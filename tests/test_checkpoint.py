@@ -5,8 +5,13 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from seccrm.checkpoint import (CheckpointError, complete_checkpoints, latest_checkpoint, save_checkpoint,
-                               verify_checkpoint)
+from seccrm.checkpoint import (
+    CheckpointError,
+    complete_checkpoints,
+    latest_checkpoint,
+    save_checkpoint,
+    verify_checkpoint,
+)
 
 
 def _model():

@@ -49,7 +49,7 @@ def test_tiny_training_changes_parameters_and_writes_metrics(tiny_suite, tmp_pat
         assert abs(sum(r[f"curriculum/p/{a}"] for a in arms) - 1) < 1e-6
     ckpt = tmp_path / "run" / "checkpoints" / "step_000003"
     after = AutoModelForCausalLM.from_pretrained(ckpt)
-    changed = any(not torch.equal(p0, p1) for p0, p1 in zip(before.parameters(), after.parameters()))
+    changed = any(not torch.equal(p0, p1) for p0, p1 in zip(before.parameters(), after.parameters(), strict=True))
     assert changed, "training did not change any parameter"
     assert json.loads((tmp_path / "run" / "config.json").read_text())["steps"] == 3
 
@@ -86,7 +86,7 @@ def test_nonfinite_loss_skips_the_step_then_stops(tiny_suite, tmp_path, monkeypa
     with pytest.raises(RuntimeError, match="non-finite"):
         t.train()
     assert t.nan_steps == 3
-    assert all(torch.equal(a, b) for a, b in zip(before, t.model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, t.model.parameters(), strict=True))
 
 
 def test_clear_errors_for_bad_model_and_config(tiny_suite, tmp_path):
