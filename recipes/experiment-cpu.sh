@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The curriculum comparison on a CPU (the `cpu-exp` preset): the embedded SmolLM2-135M-Instruct, one
-# shared format warm-up, SEC and uniform over 3 seeds, then the report. Rerun to resume.
+# shared format warm-up, all 7 curricula over 2 seeds, then the report. Rerun to resume.
 #   OUT    experiment directory (default runs/experiment-cpu)
 #   DATA   suite directory, built here when missing (default runs/experiment-data)
 # Extra arguments go to `seccrm experiment`, e.g. `--curricula sec,uniform,easy2hard --seeds 0,1`.
