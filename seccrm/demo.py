@@ -10,13 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from seccrm import precision
 
@@ -100,6 +97,7 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
 def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides: Any) -> Path:
     from seccrm.config import PRESETS, TrainConfig
     from seccrm.data import build_suite
+    from seccrm.metrics import machine_summary
     from seccrm.report import write_run_report
     from seccrm.trainer import Trainer
     from seccrm.warmup import run_warmup
@@ -159,8 +157,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     timings["total_this_invocation_s"] = time.perf_counter() - t_start
     _write_json(timings_path, timings)
     info = {"command": "seccrm demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "run_demo()",
-            "model": model, "seed": seed, "machine": f"{platform.processor() or platform.machine()}, "
-            f"{os.cpu_count()} cores, torch {torch.__version__}",
+            "model": model, "seed": seed, "machine": machine_summary(),
             "precision": precision.resolve(bf16, "cpu"), **{f"time {k}": f"{v:.0f} s" for k, v in timings.items()},
             **{k: v for k, v in opts.items()}}
     _write_json(out / "run_info.json", info)

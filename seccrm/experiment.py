@@ -35,7 +35,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import shutil
 import sys
 import time
@@ -339,10 +338,8 @@ class _Clock:
 
 
 def _machine() -> str:
-    import torch
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, "
-            f"torch {torch.__version__}, Python {platform.python_version()}")
+    from seccrm.metrics import machine_summary
+    return machine_summary()
 
 
 def _open_plan(plan: dict[str, Any], exp_dir: Path) -> dict[str, Any]:

@@ -96,3 +96,25 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return rows
+
+
+def machine_summary() -> str:
+    """One line naming the machine a run or measurement came from (CPU model, cores, GPU, torch, Python)."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from seccrm.precision import cpu_has_fast_bf16
+
+    bf16 = " (bf16 matrix units)" if cpu_has_fast_bf16() else ""
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{cpu}{bf16}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}, "
+            f"Python {platform.python_version()}")

@@ -1,0 +1,45 @@
+"""The main job end to end on a tiny random model: every stage, the report, and resuming."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _demo(out: Path) -> Path:
+    from seccrm.demo import run_demo
+    return run_demo(out, model="tiny", seed=0, steps=2, warmup_steps=1, size="tiny", train_per_task=6,
+                    test_per_task=3, eval_val=4, eval_test=6, bf16="auto")
+
+
+def test_demo_runs_every_stage_writes_the_report_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    md = _demo(out)
+    text = md.read_text()
+    for stage in ("base", "warmup", "sec"):
+        for split in ("val", "test"):
+            res = json.loads((out / "eval" / f"{stage}_{split}.json").read_text())
+            assert res["summary"]["n"] == len(json.loads((out / "eval" / "sets.json").read_text())[split])
+            assert res["dtype"] in ("bfloat16", "float32")
+    # The three tables and the plots, with the stages as rows.
+    assert "## Overall" in text and "## Held-out POLICY tasks" in text and "## Training" in text
+    assert "After format warm-up" in text and "SEC" in text
+    pngs = sorted(out.glob("*.png"))
+    assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+    assert [json.loads(line)["step"] for line in (out / "sec" / "metrics.jsonl").open()] == [1, 2]
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["precision"] in ("mixed", "fp32") and "CPU cores" in info["machine"]
+
+    # A second call finds every stage done: nothing is trained or evaluated again.
+    stamps = {p: p.stat().st_mtime_ns for p in (out / "eval").glob("*.json")}
+    ckpts = sorted(p.name for p in (out / "sec" / "checkpoints").iterdir())
+    _demo(out)
+    assert {p: p.stat().st_mtime_ns for p in (out / "eval").glob("*.json")} == stamps
+    assert sorted(p.name for p in (out / "sec" / "checkpoints").iterdir()) == ckpts
+    assert len((out / "sec" / "metrics.jsonl").read_text().splitlines()) == 2
