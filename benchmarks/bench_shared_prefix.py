@@ -42,7 +42,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import datetime as dt
-import platform
 import random
 import shlex
 import statistics
@@ -191,15 +190,9 @@ def trl_steps(model_dir: str, chats: list[list[dict[str, str]]], steps: int, n: 
 
 
 def machine() -> str:
-    cpu = platform.processor() or "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads"
+    from seccrm.metrics import machine_summary
+
+    return f"{machine_summary()}, {torch.get_num_threads()} threads"
 
 
 def _trl_version() -> str:
