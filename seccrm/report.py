@@ -484,6 +484,7 @@ def plot_accuracy(exp: Experiment, path: Path) -> Path:
             ax.scatter([x] * len(vals), vals, color="tab:gray", s=18, zorder=3)
             m, lo, hi = t_interval(vals)
             if not math.isnan(lo):
+                lo, hi = max(lo, 0.0), min(hi, 1.0)  # cut to [0, 1], as the tables do
                 ax.errorbar([x], [m], yerr=[[m - lo], [hi - m]], fmt="o", color="tab:blue", capsize=5, zorder=4)
             elif vals:
                 ax.plot([x], [m], "o", color="tab:blue")
@@ -492,7 +493,8 @@ def plot_accuracy(exp: Experiment, path: Path) -> Path:
             if s:
                 ax.axhline(s["accuracy"], linestyle=style, color="tab:red", label=STAGE_TITLES[stage])
         ax.set_xticks(range(len(curs)), [_title(c) for c in curs], rotation=25, ha="right")
-        ax.set(title=f"final {split} accuracy (dots: seeds; bars: mean, 95% t-interval)", ylabel="accuracy")
+        ax.set(title=f"final {split} accuracy (dots: seeds; bars: mean, 95% t-interval)", ylabel="accuracy",
+               ylim=(-0.03, 1.03))
         ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
