@@ -359,8 +359,7 @@ class Trainer:
             n_tokens = sum(max(len(ro.completion_ids[g * n + j]), 1) for g in mgroups for j in range(n))
             self.optimizer.zero_grad(set_to_none=True)
             finite = True
-            for start in range(0, len(mgroups), cfg.micro_batch_groups):
-                mg = mgroups[start:start + cfg.micro_batch_groups]
+            for mg in length_buckets(mgroups, ro, cfg.micro_batch_groups):
                 rows = [g * n + j for g in mg for j in range(n)]
                 with self._autocast():
                     logp, ent, mask = completion_logprobs(
@@ -431,6 +430,22 @@ class Trainer:
         s = res["summary"]
         return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
                 "eval/val/format_rate": s["format_rate"]}
+
+
+def length_buckets(groups: list[int], ro: Any, size: int) -> list[list[int]]:
+    """``groups`` in micro-batches of at most ``size``, neighbours in length together.
+
+    Groups are sorted by prompt length, then by their longest completion, so that each micro-batch
+    pads its prompts and its completions to lengths close to their own. The mini-batch's loss is a
+    sum over its tokens (normalised by its total token count), so the order changes only float rounding.
+    """
+    n = ro.group_size
+
+    def key(g: int) -> tuple[int, int, int]:
+        return (len(ro.prompt_ids[g]), max(len(c) for c in ro.completion_ids[g * n:(g + 1) * n]), g)
+
+    ordered = sorted(groups, key=key)
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
 
 
 def _rows(old: list[torch.Tensor], rows: list[int], width: int) -> torch.Tensor:

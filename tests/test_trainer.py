@@ -170,3 +170,16 @@ def test_ctrl_c_finishes_the_step_saves_and_exits(tiny_suite, tmp_path):
     assert 1 <= done < 200
     rows = metrics.read_text().splitlines()
     assert len(rows) == done          # every finished step logged, nothing half-logged
+
+
+def test_length_buckets_partition_groups_by_length():
+    from seccrm.rollout import RolloutBatch
+    from seccrm.trainer import length_buckets
+    prompts = [[1] * 30, [1] * 5, [1] * 30, [1] * 12, [1] * 5]
+    comps = [[2] * k for k in (4, 9, 1, 1, 2, 2, 7, 3, 5, 5)]          # 5 groups x 2 completions
+    ro = RolloutBatch(prompts, comps, 2, [""] * 10, [True] * 10)
+    buckets = length_buckets([0, 1, 2, 3, 4], ro, 2)
+    assert sorted(g for b in buckets for g in b) == [0, 1, 2, 3, 4]
+    assert all(len(b) <= 2 for b in buckets)
+    # by prompt length (5, 5, 12, 30, 30), ties by the longest completion: g1 (1) before g4 (5), g2 (2) before g0 (9)
+    assert buckets == [[1, 4], [3, 2], [0]]
