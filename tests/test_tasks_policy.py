@@ -248,8 +248,7 @@ def test_prompt_never_shows_rule_json_or_gold_fields(instances: dict) -> None:
 # ----------------------------------------------------------------------------------------------
 
 def test_same_seed_same_instance_even_with_a_fresh_cache(org: Org, org_path: Path, instances: dict) -> None:
-    policy._CACHE.clear()  # a rebuilt cache on a new connection must give the same draws
-    fresh = Org(open_org(org_path))
+    fresh = Org(open_org(org_path))  # a new connection and an empty cache must give the same draws
     for task in TASKS:
         for d in DIFFICULTIES:
             for s in (0, 7, 31):

@@ -17,7 +17,6 @@ from seccrm.tasks._analytics_common import (
     Option,
     RankingTask,
     Scope,
-    cached,
     days_between,
     id_list,
     mean_by,
@@ -68,7 +67,7 @@ def case_options(r: CaseFact) -> Iterable[Option]:
 
 def names(org: Org, table: str) -> dict[str, str]:
     """Id -> Name of a small table (Product2, Issue__c), cached per org."""
-    return cached(org, ("names", table), lambda o: dict(o.conn.execute(f'SELECT "Id", "Name" FROM "{table}"')))
+    return org.cached(("names", table), lambda o: dict(o.conn.execute(f'SELECT "Id", "Name" FROM "{table}"')))
 
 
 def scope_sql(scope: Scope) -> tuple[str, str, list[Any]]:
@@ -131,8 +130,8 @@ class _CaseRanking(RankingTask):
     """Ranking tasks over cases; subclasses set the index's keys and qualifying rule."""
 
     def _index(self, org: Org, keys: Any, qualifies: Any) -> FactIndex:
-        return cached(org, ("index", self.name), lambda o: FactIndex(
-            cached(o, "cases", load_cases), date=lambda r: r.created, keys=keys,
+        return org.cached(("index", self.name), lambda o: FactIndex(
+            o.cached("cases", load_cases), date=lambda r: r.created, keys=keys,
             options=case_options, qualifies=qualifies))
 
 

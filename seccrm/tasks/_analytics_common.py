@@ -16,7 +16,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import random
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
@@ -28,14 +28,6 @@ MAX_USER_CHARS = 11_500
 
 # The sentence every hard ranking question carries; easy and medium instances never have a tie.
 TIE_RULE_ID = "If several tie, answer the one whose Id comes first in plain text (ASCII) order."
-
-
-def cached(org: Org, key: Hashable, loader: Callable[[Org], Any]) -> Any:
-    """``loader(org)`` computed once per Org object (the caches live on the object itself)."""
-    store: dict[Hashable, Any] = org.__dict__.setdefault("_analytics_cache", {})
-    if key not in store:
-        store[key] = loader(org)
-    return store[key]
 
 
 def days_between(start: str, end: str) -> int:

@@ -20,7 +20,6 @@ from seccrm.tasks._analytics_common import (
     PromptTooLong,
     Scope,
     add_months,
-    cached,
     distractors,
     fit_prompt,
     month_bounds,
@@ -50,8 +49,8 @@ PAD_DAYS = {"easy": 0, "medium": 45, "hard": 92}     # how far outside the windo
 
 def product_index(org: Org) -> FactIndex:
     """Cases keyed by their product; the one filter option is the channel (Case.Origin)."""
-    return cached(org, ("index", "product"), lambda o: FactIndex(
-        cached(o, "cases", load_cases), date=lambda r: r.created, keys=lambda r: (r.product,),
+    return org.cached(("index", "product"), lambda o: FactIndex(
+        o.cached("cases", load_cases), date=lambda r: r.created, keys=lambda r: (r.product,),
         options=lambda r: (("origin", r.origin),) if r.origin else (), qualifies=lambda r: True))
 
 

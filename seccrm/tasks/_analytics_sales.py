@@ -20,7 +20,6 @@ from seccrm.tasks._analytics_common import (
     Option,
     RankingTask,
     Scope,
-    cached,
     days_between,
     id_list,
     mean_by,
@@ -79,8 +78,8 @@ class SalesAmount(RankingTask):
     def index(self, org: Org) -> FactIndex:
         def options(r: OrderFact) -> Iterable[Option]:
             return tuple(sorted({("product", p) for p, _, _ in r.items}))
-        return cached(org, ("index", self.name), lambda o: FactIndex(
-            cached(o, "orders", load_orders), date=lambda r: r.date,
+        return org.cached(("index", self.name), lambda o: FactIndex(
+            o.cached("orders", load_orders), date=lambda r: r.date,
             keys=lambda r: (r.owner,) if r.owner else (), options=options, qualifies=lambda r: True))
 
     def gold(self, org: Org, scope: Scope) -> tuple[dict[str, Fraction], dict[str, Any]]:
@@ -108,7 +107,7 @@ class SalesAmount(RankingTask):
         word = "highest" if mode == "max" else "lowest"
         what = ""
         if scope.option is not None:
-            pname = cached(org, ("names", "Product2"), lambda o: dict(o.conn.execute(
+            pname = org.cached(("names", "Product2"), lambda o: dict(o.conn.execute(
                 'SELECT "Id", "Name" FROM "Product2"')))[scope.option[1]]
             what = f" of product {pname} (Product2Id {scope.option[1]})"
         q = (f"Consider the sales reps {id_list(scope.candidates)}. Which of them has the {word} sales "
@@ -169,8 +168,8 @@ class SalesCycle(RankingTask):
     }
 
     def index(self, org: Org) -> FactIndex:
-        return cached(org, ("index", self.name), lambda o: FactIndex(
-            cached(o, "opps", load_opps), date=lambda r: r.date, keys=lambda r: (r.owner,) if r.owner else (),
+        return org.cached(("index", self.name), lambda o: FactIndex(
+            o.cached("opps", load_opps), date=lambda r: r.date, keys=lambda r: (r.owner,) if r.owner else (),
             options=lambda r: (("industry", r.industry),) if r.industry else (),
             qualifies=lambda r: r.signed is not None))
 
@@ -264,8 +263,8 @@ class ConversionRate(RankingTask):
     def index(self, org: Org) -> FactIndex:
         def options(r: LeadFact) -> Iterable[Option]:
             return tuple((f, getattr(r, f)) for f in LEAD_FILTERS if getattr(r, f))
-        return cached(org, ("index", self.name), lambda o: FactIndex(
-            cached(o, "leads", load_leads), date=lambda r: r.created,
+        return org.cached(("index", self.name), lambda o: FactIndex(
+            o.cached("leads", load_leads), date=lambda r: r.created,
             keys=lambda r: (r.owner,) if r.owner else (), options=options, qualifies=lambda r: True))
 
     def gold(self, org: Org, scope: Scope) -> tuple[dict[str, Fraction], dict[str, Any]]:

@@ -12,8 +12,9 @@ import datetime as dt
 import random
 import re
 import sqlite3
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from seccrm.arms import DIFFICULTIES, TASK_SKILLS
 
@@ -63,8 +64,15 @@ class Instance:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+_T = TypeVar("_T")
+
+
 class Org:
-    """A read-only view of an org database with the facts tasks need."""
+    """A read-only view of an org database with the facts tasks need.
+
+    Tasks derive indexes from the org (case books, per-month counts, policy pools) once and reuse
+    them through :meth:`cached`; the cache lives on this object and goes with it.
+    """
 
     def __init__(self, conn: sqlite3.Connection):
         self.conn = conn
@@ -79,6 +87,14 @@ class Org:
     def scalar(self, sql: str, params: tuple | dict = ()) -> Any:
         row = self.conn.execute(sql, params).fetchone()
         return None if row is None else row[0]
+
+    def cached(self, key: Hashable, build: Callable[[Org], _T]) -> _T:
+        """``build(self)``, computed once per key for this Org object."""
+        store: dict[Hashable, Any] = self.__dict__.setdefault("_cache", {})
+        if key not in store:
+            store[key] = build(self)
+        value: _T = store[key]
+        return value
 
 
 class Task:

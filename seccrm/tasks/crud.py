@@ -46,7 +46,6 @@ from seccrm.tasks.knowledge import (
     fill_distractors,
     opportunity_stages,
     opportunity_tasks,
-    org_cached,
     pick,
     policy_article,
     sample_others,
@@ -92,7 +91,7 @@ def territories(org: Org) -> Territories:
             role = users.get(r["UserId"], {}).get("UserRole", "")
             members.setdefault((r["Territory2Id"], role), []).append(r["UserId"])
         return Territories(rows, of_state, members, users)
-    return org_cached(org, "territories", build)
+    return org.cached("territories", build)
 
 
 def territory_tables(t: Territories, territory: str, shown_users: list[str], all_territories: bool) -> list[str]:
@@ -132,7 +131,7 @@ def routable_cases(org: Org) -> list[tuple[str, str, str, str]]:
             if tid and t.members.get((tid, "Support Agent")):
                 out.append((r["Id"], r["AccountId"], r["IssueId__c"], tid))
         return out
-    return org_cached(org, "routable_cases", build)
+    return org.cached("routable_cases", build)
 
 
 CASE_COLUMNS = ["Id", "OwnerId", "IssueId__c", "Status", "ClosedDate"]
@@ -178,7 +177,7 @@ def case_book(org: Org) -> CaseBook:
             else:
                 open_rows.setdefault(r[1], []).append(tuple(r))
         return CaseBook(w, closed, open_, closed_rows, open_rows)
-    return org_cached(org, "case_book", build)
+    return org.cached("case_book", build)
 
 
 @register
@@ -275,7 +274,7 @@ def lead_book(org: Org) -> dict[str, list[tuple[str, int, int]]]:
                          "GROUP BY OwnerId, Status, IsConverted ORDER BY OwnerId, Status, IsConverted"):
             out.setdefault(r[0], []).append((r[1], int(r[2]), r[3]))
         return out
-    return org_cached(org, "lead_book", build)
+    return org.cached("lead_book", build)
 
 
 def lead_counts(org: Org, reps: list[str]) -> list[dict[str, Any]]:
@@ -298,7 +297,7 @@ def routable_leads(org: Org) -> list[tuple[str, str]]:
             if tid and ok.get(tid):
                 out.append((r["Id"], tid))
         return out
-    return org_cached(org, "routable_leads", build)
+    return org.cached("routable_leads", build)
 
 
 @register
@@ -357,7 +356,7 @@ def wrong_stage_opps(org: Org) -> list[str]:
             if derived is not None and opp in opps and opps[opp]["StageName"] != derived:
                 out.append(opp)
         return sorted(out)
-    return org_cached(org, "wrong_stage_opps", build)
+    return org.cached("wrong_stage_opps", build)
 
 
 @register

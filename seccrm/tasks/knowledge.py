@@ -19,7 +19,7 @@ never sees.
   tasks are asked about (the others belong to wrong_stage_rectification).
 
 Per-org lookups (candidate targets, catalogues) are built once per connection and cached
-(``org_cached``), so that one instance costs a couple of indexed queries.
+(``Org.cached``), so that one instance costs a couple of indexed queries.
 """
 
 from __future__ import annotations
@@ -49,28 +49,6 @@ T = TypeVar("T")
 
 # Hard prompts stay under ~12,000 characters: distractors are added until this budget is spent.
 CHAR_BUDGET = {"easy": 2_500, "medium": 6_000, "hard": 10_000}
-
-# ----------------------------------------------------------------------------------------------
-# Per-org caches
-# ----------------------------------------------------------------------------------------------
-
-# (id(conn), key) -> (conn, value). The connection itself is kept so that a recycled id() of a
-# closed connection can never serve another org's data; the cache is small and cleared when full.
-_CACHE: dict[tuple[int, str], tuple[sqlite3.Connection, Any]] = {}
-_CACHE_MAX = 64
-
-
-def org_cached(org: Org, key: str, build: Callable[[Org], T]) -> T:
-    """``build(org)``, computed once per org connection and ``key``."""
-    k = (id(org.conn), key)
-    hit = _CACHE.get(k)
-    if hit is None or hit[0] is not org.conn:
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.clear()
-        hit = (org.conn, build(org))
-        _CACHE[k] = hit
-    return hit[1]
-
 
 def pick(rng: random.Random, items: list[T], what: str, org: Org) -> T:
     """``rng.choice`` that says which org lacks what, instead of an IndexError."""
@@ -123,7 +101,7 @@ def _load_policy(org: Org, rule_type: str) -> tuple[str, str, dict[str, Any]]:
 
 def policy_article(org: Org, rule_type: str) -> tuple[str, str, dict[str, Any]]:
     """Cached ``_load_policy``: the routing and stage articles are read by every CRUD instance."""
-    return org_cached(org, f"policy:{rule_type}", lambda o: _load_policy(o, rule_type))
+    return org.cached(f"policy:{rule_type}", lambda o: _load_policy(o, rule_type))
 
 
 def stage_catalogue(org: Org) -> StageCatalogue:
@@ -132,7 +110,7 @@ def stage_catalogue(org: Org) -> StageCatalogue:
         stage_of = {subj: STAGES.index(stage) for stage, subjects in rule["stages"].items()
                     for subj in subjects}
         return StageCatalogue(art_id, text, stage_of)
-    return org_cached(org, "stage_catalogue", build)
+    return org.cached("stage_catalogue", build)
 
 
 def opportunity_tasks(org: Org) -> dict[str, list[sqlite3.Row]]:
@@ -143,12 +121,12 @@ def opportunity_tasks(org: Org) -> dict[str, list[sqlite3.Row]]:
                          "WHERE WhatId LIKE '006%' ORDER BY Id"):
             out[r["WhatId"]].append(r)
         return dict(out)
-    return org_cached(org, "opportunity_tasks", build)
+    return org.cached("opportunity_tasks", build)
 
 
 def opportunity_stages(org: Org) -> dict[str, sqlite3.Row]:
     """Opportunity Id -> (Id, Name, StageName, AccountId)."""
-    return org_cached(org, "opportunity_stages", lambda o: {
+    return org.cached("opportunity_stages", lambda o: {
         r["Id"]: r for r in o.query("SELECT Id, Name, StageName, AccountId FROM Opportunity ORDER BY Id")})
 
 
@@ -205,7 +183,7 @@ def faq_articles(org: Org) -> list[FaqArticle]:
             if ok:
                 out.append(FaqArticle(r["Id"], r["Title"], r["FAQ_Answer__c"], ok))
         return out
-    return org_cached(org, "faq_articles", build)
+    return org.cached("faq_articles", build)
 
 
 def _words(text: str) -> set[str]:
@@ -304,7 +282,7 @@ def purchases(org: Org) -> Purchases:
         frozen = {a: dict(d) for a, d in by_account.items()}
         accounts = sorted(a for a, d in frozen.items() if len(d) >= 2)
         return Purchases(products, frozen, dict(contacts), accounts, names)
-    return org_cached(org, "purchases", build)
+    return org.cached("purchases", build)
 
 
 @register
@@ -417,7 +395,7 @@ def call_index(org: Org) -> CallIndex:
             by_account[accounts.get(opp, "")].append(opp)
         return CallIndex(dict(by_opp), {f: sorted(s) for f, s in named.items()}, sorted(by_opp), accounts,
                          dict(by_account))
-    return org_cached(org, "call_index", build)
+    return org.cached("call_index", build)
 
 
 @register
@@ -494,7 +472,7 @@ def stage_consistent_opps(org: Org) -> tuple[list[str], list[str]]:
                 continue
             (misfit if any(not cat.fits(t["Subject"], stage) for t in pending) else fit).append(opp)
         return misfit, fit
-    return org_cached(org, "activity_priority", build)
+    return org.cached("activity_priority", build)
 
 
 @register

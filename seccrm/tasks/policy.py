@@ -417,18 +417,9 @@ class _OrgData:
         return rng.choice(self.pools[key])
 
 
-_CACHE: dict[int, _OrgData] = {}
-
-
 def org_data(org: Org) -> _OrgData:
-    """The cached ``_OrgData`` of ``org``'s connection (keyed by id; the identity check guards
-    against a new connection reusing a closed one's id)."""
-    data = _CACHE.get(id(org.conn))
-    if data is None or data.org.conn is not org.conn:
-        if len(_CACHE) >= 8:
-            _CACHE.pop(next(iter(_CACHE)))
-        data = _CACHE[id(org.conn)] = _OrgData(org)
-    return data
+    """The ``_OrgData`` of ``org``, built once per Org object."""
+    return org.cached("policy_data", _OrgData)
 
 
 # ----------------------------------------------------------------------------------------------
