@@ -6,4 +6,10 @@ cd "$(dirname "$0")/.."
 # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning makes torch several times slower.
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 bash scripts/bootstrap.sh
+# The linter and the type checker first (strict on the RL math and the curriculum: pyproject.toml);
+# SECCRM_SKIP_LINT=1 skips them when iterating on one test.
+if [ -z "${SECCRM_SKIP_LINT:-}" ]; then
+  .venv/bin/ruff check seccrm tests benchmarks
+  .venv/bin/mypy seccrm
+fi
 exec .venv/bin/python -m pytest -q "$@"

@@ -312,7 +312,7 @@ class ScratchOrg:
             row = self.conn.execute(f"SELECT 1 FROM {qi(obj)} WHERE Id = ?", (record_id,)).fetchone()
         return row is not None
 
-    def rows_after(self, action: dict[str, Any], ids: Sequence[str]) -> tuple[int, list[tuple | None]]:
+    def rows_after(self, action: dict[str, Any], ids: Sequence[str]) -> tuple[int, list[tuple[Any, ...] | None]]:
         """Apply ``action`` in a rolled-back savepoint; (rows changed, the rows ``ids`` after it).
 
         ``action`` must be validated: its object and field names are interpolated (quoted) into SQL,
@@ -408,7 +408,7 @@ def _check_field(obj: str, name: Any, value: Any, kind: AnswerKind, org: Scratch
         if value.lower() not in _STAGES:
             raise _Unparsable(f"StageName must be one of {', '.join(STAGES)}")
         value = _STAGES[value.lower()]
-    return value
+    return str(value)
 
 
 def _score_action(content: str, answer: list[str], kind: AnswerKind, instance: dict[str, Any]) -> bool:
@@ -454,12 +454,13 @@ def org_path(instance: dict[str, Any]) -> Path:
     """The org file of an instance (see the module docstring for the search order)."""
     meta = _metadata(instance)
     if meta.get("org_path"):
-        return Path(meta["org_path"])
+        return Path(str(meta["org_path"]))
     name = meta.get("org")
     if name:
         for d in reversed(_DATA_DIRS):
-            if (d / name).is_file():
-                return d / name
+            path: Path = d / str(name)
+            if path.is_file():
+                return path
     env = os.environ.get("SECCRM_ORG")
     if env:
         return Path(env)
@@ -533,7 +534,7 @@ def score(instance: dict[str, Any], completion: str, kind: AnswerKind | None = N
     >>> score(inst, "Fastest: <answer>ca</answer>", kind=AnswerKind("state"))
     1.0
     """
-    return score_details(instance, completion, kind)["reward"]
+    return float(score_details(instance, completion, kind)["reward"])
 
 
 def batch_score(instances: Sequence[dict[str, Any]], completions: Sequence[str],

@@ -103,6 +103,7 @@ class Trainer:
         resume_from = self._find_resume()
         self.instances = {r["id"]: r for r in load_split(cfg.data, "train")}
         dtype = precision.weight_dtype(self.precision)
+        self.model: Any  # a Hugging Face causal LM (peft-wrapped with LoRA)
         self.model, self.tokenizer = load_model_and_tokenizer(cfg.model, dtype=dtype, device=str(self.device))
         if cfg.lora_r > 0:
             self._apply_lora(resume_from)
@@ -400,7 +401,7 @@ class Trainer:
     def _old_logprobs(self, ro: Any) -> list[torch.Tensor]:
         from seccrm.forward import completion_logprobs
         self.model.eval()
-        n, out = self.cfg.group_size, []
+        n, out = self.cfg.group_size, list[torch.Tensor]()
         with torch.no_grad(), self._autocast():
             for g in range(len(ro.prompt_ids)):
                 lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g]], ro.completion_ids[g * n:(g + 1) * n],

@@ -37,7 +37,7 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from seccrm.org.schema import qi
 from seccrm.tasks.base import (
@@ -277,6 +277,9 @@ def _config_hardness(cfg: dict[str, Any], lines: list[dict[str, Any]], types: di
             + min(len(cfg["near"]), 2))
 
 
+_T = TypeVar("_T")
+
+
 class _OrgData:
     """The org's policy articles and classified records; built lazily, one per connection."""
 
@@ -298,10 +301,11 @@ class _OrgData:
     def ids_of(self, *types: str) -> list[str]:
         return [a.id for a in self.articles if a.type in types]
 
-    def lazy(self, name: str, build: Callable[[], Any]) -> Any:
+    def lazy(self, name: str, build: Callable[[], _T]) -> _T:
         if name not in self._lazy:
             self._lazy[name] = build()
-        return self._lazy[name]
+        value: _T = self._lazy[name]
+        return value
 
     def quotes(self) -> list[QuoteRec]:
         return self.lazy("quotes", self._load_quotes)
