@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -98,17 +97,6 @@ def sync_copy(src: torch.nn.Module, dst: torch.nn.Module) -> None:
     dst_params = dict(dst.named_parameters())
     for name, p in src.named_parameters():
         dst_params[name].copy_(p)
-
-
-@contextlib.contextmanager
-def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Put ``model`` in eval mode for the block and restore its training flag after."""
-    was = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was)
 
 
 def eval_dtype(setting: str, device: torch.device | str) -> torch.dtype:
