@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
 
     plen = statistics.mean(len(p) for p in prompts)
     lines = [f"### {dt.date.today().isoformat()}: {args.prompts} prompts x {args.n} completions, "
-             f"{plen:.0f}-token prompts, up to {args.max_new_tokens} new tokens, {args.model}",
+             f"{plen:.0f}-token prompts, up to {args.max_new_tokens} new tokens, {args.model}, "
+             f"micro-batches of {args.micro_groups} group(s)",
              "", f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; variants alternate step by step.",
              "", f"Machine: {machine()}; 1-minute load average {load_before:.1f} before the run and "
              f"{os.getloadavg()[0]:.1f} after (the machine is shared with other jobs).",
