@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import os
 
-# Before torch loads OpenMP: on a CPU shared with other busy processes, spinning OpenMP threads make
-# every op several times slower (CPU runs only: --smoke, --cpu-demo).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Before torch loads OpenMP (CPU runs only: --smoke, --cpu-demo): idle threads spin on a quiet
+# machine and sleep when other jobs keep the cores busy (seccrm.openmp).
+from seccrm.openmp import configure
+
+configure()
 
 import argparse
 import datetime as dt

@@ -4,7 +4,6 @@
 # write a report). Extra arguments go to `seccrm demo`, e.g. `scripts/demo.sh --out runs/mine`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Idle OpenMP threads sleep instead of spinning: on a busy machine spinning makes torch several times slower.
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# How idle OpenMP threads wait is chosen from the machine's load by `seccrm` itself (seccrm/openmp.py).
 bash scripts/bootstrap.sh
 exec .venv/bin/seccrm demo "$@"

@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if "torch" not in sys.modules:   # the OpenMP wait policy only counts before torch loads
+        from seccrm import openmp
+        openmp.configure()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -115,6 +115,9 @@ def machine_summary() -> str:
     from seccrm.precision import cpu_has_fast_bf16
 
     bf16 = " (bf16 matrix units)" if cpu_has_fast_bf16() else ""
+    from seccrm.openmp import describe
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    omp = "" if torch.cuda.is_available() else f", {describe()}"
     return (f"{cpu}{bf16}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}, "
-            f"Python {platform.python_version()}")
+            f"Python {platform.python_version()}{omp}")
