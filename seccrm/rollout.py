@@ -120,11 +120,17 @@ class HFCacheDecoder:
 
 def make_decoder(model: torch.nn.Module, pad_id: int, max_new_tokens: int) -> PromptDecoder:
     """The shared-prefix decoder when the architecture allows it, else the HF-cache fallback."""
-    from seccrm.shared_prefix import SharedPrefixDecoder, unsupported_reason
+    from seccrm.shared_prefix import (
+        FusedDecoder,
+        SharedPrefixDecoder,
+        fused_decode_reason,
+        unsupported_reason,
+    )
 
     reason = unsupported_reason(model)
     if reason is None:
-        return SharedPrefixDecoder(model, max_new_tokens)
+        return SharedPrefixDecoder(model, max_new_tokens) if fused_decode_reason(model) else FusedDecoder(
+            model, max_new_tokens)
     _log_once(f"rollouts fall back to a repeated Hugging Face cache: {reason}")
     return HFCacheDecoder(model, pad_id)
 

@@ -81,6 +81,64 @@ def test_greedy_equals_generate_with_eos(tok: Any, arch: str) -> None:
         assert engine.stats["compactions"] >= 1
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2", "qwen3", "mistral"])
+def test_fused_decoder_greedy_equals_generate(tok: Any, arch: str) -> None:
+    """The few-operation decoder (models without adapters) gives ``generate``'s tokens, also after a
+    group has finished and left the batch, for ragged (left-padded) prompts."""
+    from seccrm.shared_prefix import FusedDecoder, fused_decode_reason
+
+    model = _model(tok, arch, seed=9)
+    assert fused_decode_reason(model) is None
+    plain = [_reference(model, p, 12, [2]) for p in PROMPTS]
+    # A stop token that one row meets early and the others never: that group finishes first.
+    stop = next(t for r, row in enumerate(plain) for i, t in enumerate(row[3:], 3)
+                if t not in row[:i] and all(t not in other for o, other in enumerate(plain) if o != r))
+    model.generation_config.eos_token_id = [2, stop]
+    expected = [_reference(model, p, 12, [2, stop]) for p in PROMPTS]
+    assert len({len(c) for c in expected}) > 1, "one group should finish before the others"
+    ro = generate_rollouts(model, tok, PROMPTS, n=2, max_new_tokens=12, greedy=True, stop_after_answer=False,
+                           decoder=FusedDecoder(model, 12))
+    assert ro.completion_ids == [c for c in expected for _ in range(2)]
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.bfloat16, 0.1)])
+def test_fused_decoder_logits_match_the_module_decoder(tok: Any, dtype: torch.dtype, tol: float) -> None:
+    """Step by step, the fused decoder's logits are the module-by-module decoder's (bf16: to rounding)."""
+    from seccrm.shared_prefix import FusedDecoder, SharedPrefixDecoder
+
+    model = _model(tok, "qwen2", seed=10, dtype=dtype)
+    fused, plain = FusedDecoder(model, 8), SharedPrefixDecoder(model, 8)
+    with torch.no_grad():
+        a, b = fused.prefill(PROMPTS, 2), plain.prefill(PROMPTS, 2)
+        assert torch.equal(a, b)
+        tokens = torch.arange(6) * 37 + 5
+        for step in range(5):
+            a, b = fused.step(tokens), plain.step(tokens)
+            scale = b.abs().max()
+            assert (a - b).abs().max() <= tol * scale, (step, float((a - b).abs().max()), float(scale))
+            if step == 2:                                    # the middle group leaves
+                keep = torch.tensor([0, 1, 4, 5])
+                fused.keep(keep)
+                plain.keep(keep)
+                tokens = tokens[keep]
+
+
+def test_decoder_choice(tok: Any) -> None:
+    """Plain models get the fused decoder, LoRA models the module decoder, others the HF cache."""
+    from transformers import AutoModelForCausalLM, GPT2Config
+
+    from seccrm.models import LoraSettings, apply_lora
+    from seccrm.rollout import HFCacheDecoder, make_decoder
+    from seccrm.shared_prefix import FusedDecoder, SharedPrefixDecoder
+
+    model = _model(tok, seed=11)
+    assert type(make_decoder(model, 2, 8)) is FusedDecoder
+    lora = apply_lora(_model(tok, seed=11), LoraSettings(r=2, target_modules=("q_proj",)))
+    assert type(make_decoder(lora, 2, 8)) is SharedPrefixDecoder
+    gpt2 = AutoModelForCausalLM.from_config(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=VOCAB))
+    assert type(make_decoder(gpt2, 2, 8)) is HFCacheDecoder
+
+
 class AnswerAt:
     """The tiny tokenizer, except that token ``tag`` reads as ``</answer>`` (forces the stop)."""
 
