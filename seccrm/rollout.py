@@ -145,38 +145,54 @@ def _log_once(message: str) -> None:
 
 
 def sample_next_tokens(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None,
-                       greedy: bool = False, candidates: int = 64) -> Tensor:
+                       greedy: bool = False, candidates: int = 64, wide: int = 1024) -> Tensor:
     """One token per row from logits [A, V]: argmax when greedy (or temperature 0), else nucleus sampling.
 
     Nucleus: keep the most probable tokens up to and including the first whose cumulative probability
-    reaches ``top_p`` (so at least one token), renormalise, draw with ``generator``. Returns [A].
+    reaches ``top_p`` (so at least one token), renormalise, draw with ``generator`` (one uniform
+    number per row, in row order). Returns [A].
     Sorting a 50k-150k vocabulary for every row and step costs more than the model's decoding step
-    on CPU, so the ``candidates`` most probable tokens are taken first (``topk``, linear time); only
-    when some row's nucleus is wider than that (a flat distribution) is the full row sorted. Both give
-    the same nucleus.
+    on CPU, so the ``candidates`` most probable tokens are taken first (``topk``, linear time). Only
+    the rows whose nucleus is wider than that (a flat distribution) look further: at the ``wide``
+    most probable tokens, and only when that is not enough either, at the whole sorted row. Every
+    tier gives the same nucleus.
     """
     if greedy or temperature <= 0:
         return logits.argmax(dim=-1)
     probs = torch.softmax(logits.float() / temperature, dim=-1)       # [A, V]
+    u = torch.rand((probs.shape[0], 1), generator=generator, dtype=torch.float64, device=probs.device)
     if top_p >= 1.0:
-        return _inverse_cdf(probs, generator)
-    k = min(candidates, probs.shape[-1])
-    top, order = probs.topk(k, dim=-1)                                 # [A, k], descending
-    if k < probs.shape[-1] and bool((top.sum(dim=-1) < top_p).any()):
-        top, order = probs.sort(dim=-1, descending=True)
+        return _inverse_cdf(probs, u)
+    tokens, short = _nucleus_draw(probs, top_p, u, min(candidates, probs.shape[-1]))
+    if short.any():
+        rows = short.nonzero().squeeze(-1)
+        sub, sub_short = _nucleus_draw(probs[rows], top_p, u[rows], min(wide, probs.shape[-1]))
+        if sub_short.any():                                            # flatter still: sort these rows
+            rest = sub_short.nonzero().squeeze(-1)
+            sub[rest] = _nucleus_draw(probs[rows[rest]], top_p, u[rows[rest]], probs.shape[-1])[0]
+        tokens[rows] = sub
+    return tokens
+
+
+def _nucleus_draw(probs: Tensor, top_p: float, u: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Nucleus draw among each row's ``k`` most probable tokens: (tokens [A], rows whose nucleus is wider [A]).
+
+    A row is "wider" when its ``k`` best tokens hold less than ``top_p`` (never when k is the vocabulary).
+    """
+    top, order = probs.topk(k, dim=-1) if k < probs.shape[-1] else probs.sort(dim=-1, descending=True)
+    short = top.sum(dim=-1) < top_p if k < probs.shape[-1] else torch.zeros_like(top[:, 0], dtype=torch.bool)
     before = top.cumsum(dim=-1) - top                                  # mass of strictly better tokens
     top = top.masked_fill(before >= top_p, 0.0)
-    return order.gather(-1, _inverse_cdf(top, generator)[:, None]).squeeze(-1)
+    return order.gather(-1, _inverse_cdf(top, u)[:, None]).squeeze(-1), short
 
 
-def _inverse_cdf(weights: Tensor, generator: torch.Generator | None) -> Tensor:
-    """Index drawn from each row of non-negative weights [A, K] (unnormalised) -> [A].
+def _inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
+    """Index drawn from each row of non-negative weights [A, K] (unnormalised) with uniforms u [A, 1] -> [A].
 
-    One uniform number per row and a binary search in the cumulative sum: as exact as
-    ``torch.multinomial`` and much faster for large K on CPU. Zero-weight entries are never drawn.
+    A binary search in the cumulative sum: as exact as ``torch.multinomial`` and much faster for
+    large K on CPU. Zero-weight entries are never drawn.
     """
     cum = weights.double().cumsum(dim=-1)                              # [A, K]
-    u = torch.rand((weights.shape[0], 1), generator=generator, dtype=torch.float64, device=weights.device)
     pick = torch.searchsorted(cum, u * cum[:, -1:], right=True)        # first index with cum > u
     return pick.clamp(max=weights.shape[-1] - 1).squeeze(-1)
 

@@ -150,6 +150,23 @@ def test_nucleus_sampling_follows_filtered_softmax() -> None:
     assert torch.equal(sample_next_tokens(logits[None], 0.7, 0.9, None, greedy=True), torch.tensor([0]))
 
 
+def test_nucleus_tiers_draw_what_a_full_sort_draws() -> None:
+    """Rows whose nucleus fits the 64 candidates, needs the 1,024-token tier, or needs the full sort:
+    the same generator state gives the tokens of sorting every row (the tiers are an optimisation)."""
+    g = torch.Generator().manual_seed(3)
+    V = 8000
+    logits = torch.randn(6, V, generator=g) * 0.05                       # flat rows: full sort
+    logits[0, :10] += 12.0                                               # peaked: 64 candidates
+    logits[1, :10] += 12.0
+    logits[2, :600] += 9.0                                               # 600 good tokens: wide tier
+    logits[3, :600] += 9.0
+    for seed in range(5):
+        fast = sample_next_tokens(logits, 0.7, 0.9, torch.Generator().manual_seed(seed))
+        full = sample_next_tokens(logits, 0.7, 0.9, torch.Generator().manual_seed(seed), candidates=V)
+        assert torch.equal(fast, full), seed
+        assert bool((fast[:2] < 10).all()) and bool((fast[2:4] < 600).all())
+
+
 # ------------------------------------------------------------------------------------------------
 # The shared-prefix decoder against Hugging Face's cache
 # ------------------------------------------------------------------------------------------------
