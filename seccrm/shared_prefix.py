@@ -372,34 +372,83 @@ def _rms_norm(x: Tensor, weight: Tensor, eps: float) -> Tensor:
     return weight * y.to(x.dtype)
 
 
+_PACKING: dict[torch.dtype, bool] = {}
+
+
+def _packing_works(dtype: torch.dtype) -> bool:
+    """Whether oneDNN's prepacked linear (a private PyTorch CPU op) exists here and computes a linear.
+
+    Checked once per dtype on a small example; where it is missing or wrong, decoding uses ``F.linear``.
+    """
+    if dtype not in _PACKING:
+        ok = False
+        mk: Any = getattr(torch.ops, "mkldnn", None)
+        if torch.backends.mkldnn.is_available() and hasattr(mk, "_reorder_linear_weight"):
+            try:
+                g = torch.Generator().manual_seed(0)
+                w, x, h = (torch.randn(s, generator=g).to(dtype) for s in ((24, 40), (5, 40), (5, 24)))
+                packed = mk._reorder_linear_weight(w, 5)
+                tol = 5e-2 if dtype == torch.bfloat16 else 1e-4
+                ok = (torch.allclose(mk._linear_pointwise(x, packed, None, "none", [], ""), F.linear(x, w),
+                                     rtol=tol, atol=tol)
+                      and torch.allclose(mk._linear_pointwise.binary(x, h, packed, None, "add"),
+                                         torch.addmm(h, x, w.t()), rtol=tol, atol=tol))
+            except (RuntimeError, TypeError, AttributeError):
+                ok = False
+        _PACKING[dtype] = ok
+    return _PACKING[dtype]
+
+
+class _Projection:
+    """A projection's weight for one-token steps: on CPU in oneDNN's blocked layout when possible.
+
+    ``F.linear`` re-lays a bf16 weight out on every call; the packed copy is made once per rollout
+    call and read as is (bf16 on a 2-core Xeon: 16.1 ms instead of 22.1 ms for one step's products
+    over SmolLM2's 30 layers). ``residual`` adds ``h`` in the same kernel.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, rows: int):
+        self.weight, self.bias, self.packed = weight, bias, None
+        if weight.device.type == "cpu" and weight.dtype in (torch.bfloat16, torch.float32) \
+                and _packing_works(weight.dtype):
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(weight, rows)
+
+    def __call__(self, x: Tensor) -> Tensor:
+        if self.packed is not None:
+            return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+    def residual(self, h: Tensor, x: Tensor) -> Tensor:
+        """``h + x @ weight.T (+ bias)``."""
+        if self.packed is not None:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, h, self.packed, self.bias, "add")
+        if self.bias is None:
+            return torch.addmm(h, x, self.weight.t())
+        return h + F.linear(x, self.weight, self.bias)
+
+
+def _concat_bias(projections: list[Any]) -> Tensor | None:
+    """The biases of projections stacked by output (zeros where one has none); None when none has one."""
+    if all(p.bias is None for p in projections):
+        return None
+    return torch.cat([p.bias if p.bias is not None else p.weight.new_zeros(p.weight.shape[0]) for p in projections])
+
+
 class _LayerWeights:
     """One layer's weights arranged for decoding: q/k/v in one matrix, gate and up in another."""
 
-    def __init__(self, layer: Any):
+    def __init__(self, layer: Any, rows: int):
         attn, mlp = layer.self_attn, layer.mlp
-        self.qkv = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
-        biases = [attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]
-        self.qkv_bias = (torch.cat([b if b is not None else self.qkv.new_zeros(w.weight.shape[0])
-                                    for b, w in zip(biases, (attn.q_proj, attn.k_proj, attn.v_proj), strict=True)])
-                         if any(b is not None for b in biases) else None)
-        self.o, self.o_bias = attn.o_proj.weight, attn.o_proj.bias
-        self.gate_up = torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])
-        gb, ub = mlp.gate_proj.bias, mlp.up_proj.bias
-        self.gate_up_bias = None if gb is None and ub is None else torch.cat([
-            gb if gb is not None else self.gate_up.new_zeros(mlp.gate_proj.weight.shape[0]),
-            ub if ub is not None else self.gate_up.new_zeros(mlp.up_proj.weight.shape[0])])
-        self.down, self.down_bias = mlp.down_proj.weight, mlp.down_proj.bias
+        qkv = [attn.q_proj, attn.k_proj, attn.v_proj]
+        self.qkv = _Projection(torch.cat([p.weight for p in qkv]), _concat_bias(qkv), rows)
+        self.o = _Projection(attn.o_proj.weight, attn.o_proj.bias, rows)
+        gate_up = [mlp.gate_proj, mlp.up_proj]
+        self.gate_up = _Projection(torch.cat([p.weight for p in gate_up]), _concat_bias(gate_up), rows)
+        self.down = _Projection(mlp.down_proj.weight, mlp.down_proj.bias, rows)
         self.ln1 = (layer.input_layernorm.weight, layer.input_layernorm.variance_epsilon)
         self.ln2 = (layer.post_attention_layernorm.weight, layer.post_attention_layernorm.variance_epsilon)
         self.q_norm: Any = getattr(attn, "q_norm", None)
         self.k_norm: Any = getattr(attn, "k_norm", None)
-
-
-def _linear_residual(h: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``h + x @ weight.T (+ bias)``, the projection and the residual in one kernel when there is no bias."""
-    if bias is None:
-        return torch.addmm(h, x, weight.t())
-    return h + F.linear(x, weight, bias)
 
 
 class FusedDecoder(SharedPrefixDecoder):
@@ -415,7 +464,8 @@ class FusedDecoder(SharedPrefixDecoder):
     - the completions' own keys and values live in [G, K, n, M, D] buffers, so that the scores over
       the prefix and over the own keys come out in one layout, are joined by one ``cat`` and
       normalised by one softmax, and the two products with the values need no copies;
-    - the output projection and the down projection add the residual in the same kernel (``addmm``);
+    - the output projection and the down projection add the residual in the same kernel;
+    - on CPU the weights are packed once per call in oneDNN's blocked layout (``_Projection``);
     - RMSNorm is PyTorch's fused kernel (float32 statistics, as the model's own).
 
     Results equal ``SharedPrefixDecoder``'s up to float rounding (tests compare greedy tokens with
@@ -426,7 +476,7 @@ class FusedDecoder(SharedPrefixDecoder):
     def prefill(self, prompts: list[list[int]], n: int) -> Tensor:
         logits = super().prefill(prompts, n)
         net = self.net
-        self.weights = [_LayerWeights(layer) for layer in net.layers]
+        self.weights = [_LayerWeights(layer, len(prompts) * n) for layer in net.layers]
         cfg = base_model(net.model).config
         self.heads = int(cfg.num_attention_heads)
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
@@ -462,7 +512,7 @@ class FusedDecoder(SharedPrefixDecoder):
         sin_qk = torch.cat([(sin * net.scaling).expand(B, H, D), sin.expand(B, K, D)], dim=1)
         out = h.new_empty(G, n, K, r, D)
         for w, (pk, pv), (kb, vb) in zip(self.weights, self.prefix, self.past, strict=True):
-            qkv = F.linear(_rms_norm(h, *w.ln1), w.qkv, w.qkv_bias).view(B, H + 2 * K, D)
+            qkv = w.qkv(_rms_norm(h, *w.ln1)).view(B, H + 2 * K, D)
             qk, v = qkv[:, :H + K], qkv[:, H + K:]
             if w.q_norm is not None:
                 qk = torch.cat([w.q_norm(qk[:, :H]), w.k_norm(qk[:, H:])], dim=1)
@@ -480,10 +530,10 @@ class FusedDecoder(SharedPrefixDecoder):
             o_pre = torch.matmul(probs[..., :P].reshape(G, K, n * r, P), pv).view(G, K, n, r, D)
             o_own = torch.matmul(probs[..., P:], vb[:, :, :, :S])                    # [G, K, n, r, D]
             torch.add(o_pre.transpose(1, 2), o_own.transpose(1, 2), out=out)         # [G, n, K, r, D]
-            h = _linear_residual(h, out.view(B, H * D), w.o, w.o_bias)
-            gate_up = F.linear(_rms_norm(h, *w.ln2), w.gate_up, w.gate_up_bias)
+            h = w.o.residual(h, out.view(B, H * D))
+            gate_up = w.gate_up(_rms_norm(h, *w.ln2))
             inner = gate_up.shape[-1] // 2
-            h = _linear_residual(h, F.silu(gate_up[:, :inner]) * gate_up[:, inner:], w.down, w.down_bias)
+            h = w.down.residual(h, F.silu(gate_up[:, :inner]) * gate_up[:, inner:])
         self.step_idx += 1
         self.next_pos = self.next_pos + 1
         return net.logits(net.decoder.norm(h[self.live]))

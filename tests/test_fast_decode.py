@@ -101,16 +101,25 @@ def test_fused_decoder_greedy_equals_generate(tok: Any, arch: str) -> None:
     assert ro.completion_ids == [c for c in expected for _ in range(2)]
 
 
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-9), (torch.bfloat16, 0.1)])
-def test_fused_decoder_logits_match_the_module_decoder(tok: Any, dtype: torch.dtype, tol: float) -> None:
-    """Step by step, the fused decoder's logits are the module-by-module decoder's (bf16: to rounding)."""
+@pytest.mark.parametrize("dtype,tol,pack", [(torch.float64, 1e-9, True), (torch.float32, 1e-5, True),
+                                            (torch.float32, 1e-5, False), (torch.bfloat16, 0.1, True),
+                                            (torch.bfloat16, 0.1, False)])
+def test_fused_decoder_logits_match_the_module_decoder(tok: Any, dtype: torch.dtype, tol: float, pack: bool,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Step by step, the fused decoder's logits are the module-by-module decoder's (to rounding),
+    with oneDNN's packed weights (where this CPU has them) and with plain ``F.linear``."""
+    from seccrm import shared_prefix
     from seccrm.shared_prefix import FusedDecoder, SharedPrefixDecoder
 
+    if not pack:
+        monkeypatch.setitem(shared_prefix._PACKING, dtype, False)
     model = _model(tok, "qwen2", seed=10, dtype=dtype)
     fused, plain = FusedDecoder(model, 8), SharedPrefixDecoder(model, 8)
     with torch.no_grad():
         a, b = fused.prefill(PROMPTS, 2), plain.prefill(PROMPTS, 2)
         assert torch.equal(a, b)
+        packed = [w.qkv.packed is not None for w in fused.weights]
+        assert all(packed) == (pack and dtype != torch.float64 and shared_prefix._packing_works(dtype))
         tokens = torch.arange(6) * 37 + 5
         for step in range(5):
             a, b = fused.step(tokens), plain.step(tokens)
