@@ -5,8 +5,8 @@ spin for a while (the GNU OpenMP default) or go to sleep at once (``OMP_WAIT_POL
 the choice is read once, when the OpenMP library loads. It matters on small machines:
 
 - on a quiet machine, spinning is about twice as fast for decoding, where every token is hundreds of
-  small operations: 64 decoding steps of 32 rows of SmolLM2-135M took 5.2 s with the default and
-  10.1 s with PASSIVE on a 2-core Xeon (BENCHMARKS.md, "OpenMP wait policy");
+  small operations: 64 decoding steps of 32 rows of SmolLM2-135M took 4.0 s with the default and
+  7.4 s with PASSIVE on a 2-core Xeon (BENCHMARKS.md, "OpenMP wait policy");
 - on a machine whose cores are taken by other jobs, spinning threads steal time from the thread
   that has work, and the same work took several times longer than with PASSIVE.
 

@@ -455,8 +455,8 @@ class FusedDecoder(SharedPrefixDecoder):
     """``SharedPrefixDecoder`` for models without adapters: a decoding step in about 20 operations a layer.
 
     On a CPU a decoding step is hundreds of small operations, and their fixed costs, not the
-    arithmetic, were most of it (SmolLM2-135M, 32 rows: about 80 ms a step, of which 30 ms matrix
-    products). This decoder does the same computation with fewer, larger operations:
+    arithmetic, were most of it (profiled on SmolLM2-135M with 32 rows: less than half of a step was
+    matrix products). This decoder does the same computation with fewer, larger operations:
 
     - q, k and v come from one matrix product, gate and up from another (the weights are
       concatenated once per rollout call, so they follow training);
