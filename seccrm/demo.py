@@ -19,7 +19,7 @@ from seccrm import precision
 
 DEMO_DEFAULTS: dict[str, Any] = dict(
     size="small", train_per_task=60, test_per_task=24, eval_val=12, eval_test=24,
-    warmup_steps=6, warmup_batch=4, warmup_lr=1e-4, steps=8, max_prompt_tokens=1024, bf16="auto",
+    warmup_steps=6, warmup_batch=4, warmup_lr=1e-4, steps=16, max_prompt_tokens=1024, bf16="auto",
 )
 
 
