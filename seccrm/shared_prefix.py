@@ -299,12 +299,17 @@ class SharedPrefixDecoder:
         self.prefix = [(k.contiguous(), v.contiguous()) for k, v in kvs]
         self.prefix_valid, self.n = valid, n
         self.next_pos = valid.sum(-1).repeat_interleave(n)                  # [B]
-        B, (k0, _) = len(prompts) * n, self.prefix[0]
-        shape = (B, k0.shape[1], self.max_new, k0.shape[3])
-        self.past = [(k0.new_zeros(shape), k0.new_zeros(shape)) for _ in self.prefix]
+        B = len(prompts) * n
+        self.past = self._new_past(len(prompts), n)
         self.live = torch.arange(B, device=ids.device)                      # live row -> batch row
         self.step_idx = 0
         return net.logits(hidden[:, -1])
+
+    def _new_past(self, groups: int, n: int) -> list[KV]:
+        """Empty own-key/value buffers per layer, [B, K, max_new, D] (row-major by completion)."""
+        k0 = self.prefix[0][0]
+        shape = (groups * n, k0.shape[1], self.max_new, k0.shape[3])
+        return [(k0.new_zeros(shape), k0.new_zeros(shape)) for _ in self.prefix]
 
     @torch.no_grad()
     def step(self, tokens: Tensor) -> Tensor:
@@ -480,15 +485,19 @@ class FusedDecoder(SharedPrefixDecoder):
         cfg = base_model(net.model).config
         self.heads = int(cfg.num_attention_heads)
         self.kv_heads = int(getattr(cfg, "num_key_value_heads", None) or self.heads)
-        G, (k0, _) = len(prompts), self.prefix[0]
-        D = k0.shape[3]
-        shape = (G, self.kv_heads, n, self.max_new, D)
-        self.past = [(k0.new_zeros(shape), k0.new_zeros(shape)) for _ in self.prefix]
+        G, k0 = len(prompts), self.prefix[0][0]
         low = torch.finfo(k0.dtype).min
         self.prefix_bias = (None if bool(self.prefix_valid.all()) else
                             torch.zeros(self.prefix_valid.shape, dtype=k0.dtype, device=k0.device)
                             .masked_fill(~self.prefix_valid, low).view(G, 1, 1, 1, -1))
         return logits
+
+    def _new_past(self, groups: int, n: int) -> list[KV]:
+        """Own-key/value buffers per layer in [G, K, n, max_new, D]: scores over them come out in the
+        layout of the scores over the prefix."""
+        k0 = self.prefix[0][0]
+        shape = (groups, k0.shape[1], n, self.max_new, k0.shape[3])
+        return [(k0.new_zeros(shape), k0.new_zeros(shape)) for _ in self.prefix]
 
     def _keep_past(self, groups: Tensor, rows: Tensor) -> None:
         self.past = [(k[groups], v[groups]) for k, v in self.past]
