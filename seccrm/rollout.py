@@ -1,8 +1,9 @@
 """Rollouts: sample n completions per prompt, computing each prompt once per group.
 
 ``generate_rollouts`` prefills every distinct prompt once. For the Llama / Qwen2 family the n
-completions of a group then attend to that one prompt cache while they decode
-(``seccrm.shared_prefix.SharedPrefixDecoder``: the prompt's keys and values are shared, not copied).
+completions of a group then attend to that one prompt cache while they decode (the prompt's keys
+and values are shared, not copied): ``seccrm.shared_prefix.FusedDecoder`` for models without
+adapters (a decoding step in few, large operations), ``SharedPrefixDecoder`` for LoRA models.
 Other architectures fall back, with a logged reason, to Hugging Face's own KV cache: the prompt is
 still prefilled once, and its cache is then repeated n times (``HFCacheDecoder``).
 
@@ -119,7 +120,7 @@ class HFCacheDecoder:
 
 
 def make_decoder(model: torch.nn.Module, pad_id: int, max_new_tokens: int) -> PromptDecoder:
-    """The shared-prefix decoder when the architecture allows it, else the HF-cache fallback."""
+    """The fused shared-prefix decoder, the module-by-module one (adapters), or the HF-cache fallback."""
     from seccrm.shared_prefix import (
         FusedDecoder,
         SharedPrefixDecoder,
