@@ -35,6 +35,10 @@ class TrainConfig:
     alpha: float = _f(0.3, "SEC: TD(0) learning rate of the arm values Q.")
     tau: float = _f(0.5, "SEC: softmax temperature over Q.")
     unsampled: str = _f("hold", "SEC: what happens to arms not drawn in a step: 'hold' or 'decay' (r = 0).")
+    curriculum_signal: str = _f("correctness", "What the curriculum learns from, per completion: 'advantage' "
+                                "(the training advantage, as the SEC paper), 'unscaled' (reward minus the group "
+                                "mean, no std scaling) or 'correctness' (1/0 correct minus the group's success "
+                                "rate: format-only differences of 0.1 vs 0.0 carry no signal).")
     # --- GRPO ---------------------------------------------------------------------------------
     steps: int = _f(20, "Total training steps of the run (a resumed run continues up to it).")
     prompts_per_step: int = _f(4, "Prompts drawn per step (each gets its own arm draw).")
@@ -44,6 +48,12 @@ class TrainConfig:
     temperature: float = _f(0.7, "Sampling temperature of rollouts.")
     top_p: float = _f(0.9, "Nucleus sampling of rollouts.")
     scale_adv_by_std: bool = _f(True, "Divide advantages by the group's std (off = Dr. GRPO).")
+    skip_zero_adv: bool = _f(True, "Skip the forward and backward of groups whose advantages are all 0 when "
+                             "no KL or entropy term is on (exact: the loss and gradients are unchanged).")
+    dynamic_sampling: int = _f(0, "Extra rounds of prompt draws per step (0 = off): draw and roll out more "
+                               "prompts until --prompts-per-step groups mix correct and wrong answers, as "
+                               "DAPO / verl's filter_groups do; the curriculum still learns from every "
+                               "drawn group.")
     clip_eps: float = _f(0.2, "PPO ratio clip.")
     kl_coef: float = _f(0.0, "k3 KL penalty to the frozen initial model (0 = none, as the SEC authors ran).")
     entropy_coef: float = _f(0.0, "Entropy bonus (0 = none).")
@@ -97,6 +107,10 @@ class TrainConfig:
             problems.append("--alpha must be in (0, 1]")
         if self.tau <= 0:
             problems.append("--tau must be > 0")
+        if self.curriculum_signal not in ("advantage", "unscaled", "correctness"):
+            problems.append("--curriculum-signal must be advantage, unscaled or correctness")
+        if self.dynamic_sampling < 0:
+            problems.append("--dynamic-sampling must be >= 0 (extra draw rounds)")
         if self.unsampled not in ("hold", "decay"):
             problems.append("--unsampled must be 'hold' or 'decay'")
         if self.rollout_backend not in ("auto", "fast", "shared"):

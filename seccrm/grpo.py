@@ -4,6 +4,8 @@ Shapes: ``B`` completions (rows, group-major: rows ``g*n .. g*n+n-1`` answer the
 ``T`` response tokens per row, ``N`` tokens flattened, ``H`` hidden size, ``V`` vocabulary size.
 
 - :func:`group_advantages`      one advantage per completion from its group's rewards
+- :func:`signal_advantages`     what the curriculum learns from (training advantages, unscaled, correctness)
+- :func:`group_has_signal`      groups that mix correct and wrong completions (dynamic sampling)
 - :func:`masked_mean`, :func:`masked_sum`   reductions that ignore padding (even NaN padding)
 - :func:`kl_k3`                 the low-variance k3 estimate of KL(policy || reference), per token
 - :func:`policy_loss`           PPO clipped surrogate, token-mean aggregation, optional KL and entropy
@@ -71,6 +73,37 @@ def group_advantages(rewards: Tensor, group_size: int, scale_by_std: bool = True
     if scale_by_std:
         centred = centred / (grouped.std(dim=1, unbiased=True, keepdim=True) + eps)
     return centred.reshape(-1)
+
+
+def signal_advantages(rewards: Tensor, group_size: int, mode: str, scale_by_std: bool = True,
+                      correct_at: float = 1.0) -> Tensor:
+    """Per-completion advantages a curriculum learns from (its r(a) is the mean of their |.|).
+
+    Args:
+        rewards: ``[B]`` rewards, group-major as in :func:`group_advantages`.
+        mode: ``"advantage"`` (the training advantages, as the SEC paper: std-scaled when
+            ``scale_by_std``), ``"unscaled"`` (``r - mean``), or ``"correctness"`` (``c - mean(c)`` with
+            ``c = 1[r >= correct_at]``: a group's mean |.| is then ``2 p (1 - p)`` for its success rate
+            ``p``, and groups that differ only by the 0.1 format reward give 0).
+    Returns:
+        ``[B]`` float advantages.
+    """
+    if mode == "advantage":
+        return group_advantages(rewards, group_size, scale_by_std=scale_by_std)
+    if mode == "unscaled":
+        return group_advantages(rewards, group_size, scale_by_std=False)
+    if mode == "correctness":
+        return group_advantages((rewards >= correct_at).float(), group_size, scale_by_std=False)
+    raise ValueError(f"unknown curriculum signal {mode!r}; known: advantage, unscaled, correctness")
+
+
+def group_has_signal(rewards: Tensor, group_size: int, correct_at: float = 1.0) -> Tensor:
+    """``[G]`` bool: groups that hold both a correct (``r >= correct_at``) and a wrong completion.
+
+    These are the groups dynamic sampling keeps (DAPO; verl's ``filter_groups`` on accuracy).
+    """
+    ok = (rewards >= correct_at).view(-1, group_size)   # [G, n]
+    return ok.any(dim=1) & ~ok.all(dim=1)
 
 
 def masked_sum(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:

@@ -30,6 +30,8 @@ How the spec's rules are read here
   ``text``) the record's ``answer`` lists the acceptable answers (usually one); for list kinds
   (``id_list``, ``subset``, ``text_list``) it is the gold list, compared as a set. ``["None"]`` means no
   answer exists; ``None`` (any case) parses only when the kind allows it, and stands for the empty set.
+  An instance's ``metadata["answer_kind"]`` (a dict of ``AnswerKind`` fields), when present, overrides
+  its task's kind (:func:`instance_answer_kind`): knowledge_qa asks some instances for an article Id.
 
   - ``id``: an 18-character id with a valid checksum and the kind's prefix, ASCII only (a Cyrillic
     ``а`` is not formatted); exact comparison.
@@ -484,10 +486,38 @@ def answer_kind(task: str) -> AnswerKind:
     return tasks[task].answer
 
 
+def instance_answer_kind(instance: dict[str, Any]) -> AnswerKind:
+    """The answer kind of one instance: its ``metadata["answer_kind"]`` when it has one, else its task's.
+
+    A task whose instances answer in more than one way (knowledge_qa asks for a fact, or for the Id
+    of the article that answers a question) records the kind per instance, e.g.
+    ``{"kind": "id", "prefix": "ka0", "allow_none": true}``.
+
+    >>> inst = {"task": "knowledge_qa", "metadata": {"answer_kind": {"kind": "id", "prefix": "ka0",
+    ...                                                               "allow_none": True}}}
+    >>> instance_answer_kind(inst)
+    AnswerKind(kind='id', prefix='ka0', allow_none=True, choices=(), action_object=None, action_fields=())
+    >>> instance_answer_kind({"task": "knowledge_qa", "metadata": {}}).kind
+    'text'
+    """
+    spec = _metadata(instance).get("answer_kind")
+    if spec is None:
+        return answer_kind(instance.get("task", ""))
+    if not isinstance(spec, dict) or not isinstance(spec.get("kind"), str):
+        raise InstanceError(f"instance {instance.get('id')}: metadata answer_kind must be a dict with a 'kind'")
+    try:
+        return AnswerKind(kind=spec["kind"], prefix=spec.get("prefix"), allow_none=bool(spec.get("allow_none", False)),
+                          choices=tuple(spec.get("choices") or ()), action_object=spec.get("action_object"),
+                          action_fields=tuple(spec.get("action_fields") or ()))
+    except (TypeError, ValueError) as e:
+        raise InstanceError(f"instance {instance.get('id')}: bad metadata answer_kind {spec!r}: {e}") from e
+
+
 def score_details(instance: dict[str, Any], completion: str, kind: AnswerKind | None = None) -> dict[str, Any]:
     """Score one completion and say why: ``{reward, correct, formatted, kind, f1, error}``.
 
-    ``kind`` overrides the task's registered answer kind. ``f1`` is the token F1 for ``text_list``
+    ``kind`` overrides the instance's answer kind (:func:`instance_answer_kind`: the metadata's
+    ``answer_kind`` if any, else the task's registered kind). ``f1`` is the token F1 for ``text_list``
     tasks and None otherwise; ``error`` is None for a correct answer, else why it is not.
 
     >>> inst = {"task": "best_region_identification", "answer": ["CA"]}
@@ -495,7 +525,7 @@ def score_details(instance: dict[str, Any], completion: str, kind: AnswerKind | 
     >>> d["reward"], d["correct"], d["formatted"], d["error"]
     (0.1, False, True, 'wrong answer')
     """
-    kind = kind or answer_kind(instance.get("task", ""))
+    kind = kind or instance_answer_kind(instance)
     answer = instance.get("answer")
     if not isinstance(answer, list) or not answer or not all(isinstance(a, str) for a in answer):
         raise InstanceError(f"instance {instance.get('id')}: answer must be a non-empty list of strings")
@@ -548,10 +578,12 @@ def batch_score(instances: Sequence[dict[str, Any]], completions: Sequence[str],
 def gold_completion(instance: dict[str, Any], kind: AnswerKind | None = None) -> str:
     """A completion that states the instance's gold answer (what a perfect model would write).
 
+    ``kind`` defaults to :func:`instance_answer_kind`.
+
     >>> gold_completion({"task": "lead_qualification", "answer": ["Budget", "Need"]}, AnswerKind("subset"))
     '<answer>Budget, Need</answer>'
     """
-    kind = kind or answer_kind(instance.get("task", ""))
+    kind = kind or instance_answer_kind(instance)
     answer = instance["answer"]
     text = ", ".join(answer) if kind.kind in ("id_list", "subset", "text_list") else answer[0]
     return f"<answer>{text}</answer>"

@@ -12,6 +12,20 @@ Where this departs from ``shared/specs/sec-grpo.md`` and why:
   the current ones detached, the ratio is 1 and the clip never binds; that saves a forward pass. With
   several mini-batches the old log-probs come from a separate no-grad pass before the first update.
 - The KL term (default off) uses a frozen copy of the starting model (with LoRA: the adapter disabled).
+- Log-probabilities, entropy and KL are taken at the rollout temperature (logits / T), the
+  distribution the completions were sampled from, as verl and TRL do.
+- Groups whose advantages are all zero are left out of the forward and backward when no KL or
+  entropy term is on (``skip_zero_adv``): they add exactly 0 to the loss and its gradient, and the
+  token-mean normaliser still counts their tokens, so the update is the same, with less compute.
+  Token-mean metrics (``loss/*``, ``policy/*``) then cover the groups that ran.
+- The curriculum's learning signal defaults to *correctness* (``curriculum_signal``): per completion
+  ``1[correct] - success rate of its group``, so r(a) = mean |.| = 2p(1-p) per group. The paper uses
+  the training advantage |A|; with the 0.1 format reward, groups that differ only by format (0.1 vs
+  0.0) then weigh as much as groups that mix right and wrong answers (std scaling makes both |A| ~ 1),
+  and SEC rated arms at 0% accuracy as learnable. ``advantage`` restores the paper's signal.
+- ``dynamic_sampling`` (off by default) draws up to that many extra rounds of prompts per step and
+  trains on the groups that mix correct and wrong answers first (DAPO; verl's ``filter_groups``);
+  the curriculum learns from every drawn group.
 - Prompts longer than ``max_prompt_tokens`` are left out of the arm pools (counted in the run's
   ``config.json`` companion ``data_stats.json``), so a CPU preset never stalls on a 4,000-token prompt.
 """
@@ -288,21 +302,18 @@ class Trainer:
                 self.logger.close()
         return last
 
-    def train_step(self) -> dict[str, Any]:
-        from seccrm.curriculum import Curriculum  # noqa: F401  (type only)
-        from seccrm.grpo import group_advantages
+    def _rollout_round(self, round_idx: int) -> tuple[list[str], list[dict[str, Any]], Any, list[dict[str, Any]]]:
+        """One draw of ``prompts_per_step`` prompts and their rollouts: (arms, instances, rollouts, scores)."""
         from seccrm.rewards import score_details
         from seccrm.rollout import generate_rollouts
 
         cfg, n = self.cfg, self.cfg.group_size
-        t0 = time.perf_counter()
-        self.curriculum.set_progress(self.step, cfg.steps)
         arms = self.curriculum.sample(cfg.prompts_per_step)
         batch = [self.instances[self.pools.draw(a)] for a in arms]
         prompts = [self._prompt_ids(inst) for inst in batch]
-
         self.model.eval()
-        seed = derive_seed(cfg.seed, "rollout", self.step)
+        seed = (derive_seed(cfg.seed, "rollout", self.step) if round_idx == 0
+                else derive_seed(cfg.seed, "rollout", self.step, round_idx))
         with torch.no_grad(), self._autocast():
             if self.rollout_engine is not None:
                 ro = self.rollout_engine.generate(prompts, n, cfg.max_new_tokens, temperature=cfg.temperature,
@@ -312,23 +323,59 @@ class Trainer:
                 ro = generate_rollouts(self._decoding_model(), self.tokenizer, prompts, n=n,
                                        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                                        top_p=cfg.top_p, seed=seed)
-        t_roll = time.perf_counter() - t0
         details = [score_details(batch[i // n], text) for i, text in enumerate(ro.texts)]
+        return arms, batch, ro, details
+
+    def train_step(self) -> dict[str, Any]:
+        from seccrm.grpo import group_advantages, group_has_signal, signal_advantages
+        from seccrm.rollout import RolloutBatch
+
+        cfg, n = self.cfg, self.cfg.group_size
+        t0 = time.perf_counter()
+        self.curriculum.set_progress(self.step, cfg.steps)
+        arms: list[str] = []
+        batch: list[dict[str, Any]] = []
+        rounds: list[Any] = []
+        details: list[dict[str, Any]] = []
+        for r in range(1 + cfg.dynamic_sampling):
+            a, b, ro, d = self._rollout_round(r)
+            arms, batch, details = arms + a, batch + b, details + d
+            rounds.append(ro)
+            rewards = torch.tensor([x["reward"] for x in details], dtype=torch.float32)
+            if int(group_has_signal(rewards, n).sum()) >= cfg.prompts_per_step:
+                break
+        ro = rounds[0] if len(rounds) == 1 else RolloutBatch(
+            prompt_ids=[p for x in rounds for p in x.prompt_ids],
+            completion_ids=[c for x in rounds for c in x.completion_ids], group_size=n,
+            texts=[t for x in rounds for t in x.texts], finished=[f for x in rounds for f in x.finished])
+        t_roll = time.perf_counter() - t0
         rewards = torch.tensor([d["reward"] for d in details], dtype=torch.float32)
         adv = group_advantages(rewards, n, scale_by_std=cfg.scale_adv_by_std)
         comp_arms = [arms[i // n] for i in range(len(ro.texts))]
-        self.curriculum.update(comp_arms, adv.tolist(), rewards=rewards.tolist())
+        # The curriculum learns from every drawn group, kept for the update or not.
+        signal = signal_advantages(rewards, n, cfg.curriculum_signal, scale_by_std=cfg.scale_adv_by_std)
+        self.curriculum.update(comp_arms, signal.tolist(), rewards=rewards.tolist())
         t_score = time.perf_counter() - t0 - t_roll
 
-        upd = self._policy_update(ro, adv)
+        has_signal = group_has_signal(rewards, n)
+        keep = list(range(len(batch)))
+        if cfg.dynamic_sampling:   # groups that mix correct and wrong first, then the others in draw order
+            keep = sorted(keep, key=lambda g: (not bool(has_signal[g]), g))[:cfg.prompts_per_step]
+        upd_ro = ro if len(keep) == len(batch) else _select_groups(ro, keep)
+        rows = torch.tensor([g * n + j for g in keep for j in range(n)])
+        upd = self._policy_update(upd_ro, adv[rows])
+        grouped = rewards.view(-1, n)
         metrics: dict[str, Any] = {
             "train/reward": rewards.mean().item(),
             "train/accuracy": (rewards >= 1.0).float().mean().item(),
             "train/format_rate": (rewards >= 0.1).float().mean().item(),
             "train/response_len": sum(len(c) for c in ro.completion_ids) / len(ro.completion_ids),
             "train/truncated_rate": 1.0 - sum(ro.finished) / len(ro.finished),
-            "train/zero_adv_groups": (rewards.view(-1, n).std(dim=1) == 0).float().mean().item(),
-            "train/prompt_len": sum(len(p) for p in prompts) / len(prompts),
+            "train/zero_adv_groups": (grouped.std(dim=1) == 0).float().mean().item(),
+            "train/signal_groups": has_signal.float().mean().item(),
+            "train/format_only_groups": ((grouped.std(dim=1) > 0) & ~has_signal).float().mean().item(),
+            "train/drawn_groups": float(len(batch)),
+            "train/prompt_len": sum(len(p) for p in ro.prompt_ids) / len(ro.prompt_ids),
             "train/lr": cfg.lr,
             "time/rollout_s": t_roll, "time/score_s": t_score,
             "time/update_s": upd.pop("time/update_s"), "time/step_s": time.perf_counter() - t0,
@@ -355,17 +402,25 @@ class Trainer:
         weighted: dict[str, float] = defaultdict(float)
         weight_total = 0.0
         skipped = 0
+        # A group whose advantages are all 0 adds exactly 0 to the clipped surrogate (and to its
+        # gradient); without KL or entropy terms its forward and backward can be skipped. The
+        # normaliser n_tokens still counts its tokens, so the loss is the same token mean.
+        skip = cfg.skip_zero_adv and cfg.kl_coef == 0 and cfg.entropy_coef == 0
+        skipped_groups = 0
         for mb in range(cfg.mini_batches):
             mgroups = groups[mb * per_mini:(mb + 1) * per_mini]
             n_tokens = sum(max(len(ro.completion_ids[g * n + j]), 1) for g in mgroups for j in range(n))
             self.optimizer.zero_grad(set_to_none=True)
             finite = True
-            for mg in length_buckets(mgroups, ro, cfg.micro_batch_groups):
+            active = [g for g in mgroups if not skip or bool(adv[g * n:(g + 1) * n].ne(0).any())]
+            skipped_groups += len(mgroups) - len(active)
+            for mg in length_buckets(active, ro, cfg.micro_batch_groups):
                 rows = [g * n + j for g in mg for j in range(n)]
                 with self._autocast():
                     logp, ent, mask = completion_logprobs(
                         self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], n,
-                        chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt)
+                        chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt,
+                        temperature=cfg.temperature)
                 old = logp.detach() if old_lp is None else _rows(old_lp, rows, logp.shape[1])
                 ref = self._ref_logprobs(ro, mg, rows) if cfg.kl_coef > 0 else None
                 loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
@@ -379,8 +434,11 @@ class Trainer:
                 for k, v in m.items():  # token-weighted means over the whole batch
                     weighted[k] += float(v) * tokens
                 weight_total += tokens
-            gnorm = torch.nn.utils.clip_grad_norm_(
-                [p for p in self.model.parameters() if p.requires_grad], cfg.grad_clip)
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            if not active:   # every group skipped: a zero gradient, so AdamW's moments still decay exactly
+                for p in params:
+                    p.grad = torch.zeros_like(p)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             if finite and math.isfinite(float(gnorm)):
                 self.optimizer.step()
                 if self.decoder is not None:
@@ -394,6 +452,7 @@ class Trainer:
         if skipped:
             self.nan_steps += 1
         sums["train/skipped_updates"] = skipped
+        sums["train/update_groups"] = float(len(groups) - skipped_groups)
         sums["train/nonfinite_steps_total"] = self.nan_steps
         sums["time/update_s"] = time.perf_counter() - t0
         return dict(sums)
@@ -405,7 +464,8 @@ class Trainer:
         with torch.no_grad(), self._autocast():
             for g in range(len(ro.prompt_ids)):
                 lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g]], ro.completion_ids[g * n:(g + 1) * n],
-                                               n, chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt)
+                                               n, chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
+                                               temperature=self.cfg.temperature)
                 out.extend(lp)
         return out
 
@@ -415,12 +475,14 @@ class Trainer:
             if self.ref_model is not None:
                 lp, _, _ = completion_logprobs(self.ref_model, [ro.prompt_ids[g] for g in mg],
                                                [ro.completion_ids[r] for r in rows], self.cfg.group_size,
-                                               chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt)
+                                               chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
+                                               temperature=self.cfg.temperature)
             else:
                 with self.model.disable_adapter():
                     lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g] for g in mg],
                                                    [ro.completion_ids[r] for r in rows], self.cfg.group_size,
-                                                   chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt)
+                                                   chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
+                                                   temperature=self.cfg.temperature)
         return lp
 
     def evaluate_val(self) -> dict[str, Any]:
@@ -447,6 +509,17 @@ def length_buckets(groups: list[int], ro: Any, size: int) -> list[list[int]]:
 
     ordered = sorted(groups, key=key)
     return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
+def _select_groups(ro: Any, groups: list[int]) -> Any:
+    """The rollouts of ``groups`` only, in that order (a new RolloutBatch; group-major rows)."""
+    from seccrm.rollout import RolloutBatch
+
+    n = ro.group_size
+    rows = [g * n + j for g in groups for j in range(n)]
+    return RolloutBatch(prompt_ids=[ro.prompt_ids[g] for g in groups],
+                        completion_ids=[ro.completion_ids[r] for r in rows], group_size=n,
+                        texts=[ro.texts[r] for r in rows], finished=[ro.finished[r] for r in rows])
 
 
 def _rows(old: list[torch.Tensor], rows: list[int], width: int) -> torch.Tensor:

@@ -406,3 +406,18 @@ def test_chunked_peak_cuda_memory_below_naive() -> None:
         peaks.append(torch.cuda.max_memory_allocated() - base)
         del h, w, t, logp, ent
     assert peaks[0] < peaks[1] / 3, f"chunked peak {peaks[0] / 2**30:.2f} GiB vs naive {peaks[1] / 2**30:.2f} GiB"
+
+
+def test_signal_advantages_ignore_format_only_groups_in_correctness_mode():
+    from seccrm.grpo import group_has_signal, signal_advantages
+    r = torch.tensor([0.1, 0.0, 0.1, 0.0,   1.0, 0.0, 0.1, 1.0,   1.0, 1.0, 1.0, 1.0])
+    c = signal_advantages(r, 4, "correctness")
+    assert c[:4].abs().sum() == 0 and c[8:].abs().sum() == 0
+    assert torch.allclose(c[4:8].abs().mean(), torch.tensor(2 * 0.5 * 0.5))
+    a = signal_advantages(r, 4, "advantage", scale_by_std=True)
+    assert a[:4].abs().mean() > 0.5            # std scaling: format-only differences weigh as much
+    u = signal_advantages(r, 4, "unscaled")
+    assert torch.allclose(u[:4].abs().mean(), torch.tensor(0.05))
+    assert group_has_signal(r, 4).tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="known"):
+        signal_advantages(r, 4, "nope")

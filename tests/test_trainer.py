@@ -183,3 +183,67 @@ def test_length_buckets_partition_groups_by_length():
     assert all(len(b) <= 2 for b in buckets)
     # by prompt length (5, 5, 12, 30, 30), ties by the longest completion: g1 (1) before g4 (5), g2 (2) before g0 (9)
     assert buckets == [[1, 4], [3, 2], [0]]
+
+
+def _half_constant_reward(monkeypatch):
+    """Groups of even-numbered instances get one reward for every completion (zero advantage); the
+    others are graded by completion length, so they mix 0.0, 0.1 and 1.0."""
+    import seccrm.rewards
+
+    def fake(instance, completion):
+        if int(instance["id"].rsplit("-", 1)[1]) % 2 == 0:
+            return {"reward": 0.1}
+        return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
+    monkeypatch.setattr(seccrm.rewards, "score_details", fake)
+
+
+def test_zero_advantage_groups_are_skipped_exactly(tiny_suite, tmp_path, monkeypatch):
+    """Skipping all-zero-advantage groups leaves the update unchanged: same weights after the step.
+
+    One step per seed (a second step would sample from weights that differ by float rounding, and
+    sampling amplifies that); several seeds, so that some steps have zero-advantage groups."""
+    from seccrm.trainer import Trainer
+    _half_constant_reward(monkeypatch)
+    runs = {}
+    for skip in (False, True):
+        ts = [Trainer(_cfg(tiny_suite, tmp_path / f"skip{skip}-{seed}", prompts_per_step=4, micro_batch_groups=2,
+                           skip_zero_adv=skip, bf16="off", seed=seed, lr=1e-3)) for seed in (5, 6)]
+        metrics = [t.train_step() for t in ts]
+        runs[skip] = (ts, metrics)
+    (t0, m0), (t1, m1) = runs[False], runs[True]
+    zero = [m["train/zero_adv_groups"] for m in m0]
+    assert zero == [m["train/zero_adv_groups"] for m in m1] and any(z > 0 for z in zero)
+    assert all(m["train/update_groups"] == 4 for m in m0)
+    assert all(b["train/update_groups"] == 4 * (1 - z) for b, z in zip(m1, zero, strict=True))
+    # AdamW's first step moves each weight by about lr * sign(grad): float rounding in a near-zero
+    # gradient shows as a small share of lr, a different gradient as a whole lr.
+    for a, b in zip(t0, t1, strict=True):
+        for p0, p1 in zip(a.model.parameters(), b.model.parameters(), strict=True):
+            torch.testing.assert_close(p0, p1, rtol=0, atol=5e-3 * 1e-3)
+
+
+def test_policy_update_takes_logprobs_at_the_rollout_temperature(tiny_suite, tmp_path, monkeypatch):
+    import seccrm.forward
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    seen = []
+    real = seccrm.forward.completion_logprobs
+
+    def spy(*a, **k):
+        seen.append(k.get("temperature", 1.0))
+        return real(*a, **k)
+    monkeypatch.setattr(seccrm.forward, "completion_logprobs", spy)
+    t = Trainer(_cfg(tiny_suite, tmp_path / "run", temperature=0.7, skip_zero_adv=False))
+    t.train_step()
+    assert seen and all(x == 0.7 for x in seen)
+
+
+def test_dynamic_sampling_draws_more_and_the_curriculum_sees_every_group(tiny_suite, tmp_path, monkeypatch):
+    from seccrm.trainer import Trainer
+    _half_constant_reward(monkeypatch)
+    t = Trainer(_cfg(tiny_suite, tmp_path / "run", prompts_per_step=2, dynamic_sampling=3))
+    m = t.train_step()
+    drawn = int(m["train/drawn_groups"])
+    assert drawn in (2, 4, 6, 8) and drawn >= 2
+    assert sum(t.curriculum.state_dict()["observations"].values()) == drawn * t.cfg.group_size
+    assert m["train/update_groups"] <= 2

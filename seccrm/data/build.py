@@ -15,6 +15,13 @@ Determinism: every instance draws from its own ``random.Random`` seeded by a sta
 (seed, task, difficulty, index), so the same seed gives the same bytes. Files are written in a fixed
 order with sorted keys.
 
+Answer balance: slot ``i`` of a pool wants a None gold when ``floor((i + 1) * NONE_SHARE)`` exceeds
+``floor(i * NONE_SHARE)`` (an exact 15% of the pool, spread evenly), and no answer may take more than
+``answer_cap(pool size)`` slots. A draw that does not fit its slot is redrawn like a repeat; when no draw
+fits, the first draw that keeps the cap is kept (a task that rarely yields None then has fewer).
+Validation is chosen by stratified systematic sampling over the gold answers, so that train and val
+keep the pool's answer shares (within one instance).
+
 Distinct prompts: instances sample from pools of a few dozen to a few hundred records, so two
 instances can ask the identical question. The instances of one (task, difficulty) pool are built in
 index order, by one process, and an instance whose messages equal an earlier one's is redrawn from a
@@ -41,7 +48,7 @@ import hashlib
 import json
 import random
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +59,13 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 ORG_FILE = "org.sqlite"
 MANIFEST_FILE = "suite.json"
 VAL_FRACTION = 0.25
-MAX_REDRAWS = 8   # draws after the first for an instance that repeats an earlier prompt of its pool
+MAX_REDRAWS = 40  # draws after the first for an instance that repeats a prompt or breaks the answer balance
+# Answer balance (``shared/specs/crm-tasks.md``): in every pool, about NONE_SHARE of the golds are None
+# (for tasks whose answer may be None) and no single answer holds more than ANSWER_CAP of the golds, so
+# that no constant answer games a task; the same share at every level, so difficulty does not change
+# the answer distribution.
+NONE_SHARE = 0.15
+ANSWER_CAP = 0.20
 RECORD_KEYS: tuple[str, ...] = ("id", "task", "skill", "difficulty", "arm", "messages", "answer", "metadata")
 
 
@@ -97,14 +110,36 @@ def prompt_key(messages: list[dict[str, str]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
+def stratified_order(seed: int, task: str, difficulty: str, answers: list[str]) -> list[int]:
+    """Indices ``0..len(answers)-1`` in an order whose every prefix keeps the answers' shares.
+
+    Systematic sampling per answer: the r-th instance (in a seeded shuffle) of an answer held by m
+    instances gets the key ``(r + u) / m``, with ``u`` a seeded offset in [0, 1) per answer; sorting by
+    key interleaves the answers in proportion, so any prefix (validation) holds each answer's share
+    of the pool to within one instance.
+    """
+    rng = random.Random(stable_seed(seed, "val", task, difficulty))
+    perm = rng.sample(range(len(answers)), len(answers))
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in perm:
+        groups[answers[i]].append(i)
+    key: dict[int, tuple[float, float]] = {}
+    for a in sorted(groups):
+        members, u = groups[a], rng.random()
+        for r, i in enumerate(members):
+            key[i] = ((r + u) / len(members), rng.random())
+    return sorted(perm, key=lambda i: key[i])
+
+
 def val_indices(seed: int, task: str, difficulty: str, keys: list[str],
-                assigned: dict[str, str] | None = None) -> set[int]:
+                assigned: dict[str, str] | None = None, answers: list[str] | None = None) -> set[int]:
     """The indices of a training pool that go to validation; ``keys[i]`` is instance i's prompt key.
 
     A seeded walk over the pool takes each prompt's whole group of copies while it fits in
     ``n_val(len(keys))``, so copies never straddle train and val. A prompt that ``assigned``
     (prompt key -> split, from earlier pools) already placed keeps its split. Without repeats this
-    is a plain seeded 25% sample.
+    is a plain seeded 25% sample; with ``answers`` (each instance's gold, see ``answer_key``) the walk
+    is stratified by gold answer (``stratified_order``).
     """
     assigned = assigned or {}
     groups: dict[str, list[int]] = defaultdict(list)
@@ -112,7 +147,9 @@ def val_indices(seed: int, task: str, difficulty: str, keys: list[str],
         groups[k].append(i)
     val = {i for k, members in groups.items() if assigned.get(k) == "val" for i in members}
     room = n_val(len(keys)) - len(val)
-    for i in random.Random(stable_seed(seed, "val", task, difficulty)).sample(range(len(keys)), len(keys)):
+    order = (stratified_order(seed, task, difficulty, answers) if answers is not None
+             else random.Random(stable_seed(seed, "val", task, difficulty)).sample(range(len(keys)), len(keys)))
+    for i in order:
         if room <= 0:
             break
         group = groups[keys[i]]
@@ -188,22 +225,58 @@ def write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     pq.write_table(pa.table(columns, schema=schema), path, compression="zstd")
 
 
-def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> list[dict[str, Any]]:
-    """Instances 0..size-1 of one (task, difficulty) pool, in order, redrawing repeated prompts.
+def answer_key(record: dict[str, Any]) -> str:
+    """The gold answer as one canonical string (list answers sorted), for counting answer shares."""
+    answer = [str(a) for a in record["answer"]]
+    return ", ".join(sorted(answer)) if len(answer) > 1 else answer[0]
 
-    An instance whose messages equal an earlier one's is drawn again from ``instance_seed(...,
-    redraw)``, up to ``MAX_REDRAWS`` times; if every draw repeats, the last is kept (the pool has
-    fewer distinct questions than instances, which ``suite.json`` then shows).
+
+def answer_cap(size: int) -> int:
+    """Most instances one answer may hold in a pool of ``size``: ANSWER_CAP of it, at least 1."""
+    return max(1, int(size * ANSWER_CAP))
+
+
+def wants_none(index: int) -> bool:
+    """Whether slot ``index`` of a pool asks for a None gold (NONE_SHARE of the slots, evenly spread)."""
+    return int((index + 1) * NONE_SHARE) > int(index * NONE_SHARE)
+
+
+def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> list[dict[str, Any]]:
+    """Instances 0..size-1 of one (task, difficulty) pool, in order, redrawing repeats and imbalance.
+
+    An instance whose messages equal an earlier one's, whose gold is None where its slot wants an
+    answer (or the reverse; only for tasks whose answer may be None), or whose answer already holds
+    ``answer_cap(size)`` slots is drawn again from ``instance_seed(..., redraw)``, up to
+    ``MAX_REDRAWS`` times. When no draw fits, the first new prompt within the cap is kept (else the
+    first new prompt, else the last draw): ``suite.json`` and ``seccrm check`` then show the shortfall.
     """
+    from seccrm.rewards import answer_kind
+
+    allow_none = answer_kind(task).allow_none
+    cap = answer_cap(size)
     seen: set[str] = set()
+    counts: Counter[str] = Counter()
     out = []
     for index in range(size):
+        want_none = allow_none and wants_none(index)
+        fallback: tuple[int, dict[str, Any], str] | None = None
         for redraw in range(MAX_REDRAWS + 1):
             record = make_record(org, task, difficulty, index, seed, redraw)
             key = prompt_key(record["messages"])
-            if key not in seen:
+            if key in seen:
+                continue
+            answer = answer_key(record)
+            within = counts[answer] < cap
+            rank = 0 if within else 1
+            if fallback is None or rank < fallback[0]:
+                fallback = (rank, record, key)
+            if within and (not allow_none or (answer == "None") == want_none):
                 break
+        else:
+            if fallback is not None:
+                _, record, key = fallback
         seen.add(key)
+        counts[answer_key(record)] += 1
         out.append(record)
     return out
 
@@ -296,7 +369,8 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     for (kind, task, difficulty, n), recs in zip(jobs, generate_pools(org_file, seed, jobs, n_workers, progress,
                                                                       f"building {size} suite"), strict=True):
         keys = [prompt_key(r["messages"]) for r in recs]
-        val = val_indices(seed, task, difficulty, keys, assigned) if kind == "train" else set()
+        answers = [answer_key(r) for r in recs]
+        val = val_indices(seed, task, difficulty, keys, assigned, answers) if kind == "train" else set()
         for i, (r, key) in enumerate(zip(recs, keys, strict=True)):
             split = "test" if kind == "test" else "val" if i in val else "train"
             records[split].append(r)

@@ -102,7 +102,45 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
     _check_answers(d, splits, p)
     _check_parquet(d, splits, p)
     _check_determinism(d, splits, manifest, rebuild_per_arm, p)
+    from seccrm.rewards import register_data_dir
+    register_data_dir(d)
+    _check_baselines(splits, p)
     return p.result()
+
+
+def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
+    """Per task (all levels of each split pooled): n and the three baselines' accuracy, by split."""
+    from seccrm.baselines import BASELINES, suite_baselines
+
+    table = suite_baselines(splits)
+    pooled: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for (task, split, _), b in table.items():
+        for k in (*BASELINES, "n"):
+            pooled[(task, split)][k] += b[k] * (b["n"] if k != "n" else 1.0)
+    rows = []
+    for task in TASK_SKILLS:
+        for split in SPLITS:
+            c = pooled.get((task, split))
+            if c:
+                rows.append([task, split, int(c["n"]), *[c[b] / c["n"] for b in BASELINES]])
+    return rows
+
+
+def _check_baselines(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
+    """No trivial guess beats the cap on any (task, split, level): always None, best constant, position."""
+    from seccrm.baselines import BASELINE_TITLES, BASELINES, MAX_BASELINE, over_cap, suite_baselines
+
+    if not all(all(k in r for k in RECORD_KEYS) and r["task"] in TASK_SKILLS for rs in splits.values() for r in rs):
+        return   # the format check reports it
+    for (task, split, diff), b in sorted(suite_baselines(splits).items()):
+        n = int(b["n"])
+        for name in BASELINES:
+            if over_cap(b[name], n, exact=name != "position"):
+                p.add("baselines", f"{split}: {task}/{diff}: the {BASELINE_TITLES[name]} baseline scores "
+                      f"{b[name]:.0%} of {n} instances, above the {MAX_BASELINE:.0%} cap: a model could game "
+                      f"it without reading the question. Rebuild with the current builder (it balances "
+                      f"answers); if it persists, the task's generator needs more candidates or "
+                      f"a random order")
 
 
 def _check_records(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any], p: _Problems) -> None:

@@ -126,6 +126,21 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def baselines_summary(d: Path) -> str:
+    """The trivial baselines per task and split: what a model must beat before its score means anything."""
+    from seccrm.baselines import MAX_BASELINE
+    from seccrm.data.build import read_jsonl
+    from seccrm.data.check import baseline_rows
+    from seccrm.rewards import register_data_dir
+
+    register_data_dir(d)
+    splits = {s: read_jsonl(d / f"{s}.jsonl") for s in ("train", "val", "test") if (d / f"{s}.jsonl").is_file()}
+    rows = baseline_rows(splits)
+    head = ["task", "split", "n", "always None", "best constant", "best position"]
+    return (f"trivial baselines (accuracy; constant and position chosen on train, on test for the held-out "
+            f"tasks; cap {MAX_BASELINE:.0%} per task, split and level):\n\n" + _table(head, rows))
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from seccrm.cli import CLIError
     from seccrm.data.check import check_suite
@@ -133,6 +148,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not Path(args.dir).is_dir():
         raise CLIError(f"{args.dir} is not a directory; build a suite with `seccrm build --out {args.dir}`")
     problems = check_suite(args.dir, rebuild_per_arm=args.rebuild_per_arm)
+    try:
+        print(baselines_summary(Path(args.dir)) + "\n")
+    except (ValueError, KeyError, TypeError, OSError) as e:   # a broken suite: the problems say why
+        print(f"(no baseline table: {e})\n")
     for line in problems:
         print(line)
     print(f"{args.dir}: {'OK' if not problems else f'{len(problems)} problem(s)'}")

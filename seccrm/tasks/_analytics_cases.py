@@ -142,11 +142,11 @@ class HandleTime(_CaseRanking):
     value_key = "agent_avg_days"
     gaps = (1.0, 0.34)
     levels = {
-        "easy": "One explicit month, 2-3 listed agents, 3-12 cases, cases sorted by date, no "
+        "easy": "One explicit month, 5-6 listed agents, 5-14 cases, cases sorted by date, no "
                 "distractors, the winner at least 1 day ahead.",
-        "medium": "A quarter or season, 3-4 agents, 10-30 cases shuffled, half as many distractors "
+        "medium": "A quarter or season, 5-7 agents, 10-30 cases shuffled, half as many distractors "
                   "(other agents, other products/issues, dates just outside), winner 1/3 day ahead.",
-        "hard": "The past N months/quarters before today, 4-6 agents, 18-55 cases, as many "
+        "hard": "The past N months/quarters before today, 6-8 agents, 18-55 cases, as many "
                 "distractors (up to a quarter outside; the top two's records first), near-ties kept, "
                 "ties broken by the lowest Id.",
     }
@@ -192,11 +192,11 @@ class TransferCount(_CaseRanking):
     value_key = "agent_transfers"
     gaps = (1.0, 1.0)
     levels = {
-        "easy": "One explicit month, 2-3 listed agents, 3-12 cases sorted by date, no distractors, "
+        "easy": "One explicit month, 5-6 listed agents, 5-14 cases sorted by date, no distractors, "
                 "a unique winner at least 1 transfer ahead.",
-        "medium": "A quarter or season, 3-4 agents, 10-30 cases shuffled, half as many distractors, "
+        "medium": "A quarter or season, 5-7 agents, 10-30 cases shuffled, half as many distractors, "
                   "a unique winner.",
-        "hard": "The past N months/quarters before today, 4-6 agents, 18-55 cases, as many "
+        "hard": "The past N months/quarters before today, 6-8 agents, 18-55 cases, as many "
                 "distractors (up to a quarter outside; the top two's records first); ties (often at "
                 "zero) broken by the lowest Id.",
     }
@@ -245,13 +245,14 @@ class BestRegion(_CaseRanking):
     value_key = "state_avg_days"
     modes = ("min",)
     gaps = (1.0, 0.34)
+    candidate_noun = "states"
     tie_rule = "If several states tie, answer the state code that comes first alphabetically."
     levels = {
-        "easy": "One explicit month, 2-3 listed states, 3-12 cases sorted by date, no distractors, "
+        "easy": "One explicit month, 5-6 listed states, 5-14 cases sorted by date, no distractors, "
                 "the fastest state at least 1 day ahead.",
-        "medium": "A quarter or season, 3-4 states, 10-30 cases shuffled, half as many distractors "
+        "medium": "A quarter or season, 5-7 states, 10-30 cases shuffled, half as many distractors "
                   "(other states, other products/issues, dates just outside), 1/3 day ahead.",
-        "hard": "The past N months/quarters before today, 4-6 states, 18-55 cases, as many "
+        "hard": "The past N months/quarters before today, 6-8 states, 18-55 cases, as many "
                 "distractors (up to a quarter outside; the top two's records first), near-ties kept, "
                 "ties broken alphabetically.",
     }

@@ -17,7 +17,7 @@ import bisect
 import datetime as dt
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any, ClassVar, NamedTuple
 
@@ -82,14 +82,28 @@ class Knobs:
     pad_days: int                     # date near-misses lie up to this many days outside the window
 
 
+# How many candidates a ranking question lists, per level. Every level lists at least
+# MIN_CANDIDATES, so that no fixed position among the candidates can be a good guess; the levels
+# differ in how many records, distractors and near-ties surround them.
+CANDIDATES: dict[str, tuple[int, int]] = {"easy": (5, 6), "medium": (5, 7), "hard": (6, 8)}
+MIN_CANDIDATES = 5
+
+
 def knobs_for(difficulty: str, gaps: tuple[float, float], rows: tuple[tuple[int, int], ...] = (
-        (3, 12), (10, 30), (18, 55))) -> Knobs:
+        (5, 14), (10, 30), (18, 55))) -> Knobs:
     """Default knobs; ``gaps`` = the easy and medium minimal gaps (hard accepts near-ties and ties)."""
     if difficulty == "easy":
-        return Knobs((2, 3), rows[0], 0.0, gaps[0], False, 0)
+        return Knobs(CANDIDATES["easy"], rows[0], 0.0, gaps[0], False, 0)
     if difficulty == "medium":
-        return Knobs((3, 4), rows[1], 0.5, gaps[1], True, 62)
-    return Knobs((4, 6), rows[2], 1.0, 0.0, True, 92)
+        return Knobs(CANDIDATES["medium"], rows[1], 0.5, gaps[1], True, 62)
+    return Knobs(CANDIDATES["hard"], rows[2], 1.0, 0.0, True, 92)
+
+
+def relaxed_knobs(knobs: Knobs) -> Knobs:
+    """For orgs too small to fill a level (the ``tiny`` test org): fewer candidates may be listed
+    (down to 2) and the in-scope records may number up to twice the level's maximum."""
+    lo, hi = knobs.scope_rows
+    return replace(knobs, n_candidates=(2, knobs.n_candidates[1]), scope_rows=(1, 2 * hi))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -352,7 +366,8 @@ class RankingTask(Task):
     modes: ClassVar[tuple[str, ...]] = ("min", "max")
     gaps: ClassVar[tuple[float, float]] = (1.0, 0.34)        # easy, medium minimal gaps
     relative_gap: ClassVar[bool] = False
-    row_ranges: ClassVar[tuple[tuple[int, int], ...]] = ((3, 12), (10, 30), (18, 55))
+    row_ranges: ClassVar[tuple[tuple[int, int], ...]] = ((5, 14), (10, 30), (18, 55))
+    candidate_noun: ClassVar[str] = "support agents"         # what the candidates are, in the prompt
     min_qual: ClassVar[int] = 1
     value_key: ClassVar[str]                                 # metadata key of per-candidate values
     tie_rule: ClassVar[str] = TIE_RULE_ID
@@ -378,10 +393,12 @@ class RankingTask(Task):
         knobs = knobs_for(difficulty, self.gaps, self.row_ranges)
         index = self.index(org)
         for attempt in range(self.max_attempts):
-            # After half the attempts, accept any gap and state the tie rule (tiny orgs).
+            # After half the attempts, accept any gap and state the tie rule; after three quarters,
+            # list fewer candidates too (tiny orgs; the small and full orgs rarely get there).
             relaxed = attempt >= self.max_attempts // 2
+            few = attempt >= 3 * self.max_attempts // 4
             w = sample_window(rng, org.today, difficulty)
-            scope = pick_scope(rng, index, w, knobs, self.min_qual)
+            scope = pick_scope(rng, index, w, relaxed_knobs(knobs) if few else knobs, self.min_qual)
             if scope is None:
                 continue
             scope.rows = scope_rows(index, scope)
@@ -422,8 +439,12 @@ class RankingTask(Task):
             keep = {id(x) for x in pool[:k]} | in_scope
             tables, question, fmt = self.render(org, scope, mode, [x for x in ordered if id(x) in keep],
                                                 state_rule)
-            return build_messages(question, tables, fmt, today=org.today if difficulty == "hard" else None)
+            return build_messages(question, tables, fmt, today=org.today if difficulty == "hard" else None,
+                                  context=context)
 
+        # The candidates are listed first, in the random order they were drawn in: the order in
+        # which the prompt first mentions them says nothing about which one wins.
+        context = f"Candidates ({self.candidate_noun}): {id_list(scope.candidates)}."
         msgs, n_shown = fit_prompt(messages, len(pool))
         meta = {**scope.window.as_meta(), "min_or_max": mode, "candidates": sorted(scope.candidates),
                 "filter": None if scope.option is None else {"kind": scope.option[0],

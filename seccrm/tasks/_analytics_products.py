@@ -40,6 +40,7 @@ from seccrm.tasks.base import (
     register,
     render_table,
     sample_window,
+    shuffled,
 )
 
 ROWS = {"easy": (3, 12), "medium": (10, 40), "hard": (18, 110)}
@@ -99,17 +100,20 @@ class TopIssue(_ProductTask):
     name = "top_issue_identification"
     answer = AnswerKind("id", prefix="a03", allow_none=True)
     levels = {
-        "easy": "One explicit month, one product with 3-12 cases sorted by date, no distractors, the "
-                "top issue at least 2 cases ahead.",
+        "easy": "One explicit month, one product with 3-12 cases sorted by date, no distractors, 5 "
+                "listed issues, the top issue at least 2 cases ahead, or a tie at the top (None).",
         "medium": "A quarter or season, half the time one channel (Origin) too, 10-40 cases shuffled "
-                  "with half as many distractors (other channels, other "
-                  "products, near-duplicate names first; dates just outside); a unique top issue.",
+                  "with half as many distractors (other channels, other products, near-duplicate "
+                  "names first; dates just outside), 6+ listed issues; a unique top issue, or None "
+                  "(a tie, or no case in the window).",
         "hard": "The past N months/quarters before today, 18-110 cases and as many distractors (cases "
-                "of other issues up to a quarter outside first); ties at the top and products with "
-                "no case in the window give None (about a quarter of instances).",
+                "of other issues up to a quarter outside first), 8+ listed issues; near-ties kept; "
+                "ties at the top and products with no case in the window give None.",
     }
     GAP: ClassVar[dict[str, int]] = {"easy": 2, "medium": 1, "hard": 0}
-    P_NONE: ClassVar[float] = 0.25          # hard: share of None answers aimed at
+    P_NONE: ClassVar[float] = 0.2           # share of None answers aimed at, at every level
+    # How many issues the Issue__c table lists at least (those of the shown cases, then others).
+    N_ISSUES: ClassVar[dict[str, int]] = {"easy": 5, "medium": 6, "hard": 8}
     RULE = ("If the product has no case created in that period, or if two or more issues tie for the "
             "most cases, answer None.")
 
@@ -128,7 +132,7 @@ class TopIssue(_ProductTask):
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         index, (lo, hi) = product_index(org), ROWS[difficulty]
         all_products = sorted(names(org, "Product2"))
-        want_none = difficulty == "hard" and rng.random() < self.P_NONE     # drawn once: ties are rare
+        want_none = rng.random() < self.P_NONE     # drawn once: ties are rare
         for attempt in range(120):
             w = sample_window(rng, org.today, difficulty)
             # Medium and hard questions may also name a channel: more distinct questions, fewer
@@ -136,7 +140,8 @@ class TopIssue(_ProductTask):
             option = (None if difficulty == "easy" or rng.random() < 0.5
                       else ("origin", rng.choice(sorted(o[1] for o in index.options_seen if o))))
             counts = index.counts(w, option)
-            absent = want_none and rng.random() < 0.3       # None because the product has no case
+            # None because the product has no case (its prompt shows only distractors: not at easy)
+            absent = want_none and difficulty != "easy" and rng.random() < 0.3
             pick = [p for p in all_products if (counts.get(p, [0])[0] == 0 if absent
                                                 else lo <= counts.get(p, [0])[0] <= hi)]
             if not pick:
@@ -157,12 +162,12 @@ class TopIssue(_ProductTask):
 
     def _accept(self, top: list[str], gap: int, difficulty: str, want_none: bool, relaxed: bool,
                 rng: random.Random) -> bool:
-        """Easy/medium: a unique top issue ``GAP`` cases ahead. Hard: a None (tie or no case) when
-        ``want_none``, else a unique top, kept only half the time when more than 1 case ahead."""
-        if difficulty != "hard":
-            return relaxed or (len(top) == 1 and gap >= self.GAP[difficulty])
+        """A None (tie or no case) when ``want_none``. Otherwise easy/medium: a unique top issue
+        ``GAP`` cases ahead; hard: a unique top, kept only half the time when more than 1 case ahead."""
         if want_none:
             return len(top) != 1 or relaxed
+        if difficulty != "hard":
+            return relaxed or (len(top) == 1 and gap >= self.GAP[difficulty])
         return len(top) == 1 and (gap <= 1 or rng.random() < 0.5)
 
     def _instance(self, org: Org, difficulty: str, rng: random.Random, scope: Scope,
@@ -170,28 +175,45 @@ class TopIssue(_ProductTask):
         answer = top[0] if len(top) == 1 else NONE_ANSWER
         n_extra = round(DISTRACTOR_RATIO[difficulty] * len(scope.rows)) or (rng.randint(15, 40) if absent else 0)
         # Cases of the other issues just outside the window mislead a reader who ignores dates.
+        # The issues listed, in a random order fixed for the instance (the order in which the prompt
+        # first mentions them then says nothing about the answer); the padding issues are drawn
+        # independently of that order.
+        ids = sorted(names(org, "Issue__c"))
+        order, padding = shuffled(rng, ids), shuffled(rng, ids)
         msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
-                                       lambda shown: self.render(org, scope, shown),
+                                       lambda shown: self.render(org, scope, shown, order, padding,
+                                                                 self.N_ISSUES[difficulty]),
                                        prefer=(lambda r: r.issue != top[0]) if len(top) == 1 else None)
         meta = {**scope.window.as_meta(), "product_id": scope.candidates[0],
                 "origin": None if scope.option is None else scope.option[1],
                 "issue_counts": dict(sorted(issue_counts.items())), "top_issues": top, "min_or_max": "max",
                 "none_reason": None if answer != NONE_ANSWER else ("no_cases" if not top else "tie"),
                 "tie_break": "a tie at the top gives None", "n_scope_records": len(scope.rows),
-                "n_distractors": n_shown}
+                "n_distractors": n_shown, "issues_shown": len(self._listed(scope, msgs))}
         return Instance(self.name, difficulty, msgs, [answer], meta)
 
-    def render(self, org: Org, scope: Scope, shown: list[CaseFact]) -> tuple[list[str], str, str]:
+    @staticmethod
+    def _listed(scope: Scope, msgs: list[dict[str, str]]) -> list[str]:
+        block = msgs[-1]["content"].split("\n\n")
+        table = next(b for b in block if b.startswith("Issue__c ("))
+        return [line.split(" | ")[0] for line in table.split("\n")[2:]]
+
+    def render(self, org: Org, scope: Scope, shown: list[CaseFact], order: list[str], padding: list[str],
+               n_issues: int) -> tuple[list[str], str, str]:
+        """The Issue__c table first (the issues of the shown cases, padded with the first others of
+        ``padding`` to ``n_issues``, listed in ``order``), then the cases."""
         issues = names(org, "Issue__c")
-        used = sorted({r.issue for r in shown})
+        used = {r.issue for r in shown}
+        listed = set(used) | set([i for i in padding if i not in used][:max(0, n_issues - len(used))])
+        listed_order = [i for i in order if i in listed]
         channel = f" received through the {scope.option[1]} channel (Origin)" if scope.option else ""
         q = (f"Which issue was reported most often in the cases about product "
              f"{product_phrase(org, scope.candidates[0])}{channel} created {scope.window.phrase}? {self.RULE}")
         cols = ["Id", "Product2Id", "IssueId__c"] + (["Origin"] if channel else []) + ["CreatedDate"]
-        tables = [render_table("Case (Product2Id = product of the case's order item)", cols,
+        tables = [render_table("Issue__c", ["Id", "Name"], [(i, issues[i]) for i in listed_order]),
+                  render_table("Case (Product2Id = product of the case's order item)", cols,
                                [(r.id, r.product, r.issue) + ((r.origin,) if channel else ()) + (r.created,)
-                                for r in shown]),
-                  render_table("Issue__c", ["Id", "Name"], [(i, issues[i]) for i in used])]
+                                for r in shown])]
         return tables, q, "the Issue Id (IssueId__c, 18 characters), or None."
 
 
@@ -250,7 +272,7 @@ class MonthlyTrend(_ProductTask):
     }
     ROWS: ClassVar[dict[str, tuple[int, int]]] = {"easy": (4, 45), "medium": (8, 70), "hard": (15, 140)}
     CLEAR: ClassVar[dict[str, int]] = {"easy": 3, "medium": 1, "hard": 0}
-    P_NONE: ClassVar[dict[str, float]] = {"easy": 0.3, "medium": 0.4, "hard": 0.5}
+    P_NONE: ClassVar[float] = 0.2           # share of flat periods (None) aimed at, at every level
 
     def gold(self, org: Org, product: str, w: Window) -> list[int]:
         """Cases of the product per month of the window (zeros included), by SQL."""
@@ -276,7 +298,7 @@ class MonthlyTrend(_ProductTask):
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         index, (lo, hi) = product_index(org), self.ROWS[difficulty]
-        want_none = rng.random() < self.P_NONE[difficulty]      # drawn once, so the share holds
+        want_none = rng.random() < self.P_NONE      # drawn once, so the share holds
         for attempt in range(120):
             clear = self.CLEAR[difficulty] if attempt < 80 else 0
             w = trend_window(rng, org.today, difficulty)

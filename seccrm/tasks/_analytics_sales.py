@@ -64,13 +64,14 @@ class SalesAmount(RankingTask):
     value_key = "rep_sales_amount"
     gaps = (0.10, 0.03)
     relative_gap = True
-    row_ranges = ((2, 6), (5, 14), (9, 26))        # orders; each shows 1-4 order lines
+    row_ranges = ((5, 10), (6, 16), (9, 26))       # orders; each shows 1-4 order lines
+    candidate_noun = "sales reps"
     levels = {
-        "easy": "One explicit month, 2-3 listed reps, 2-6 orders sorted by date, no distractors, the "
+        "easy": "One explicit month, 5-6 listed reps, 5-10 orders sorted by date, no distractors, the "
                 "winner at least 10% ahead.",
-        "medium": "A quarter or season, 3-4 reps, 5-14 orders shuffled (a product filter leaves "
+        "medium": "A quarter or season, 5-7 reps, 6-16 orders shuffled (a product filter leaves "
                   "other lines in), half as many distractor orders, winner 3% ahead.",
-        "hard": "The past N months/quarters before today, 4-6 reps, 9-26 orders, as many distractors "
+        "hard": "The past N months/quarters before today, 6-8 reps, 9-26 orders, as many distractors "
                 "(up to a quarter outside; the top two's orders first), near-ties kept, ties broken "
                 "by the lowest Id.",
     }
@@ -155,14 +156,15 @@ class SalesCycle(RankingTask):
     answer = AnswerKind("id", prefix="005")
     value_key = "rep_avg_cycle_days"
     gaps = (5.0, 2.0)
-    row_ranges = ((3, 10), (8, 26), (14, 45))
+    row_ranges = ((5, 12), (8, 26), (14, 45))
+    candidate_noun = "sales reps"
     levels = {
-        "easy": "One explicit month, 2-3 listed reps, 3-10 opportunities sorted by date, no "
+        "easy": "One explicit month, 5-6 listed reps, 5-12 opportunities sorted by date, no "
                 "distractors, the winner at least 5 days ahead.",
-        "medium": "A quarter or season, 3-4 reps, 8-26 opportunities shuffled (unsigned ones among "
+        "medium": "A quarter or season, 5-7 reps, 8-26 opportunities shuffled (unsigned ones among "
                   "them), half as many distractors (signed just outside the window, other reps or "
                   "industries), winner 2 days ahead.",
-        "hard": "The past N months/quarters before today, 4-6 reps, 14-45 opportunities, as many "
+        "hard": "The past N months/quarters before today, 6-8 reps, 14-45 opportunities, as many "
                 "distractors (up to a quarter outside; the top two's records first), near-ties kept, "
                 "ties broken by the lowest Id.",
     }
@@ -249,13 +251,14 @@ class ConversionRate(RankingTask):
     value_key = "rep_conversion_rate"
     gaps = (0.15, 0.05)
     min_qual = 2
-    row_ranges = ((4, 14), (10, 32), (18, 60))
+    row_ranges = ((10, 18), (12, 34), (18, 60))
+    candidate_noun = "sales reps"
     levels = {
-        "easy": "One explicit month, 2-3 listed reps with 2+ leads each, 4-14 leads sorted by date, "
+        "easy": "One explicit month, 5-6 listed reps with 2+ leads each, 10-18 leads sorted by date, "
                 "no distractors, the winner at least 15 points ahead.",
-        "medium": "A quarter or season, 3-4 reps, 10-32 leads shuffled, an optional State, LeadSource "
+        "medium": "A quarter or season, 5-7 reps, 12-34 leads shuffled, an optional State, LeadSource "
                   "or Industry filter, half as many distractors, winner 5 points ahead.",
-        "hard": "The past N months/quarters before today, 4-6 reps, 18-60 leads, as many distractors "
+        "hard": "The past N months/quarters before today, 6-8 reps, 18-60 leads, as many distractors "
                 "(up to a quarter outside; the top two's leads first), near-ties kept, ties broken "
                 "by the lowest Id.",
     }
