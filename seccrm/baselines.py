@@ -86,21 +86,21 @@ def fit_baselines(train: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     Returns ``{task: {"constant": text, "position": int | None}}``. The position is the one whose
     candidate scores best on ``train`` (None where the task's prompts show no candidates).
     """
-    from seccrm.rewards import answer_kind, score
+    from seccrm.rewards import instance_answer_kind, score
 
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for inst in train:
         by_task[inst["task"]].append(inst)
     out: dict[str, dict[str, Any]] = {}
     for task, insts in sorted(by_task.items()):
-        kind = answer_kind(task)
-        golds = Counter(_answer_text(i["answer"], kind) for i in insts)
+        kinds = [instance_answer_kind(i) for i in insts]
+        golds = Counter(_answer_text(i["answer"], k) for i, k in zip(insts, kinds, strict=True))
         constant = min(golds, key=lambda a: (-golds[a], a))
         best_pos, best = None, -1.0
-        cands = [candidates(i, kind) for i in insts]
+        cands = [candidates(i, k) for i, k in zip(insts, kinds, strict=True)]
         if any(cands):
             for pos in POSITIONS:
-                acc = sum(score(i, f"<answer>{p}</answer>", kind) >= 1.0
+                acc = sum(score(i, f"<answer>{p}</answer>") >= 1.0
                           for i, c in zip(insts, cands, strict=True) if (p := _position_pick(c, pos)) is not None)
                 if acc > best:
                     best_pos, best = pos, acc
@@ -111,11 +111,11 @@ def fit_baselines(train: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def baseline_completions(instances: Sequence[dict[str, Any]], fitted: dict[str, dict[str, Any]]
                          ) -> dict[str, list[str | None]]:
     """Per baseline, one completion per instance (None where the baseline does not apply to it)."""
-    from seccrm.rewards import answer_kind
+    from seccrm.rewards import instance_answer_kind
 
     out: dict[str, list[str | None]] = {b: [] for b in BASELINES}
     for inst in instances:
-        kind = answer_kind(inst["task"])
+        kind = instance_answer_kind(inst)
         fit = fitted.get(inst["task"], {})
         out["always_none"].append("<answer>None</answer>" if kind.allow_none else None)
         const = fit.get("constant")

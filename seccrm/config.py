@@ -37,8 +37,8 @@ class TrainConfig:
     unsampled: str = _f("hold", "SEC: what happens to arms not drawn in a step: 'hold' or 'decay' (r = 0).")
     curriculum_signal: str = _f("correctness", "What the curriculum learns from, per completion: 'advantage' "
                                 "(the training advantage, as the SEC paper), 'unscaled' (reward minus the group "
-                                "mean, no std scaling) or 'correctness' (1/0 correct minus the group's success "
-                                "rate: format-only differences of 0.1 vs 0.0 carry no signal).")
+                                "mean, no std scaling) or 'correctness' (the std-scaled advantage of the 1/0 "
+                                "correctness reward: format-only differences of 0.1 vs 0.0 carry no signal).")
     # --- GRPO ---------------------------------------------------------------------------------
     steps: int = _f(20, "Total training steps of the run (a resumed run continues up to it).")
     prompts_per_step: int = _f(4, "Prompts drawn per step (each gets its own arm draw).")

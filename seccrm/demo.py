@@ -18,9 +18,14 @@ from typing import Any
 from seccrm import precision
 
 DEMO_DEFAULTS: dict[str, Any] = dict(
-    size="small", train_per_task=60, test_per_task=24, eval_val=12, eval_test=24,
-    warmup_steps=6, warmup_batch=4, warmup_lr=1e-4, steps=16, max_prompt_tokens=1024, bf16="auto",
+    size="small", train_per_task=120, test_per_task=24, eval_val=120, eval_test=72, eval_base=24, probe_k=4,
+    warmup_steps=40, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=4, steps=16, max_prompt_tokens=1024,
+    bf16="auto",
 )
+
+
+# The demo's GRPO recipe on top of the cpu-demo preset, chosen by measurement (docs/results.md).
+DEMO_TRAIN: dict[str, Any] = dict(eval_limit=0)
 
 
 def _log(msg: str) -> None:
@@ -71,10 +76,34 @@ def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, in
     return sets
 
 
-def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
-                max_new_tokens: int, timings: dict[str, float], bf16: str = "auto") -> None:
+def write_baselines(out: Path, data: Path, sets: dict[str, list[str]]) -> None:
+    """``eval/baselines_<split>.json``: the trivial baselines on the instances every stage is scored on.
+
+    Constants and positions are chosen on the training split; the held-out test tasks have no
+    training instances, so theirs are chosen on the test instances themselves (an upper bound).
+    """
+    from seccrm.baselines import baseline_table
     from seccrm.data import load_split
-    from seccrm.evaluate import evaluate_instances
+
+    train = load_split(data, "train")
+    for split, ids in sets.items():
+        path = out / "eval" / f"baselines_{split}.json"
+        if path.exists():
+            continue
+        by_id = {i["id"]: i for i in load_split(data, split)}
+        insts = [by_id[i] for i in ids]
+        table = baseline_table(insts, train if split != "test" else insts)
+        table["ids"] = ids
+        _write_json(path, table)
+
+
+def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
+                max_new_tokens: int, timings: dict[str, float], bf16: str = "auto", probe_k: int = 0,
+                limit: int = 0) -> None:
+    """Evaluate one stage on the chosen sets (the first ``limit`` of each when set), greedy, plus the
+    sampled probe on validation when ``probe_k``."""
+    from seccrm.data import load_split
+    from seccrm.evaluate import evaluate_instances, sample_probe
     from seccrm.models import load_model_and_tokenizer
 
     todo = [s for s in ("val", "test") if not (out / "eval" / f"{stage}_{s}.json").exists()]
@@ -85,12 +114,19 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
     model, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device="cpu")
     for split in todo:
         by_id = {i["id"]: i for i in load_split(data, split)}
-        insts = [by_id[i] for i in sets[split]]
+        insts = [by_id[i] for i in sets[split]][:limit or None]
         res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
         res.update(model=model_spec, split=split, stage=stage, dtype=str(dtype).removeprefix("torch."))
+        if probe_k and split == "val":
+            res["probe"] = sample_probe(model, tok, insts, k=probe_k, max_new_tokens=max_new_tokens,
+                                        desc=f"probe {stage} {split}")
         _write_json(out / "eval" / f"{stage}_{split}.json", res)
         s = res["summary"]
-        _log(f"{stage:7s} {split:4s}: accuracy {s['accuracy']:.3f}, format rate {s['format_rate']:.3f} (n={s['n']})")
+        probe = res.get("probe", {}).get("summary")
+        extra = (f"; sampled reward {probe['mean_reward']:.3f}, pass@{probe['k']} {probe['pass_at_k']:.3f}"
+                 if probe else "")
+        _log(f"{stage:7s} {split:4s}: accuracy {s['accuracy']:.3f}, format rate {s['format_rate']:.3f} "
+             f"(n={s['n']}){extra}")
     timings[f"eval_{stage}_s"] = time.perf_counter() - t0
 
 
@@ -121,20 +157,26 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     max_new = PRESETS["cpu-demo"]["eval_max_new_tokens"]
     from seccrm.models import load_tokenizer
     sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed)
+    write_baselines(out, data, sets)
+    probe_k = opts["probe_k"]
 
-    _log(f"[2/{stages}] evaluate the base model ({model})")
+    _log(f"[2/{stages}] evaluate the base model ({model}) on {opts['eval_base']} instances of each set")
     bf16 = opts["bf16"]
-    _eval_stage(out, "base", model, data, sets, max_new, timings, bf16)
+    # The base model has not learned the answer format (it almost never writes an answer block) and
+    # decodes to the token limit: a small sample of each set says so at a fraction of the cost.
+    _eval_stage(out, "base", model, data, sets, max_new, timings, bf16, 0, limit=opts["eval_base"])
 
     warm_model = out / "warmup" / "model"
     if opts["warmup_steps"] > 0:
-        _log(f"[3/{stages}] format warm-up: {opts['warmup_steps']} supervised steps on training instances")
+        _log(f"[3/{stages}] format warm-up: at most {opts['warmup_steps']} supervised steps on training instances, "
+             f"checked every {opts['warmup_check_every']}")
         if not (warm_model / "config.json").exists():
             t0 = time.perf_counter()
             run_warmup(str(data), model, out / "warmup", opts["warmup_steps"], opts["warmup_batch"],
-                       opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"], bf16=bf16)
+                       opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"], bf16=bf16,
+                       check_every=opts["warmup_check_every"])
             timings["warmup_s"] = time.perf_counter() - t0
-        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16)
+        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16, probe_k)
         start_model = str(warm_model)
     else:
         start_model = model
@@ -142,7 +184,8 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     _log(f"[4/{stages}] GRPO with the SEC curriculum: {opts['steps']} steps")
     cfg = TrainConfig(**{**PRESETS["cpu-demo"], "data": str(data), "model": start_model, "out": str(out / "sec"),
                          "steps": opts["steps"], "seed": seed, "max_prompt_tokens": opts["max_prompt_tokens"],
-                         "curriculum": "sec", "resume": True, "bf16": bf16})
+                         "curriculum": "sec", "resume": True, "bf16": bf16, **DEMO_TRAIN,
+                         **opts.get("train_overrides", {})})
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
     if trainer.step < cfg.steps:
@@ -151,7 +194,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     del trainer
     from seccrm.checkpoint import latest_checkpoint
     final = latest_checkpoint(out / "sec")
-    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16)
+    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k)
 
     _log(f"[5/{stages}] write the report")
     timings["total_this_invocation_s"] = time.perf_counter() - t_start
@@ -168,10 +211,11 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from seccrm.cli import CLIError
+    from seccrm.experiment import _train_sets
     try:
         md = run_demo(args.out, model=args.model, seed=args.seed, steps=args.steps, warmup_steps=args.warmup_steps,
                       size=args.size, train_per_task=args.train_per_task, eval_val=args.eval_val,
-                      eval_test=args.eval_test, bf16=args.bf16)
+                      eval_test=args.eval_test, bf16=args.bf16, train_overrides=_train_sets(args.train))
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     print(md)
@@ -194,4 +238,6 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--bf16", choices=("auto", "on", "off"), default=None,
                    help="Precision of every stage: 'on' = float32 weights with bf16 compute and bf16 decoding; "
                    "'off' = float32; 'auto' (default) = 'on' where the CPU has bf16 matrix units (AMX / AVX512-BF16).")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                   help="Override a GRPO setting of the demo's recipe, e.g. --train lr=2e-5 (repeatable).")
     p.set_defaults(func=cmd_demo)

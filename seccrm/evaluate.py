@@ -103,6 +103,57 @@ def evaluate_instances(model: Any, tokenizer: Any, instances: list[dict[str, Any
     return {"summary": summarise(done), "rows": done, "seconds": time.perf_counter() - t0}
 
 
+def sample_probe(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k: int = 4,
+                 max_new_tokens: int = 64, temperature: float = 0.7, top_p: float = 0.9, seed: int = 0,
+                 groups_per_batch: int = 8, desc: str = "probe", progress: bool = True) -> dict[str, Any]:
+    """The sampled-reward probe: ``k`` samples per instance at the rollout temperature.
+
+    Sampled reward moves before greedy accuracy does (a policy that puts 30% more mass on the right
+    answer may not yet make it the argmax). Per instance: mean reward of the k samples, the share
+    correct, and pass@k (any correct). Returns ``{"rows": [...], "summary": {...}}`` with bootstrap
+    intervals over instances.
+    """
+    from seccrm.rewards import score_details
+    from seccrm.rollout import encode_prompts, generate_rollouts
+
+    was_training = model.training
+    model.eval()
+    prompts = encode_prompts(tokenizer, [inst["messages"] for inst in instances])
+    order = sorted(range(len(instances)), key=lambda i: len(prompts[i]))
+    rows: list[dict[str, Any] | None] = [None] * len(instances)
+    with torch.no_grad(), tqdm(total=len(instances), desc=desc, unit="inst", disable=not progress,
+                               dynamic_ncols=True, file=sys.stderr, leave=False) as bar:
+        for start in range(0, len(order), groups_per_batch):
+            idx = order[start:start + groups_per_batch]
+            ro = generate_rollouts(model, tokenizer, [prompts[i] for i in idx], n=k, max_new_tokens=max_new_tokens,
+                                   temperature=temperature, top_p=top_p, seed=seed + start)
+            for j, i in enumerate(idx):
+                rewards = [float(score_details(instances[i], ro.texts[j * k + m])["reward"]) for m in range(k)]
+                rows[i] = {"id": instances[i]["id"], "task": instances[i]["task"],
+                           "mean_reward": sum(rewards) / k, "correct_rate": sum(r >= 1.0 for r in rewards) / k,
+                           "pass_at_k": float(any(r >= 1.0 for r in rewards)),
+                           "format_rate": sum(r >= 0.1 for r in rewards) / k}
+            bar.update(len(idx))
+    if was_training:
+        model.train()
+    done = [r for r in rows if r is not None]
+    summary: dict[str, Any] = {"k": k, "n": len(done), "temperature": temperature}
+    for key in ("mean_reward", "correct_rate", "pass_at_k", "format_rate"):
+        vals = [r[key] for r in done]
+        summary[key] = float(np.mean(vals)) if vals else float("nan")
+        summary[f"{key}_ci95"] = bootstrap_ci(vals)
+    return {"rows": done, "summary": summary}
+
+
+def paired_difference(a: list[float], b: list[float], seed: int = 0) -> dict[str, float]:
+    """Paired comparison of per-instance scores ``a - b``: mean, bootstrap 95% interval, permutation p."""
+    from seccrm.stats import paired_bootstrap, paired_permutation_test
+
+    boot = paired_bootstrap(a, b, seed=seed)
+    perm = paired_permutation_test(a, b, seed=seed)
+    return {"diff": boot.mean_diff, "lo": boot.ci_low, "hi": boot.ci_high, "p": perm.p_value, "n": len(a)}
+
+
 def relative_improvement(base: float, new: float) -> float:
     """(new - base) / base, as the report's tables give it; nan when base is 0."""
     return (new - base) / base if base else float("nan")
@@ -128,6 +179,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     res = evaluate_instances(model, tok, instances, max_new_tokens=args.max_new_tokens,
                              batch_size=args.batch_size, desc=f"eval {args.split}")
     res.update(model=args.model, split=args.split, data=str(args.data), dtype=str(dtype).removeprefix("torch."))
+    from seccrm.baselines import BASELINE_TITLES, baseline_table
+    base = baseline_table(instances, load_split(args.data, "train") if args.split != "test" else instances)
+    res["baselines"] = {k: v for k, v in base.items() if k != "per_instance"}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
@@ -136,8 +190,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     s = res["summary"]
     print(f"{args.split}: accuracy {s['accuracy']:.3f} (95% CI {s['accuracy_ci95'][0]:.3f}-"
           f"{s['accuracy_ci95'][1]:.3f}), format rate {s['format_rate']:.3f}, n={s['n']}")
+    for name, acc in base["overall"].items():
+        print(f"  baseline {BASELINE_TITLES[name]:34s} {acc:.3f}")
+    beaten = s["accuracy"] > base["best"]
+    print(f"  the model {'beats' if beaten else 'does NOT beat'} every trivial baseline (best {base['best']:.3f})")
     for task, b in s["by_task"].items():
-        print(f"  {task:34s} {b['accuracy']:.3f}  (n={b['n']})")
+        print(f"  {task:34s} {b['accuracy']:.3f}  (n={b['n']}; best baseline "
+              f"{max(base['by_task'].get(task, {0: 0.0}).values()):.3f})")
     return 0
 
 

@@ -101,7 +101,8 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
         "steps": int(steps or p["steps"]),
         "warmup_steps": p["warmup_steps"] if warmup_steps is None else warmup_steps,
         "warmup_default_steps": p["warmup_default_steps"], "warmup_batch": p["warmup_batch"],
-        "warmup_lr": p["warmup_lr"], "eval_val": int(eval_val or p["eval_val"]),
+        "warmup_lr": p["warmup_lr"], "warmup_check_every": p.get("warmup_check_every", 0),
+        "eval_val": int(eval_val or p["eval_val"]),
         "eval_test": int(eval_test or p["eval_test"]), "eval_max_new_tokens": p["eval_max_new_tokens"],
         "eval_max_prompt_tokens": int(p["eval_max_prompt_tokens"] if eval_max_prompt_tokens is None
                                       else eval_max_prompt_tokens),
@@ -263,7 +264,7 @@ def _warmup_stage(plan: dict[str, Any], exp_dir: Path, ev: Evaluator, base_val: 
         _log(f"format warm-up: {steps} supervised steps ({why})")
         run_warmup(plan["data"], plan["model"], exp_dir / "warmup", steps, plan["warmup_batch"],
                    plan["warmup_lr"], seed=0, max_prompt_tokens=plan["train"].get("max_prompt_tokens", 0),
-                   bf16=plan["train"].get("bf16", "auto"))
+                   bf16=plan["train"].get("bf16", "auto"), check_every=plan.get("warmup_check_every", 0))
     ev.run(str(model_dir), {s: exp_dir / "eval" / f"warmup_{s}.json" for s in ("val", "test")}, "warmup")
     return str(model_dir)
 
@@ -362,6 +363,8 @@ def run_experiment(plan: dict[str, Any]) -> Path:
     t_start = time.perf_counter()
     clock = _Clock(exp_dir / "timings.json")
     ev = Evaluator(plan, exp_dir / "eval" / "sets.json")
+    from seccrm.demo import write_baselines
+    write_baselines(exp_dir, Path(plan["data"]), {k: [i["id"] for i in v] for k, v in ev.subsets.items()})
     base = ev.run(plan["model"], {s: exp_dir / "eval" / f"base_{s}.json" for s in ("val", "test")}, "base")
     start_model = _warmup_stage(plan, exp_dir, ev, base["val"])
     clock.tick("base_and_warmup_s")

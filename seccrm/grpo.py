@@ -93,7 +93,7 @@ def signal_advantages(rewards: Tensor, group_size: int, mode: str, scale_by_std:
     if mode == "unscaled":
         return group_advantages(rewards, group_size, scale_by_std=False)
     if mode == "correctness":
-        return group_advantages((rewards >= correct_at).float(), group_size, scale_by_std=False)
+        return group_advantages((rewards >= correct_at).float(), group_size, scale_by_std=True)
     raise ValueError(f"unknown curriculum signal {mode!r}; known: advantage, unscaled, correctness")
 
 

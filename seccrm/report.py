@@ -49,8 +49,90 @@ def load_evals(run_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for f in sorted((run_dir / "eval").glob("*_*.json")):
         stage, _, split = f.stem.rpartition("_")
+        if stage == "baselines":
+            continue
         out.setdefault(stage, {})[split] = json.loads(f.read_text())
     return out
+
+
+def load_baselines(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """split -> baseline table (``seccrm.baselines.baseline_table``), from ``eval/baselines_<split>.json``."""
+    return {f.stem.removeprefix("baselines_"): json.loads(f.read_text())
+            for f in sorted((run_dir / "eval").glob("baselines_*.json"))}
+
+
+def _by_id(e: dict[str, Any], key: str = "reward", rows: str = "rows") -> dict[str, float]:
+    src = e.get(rows, []) if rows == "rows" else e.get("probe", {}).get("rows", [])
+    if rows == "rows":
+        return {r["id"]: 1.0 if r["reward"] >= 1.0 else 0.0 for r in src}
+    return {r["id"]: float(r[key]) for r in src}
+
+
+def _paired_line(a: dict[str, float], b: dict[str, float]) -> tuple[str, dict[str, float] | None]:
+    from seccrm.evaluate import paired_difference
+
+    ids = sorted(set(a) & set(b))
+    if not ids:
+        return "n/a", None
+    d = paired_difference([a[i] for i in ids], [b[i] for i in ids])
+    return (f"{100 * d['diff']:+.1f} points, paired 95% CI [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], "
+            f"p = {d['p']:.3g}", d)
+
+
+def headline(evals: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, dict[str, Any]]) -> list[str]:
+    """The report's first lines: did RL move the model past its start and past every trivial baseline?"""
+    from seccrm.baselines import BASELINE_TITLES
+
+    rl = [s for s in evals if s not in STAGE_ORDER]
+    start = "warmup" if "warmup" in evals else ("base" if "base" in evals else None)
+    if not rl or start is None:
+        return []
+    final = sorted(rl)[-1]
+    out = ["## Result", ""]
+    for split, title in (("val", "Validation (held-back training instances, in distribution)"),
+                         ("test", "Held-out test (the three POLICY tasks never trained on)")):
+        e1, e0 = evals[final].get(split), evals[start].get(split)
+        if not e1 or not e0:
+            continue
+        a1, a0 = e1["summary"]["accuracy"], e0["summary"]["accuracy"]
+        text, d = _paired_line(_by_id(e1), _by_id(e0))
+        base = baselines.get(split, {})
+        best_name = max(base.get("overall", {"-": 0.0}), key=lambda k: base.get("overall", {"-": 0.0})[k])
+        best = base.get("overall", {}).get(best_name)
+        verdict = ""
+        if best is not None:
+            verdict = (f"; best trivial baseline {_pct(best)} ({BASELINE_TITLES.get(best_name, best_name)}): "
+                       + ("**beaten**" if a1 > best else "**NOT beaten**"))
+        moved = d is not None and d["lo"] > 0
+        out.append(f"- **{title}, n = {e1['summary']['n']}**: {STAGE_TITLES.get(start, start)} {_pct(a0)} -> "
+                   f"{final.upper()} {_pct(a1)} ({text}){verdict}. "
+                   + ("The interval lies above 0: a measured improvement." if moved else
+                      "The interval includes 0 or lies below it: no measured improvement."))
+        p1, p0 = e1.get("probe"), e0.get("probe")
+        if p1 and p0:
+            k = p1["summary"]["k"]
+            rtext, _ = _paired_line(_by_id(e1, "mean_reward", "probe"), _by_id(e0, "mean_reward", "probe"))
+            ptext, _ = _paired_line(_by_id(e1, "pass_at_k", "probe"), _by_id(e0, "pass_at_k", "probe"))
+            out.append(f"  - sampled ({k} samples per instance at T = {p1['summary']['temperature']}): mean "
+                       f"reward {p0['summary']['mean_reward']:.3f} -> {p1['summary']['mean_reward']:.3f} "
+                       f"({rtext.replace('points', 'x100')}); pass@{k} {_pct(p0['summary']['pass_at_k'])} -> "
+                       f"{_pct(p1['summary']['pass_at_k'])} ({ptext})")
+    return out + [""]
+
+
+def baselines_table(evals: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, dict[str, Any]]) -> str:
+    """Models and trivial baselines on the same instances, split by split."""
+    from seccrm.baselines import BASELINE_TITLES, BASELINES
+
+    splits = [s for s in ("test", "val") if s in baselines]
+    lines = ["| | " + " | ".join(f"{s} accuracy" for s in splits) + " |", "|---" * (len(splits) + 1) + "|"]
+    for st in _stages(evals):
+        cells = [_pct(evals[st].get(s, {}).get("summary", {}).get("accuracy")) for s in splits]
+        lines.append(f"| {STAGE_TITLES.get(st, st.upper() + ' (RL)')} | " + " | ".join(cells) + " |")
+    for b in BASELINES:
+        cells = [_pct(baselines[s]["overall"].get(b)) for s in splits]
+        lines.append(f"| *baseline: {BASELINE_TITLES[b]}* | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _stages(evals: dict[str, Any]) -> list[str]:
@@ -184,13 +266,31 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     if not evals and not train_dirs:
         raise FileNotFoundError(f"{run_dir}: no eval/*.json and no metrics.jsonl: is this a run directory?")
     parts = [f"# seccrm run report: {run_dir.name}", ""]
+    baselines = load_baselines(run_dir) if (run_dir / "eval").is_dir() else {}
+    parts += headline(evals, baselines)
     info = run_dir / "run_info.json"
     if info.is_file():
         meta = json.loads(info.read_text())
         parts += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in meta.items()] + [""]
     if evals:
         parts += ["## Overall (held-out test tasks; validation = held-back training instances)", "",
-                  overall_table(evals), "", "## Held-out POLICY tasks", "", held_out_table(evals), ""]
+                  overall_table(evals), ""]
+        if baselines:
+            parts += ["## Beside the trivial baselines (same instances)", "",
+                      "Constants and positions chosen on the training split (the held-out tasks have none: "
+                      "theirs are chosen on the test instances, an upper bound).", "",
+                      baselines_table(evals, baselines), ""]
+        parts += ["## Held-out POLICY tasks", "", held_out_table(evals), ""]
+    warm = run_dir / "warmup" / "warmup_metrics.jsonl"
+    if warm.is_file():
+        checks = [r for r in read_jsonl(warm) if r.get("check")]
+        if checks:
+            parts += ["## What the format warm-up changed (greedy probe of training instances)", "",
+                      "| step | format rate | accuracy | distinct answers / answers | None share | stop |",
+                      "|---|---|---|---|---|---|"]
+            parts += [f"| {r['step']} | {_pct(r['warmup/format_rate'])} | {_pct(r['warmup/accuracy'])} | "
+                      f"{_pct(r['warmup/distinct'])} | {_pct(r['warmup/none_share'])} | {r.get('stop', '')} |"
+                      for r in checks] + [""]
     if train_dirs:
         parts += ["## Training", "", training_table(train_dirs, evals), ""]
         for name, d in train_dirs.items():
@@ -418,6 +518,62 @@ def compare(exp: Experiment, a: str, b: str, split: str = "test", seed: int = 0)
                       [float(x) for x in (A - B).mean(axis=1)])
 
 
+def compare_to_start(exp: Experiment, a: str, split: str = "val", seed: int = 0) -> Comparison | None:
+    """Paired test of curriculum ``a``'s runs against the model they all started from (the warm-up),
+    which is paired with every seed's run on the same instances."""
+    import numpy as np
+
+    from seccrm.stats import paired_bootstrap, paired_permutation_test
+    start = exp.stages.get(exp.start_stage() or "", {}).get(split)
+    runs = exp.runs.get(a, {})
+    seeds = sorted(s for s in runs if split in runs[s].evals)
+    if start is None or not seeds:
+        return None
+    s0 = {row["id"]: 1.0 if row["reward"] >= 1.0 else 0.0 for row in start["rows"]}
+    per = [{row["id"]: 1.0 if row["reward"] >= 1.0 else 0.0 for row in runs[s].evals[split]["rows"]} for s in seeds]
+    ids = [i for i in s0 if all(i in d for d in per)]
+    if not ids:
+        return None
+    A = np.array([[d[i] for i in ids] for d in per])
+    B = np.array([[s0[i] for i in ids]] * len(seeds))
+    return Comparison(a, exp.start_stage() or "start", split, paired_permutation_test(A, B, seed=seed),
+                      paired_bootstrap(A, B, seed=seed), [float(x) for x in (A - B).mean(axis=1)])
+
+
+def arm_ratio(runs: dict[int, RunLogs]) -> list[tuple[int, float, str, str]]:
+    """Per seed, at the last step: most- over least-favoured arm probability, and the two arms."""
+    out = []
+    for seed, r in sorted(runs.items()):
+        last = r.metrics[-1] if r.metrics else {}
+        p = {k.removeprefix("curriculum/p/"): float(v) for k, v in last.items() if k.startswith("curriculum/p/")}
+        if p:
+            hi, lo = max(p, key=lambda k: p[k]), min(p, key=lambda k: p[k])
+            out.append((seed, p[hi] / p[lo] if p[lo] > 0 else math.inf, hi, lo))
+    return out
+
+
+def experiment_baselines_table(exp: Experiment) -> str:
+    """The trivial baselines on the experiment's own evaluation sets, beside the start and the curricula."""
+    from seccrm.baselines import BASELINE_TITLES, BASELINES
+
+    base = {f.stem.removeprefix("baselines_"): json.loads(f.read_text())
+            for f in sorted((exp.path / "eval").glob("baselines_*.json"))}
+    if not base:
+        return ""
+    splits = [s for s in ("test", "val") if s in base]
+    lines = ["| | " + " | ".join(f"{s} accuracy" for s in splits) + " |", "|---" * (len(splits) + 1) + "|"]
+    for b in BASELINES:
+        lines.append(f"| *{BASELINE_TITLES[b]}* | " + " | ".join(_pct(base[s]["overall"].get(b)) for s in splits) + " |")
+    best = {s: base[s]["best"] for s in splits}
+    for cur, runs in exp.runs.items():
+        cells = []
+        for s in splits:
+            m = _seed_stat(runs, s)[0]
+            cells.append(f"{_pct(m)}" + ("" if m > best[s] else " (not above every baseline)"))
+        lines.append(f"| {_title(cur)} (mean of seeds) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def verdict(c: Comparison, what: str) -> str:
     """One plain sentence on whether ``c.a`` beats ``c.b``, worded from the numbers alone.
 
@@ -447,12 +603,16 @@ def verdict(c: Comparison, what: str) -> str:
     return f"{head}, within noise ({facts})."
 
 
+def _title_any(name: str) -> str:
+    return STAGE_TITLES.get(name, _title(name)) if name in STAGE_TITLES else _title(name)
+
+
 def paired_table(comparisons: list[Comparison]) -> str:
     lines = ["| Comparison | Split | Seeds x instances | Mean difference | 95% CI (two-level bootstrap) "
              "| p (permutation) | p (bootstrap) | Per-seed differences (pts) |", "|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
         bt = c.bootstrap
-        lines.append(f"| {_title(c.a)} - {_title(c.b)} | {c.split} | {bt.n_seeds} x {bt.n_instances} | "
+        lines.append(f"| {_title(c.a)} - {_title_any(c.b)} | {c.split} | {bt.n_seeds} x {bt.n_instances} | "
                      f"{100 * bt.mean_diff:+.1f} pts | [{100 * bt.ci_low:+.1f}, {100 * bt.ci_high:+.1f}] | "
                      f"{c.permutation.p_value:.3g} | {bt.p_value:.3g} | "
                      + ", ".join(f"{100 * d:+.1f}" for d in c.seed_diffs) + " |")
@@ -596,6 +756,18 @@ def write_experiment_report(exp_dir: str | Path, out: str | Path | None = None, 
                   for c in sec]
     else:
         parts += ["No comparison: SEC and uniform do not both have evaluated runs with a common seed."]
+    starts = [c for cur in exp.runs for split in ("val", "test") if (c := compare_to_start(exp, cur, split))]
+    if starts:
+        parts += ["", "## Does RL move the model past where it started?", "",
+                  "Each curriculum's runs against the model they all started from, paired by instance:", "",
+                  paired_table(starts)]
+    ratios = arm_ratio(exp.runs.get("sec", {}))
+    if ratios:
+        parts += ["", "SEC's arm probabilities at the last step, most- over least-favoured arm: " + "; ".join(
+            f"seed {s}: {r:.1f}:1 ({hi} over {lo})" for s, r, hi, lo in ratios) + "."]
+    btable = experiment_baselines_table(exp)
+    if btable:
+        parts += ["", "## Beside the trivial baselines (same evaluation instances)", "", btable]
     parts += ["", "## 1. Overall: baseline vs trained", "", experiment_overall_table(exp), "",
               "## 2. Held-out POLICY tasks (test accuracy, mean over seeds)", "", experiment_held_out_table(exp), "",
               "## 3. Training", "", experiment_training_table(exp), "", "### Every run", "", per_seed_table(exp), ""]

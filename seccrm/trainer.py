@@ -18,9 +18,9 @@ Where this departs from ``shared/specs/sec-grpo.md`` and why:
   entropy term is on (``skip_zero_adv``): they add exactly 0 to the loss and its gradient, and the
   token-mean normaliser still counts their tokens, so the update is the same, with less compute.
   Token-mean metrics (``loss/*``, ``policy/*``) then cover the groups that ran.
-- The curriculum's learning signal defaults to *correctness* (``curriculum_signal``): per completion
-  ``1[correct] - success rate of its group``, so r(a) = mean |.| = 2p(1-p) per group. The paper uses
-  the training advantage |A|; with the 0.1 format reward, groups that differ only by format (0.1 vs
+- The curriculum's learning signal defaults to *correctness* (``curriculum_signal``): the std-scaled
+  GRPO advantage of the 1/0 correctness reward, so groups that mix right and wrong answers give
+  mean |A| of 0.6-1 (the paper's scale) and all others 0. The paper uses the training advantage |A|; with the 0.1 format reward, groups that differ only by format (0.1 vs
   0.0) then weigh as much as groups that mix right and wrong answers (std scaling makes both |A| ~ 1),
   and SEC rated arms at 0% accuracy as learnable. ``advantage`` restores the paper's signal.
 - ``dynamic_sampling`` (off by default) draws up to that many extra rounds of prompts per step and
@@ -382,8 +382,8 @@ class Trainer:
             **upd, **self.curriculum.metrics(),
         }
         by_task: dict[str, list[float]] = defaultdict(list)
-        for i, d in enumerate(details):
-            by_task[batch[i // n]["task"]].append(d["reward"])
+        for i, det in enumerate(details):
+            by_task[batch[i // n]["task"]].append(det["reward"])
         metrics.update({f"task_reward/{t}": sum(v) / len(v) for t, v in sorted(by_task.items())})
         return metrics
 

@@ -6,6 +6,15 @@ even with a worked example). A few dozen steps of supervised training on *traini
 the target ``<answer>GOLD</answer>`` and nothing else, make the format reachable. The warm-up never
 sees validation or held-out test tasks; it is its own stage with its own row in every table (base,
 after warm-up, after RL), and every curriculum starts from the same warm-up checkpoint.
+
+It must teach the format, not an answer. Supervised steps on gold answers drift toward whatever
+answer is most common, so: batches go round-robin over the training tasks (every answer type, CRUD's
+JSON actions included, in equal shares), and every ``check_every`` steps a probe of training
+instances is answered greedily; the warm-up stops as soon as the probe's format rate reaches
+``target_format``, or when its answers lose their diversity (distinct answers / answers below
+``min_distinct``: the model has started to repeat one answer). Each check is logged
+(``warmup/format_rate``, ``warmup/distinct``, ``warmup/accuracy``), so the report can say what the
+warm-up changed.
 """
 
 from __future__ import annotations
@@ -28,13 +37,51 @@ def warmup_target(instance: dict[str, Any]) -> str:
     return f"<answer>{', '.join(instance['answer'])}</answer>"
 
 
+def balanced_order(instances: list[dict[str, Any]], keep: list[int], rng: random.Random) -> list[int]:
+    """``keep`` (indices into ``instances``) round-robin over tasks, each task's instances shuffled."""
+    by_task: dict[str, list[int]] = {}
+    for i in keep:
+        by_task.setdefault(instances[i]["task"], []).append(i)
+    queues = [rng.sample(v, len(v)) for _, v in sorted(by_task.items())]
+    rng.shuffle(queues)
+    out: list[int] = []
+    while any(queues):
+        for q in queues:
+            if q:
+                out.append(q.pop())
+    return out
+
+
+def probe_answers(model: Any, tokenizer: Any, instances: list[dict[str, Any]], max_new_tokens: int = 32
+                  ) -> dict[str, float]:
+    """Greedy answers on ``instances``: format rate, accuracy and distinct answers / answers given."""
+    from seccrm.rewards import extract_answer, score_details
+    from seccrm.rollout import encode_prompts, generate_rollouts
+
+    prompts = encode_prompts(tokenizer, [i["messages"] for i in instances])
+    with torch.no_grad():
+        ro = generate_rollouts(model, tokenizer, prompts, n=1, max_new_tokens=max_new_tokens, greedy=True)
+    details = [score_details(inst, text) for inst, text in zip(instances, ro.texts, strict=True)]
+    answers = [a.strip() for a in (extract_answer(t)[0] for t in ro.texts) if a is not None and a.strip()]
+    return {"warmup/format_rate": sum(d["reward"] >= 0.1 for d in details) / len(details),
+            "warmup/accuracy": sum(d["reward"] >= 1.0 for d in details) / len(details),
+            "warmup/answered": len(answers) / len(details),
+            "warmup/distinct": len(set(answers)) / len(answers) if answers else 0.0,
+            "warmup/none_share": sum(a.lower() == "none" for a in answers) / len(details)}
+
+
 def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], steps: int, batch_size: int = 8,
                   lr: float = 1e-4, seed: int = 0, max_prompt_tokens: int = 0,
-                  progress: bool = True, mode: str = "fp32") -> list[dict[str, float]]:
-    """Train ``model`` in place for ``steps`` steps of next-token loss on the target tokens only.
+                  progress: bool = True, mode: str = "fp32", check_every: int = 0, probe_size: int = 32,
+                  target_format: float = 0.9, min_distinct: float = 0.5) -> list[dict[str, float]]:
+    """Train ``model`` in place for at most ``steps`` steps of next-token loss on the target tokens only.
 
     ``mode`` is a resolved precision (``seccrm.precision``): ``mixed`` runs forward and backward under
-    bf16 autocast while the weights and AdamW state stay float32.
+    bf16 autocast while the weights and AdamW state stay float32. With ``check_every`` > 0, a probe of
+    ``probe_size`` training instances (one per task in turn) is answered greedily before the first
+    step and every ``check_every`` steps; training stops once its format rate reaches
+    ``target_format`` or its distinct-answer share falls below ``min_distinct``. Check rows carry
+    ``"check": 1`` and a ``"stop"`` reason on the last one.
     """
     from seccrm import precision
     from seccrm.forward import completion_logprobs
@@ -48,15 +95,31 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
     eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
     targets = {i: tokenizer.encode(warmup_target(instances[i]), add_special_tokens=False) + eos for i in keep}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+    probe_rng = random.Random(f"{seed}/warmup-probe")
+    probe = [instances[i] for i in balanced_order(instances, keep, probe_rng)[:probe_size]]
+    log: list[dict[str, Any]] = []
+
+    def check(step: int) -> str | None:
+        model.eval()
+        with precision.autocast(mode, next(model.parameters()).device):
+            row: dict[str, Any] = {**probe_answers(model, tokenizer, probe), "step": step, "check": 1}
+        model.train()
+        log.append(row)
+        if row["warmup/format_rate"] >= target_format:
+            row["stop"] = f"format rate {row['warmup/format_rate']:.2f} >= {target_format}"
+        elif step > 0 and row["warmup/answered"] >= 0.25 and row["warmup/distinct"] < min_distinct:
+            row["stop"] = f"distinct answers {row['warmup/distinct']:.2f} < {min_distinct} (collapsing)"
+        return row.get("stop")
+
     model.train()
-    log = []
     order: list[int] = []
+    if check_every and check(0):
+        model.eval()
+        return log
     for step in tqdm(range(steps), desc="format warm-up", unit="step", disable=not progress,
                      dynamic_ncols=True, file=sys.stderr):
         if len(order) < batch_size:
-            more = list(keep)
-            rng.shuffle(more)
-            order.extend(more)
+            order.extend(balanced_order(instances, keep, rng))
         idx, order = order[:batch_size], order[batch_size:]
         with precision.autocast(mode, next(model.parameters()).device):
             logp, _, mask = completion_logprobs(model, [prompts[i] for i in idx], [targets[i] for i in idx],
@@ -68,6 +131,13 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
         if torch.isfinite(loss) and torch.isfinite(gnorm):
             opt.step()
         log.append({"warmup/loss": loss.item(), "warmup/grad_norm": gnorm.item(), "step": step + 1})
+        if check_every and (step + 1) % check_every == 0 and check(step + 1):
+            break
+    else:
+        if check_every and log and "check" not in log[-1]:
+            check(steps)
+        if check_every:
+            log[-1].setdefault("stop", f"step limit {steps}")
     model.eval()
     return log
 
@@ -85,7 +155,8 @@ def save_model_atomic(model: Any, tokenizer: Any, out: str | Path) -> Path:
 
 
 def run_warmup(data: str, model_spec: str, out: str | Path, steps: int, batch_size: int, lr: float,
-               seed: int = 0, max_prompt_tokens: int = 0, bf16: str = "auto") -> Path:
+               seed: int = 0, max_prompt_tokens: int = 0, bf16: str = "auto", check_every: int = 0,
+               probe_size: int = 32, target_format: float = 0.9) -> Path:
     """Load, warm up on the training split, save a Hugging Face folder at ``out/model``."""
     from seccrm import precision
     from seccrm.data import load_split
@@ -97,7 +168,7 @@ def run_warmup(data: str, model_spec: str, out: str | Path, steps: int, batch_si
     mode = precision.resolve(bf16, device)
     model, tok = load_model_and_tokenizer(model_spec, dtype=precision.weight_dtype(mode), device=device)
     log = format_warmup(model, tok, load_split(data, "train"), steps, batch_size, lr, seed, max_prompt_tokens,
-                        mode=mode)
+                        mode=mode, check_every=check_every, probe_size=probe_size, target_format=target_format)
     with open(out / "warmup_metrics.jsonl", "w") as f:
         for row in log:
             f.write(json.dumps(row) + "\n")
@@ -108,7 +179,8 @@ def cmd_warmup(args: argparse.Namespace) -> int:
     from seccrm.cli import CLIError
     try:
         path = run_warmup(args.data, args.model, args.out, args.steps, args.batch_size, args.lr, args.seed,
-                          args.max_prompt_tokens, args.bf16)
+                          args.max_prompt_tokens, args.bf16, check_every=args.check_every,
+                          target_format=args.target_format)
     except (ValueError, FileNotFoundError) as e:
         raise CLIError(str(e)) from e
     print(f"[seccrm] warmed-up model: {path}", file=sys.stderr)
@@ -126,6 +198,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-prompt-tokens", type=int, default=0)
+    p.add_argument("--check-every", type=int, default=4,
+                   help="Answer a probe of training instances every N steps and stop once the format is learned "
+                   "or the answers collapse (0 = run all --steps).")
+    p.add_argument("--target-format", type=float, default=0.9, help="Stop once the probe's format rate reaches this.")
     p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
                    help="bf16 autocast over float32 weights ('auto': on GPUs and on CPUs with bf16 matrix units).")
     p.set_defaults(func=cmd_warmup)

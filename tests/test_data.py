@@ -16,7 +16,16 @@ import pytest
 from seccrm.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS
 from seccrm.cli import main
 from seccrm.data import build_suite, check_suite, load_split, prompt_key
-from seccrm.data.build import MAX_REDRAWS, SPLITS, make_pool, make_record, n_val, per_difficulty, val_indices
+from seccrm.data.build import (
+    MAX_REDRAWS,
+    SPLITS,
+    answer_key,
+    make_pool,
+    make_record,
+    n_val,
+    per_difficulty,
+    val_indices,
+)
 from seccrm.data.cli import prompts_summary
 from seccrm.rewards import gold_completion, score, score_details
 from seccrm.tasks.base import Instance
@@ -95,7 +104,8 @@ def test_records_splits_and_counts(suite: Path) -> None:
             mine = sorted((r for s in ("train", "val") for r in splits[s]
                            if r["task"] == task and r["difficulty"] == d), key=lambda r: r["id"])
             assert [r["id"] for r in mine] == [f"{task}-{d}-{i:05d}" for i in range(pool)]
-            val = {mine[i]["id"] for i in val_indices(0, task, d, [prompt_key(r["messages"]) for r in mine])}
+            val = {mine[i]["id"] for i in val_indices(0, task, d, [prompt_key(r["messages"]) for r in mine],
+                                                        answers=[answer_key(r) for r in mine])}
             assert {r["id"] for r in splits["val"] if r["task"] == task and r["difficulty"] == d} == val
             assert len(val) == n_val(pool)                      # no shortfall: these pools have no repeats
     assert manifest["counts"]["test"] == {t: {d: 2 for d in DIFFICULTIES} for t in HELD_OUT_TASKS}
@@ -114,7 +124,7 @@ def test_no_prompt_in_two_splits_and_redraws_recorded(suite: Path) -> None:
         for task, levels in manifest["distinct"][split].items():
             for d, n in levels.items():
                 assert n == len({prompt_key(r["messages"]) for r in recs if (r["task"], r["difficulty"]) == (task, d)})
-    # Within a pool, in index order: a kept draw (< MAX_REDRAWS) is new; the last draw is kept only as a repeat.
+    # Within a pool, in index order: a kept draw is new, or the last draw when every draw repeated.
     by_pool: dict[tuple[str, str], list[dict]] = {}
     for r in sorted((r for recs in splits.values() for r in recs), key=lambda r: r["id"]):
         by_pool.setdefault((r["task"], r["difficulty"]), []).append(r)
@@ -122,7 +132,7 @@ def test_no_prompt_in_two_splits_and_redraws_recorded(suite: Path) -> None:
         seen: set[str] = set()
         for r in recs:
             k, key = r["metadata"]["redraws"], prompt_key(r["messages"])
-            assert 0 <= k <= MAX_REDRAWS and (key in seen) == (k == MAX_REDRAWS), r["id"]
+            assert 0 <= k <= MAX_REDRAWS and (key not in seen or k == MAX_REDRAWS), r["id"]
             seen.add(key)
         assert sum(r["metadata"]["redraws"] for r in recs) == manifest["redraws"][task][d]
     assert sum(v for t in manifest["redraws"].values() for v in t.values()) > 0     # redraws were exercised
@@ -350,3 +360,69 @@ def test_tasks_command_lists_all_19(capsys: pytest.CaptureFixture[str]) -> None:
     for name in TASK_SKILLS:
         assert f"{name}  [" in out and "not registered" not in out
     assert out.count("  hard  ") == len(TASK_SKILLS)
+
+
+class SkewedAnswers:
+    """Half its golds are None and the rest mostly one answer: what a constant would game."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def generate(self, org: object, difficulty: str, rng: random.Random) -> Instance:
+        q = rng.randrange(10**9)
+        r = rng.random()
+        answer = "None" if r < 0.5 else ("a0" if r < 0.8 else f"a{rng.randrange(40)}")
+        return Instance(self.name, difficulty, [{"role": "user", "content": f"question {q}"}], [answer], {})
+
+
+def test_make_pool_balances_none_and_caps_every_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from collections import Counter
+
+    from seccrm.data.build import NONE_SHARE, answer_cap, answer_key, stratified_order
+
+    monkeypatch.setattr("seccrm.tasks.get_task", lambda name: SkewedAnswers(name))
+    for size in (8, 20, 60):
+        recs = make_pool(None, "top_issue_identification", "hard", size, seed=0)   # None allowed
+        counts = Counter(answer_key(r) for r in recs)
+        assert counts["None"] == int(size * NONE_SHARE)
+        assert max(counts.values()) <= answer_cap(size)
+    recs = make_pool(None, "handle_time", "easy", 20, seed=0)                     # None not allowed
+    assert Counter(answer_key(r) for r in recs)["None"] <= answer_cap(20)
+    # Validation is a stratified prefix: every answer keeps its share within one instance.
+    answers = ["None"] * 9 + ["x"] * 12 + [f"u{i}" for i in range(39)]
+    order = stratified_order(0, "t", "easy", answers)
+    assert sorted(order) == list(range(60))
+    val = [answers[i] for i in order[:15]]
+    for a, m in Counter(answers).items():
+        assert abs(val.count(a) - m * 15 / 60) <= 1
+
+
+def test_small_suite_passes_every_baseline_cap(tmp_path: Path) -> None:
+    """On the small org no always-None, best-constant or best-position guess beats the cap on any
+    (task, split, level): the builder's answer quotas and the generators' candidate lists hold."""
+    from seccrm.baselines import over_cap, suite_baselines
+    from seccrm.data import build_suite, load_split
+    from seccrm.data.check import _check_baselines, _Problems
+
+    build_suite(tmp_path, seed=0, size="small", train_per_task=60, test_per_task=48, progress=False)
+    splits = {s: load_split(tmp_path, s) for s in SPLITS}
+    table = suite_baselines(splits)
+    assert len(table) == 16 * 3 * 2 + 3 * 3
+    for key, b in table.items():
+        for name in ("always_none", "best_constant"):
+            assert not over_cap(b[name], int(b["n"]), exact=True), (key, name, b)
+    p = _Problems()
+    _check_baselines(splits, p)
+    assert p.result() == []
+
+
+def test_check_fails_a_suite_that_a_constant_games(tmp_path: Path) -> None:
+    """A suite whose golds are mostly None (as before the answer quotas) fails the baseline check."""
+    from seccrm.data.check import _check_baselines, _Problems
+
+    recs = [{"id": f"lead_qualification-easy-{i:05d}", "task": "lead_qualification", "skill": "POLICY",
+             "difficulty": "easy", "arm": "POLICY/easy", "answer": ["None"] if i % 2 else ["Budget"],
+             "messages": [{"role": "user", "content": "q"}], "metadata": {}} for i in range(20)]
+    p = _Problems()
+    _check_baselines({"train": recs, "val": [], "test": []}, p)
+    assert any("always None" in x and "50%" in x for x in p.result())

@@ -413,7 +413,8 @@ def test_signal_advantages_ignore_format_only_groups_in_correctness_mode():
     r = torch.tensor([0.1, 0.0, 0.1, 0.0,   1.0, 0.0, 0.1, 1.0,   1.0, 1.0, 1.0, 1.0])
     c = signal_advantages(r, 4, "correctness")
     assert c[:4].abs().sum() == 0 and c[8:].abs().sum() == 0
-    assert torch.allclose(c[4:8].abs().mean(), torch.tensor(2 * 0.5 * 0.5))
+    # [1, 0, 0, 1]: |c - 0.5| / unbiased std sqrt(4/3 * 0.25) = 0.866 for every completion
+    assert torch.allclose(c[4:8].abs().mean(), torch.tensor(0.5 / (4 / 3 * 0.25) ** 0.5), atol=1e-5)
     a = signal_advantages(r, 4, "advantage", scale_by_std=True)
     assert a[:4].abs().mean() > 0.5            # std scaling: format-only differences weigh as much
     u = signal_advantages(r, 4, "unscaled")

@@ -270,6 +270,26 @@ def test_org_lookup_order(org: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert score(i_str, good, K_ROUTE) == 1.0
 
 
+def test_an_instance_answer_kind_overrides_its_task_kind() -> None:
+    """knowledge_qa's article form records an id kind in its metadata: the reward scores by it
+    whenever no kind is passed (also when the metadata is a JSON string, as in Parquet)."""
+    art, other = make_id("ka0", 3), make_id("ka0", 4)
+    meta = {"answer_kind": {"kind": "id", "prefix": "ka0", "allow_none": True}}
+    for m in (meta, json.dumps(meta)):
+        rec = {"task": "knowledge_qa", "answer": [art], "metadata": m}
+        assert rewards.instance_answer_kind(rec) == AnswerKind("id", prefix="ka0", allow_none=True)
+        assert score(rec, a(art)) == 1.0 and score(rec, a(other)) == 0.1
+        assert score(rec, a("None")) == 0.1 and score(rec, a("14 days")) == 0.0
+        assert rewards.gold_completion(rec) == f"<answer>{art}</answer>"
+        none = {**rec, "answer": ["None"]}
+        assert score(none, a("none")) == 1.0 and score(none, a(art)) == 0.1
+        assert score(rec, a("ka0 anything"), kind=K_TEXT) == 0.1     # an explicit kind still wins
+    fact = {"task": "knowledge_qa", "answer": ["14 days"], "metadata": {}}
+    assert rewards.instance_answer_kind(fact) == K_TEXT and score(fact, a("14 Days")) == 1.0
+    with pytest.raises(InstanceError):
+        rewards.instance_answer_kind({"task": "knowledge_qa", "metadata": {"answer_kind": {"kind": "blob"}}})
+
+
 def test_broken_instances_raise_typed_errors() -> None:
     with pytest.raises(InstanceError):
         score({"task": "t", "answer": []}, a("x"), K_TEXT)

@@ -216,9 +216,8 @@ def test_answers_are_well_formed(task: str, instances: Any, raw: Any) -> None:
         for inst in instances[(task, level)]:
             (ans,) = inst.answer
             if ans == NONE_ANSWER:
-                # A flat period is a normal monthly-trend answer at every level (30-50% of them);
-                # top_issue gives None only at hard (no case in the window, or a tie at the top).
-                assert kind.allow_none and (level == "hard" or task == "monthly_trend_analysis"), (task, level)
+                # A flat period (monthly trend) or a tie at the top / no case (top issue): any level.
+                assert kind.allow_none, (task, level)
             elif kind.kind == "id":
                 assert is_valid_id(ans, kind.prefix)
                 table = "Issue__c" if kind.prefix == "a03" else None
@@ -280,8 +279,6 @@ def test_levels_differ_measurably(instances: Any) -> None:
         assert e_len < m_len < h_len, (task, stats)
         assert e_rec < h_rec and e_dis == 0 < m_dis < h_dis, (task, stats)
         assert e_cand <= h_cand, (task, stats)
-        if task not in ("top_issue_identification", "monthly_trend_analysis"):
-            assert e_cand < h_cand, (task, stats)
 
 
 def test_easy_and_medium_have_clear_winners(instances: Any) -> None:
@@ -406,3 +403,45 @@ def test_distractors_defeat_a_careless_solver(org: Org) -> None:
             assert level == "hard" or all(right), task
             hard += right if level == "hard" else []
     assert sum(hard) / len(hard) <= 0.9, sum(hard) / len(hard)
+
+
+# ----------------------------------------------------------------------------------------------
+# No fixed position among the candidates shown is a good guess (on the small org)
+# ----------------------------------------------------------------------------------------------
+
+POSITION_TASKS = [t for t in TASKS if t != "monthly_trend_analysis"]   # months are not listed
+
+
+@pytest.fixture(scope="module")
+def small_org(tmp_path_factory: pytest.TempPathFactory) -> Org:
+    return Org(open_org(build_org(tmp_path_factory.mktemp("small") / "org.sqlite", seed=0, size="small")))
+
+
+def gold_positions(org: Org, task: str, level: str, n: int) -> list[tuple[int, int | None]]:
+    """(candidates shown, the gold's position among them or None) for n instances."""
+    from seccrm.baselines import candidates
+    from seccrm.rewards import instance_answer_kind
+
+    out = []
+    for s in range(n):
+        inst = get_task(task).generate(org, level, random.Random(500 + s))
+        rec = {"task": task, "messages": inst.messages, "answer": inst.answer, "metadata": inst.metadata}
+        cands = candidates(rec, instance_answer_kind(rec))
+        out.append((len(cands), cands.index(inst.answer[0]) if inst.answer[0] in cands else None))
+    return out
+
+
+@pytest.mark.parametrize("task", POSITION_TASKS)
+def test_every_level_shows_five_candidates_in_no_telling_order(small_org: Org, task: str) -> None:
+    for level in LEVELS:
+        shown = gold_positions(small_org, task, level, 60)
+        assert min(n for n, _ in shown) >= 5, (task, level, shown)
+        pos = Counter(p for _, p in shown if p is not None)
+        assert max(pos.values()) <= 0.4 * len(shown), (task, level, pos)
+
+
+def test_top_issue_none_at_every_level(org: Org) -> None:
+    for level in LEVELS:
+        answers = [get_task("top_issue_identification").generate(org, level, random.Random(s)).answer
+                   for s in range(40)]
+        assert [NONE_ANSWER] in answers, level

@@ -13,6 +13,7 @@ import json
 import random
 import statistics
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -261,10 +262,11 @@ def test_same_seed_same_instance_even_with_a_fresh_cache(org: Org, org_path: Pat
 
 @pytest.mark.parametrize("task", TASKS)
 def test_none_share_is_balanced(instances: dict, task: str) -> None:
+    """None golds at every level, about NONE_SHARE of them (the same share at every level)."""
     shares = {d: statistics.mean(i.answer == [NONE_ANSWER] for i in instances[(task, d)]) for d in DIFFICULTIES}
     overall = statistics.mean(shares.values())
-    assert 0.25 <= overall <= 0.55, shares
-    assert all(0.1 <= s <= 0.75 for s in shares.values()), shares
+    assert 0.1 <= overall <= 0.35, shares
+    assert all(0.05 <= s <= 0.45 for s in shares.values()), shares
 
 
 @pytest.mark.parametrize("task", TASKS)
@@ -281,10 +283,34 @@ def test_hard_demands_more_than_easy(instances: dict, task: str) -> None:
         assert mean("easy", lambda i: i.metadata["hardness"]) < mean("hard", lambda i: i.metadata["hardness"])
 
 
-def test_easy_shows_one_article(instances: dict) -> None:
-    for task in TASKS:
-        counts = [len(i.metadata["articles_shown"]) for i in instances[(task, "easy")]]
-        assert statistics.mean(c == 1 for c in counts) >= 0.8, (task, counts)
+def test_easy_lead_qualification_shows_only_the_bant_article(instances: dict) -> None:
+    counts = [len(i.metadata["articles_shown"]) for i in instances[("lead_qualification", "easy")]]
+    assert all(c == 1 for c in counts), counts
+
+
+ID_TASKS = ("quote_approval", "invalid_config", "policy_violation_identification")
+
+
+@pytest.fixture(scope="module")
+def small_org(tmp_path_factory: pytest.TempPathFactory) -> Org:
+    return Org(open_org(build_org(tmp_path_factory.mktemp("small") / "org.sqlite", seed=0, size="small")))
+
+
+@pytest.mark.parametrize("task", ID_TASKS)
+def test_every_level_shows_five_articles_in_no_telling_order(small_org: Org, instances: dict, task: str) -> None:
+    """At least 5 article Ids shown at every level (tiny and small orgs), and no position among them
+    holds more than 40% of the golds (small org)."""
+    from seccrm.baselines import candidates
+
+    kind = rewards.answer_kind(task)
+    for d in DIFFICULTIES:
+        assert all(len(i.metadata["articles_shown"]) >= policy.MIN_ARTICLES for i in instances[(task, d)])
+        recs = [{"task": task, "messages": i.messages, "answer": i.answer, "metadata": i.metadata}
+                for i in (get_task(task).generate(small_org, d, random.Random(900 + s)) for s in range(60))]
+        shown = [candidates(r, kind) for r in recs]
+        assert min(len(c) for c in shown) >= policy.MIN_ARTICLES, (task, d)
+        pos = Counter(c.index(r["answer"][0]) for r, c in zip(recs, shown, strict=True) if r["answer"][0] in c)
+        assert max(pos.values()) <= 0.4 * len(recs), (task, d, pos)
 
 
 def test_generation_is_fast(org: Org) -> None:

@@ -19,8 +19,8 @@ Answer balance: slot ``i`` of a pool wants a None gold when ``floor((i + 1) * NO
 ``floor(i * NONE_SHARE)`` (an exact 15% of the pool, spread evenly), and no answer may take more than
 ``answer_cap(pool size)`` slots. A draw that does not fit its slot is redrawn like a repeat; when no draw
 fits, the first draw that keeps the cap is kept (a task that rarely yields None then has fewer).
-Validation is chosen by stratified systematic sampling over the gold answers, so that train and val
-keep the pool's answer shares (within one instance).
+Validation is chosen by proportional allocation over the gold answers (``stratified_order``), so
+that train and val keep the pool's answer shares (within one instance).
 
 Distinct prompts: instances sample from pools of a few dozen to a few hundred records, so two
 instances can ask the identical question. The instances of one (task, difficulty) pool are built in
@@ -110,25 +110,31 @@ def prompt_key(messages: list[dict[str, str]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def stratified_order(seed: int, task: str, difficulty: str, answers: list[str]) -> list[int]:
-    """Indices ``0..len(answers)-1`` in an order whose every prefix keeps the answers' shares.
+def stratified_order(seed: int, task: str, difficulty: str, answers: list[str],
+                     fraction: float = VAL_FRACTION) -> list[int]:
+    """Indices ``0..len(answers)-1`` whose first ``n_val`` keep every answer's share of the pool.
 
-    Systematic sampling per answer: the r-th instance (in a seeded shuffle) of an answer held by m
-    instances gets the key ``(r + u) / m``, with ``u`` a seeded offset in [0, 1) per answer; sorting by
-    key interleaves the answers in proportion, so any prefix (validation) holds each answer's share
-    of the pool to within one instance.
+    Proportional allocation by largest remainder: an answer held by ``m`` of ``n`` instances gets
+    ``floor(m * k / n)`` or one more of the first ``k = n_val(n)`` places (the remainders, then a
+    seeded draw, decide who gets one more); its instances are taken in a seeded order. The rest
+    follow in a seeded order. So validation and training each hold every answer's share of the
+    pool to within one instance, and a capped answer stays within the cap in both.
     """
     rng = random.Random(stable_seed(seed, "val", task, difficulty))
-    perm = rng.sample(range(len(answers)), len(answers))
+    n, k = len(answers), n_val(len(answers))
+    perm = rng.sample(range(n), n)
     groups: dict[str, list[int]] = defaultdict(list)
     for i in perm:
         groups[answers[i]].append(i)
-    key: dict[int, tuple[float, float]] = {}
-    for a in sorted(groups):
-        members, u = groups[a], rng.random()
-        for r, i in enumerate(members):
-            key[i] = ((r + u) / len(members), rng.random())
-    return sorted(perm, key=lambda i: key[i])
+    names = sorted(groups)
+    quota = {a: len(groups[a]) * k // n if n else 0 for a in names}
+    tiebreak = {a: rng.random() for a in names}
+    extra = sorted(names, key=lambda a: (-(len(groups[a]) * k / n - quota[a]) if n else 0.0, tiebreak[a]))
+    for a in extra[:k - sum(quota.values())]:
+        quota[a] += 1
+    first = [i for i in perm if groups[answers[i]].index(i) < quota[answers[i]]]
+    chosen = set(first)
+    return first + [i for i in perm if i not in chosen]
 
 
 def val_indices(seed: int, task: str, difficulty: str, keys: list[str],

@@ -371,7 +371,7 @@ class RankingTask(Task):
     min_qual: ClassVar[int] = 1
     value_key: ClassVar[str]                                 # metadata key of per-candidate values
     tie_rule: ClassVar[str] = TIE_RULE_ID
-    max_attempts: ClassVar[int] = 80
+    max_attempts: ClassVar[int] = 120
 
     def index(self, org: Org) -> FactIndex:
         raise NotImplementedError
@@ -393,10 +393,10 @@ class RankingTask(Task):
         knobs = knobs_for(difficulty, self.gaps, self.row_ranges)
         index = self.index(org)
         for attempt in range(self.max_attempts):
-            # After half the attempts, accept any gap and state the tie rule; after three quarters,
+            # After a third of the attempts, accept any gap and state the tie rule; after half,
             # list fewer candidates too (tiny orgs; the small and full orgs rarely get there).
-            relaxed = attempt >= self.max_attempts // 2
-            few = attempt >= 3 * self.max_attempts // 4
+            relaxed = attempt >= self.max_attempts // 3
+            few = attempt >= self.max_attempts // 2
             w = sample_window(rng, org.today, difficulty)
             scope = pick_scope(rng, index, w, relaxed_knobs(knobs) if few else knobs, self.min_qual)
             if scope is None:

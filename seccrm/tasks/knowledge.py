@@ -6,8 +6,13 @@ apply are stated in the prompt; for activity_priority that is the stage catalogu
 while the gold answer is computed from the same article's ``PolicyRule__c`` JSON, which the model
 never sees.
 
-- ``knowledge_qa``: a fact an FAQ article states verbatim (its ``PolicyRule__c`` lists the facts);
-  the question names the article, by title or (hard) only by Id, among look-alike articles.
+- ``knowledge_qa``: two question forms, drawn half and half at every level. The *fact* form asks
+  for a fact an FAQ article states verbatim (its ``PolicyRule__c`` lists the facts); the question
+  names the article, by title or (hard) only by Id, among look-alike articles. The *article* form
+  gives a customer's question and asks which of the shown articles answers it: the article's Id,
+  or None when the article that answers it is deliberately left out (``P_NONE`` of these). It is
+  the training task that answers the way the held-out POLICY tasks do (a Knowledge article Id or
+  None); such instances record ``metadata["answer_kind"]``, which ``seccrm.rewards`` scores by.
 - ``named_entity_disambiguation``: "the <words> I bought <when>" -> the Product2 Id. CRMArena-Pro
   leaves the matching to judgement; here the prompt states it (the product the account bought that
   day whose name begins with the customer's words), and draws whose answer would be ambiguous are
@@ -49,6 +54,12 @@ T = TypeVar("T")
 
 # Hard prompts stay under ~12,000 characters: distractors are added until this budget is spent.
 CHAR_BUDGET = {"easy": 2_500, "medium": 6_000, "hard": 10_000}
+# Probability that an instance is drawn to have a None gold, the same at every level (the builder
+# then redraws instances to the suite's exact None share).
+P_NONE = 0.2
+# The fewest answer candidates (articles, products) an id question shows: with fewer, "answer the
+# k-th one shown" would be a good guess.
+MIN_CANDIDATES = 5
 
 def pick(rng: random.Random, items: list[T], what: str, org: Org) -> T:
     """``rng.choice`` that says which org lacks what, instead of an IndexError."""
@@ -190,27 +201,53 @@ def _words(text: str) -> set[str]:
     return set(text.lower().rstrip("?").split())
 
 
+def faq_question_index(org: Org) -> dict[str, list[str]]:
+    """Question -> the FAQ articles whose ``PolicyRule__c`` facts ask it (every fact, not only the
+    askable ones), by Id."""
+    def build(o: Org) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for r in o.query("SELECT Id, PolicyRule__c FROM Knowledge__kav WHERE ArticleType__c = 'FAQ' ORDER BY Id"):
+            for f in json.loads(r["PolicyRule__c"] or "{}").get("facts", []):
+                if r["Id"] not in out[f["question"]]:
+                    out[f["question"]].append(r["Id"])
+        return dict(out)
+    return org.cached("faq_question_index", build)
+
+
+ARTICLE_ID_KIND = {"kind": "id", "prefix": "ka0", "allow_none": True}
+
+
 @register
 class KnowledgeQA(Task):
+    """Half the instances ask for a fact (text answer), half for the Id of the article that answers
+    a customer's question (a Knowledge article Id, or None): see the module docstring."""
+
     name = "knowledge_qa"
     answer = AnswerKind("text")
     levels = {
-        "easy": "Only the article that states the fact is shown, and the question names it by title.",
-        "medium": "The article is shown among up to 3 other FAQ articles and named by title.",
-        "hard": "The article is shown among up to 10 others, those asking the most similar questions "
-                "(look-alike products, same fact) first, and named only by its Id.",
+        "easy": "Fact form: only the article that states the fact, named by title. Article form: the "
+                "article among 4 random other FAQ articles (5 random ones when the answer is None).",
+        "medium": "Fact form: the article among up to 3 other FAQ articles, named by title. Article "
+                  "form: among 6 others, the 2 asking the most similar questions included.",
+        "hard": "Fact form: the article among up to 10 others, those asking the most similar questions "
+                "(look-alike products, same fact) first, named only by its Id. Article form: among up "
+                "to 10 others, the most similar first (a look-alike product's article when the answer "
+                "is None).",
     }
     _n_distractors = {"easy": 0, "medium": 3, "hard": 10}
+    # Article form: how many other articles are shown, and how many of them are the most similar.
+    _n_others = {"easy": (4, 0), "medium": (6, 2), "hard": (10, 10)}
+    P_ARTICLE_FORM = 0.5
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         arts = faq_articles(org)
         art = pick(rng, arts, "FAQ article with a verbatim fact", org)
         question = rng.choice(art.facts)[0]
+        if rng.random() < self.P_ARTICLE_FORM:
+            return self._article_form(org, difficulty, rng, arts, art, question)
         others = [a for a in arts if a.id != art.id]
         if difficulty == "hard":    # articles asking the most similar questions come first
-            words = _words(question)
-            pool = sorted(shuffled(rng, others),
-                          key=lambda a: -max(len(words & _words(q)) for q, _ in a.facts))
+            pool = _by_similarity(rng, others, question)
         else:
             pool = shuffled(rng, others)
         distractors = fill_distractors(pool, lambda a: len(a.title) + len(a.text) + 30,
@@ -226,10 +263,56 @@ class KnowledgeQA(Task):
         messages = build_messages(
             f"According to {ref}: {question}", [table],
             "the exact fact as the article states it (a number, word or short phrase).")
-        meta = {"article_id": art.id, "article_title": art.title, "question": question,
+        meta = {"form": "fact", "article_id": art.id, "article_title": art.title, "question": question,
                 "distractor_ids": [a.id for a in distractors], "n_articles": len(shown),
                 "referenced_by": "Id" if difficulty == "hard" else "Title"}
         return Instance(self.name, difficulty, messages, [gold], meta)
+
+    def _article_form(self, org: Org, difficulty: str, rng: random.Random, arts: list[FaqArticle],
+                      art: FaqArticle, question: str) -> Instance:
+        """Which shown article answers the customer's question? Its Id, or None when left out."""
+        want_none = rng.random() < P_NONE
+        answering = set(faq_question_index(org).get(question, [art.id]))
+        others = [a for a in arts if a.id not in answering]
+        n_others, n_similar = self._n_others[difficulty]
+        similar = _by_similarity(rng, others, question)[:n_similar]
+        rest = shuffled(rng, [a for a in others if a not in similar])
+        # A None instance shows one more other article in the answering article's place.
+        k = n_others + int(want_none)
+        distractors = fill_distractors(similar + rest, lambda a: len(a.title) + len(a.text) + 30,
+                                       CHAR_BUDGET[difficulty] - (0 if want_none else len(art.text) + 30), k)
+        shown = shuffled(rng, distractors if want_none else [art, *distractors])
+        table = render_table("Knowledge__kav", ["Id", "Title", "FAQ_Answer__c"],
+                             [{"Id": a.id, "Title": a.title, "FAQ_Answer__c": a.text} for a in shown])
+        gold = self.article_gold(org, [a.id for a in shown], question)
+        messages = build_messages(
+            f'A customer asks: "{question}" Which of the knowledge articles above answers this question?',
+            [table], "the Knowledge article Id (starts with ka0) of the article that answers it, or None if "
+            "none of the articles shown does.")
+        meta = {"form": "article", "answer_kind": dict(ARTICLE_ID_KIND), "article_id": art.id,
+                "article_title": art.title, "question": question,
+                "distractor_ids": [a.id for a in distractors], "shown_ids": [a.id for a in shown],
+                "n_articles": len(shown), "article_shown": not want_none,
+                "none_reason": "the answering article is not shown" if want_none else None}
+        return Instance(self.name, difficulty, messages, [gold], meta)
+
+    @staticmethod
+    def article_gold(org: Org, shown_ids: list[str], question: str) -> str:
+        """The shown FAQ article whose facts ask ``question`` (by SQL over PolicyRule__c); None when
+        no shown article does."""
+        rows = org.query(
+            "SELECT DISTINCT k.Id FROM Knowledge__kav k, json_each(k.PolicyRule__c, '$.facts') f "
+            f"WHERE k.ArticleType__c = 'FAQ' AND k.Id IN ({','.join('?' * len(shown_ids))}) "
+            "AND json_extract(f.value, '$.question') = ?", (*shown_ids, question))
+        if len(rows) > 1:
+            raise AssertionError(f"several shown articles answer {question!r}: {[r[0] for r in rows]}")
+        return rows[0][0] if rows else NONE_ANSWER
+
+
+def _by_similarity(rng: random.Random, articles: list[FaqArticle], question: str) -> list[FaqArticle]:
+    """Articles asking the most similar questions (most shared words) first; ties in random order."""
+    words = _words(question)
+    return sorted(shuffled(rng, articles), key=lambda a: -max(len(words & _words(q)) for q, _ in a.facts))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -290,19 +373,23 @@ class NamedEntityDisambiguation(Task):
     name = "named_entity_disambiguation"
     answer = AnswerKind("id", prefix="01t", allow_none=True)
     levels = {
-        "easy": "The full product name and an explicit purchase date; 2 purchase dates with names shown.",
+        "easy": "The full product name and an explicit purchase date; 2 purchase dates with names shown, "
+                "a product list of 5+.",
         "medium": "A loose name that several products start with and an explicit date; up to 6 purchase "
-                  "dates, those with look-alike products first; 10% None.",
-        "hard": "A loose name and 'N days ago'; up to 15 purchase dates listed by Product2 Id with a "
-                "separate product list of look-alikes; 30% None (the product was bought another day).",
+                  "dates, those with look-alike products first, listed by Product2 Id only, the names in "
+                  "a product list of 6+.",
+        "hard": "A loose name and 'N days ago'; up to 15 purchase dates listed by Product2 Id only, the "
+                "names in the product list (look-alikes included, 8+).",
     }
     _n_dates = {"easy": 2, "medium": 6, "hard": 15}
-    _p_none = {"easy": 0.0, "medium": 0.1, "hard": 0.3}
+    # The product list (Product2: Id, Name) comes first, in random order: the bought products and
+    # the mention's look-alikes, padded with other products to at least this many.
+    _n_products = {"easy": MIN_CANDIDATES, "medium": 6, "hard": 8}
 
     def _target(self, p: Purchases, difficulty: str, rng: random.Random,
                 org: Org) -> tuple[str, str, str, str | None]:
         """(account, date asked about, mention, product the mention came from or None)."""
-        want_none = rng.random() < self._p_none[difficulty]
+        want_none = rng.random() < P_NONE   # None: the product was bought another day
         for _ in range(200):
             acc = pick(rng, p.accounts, "account with orders on two dates", org)
             dates = sorted(p.by_account[acc])
@@ -327,17 +414,19 @@ class NamedEntityDisambiguation(Task):
         rest.sort(key=lambda d: not any(name_matches(p.products[x], mention) for _, x in history[d]))
         shown = sorted([date, *rest[: self._n_dates[difficulty] - 1]])
         lines = [(d, o, x) for d in shown for o, x in history[d]]
-        if difficulty == "hard":
-            bought = {x for _, _, x in lines}
-            alike = {pid for pid, n in p.products.items() if name_matches(n, mention.split()[0])}
-            tables = [render_table("Purchases", ["EffectiveDate", "OrderId", "Product2Id"], lines),
-                      render_table("Product2", ["Id", "Name"],
-                                   [(x, p.products[x]) for x in shuffled(rng, sorted(bought | alike))])]
-            when = f"{(org.today - dt.date.fromisoformat(date)).days} days ago"
+        # The product list: bought products and look-alikes, padded with others drawn independently
+        # of the listing order, which is random (so the gold's position in it says nothing).
+        listed = {x for _, _, x in lines} | {pid for pid, n in p.products.items()
+                                            if name_matches(n, mention.split()[0])}
+        padding = [x for x in shuffled(rng, sorted(p.products)) if x not in listed]
+        listed |= set(padding[:max(0, self._n_products[difficulty] - len(listed))])
+        catalogue = render_table("Product2", ["Id", "Name"], [(x, p.products[x]) for x in shuffled(rng, sorted(listed))])
+        if difficulty != "easy":     # names only in the product list: the model joins on Product2Id
+            tables = [catalogue, render_table("Purchases", ["EffectiveDate", "OrderId", "Product2Id"], lines)]
         else:
-            tables = [render_table("Purchases", ["EffectiveDate", "OrderId", "Product2Id", "Product"],
-                                   [(d, o, x, p.products[x]) for d, o, x in lines])]
-            when = f"on {date}"
+            tables = [catalogue, render_table("Purchases", ["EffectiveDate", "OrderId", "Product2Id", "Product"],
+                                              [(d, o, x, p.products[x]) for d, o, x in lines])]
+        when = f"{(org.today - dt.date.fromisoformat(date)).days} days ago" if difficulty == "hard" else f"on {date}"
         contact = rng.choice(p.contacts.get(acc) or [("", "A customer")])
         gold = self.gold(org, sorted({o for o, _ in history[date]}), mention)
         question = (f'{contact[1]} of account {p.account_names.get(acc, acc)} ({acc}) writes: "I need help '
@@ -347,6 +436,7 @@ class NamedEntityDisambiguation(Task):
                                   "that day matches.", today=org.today if difficulty == "hard" else None)
         meta = {"account_id": acc, "contact_id": contact[0], "purchase_date": date, "mention": mention,
                 "date_phrase": when, "source_product_id": source, "n_purchase_dates": len(shown),
+                "n_products_listed": len(listed),
                 "order_ids": sorted({o for o, _ in history[date]}), "n_lines": len(lines), "match_rule": "name == mention or name starts with mention + ' '"}
         return Instance(self.name, difficulty, messages, [gold], meta)
 
@@ -480,26 +570,26 @@ class ActivityPriority(Task):
     name = "activity_priority"
     answer = AnswerKind("id_list", prefix="00T", allow_none=True)
     levels = {
-        "easy": "One opportunity with at most 8 tasks; always at least one misfit.",
-        "medium": "The opportunity's tasks mixed with 2 other opportunities' tasks; 15% None.",
-        "hard": "Tasks of up to 8 other opportunities in random order; 35% None.",
+        "easy": "One opportunity with 5-8 tasks, in random order.",
+        "medium": "The opportunity's tasks mixed with 2 other opportunities' tasks, in random order.",
+        "hard": "Tasks of up to 8 other opportunities in random order.",
     }
     _n_other = {"easy": 0, "medium": 2, "hard": 8}
-    _p_none = {"easy": 0.0, "medium": 0.15, "hard": 0.35}
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         cat, tasks, opps = stage_catalogue(org), opportunity_tasks(org), opportunity_stages(org)
         misfit, fit = stage_consistent_opps(org)
-        pool = fit if (rng.random() < self._p_none[difficulty] and fit) else misfit
-        if difficulty == "easy":
-            pool = [o for o in pool if len(tasks[o]) <= 8] or pool
+        pool = fit if (rng.random() < P_NONE and fit) else misfit      # fit: every task fits (None)
+        if difficulty == "easy":     # a short task list, but enough tasks to choose among
+            pool = ([o for o in pool if MIN_CANDIDATES <= len(tasks[o]) <= 8]
+                    or [o for o in pool if len(tasks[o]) <= 8] or pool)
         opp = pick(rng, pool, "opportunity with 'Not Started' tasks", org)
         others = fill_distractors(sample_others(rng, list(tasks), opp, 4 * self._n_other[difficulty]),
                                   lambda o: 70 * len(tasks[o]), CHAR_BUDGET[difficulty] - len(cat.text),
                                   self._n_other[difficulty])
         shown = [opp, *others]
         task_rows = [t for o in shown for t in tasks[o]]
-        task_rows = shuffled(rng, task_rows) if difficulty == "hard" else task_rows
+        task_rows = shuffled(rng, task_rows)    # in Id order the pending (misfit) tasks would come last
         tables = [render_table("Opportunity", ["Id", "Name", "StageName"], [opps[o] for o in sorted(shown)]),
                   render_table("Task", TASK_COLUMNS, task_rows)]
         stage = opps[opp]["StageName"]

@@ -19,14 +19,17 @@ task checks its own rule types only (the question says so), so within a task pre
 articles of the other kind appear at hard as distractors.
 
 How an instance is drawn: the generator first decides whether the gold will be ``None`` (with
-probability ``NONE_SHARE[difficulty]``, so that about 40% of each task's golds are ``None``), then
-draws a record of that class from the level's candidate pool. Pools are built once per org: easy
+probability ``NONE_SHARE``, the same at every level; the builder then redraws instances to the
+suite's exact None share), then draws a record of that class from the level's candidate pool. Pools are built once per org: easy
 pools hold the simplest records (one line, one relevant rule, one chat, at most one failing factor);
 hard pools hold the upper half by a per-task hardness score (quantities at tier boundaries and
 discounts near the cap, several rule types on one quote, values near BANT thresholds, solutions that
 another issue's article allows). A pool is not narrowed below ``MIN_POOL`` records where the org
 allows, so that instances rarely repeat. Every article the gold depends on is always shown, so the
-gold is decidable from the prompt; the level decides how many distractors surround it.
+gold is decidable from the prompt; the level decides how many distractors surround it. The
+three tasks that answer with an article Id show at least ``MIN_ARTICLES`` articles at every level
+(easy: the relevant one among 4 others), in random order, so that no fixed position among the
+articles shown is a good guess.
 """
 
 from __future__ import annotations
@@ -56,8 +59,10 @@ from seccrm.tasks.base import (
 RULE_ORDER: tuple[str, ...] = ("discount_tiers", "quantity_limit", "bundle", "exclusion")
 CONFIG_TYPES: tuple[str, ...] = ("quantity_limit", "bundle", "exclusion")
 BANT_FACTORS: tuple[str, ...] = ("Budget", "Authority", "Need", "Timeline")
-# Probability that an instance's gold is None, per level: hard asks "is anything wrong?" more often.
-NONE_SHARE: dict[str, float] = {"easy": 0.3, "medium": 0.4, "hard": 0.5}
+# Probability that an instance is drawn to have a None gold, the same at every level.
+NONE_SHARE = 0.2
+# The fewest articles an article-Id question shows (the relevant ones and distractors together).
+MIN_ARTICLES = 5
 # A level's pool of records is kept at least this large where the org allows (see _OrgData.draw), so
 # that instances of one level rarely repeat a record.
 MIN_POOL = 40
@@ -478,16 +483,18 @@ class QuoteApproval(Task):
     name = "quote_approval"
     answer = AnswerKind("id", prefix="ka0", allow_none=True)
     levels = {
-        "easy": "One quote line, far from its tier's boundaries, and only its family's discount-tier article.",
-        "medium": "A 2-4 line quote, its families' tier articles plus 1-2 other families' tier articles; "
-                  "several lines can break, lowest article Id wins.",
+        "easy": "One quote line, far from its tier's boundaries; its family's discount-tier article among 4 "
+                "other families' tier articles.",
+        "medium": "A 2-4 line quote, its families' tier articles plus the other families' tier articles and "
+                  "configuration articles (5 others in all); several lines can break, lowest article Id wins.",
         "hard": "The most line items, quantities at tier boundaries and discounts within a point of the cap, "
-                "every tier article plus configuration articles as distractors, more None answers.",
+                "every tier article plus configuration articles about the quote's products and others (8+ "
+                "distractors).",
     }
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
-        want_none = rng.random() < NONE_SHARE[difficulty]
+        want_none = rng.random() < NONE_SHARE
         if difficulty == "easy":  # a single line: the quote's other lines are not part of the question
             rec = data.draw(rng, self.name, difficulty, want_none, data.discount_lines(),
                             lambda r: not r.check["broken"], [], lambda r: r.hardness)
@@ -505,9 +512,10 @@ class QuoteApproval(Task):
         shown = relevant + self._distractors(data, q, relevant, difficulty, rng)
         question = (f"{subject} comply with the discount policy in the articles above? If a line's discount "
                     "exceeds what its family's tier allows, which discount article does it break?")
+        if any(data.types[a] != "discount_tiers" for a in shown):
+            question += " Only discount-tier articles count here."
         if difficulty != "easy":
-            question += (" Only discount-tier articles count here. If several discount articles are broken, "
-                         "name the one with the lowest article Id.")
+            question += " If several discount articles are broken, name the one with the lowest article Id."
         messages = _id_messages(question, [_articles_table(data, shuffled(rng, shown)),
                                            *_quote_tables(org, q.id, lines)],
                                 DISCOUNT_RULES, "the line complies" if difficulty == "easy" else "every line complies")
@@ -522,16 +530,21 @@ class QuoteApproval(Task):
     @staticmethod
     def _distractors(data: _OrgData, q: QuoteRec, relevant: list[str], difficulty: str,
                      rng: random.Random) -> list[str]:
-        """Medium: 1-2 other families' tiers. Hard: every tier article, and configuration articles
-        about this quote's products (which the question rules out)."""
-        tiers = data.ids_of("discount_tiers")
-        if difficulty == "medium":
-            return _sample(rng, tiers, rng.randint(1, 2), exclude=relevant)
-        if difficulty == "hard":
+        """Easy: 4 other families' tier articles. Medium: every other tier article, then configuration
+        articles, 5 in all. Hard: every other tier article, 2 configuration articles about this quote's
+        products (which the question rules out) and other configuration articles, 8 or more in all.
+        Configuration articles fill in wherever the org has too few tier articles."""
+        tiers = _sample(rng, data.ids_of("discount_tiers"), 99, exclude=relevant)
+        config = data.ids_of(*CONFIG_TYPES)
+        want = {"easy": MIN_ARTICLES - 1, "medium": MIN_ARTICLES, "hard": MIN_ARTICLES + 3}[difficulty]
+        if difficulty == "easy":
+            out = tiers[:want]
+        elif difficulty == "medium":
+            out = tiers
+        else:
             cfg_near = q.config["relevant"] + q.config["near"]
-            return (_sample(rng, tiers, len(tiers), exclude=relevant) + _sample(rng, cfg_near, 2)
-                    + _sample(rng, data.ids_of(*CONFIG_TYPES), 1, exclude=cfg_near))
-        return []
+            out = tiers + _sample(rng, cfg_near, 2)
+        return out + _sample(rng, config, want - len(out), exclude=out)
 
 
 @register
@@ -539,16 +552,18 @@ class InvalidConfig(Task):
     name = "invalid_config"
     answer = AnswerKind("id", prefix="ka0", allow_none=True)
     levels = {
-        "easy": "A short quote with exactly one configuration rule about its products, and only that article.",
-        "medium": "A 2-4 line quote, its relevant rules plus near-miss and unrelated configuration articles; "
-                  "precedence stated.",
+        "easy": "A short quote with exactly one configuration rule about its products; that article among 4 "
+                "unrelated configuration articles.",
+        "medium": "A 2-4 line quote, its relevant rules plus near-miss and unrelated configuration articles "
+                  "(5 others); precedence stated.",
         "hard": "Long quotes where several rule types meet (limits at the boundary, bundle + exclusion), several "
-                "broken so precedence decides, many distractors including discount articles, more None answers.",
+                "broken so precedence decides, many distractors (near misses, 8+ configuration articles in "
+                "all, and discount articles).",
     }
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
-        want_none = rng.random() < NONE_SHARE[difficulty]
+        want_none = rng.random() < NONE_SHARE
         filters = {
             "easy": [lambda q: len(q.config["relevant"]) == 1 and len(q.lines) <= 2,
                      lambda q: len(q.config["relevant"]) == 1],
@@ -561,15 +576,20 @@ class InvalidConfig(Task):
         relevant, near = q.config["relevant"], q.config["near"]
         others = data.ids_of(*CONFIG_TYPES)
         shown = list(relevant)
-        if difficulty == "easy" and not shown:  # nothing can break: show one article anyway
-            shown = (near or _sample(rng, others, 1))[:1]
+        if difficulty == "easy":
+            if not shown:  # nothing can break: show one article about the quote anyway
+                shown = (near or _sample(rng, others, 1))[:1]
+            shown += _sample(rng, others, MIN_ARTICLES - len(shown), exclude=shown + near)
         elif difficulty == "medium":
+            n_rel = len(shown)
             shown += _sample(rng, near, 2)
-            shown += _sample(rng, others, 4 - min(len(shown), 3), exclude=shown)
+            shown += _sample(rng, others, n_rel + MIN_ARTICLES - len(shown), exclude=shown)
         elif difficulty == "hard":
             shown += near
-            shown += _sample(rng, others, max(10 - len(shown), 3), exclude=shown)
+            shown += _sample(rng, others, max(MIN_ARTICLES + 5 - len(shown), 3), exclude=shown)
             shown += _sample(rng, q.discount_relevant, 2)
+        if len(shown) < MIN_ARTICLES:  # an org with few configuration articles: discount ones fill in
+            shown += _sample(rng, data.ids_of("discount_tiers"), MIN_ARTICLES - len(shown))
         broken = [b["article"] for b in q.config["broken"]]
         gold = first_broken(broken, data.types)
         question = (f"Does quote {q.id} break a product configuration rule (quantity limit, bundle or "
@@ -602,14 +622,14 @@ class LeadQualification(Task):
                 "Title in its record.",
         "medium": "All the lead's calls, the BANT article among distractor policy articles.",
         "hard": "Values near the thresholds and several failing factors, Title only in the transcript, other "
-                "leads' calls in the same table, more distractor articles, more None answers.",
+                "leads' calls in the same table, more distractor articles.",
     }
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
         if data.bant is None:
             raise ValueError("lead_qualification: the org has no BANT article")
-        want_none = rng.random() < NONE_SHARE[difficulty]
+        want_none = rng.random() < NONE_SHARE
         filters = {"easy": [lambda r: len(r.transcripts) == 1 and len(r.fails) <= 1,
                             lambda r: len(r.fails) <= 1],
                    "medium": [], "hard": [lambda r: len(r.fails) != 1]}[difficulty]
@@ -654,24 +674,30 @@ class PolicyViolationIdentification(Task):
     name = "policy_violation_identification"
     answer = AnswerKind("id", prefix="ka0", allow_none=True)
     levels = {
-        "easy": "One short chat transcript, the case's issue named, only that issue's allowed-solutions article.",
-        "medium": "Chat or email thread, its issue's article among 2 other issues' articles (those that allow the "
+        "easy": "One short chat transcript, the case's issue named, its allowed-solutions article among 4 other "
+                "issues' articles (none of which allows the offered solution).",
+        "medium": "Chat or email thread, its issue's article among 5 other issues' articles (those that allow the "
                   "offered solution first).",
-        "hard": "The issue given only by its Id (no subject, no issue names), 6-8 other issues' articles, those "
-                "that allow the offered solution first, more None answers.",
+        "hard": "The issue given only by its Id (no subject, no issue names), 7-9 other issues' articles, those "
+                "that allow the offered solution first.",
     }
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
-        want_none = rng.random() < NONE_SHARE[difficulty]
+        want_none = rng.random() < NONE_SHARE
         filters = [lambda c: len(c.chats) + len(c.emails) == 1] if difficulty == "easy" else []
         hardness = {"easy": lambda c: (c.text_len, len(c.traps))}.get(
             difficulty, lambda c: (len(c.traps) > 0, c.text_len))
         case = data.draw(rng, self.name, difficulty, want_none, data.cases(), lambda c: not c.violating,
                          filters, hardness)
-        k = {"easy": 0, "medium": 2, "hard": rng.randint(6, 8)}[difficulty]
-        shown = [case.article] + _sample(rng, case.traps, k)
-        shown += _sample(rng, [a.id for a in data.solutions_of.values()], k - len(shown) + 1, exclude=shown)
+        k = {"easy": MIN_ARTICLES - 1, "medium": MIN_ARTICLES, "hard": rng.randint(7, 9)}[difficulty]
+        all_ids = [a.id for a in data.solutions_of.values()]
+        # Easy distractors are other issues' articles that do not allow the offered solution (where
+        # the org has enough); from medium on those that allow it come first.
+        shown = [case.article] + ([] if difficulty == "easy" else _sample(rng, case.traps, k))
+        shown += _sample(rng, all_ids, k - len(shown) + 1,
+                         exclude=shown + (list(case.traps) if difficulty == "easy" else []))
+        shown += _sample(rng, all_ids, k - len(shown) + 1, exclude=shown)
         issues = sorted({data.by_id[a].rule["issue_id"] for a in shown})
         issue_rows = org.query(f"SELECT Id, Name FROM Issue__c WHERE Id IN ({','.join('?' * len(issues))}) "
                                "ORDER BY Id", tuple(issues))
