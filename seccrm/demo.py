@@ -18,8 +18,10 @@ from typing import Any
 from seccrm import precision
 
 DEMO_DEFAULTS: dict[str, Any] = dict(
-    size="small", train_per_task=120, test_per_task=24, eval_val=120, eval_test=72, eval_base=24, probe_k=4,
-    warmup_steps=40, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=4, steps=16, max_prompt_tokens=1024,
+    size="small", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4,
+    warmup_steps=12, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=3, warmup_probe=16, steps=16,
+    max_prompt_tokens=1024,
+    test_max_prompt_tokens=1536,
     bf16="auto",
 )
 
@@ -39,11 +41,13 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, int], max_prompt_tokens: int,
-                     seed: int = 0) -> dict[str, list[str]]:
+                     seed: int = 0, split_max_tokens: dict[str, int] | None = None) -> dict[str, list[str]]:
     """The instances every stage is evaluated on (the same ones, so stages compare pairwise).
 
     Round-robin over (task, difficulty) so that every task and level is represented, keeping only
-    prompts of at most ``max_prompt_tokens`` tokens when that is set (a CPU budget; the report says so).
+    prompts of at most ``max_prompt_tokens`` tokens when that is set (a CPU budget; the report says so),
+    or of ``split_max_tokens[split]`` for a split named there (the held-out test prompts show five or
+    more policy articles, longer than the training limit).
     Stored in ``eval/sets.json`` so a resumed demo evaluates the same instances.
     """
     import random
@@ -63,7 +67,8 @@ def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, in
         lengths = [len(p) for p in encode_prompts(tokenizer, [i["messages"] for i in insts])]
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         for inst, n in zip(insts, lengths, strict=True):
-            if not max_prompt_tokens or n <= max_prompt_tokens:
+            limit_tokens = (split_max_tokens or {}).get(split, max_prompt_tokens)
+            if not limit_tokens or n <= limit_tokens:
                 groups[(inst["task"], inst["difficulty"])].append(inst["id"])
         chosen: list[str] = []
         keys = sorted(groups)
@@ -156,7 +161,8 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
     max_new = PRESETS["cpu-demo"]["eval_max_new_tokens"]
     from seccrm.models import load_tokenizer
-    sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed)
+    sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed,
+                            {"test": opts["test_max_prompt_tokens"]})
     write_baselines(out, data, sets)
     probe_k = opts["probe_k"]
 
@@ -174,7 +180,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
             t0 = time.perf_counter()
             run_warmup(str(data), model, out / "warmup", opts["warmup_steps"], opts["warmup_batch"],
                        opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"], bf16=bf16,
-                       check_every=opts["warmup_check_every"])
+                       check_every=opts["warmup_check_every"], probe_size=opts["warmup_probe"], target_format=0.8)
             timings["warmup_s"] = time.perf_counter() - t0
         _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16, probe_k)
         start_model = str(warm_model)

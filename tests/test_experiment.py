@@ -43,7 +43,8 @@ def test_stratified_subset_takes_skills_in_turn() -> None:
 
 def test_make_plan_uses_the_preset_and_refuses_what_cannot_work(tmp_path: Path) -> None:
     plan = ex.make_plan(str(tmp_path), "smollm2", str(tmp_path / "e"))
-    assert plan["curricula"] == list(ex.ALL_CURRICULA) and plan["seeds"] == [0, 1] and plan["steps"] == 10
+    assert plan["curricula"] == ["sec", "uniform", "learnability"] and plan["seeds"] == [0, 1, 2, 3, 4]
+    assert plan["steps"] == 12 and plan["eval_val"] == 200
     assert "model" not in plan["train"] and plan["train"]["keep_checkpoints"] == 0
     gpu = ex.make_plan(str(tmp_path), "/models/qwen", str(tmp_path / "g"), preset="gpu-exp", steps=7, seeds=[4])
     assert gpu["curricula"] == list(ex.ALL_CURRICULA) and gpu["steps"] == 7 and gpu["seeds"] == [4]
@@ -68,7 +69,7 @@ def test_merge_plan_extends_runs_but_refuses_other_settings(tmp_path: Path) -> N
         ex.merge_plan(old, ex.make_plan(str(tmp_path), "tiny", "e", train_overrides={"lr": 3e-5}))
     # the same effective training settings written differently (a default spelled out) are no change
     same = ex.make_plan(str(tmp_path), "tiny", "e", train_overrides={"clip_eps": 0.2, "eval_limit": 48})
-    assert ex.merge_plan(old, same)["seeds"] == [0, 1]
+    assert ex.merge_plan(old, same)["seeds"] == [0, 1, 2, 3, 4]   # the preset's seeds join seed 0
 
 
 def test_evaluation_subsets_respect_the_prompt_limit(tiny_suite: Path) -> None:
@@ -76,18 +77,19 @@ def test_evaluation_subsets_respect_the_prompt_limit(tiny_suite: Path) -> None:
     from seccrm.rollout import encode_prompts
     plan = ex.make_plan(str(tiny_suite), "tiny", "x", eval_val=1000, eval_test=1000, eval_max_prompt_tokens=0)
     full = ex.Evaluator(plan).subsets
-    plan["eval_max_prompt_tokens"] = 1000
-    cut = ex.Evaluator(plan).subsets
     tok = load_tokenizer("tiny")
+    lengths = {s: [len(p) for p in encode_prompts(tok, [i["messages"] for i in full[s]])] for s in full}
+    limit = sorted(lengths["val"] + lengths["test"])[len(lengths["val"] + lengths["test"]) // 2]   # the median
+    plan["eval_max_prompt_tokens"] = limit
+    cut = ex.Evaluator(plan).subsets
     for split in ("val", "test"):
-        lengths = [len(p) for p in encode_prompts(tok, [i["messages"] for i in full[split]])]
         kept = {i["id"] for i in cut[split]}
-        assert kept == {i["id"] for i, n in zip(full[split], lengths, strict=True) if n <= 1000}
-        assert 0 < len(kept) < len(full[split])  # the tiny suite has prompts on both sides of 1000
+        assert kept == {i["id"] for i, n in zip(full[split], lengths[split], strict=True) if n <= limit}
+    assert 0 < sum(len(v) for v in cut.values()) < sum(len(v) for v in full.values())
 
 
 def test_evaluation_sets_are_stored_and_reused(tiny_suite: Path, tmp_path: Path) -> None:
-    plan = ex.make_plan(str(tiny_suite), "tiny", "x", eval_val=5, eval_test=4)
+    plan = ex.make_plan(str(tiny_suite), "tiny", "x", eval_val=5, eval_test=4, eval_max_prompt_tokens=0)
     first = ex.Evaluator(plan, tmp_path / "sets.json").subsets
     stored = json.loads((tmp_path / "sets.json").read_text())
     assert stored == {s: [i["id"] for i in v] for s, v in first.items()} and len(stored["test"]) == 4
@@ -117,6 +119,7 @@ class FakeEvaluator:
 
     def __init__(self, plan: dict[str, Any], sets_file: Path | None = None):
         self.plan = plan
+        self.subsets: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
 
     def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
         out = {}

@@ -221,7 +221,13 @@ def _check_counts(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, A
 def _check_answers(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
     """Every gold answer scores 1.0, and every id it names exists in the org with the right prefix."""
     from seccrm.org.schema import object_of_id
-    from seccrm.rewards import InstanceError, gold_completion, instance_answer_kind, score_details, scratch_org
+    from seccrm.rewards import (
+        InstanceError,
+        gold_completion,
+        instance_answer_kind,
+        score_details,
+        scratch_org,
+    )
 
     org = scratch_org(d / ORG_FILE)
     org_path = str((d / ORG_FILE).resolve())
