@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,43 +86,11 @@ class TrainConfig:
     max_nan_steps: int = _f(3, "Stop after this many steps skipped for a non-finite loss.")
     tensorboard: bool = _f(False, "Also log to TensorBoard (RUN_DIR/tb).")
     resume: bool = _f(False, "Continue from the newest complete checkpoint in the run directory.")
+    overwrite: bool = _f(False, "Start afresh in a run directory that already holds a run: the old run is moved "
+                         "aside to OUT.replaced-<time> (never mixed with the new one).")
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.steps < 1:
-            problems.append("--steps must be >= 1")
-        if self.group_size < 2:
-            problems.append("--group-size must be >= 2: GRPO compares completions of one prompt")
-        if self.prompts_per_step < 1:
-            problems.append("--prompts-per-step must be >= 1")
-        if self.mini_batches < 1 or self.prompts_per_step % self.mini_batches:
-            problems.append(f"--prompts-per-step ({self.prompts_per_step}) must split evenly into "
-                            f"--mini-batches ({self.mini_batches}) of whole prompt groups")
-        elif self.micro_batch_groups < 1 or (self.prompts_per_step // self.mini_batches) % self.micro_batch_groups:
-            problems.append(f"a mini-batch of {self.prompts_per_step // max(self.mini_batches, 1)} prompt groups "
-                            f"does not split into micro-batches of {self.micro_batch_groups} groups")
-        if not 0 < self.temperature:
-            problems.append("--temperature must be > 0 for sampling rollouts")
-        if not 0 < self.top_p <= 1:
-            problems.append("--top-p must be in (0, 1]")
-        if not 0 < self.alpha <= 1:
-            problems.append("--alpha must be in (0, 1]")
-        if self.tau <= 0:
-            problems.append("--tau must be > 0")
-        if self.curriculum_signal not in ("advantage", "unscaled", "correctness"):
-            problems.append("--curriculum-signal must be advantage, unscaled or correctness")
-        if self.dynamic_sampling < 0:
-            problems.append("--dynamic-sampling must be >= 0 (extra draw rounds)")
-        if self.unsampled not in ("hold", "decay"):
-            problems.append("--unsampled must be 'hold' or 'decay'")
-        if self.rollout_backend not in ("auto", "fast", "shared"):
-            problems.append("--rollout-backend must be auto, fast or shared")
-        if self.bf16 not in ("auto", "on", "off", "mixed", "pure"):
-            problems.append("--bf16 must be auto, on, off or pure")
-        if self.gradient_checkpointing not in ("auto", "on", "off"):
-            problems.append("--gradient-checkpointing must be auto, on or off")
-        if self.lr <= 0 or self.max_new_tokens < 1 or self.logits_chunk < 1:
-            problems.append("--lr, --max-new-tokens and --logits-chunk must be positive")
+        problems = validate(self)
         if problems:
             raise ValueError("invalid training config: " + "; ".join(problems))
 
@@ -135,6 +105,80 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown config keys {unknown}")
         return cls(**raw)
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def validate(cfg: TrainConfig) -> list[str]:
+    """Every problem with ``cfg``, each naming its flag, so that all are reported at once.
+
+    Numbers must be finite and in range; choices must be known; the batch must split evenly. What
+    depends on the model (the context length) is checked by the trainer once the model is loaded.
+    """
+    problems: list[str] = []
+    types = {f.name: str(f.type) for f in dataclasses.fields(cfg)}
+    for name, kind in types.items():
+        v = getattr(cfg, name)
+        ok = (isinstance(v, bool) if kind == "bool" else
+              isinstance(v, int) and not isinstance(v, bool) if kind == "int" else
+              isinstance(v, (int, float)) and not isinstance(v, bool) if kind == "float" else isinstance(v, str))
+        if not ok:
+            problems.append(f"--{name.replace('_', '-')} must be a {kind}, got {v!r}")
+    if problems:
+        return problems
+
+    def need(cond: bool, msg: str) -> None:
+        if not cond:
+            problems.append(msg)
+
+    for name in ("lr", "temperature", "top_p", "clip_eps", "grad_clip", "alpha", "tau", "kl_coef", "entropy_coef",
+                 "weight_decay"):
+        need(_finite(getattr(cfg, name)), f"--{name.replace('_', '-')} must be a finite number, "
+             f"got {getattr(cfg, name)!r}")
+    if problems:
+        return problems
+    need(cfg.steps >= 1, "--steps must be >= 1")
+    need(cfg.group_size >= 2, "--group-size must be >= 2: GRPO compares completions of one prompt")
+    need(cfg.prompts_per_step >= 1, "--prompts-per-step must be >= 1")
+    if cfg.mini_batches < 1 or cfg.prompts_per_step % cfg.mini_batches:
+        problems.append(f"--prompts-per-step ({cfg.prompts_per_step}) must split evenly into "
+                        f"--mini-batches ({cfg.mini_batches}) of whole prompt groups")
+    elif cfg.micro_batch_groups < 1 or (cfg.prompts_per_step // cfg.mini_batches) % cfg.micro_batch_groups:
+        problems.append(f"a mini-batch of {cfg.prompts_per_step // max(cfg.mini_batches, 1)} prompt groups "
+                        f"does not split into micro-batches of {cfg.micro_batch_groups} groups")
+    need(0 < cfg.temperature <= 10, "--temperature must be in (0, 10] for sampling rollouts")
+    need(0 < cfg.top_p <= 1, "--top-p must be in (0, 1]")
+    need(0 < cfg.lr <= 1, "--lr must be in (0, 1]")
+    need(0 < cfg.clip_eps <= 10, "--clip-eps must be in (0, 10]")
+    need(cfg.grad_clip > 0, "--grad-clip must be > 0 (a negative clip would flip the gradient's sign)")
+    need(cfg.weight_decay >= 0 and cfg.kl_coef >= 0 and cfg.entropy_coef >= 0,
+         "--weight-decay, --kl-coef and --entropy-coef must be >= 0")
+    need(0 < cfg.alpha <= 1, "--alpha must be in (0, 1]")
+    need(cfg.tau > 0, "--tau must be > 0")
+    need(cfg.unsampled in ("hold", "decay"), "--unsampled must be 'hold' or 'decay'")
+    need(cfg.curriculum_signal in ("advantage", "unscaled", "correctness"),
+         "--curriculum-signal must be advantage, unscaled or correctness")
+    need(cfg.dynamic_sampling >= 0, "--dynamic-sampling must be >= 0 (extra draw rounds)")
+    need(cfg.rollout_backend in ("auto", "fast", "shared"), "--rollout-backend must be auto, fast or shared")
+    need(cfg.bf16 in ("auto", "on", "off", "mixed", "pure"), "--bf16 must be auto, on, off or pure")
+    need(cfg.gradient_checkpointing in ("auto", "on", "off"), "--gradient-checkpointing must be auto, on or off")
+    need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,
+         f"--device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    need(cfg.max_new_tokens >= 1 and cfg.eval_max_new_tokens >= 1 and cfg.logits_chunk >= 1,
+         "--max-new-tokens, --eval-max-new-tokens and --logits-chunk must be >= 1")
+    need(cfg.max_prompt_tokens >= 0, "--max-prompt-tokens must be >= 0 (0 = no limit)")
+    need(cfg.lora_r >= 0 and cfg.lora_alpha > 0, "--lora-r must be >= 0 (0 = full fine-tuning) and --lora-alpha > 0")
+    need(cfg.eval_every >= 0 and cfg.eval_limit >= 0, "--eval-every and --eval-limit must be >= 0 (0 = off / all)")
+    need(cfg.save_every >= 1, "--save-every must be >= 1")
+    need(cfg.keep_checkpoints >= 0, "--keep-checkpoints must be >= 0")
+    need(cfg.max_nan_steps >= 0, "--max-nan-steps must be >= 0")
+    need(not (cfg.resume and cfg.overwrite), "--resume and --overwrite exclude each other")
+    from seccrm.curriculum.registry import CURRICULA
+    need(cfg.curriculum.strip().lower().replace("-", "_") in CURRICULA,
+         f"--curriculum must be one of {', '.join(CURRICULA)}, got {cfg.curriculum!r}")
+    return problems
 
 
 PRESETS: dict[str, dict[str, Any]] = {

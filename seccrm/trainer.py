@@ -76,28 +76,92 @@ def pick_device(name: str) -> torch.device:
 
 
 class _StopFlag:
-    """First Ctrl-C: finish the step, write a checkpoint, exit. Second Ctrl-C: stop at once."""
+    """Ctrl-C (SIGINT) or SIGTERM (what ``docker stop``, Kubernetes and SLURM send): finish the step,
+    write a checkpoint, exit (130 after SIGINT, 143 after SIGTERM). A second signal stops at once."""
 
     def __init__(self) -> None:
         self.requested = False
-        self._old: Any = None
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
 
     def __enter__(self) -> _StopFlag:
         def handler(signum: int, frame: Any) -> None:
             if self.requested:
                 raise KeyboardInterrupt
-            self.requested = True
-            print("\n[seccrm] stopping after this step (checkpoint first); Ctrl-C again to abort",
+            self.requested, self.signum = True, signum
+            name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+            print(f"\n[seccrm] {name}: stopping after this step (checkpoint first); signal again to abort",
                   file=sys.stderr)
-        try:
-            self._old = signal.signal(signal.SIGINT, handler)
-        except ValueError:  # not the main thread (e.g. inside some test runners)
-            self._old = None
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread (e.g. inside some test runners)
+                pass
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def stop(self) -> None:
+        """Leave the loop: KeyboardInterrupt (exit 130) after SIGINT, SystemExit(143) after SIGTERM."""
+        if self.signum == signal.SIGTERM:
+            raise SystemExit(143)
+        raise KeyboardInterrupt
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a trainer lives (``RUN/.lock``, ``flock``).
+
+    A second process pointed at the same directory is refused with the first one's pid. The lock
+    goes with its process (the kernel drops it even after ``kill -9``), so it is never stale.
+    """
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+        import os
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".lock"
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            self._fd = None
+            raise ValueError(f"{run_dir} is in use by another seccrm process (pid {other}); wait for it, stop "
+                             "it, or use another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        import os
+        if self._fd is not None:
+            os.close(self._fd)   # closing the descriptor drops the flock
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already holds (part of) a training run."""
+    return any((run_dir / name).exists() for name in ("metrics.jsonl", "config.json", "checkpoints"))
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Move everything in ``run_dir`` but its lock into ``RUN.replaced-<time>`` beside it; return that."""
+    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    aside.mkdir()
+    for item in run_dir.iterdir():
+        if item.name != ".lock":
+            item.rename(aside / item.name)
+    return aside
 
 
 class Trainer:
@@ -108,6 +172,14 @@ class Trainer:
 
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
+        self.lock = RunLock(self.run_dir)
+        if not cfg.resume and holds_run(self.run_dir):
+            if not cfg.overwrite:
+                self.lock.release()
+                raise ValueError(f"{self.run_dir} already holds a run; continue it with --resume, or start afresh "
+                                 "with --overwrite (the old run is moved aside, not mixed), or use another --out")
+            aside = move_aside(self.run_dir)
+            print(f"[seccrm] --overwrite: the previous run in {self.run_dir} moved to {aside}", file=sys.stderr)
         self.device = pick_device(cfg.device)
         on_gpu = self.device.type == "cuda"
         self.precision = precision.resolve(cfg.bf16, self.device)
@@ -129,6 +201,7 @@ class Trainer:
                         if self.precision == "mixed" and cfg.lora_r == 0 else None)
         if self.grad_ckpt:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self._check_context()
         self.ref_model = self._make_ref() if cfg.kl_coef > 0 else None
         self.rollout_engine = self._make_rollout_engine()
 
@@ -164,6 +237,18 @@ class Trainer:
             return None
         verify_checkpoint(ckpt)
         return ckpt
+
+    def _check_context(self) -> None:
+        """Refuse lengths the model cannot hold, before any work (a 100,000-token limit would hang)."""
+        ctx = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if not isinstance(ctx, int):
+            return
+        cfg = self.cfg
+        worst = max(cfg.max_new_tokens, cfg.eval_max_new_tokens) + (cfg.max_prompt_tokens or 1)
+        if worst > ctx:
+            raise ValueError(f"--max-new-tokens {cfg.max_new_tokens} / --eval-max-new-tokens "
+                             f"{cfg.eval_max_new_tokens} with --max-prompt-tokens {cfg.max_prompt_tokens} need up to "
+                             f"{worst} positions; the model holds {ctx}")
 
     def _apply_lora(self, resume_from: Path | None) -> None:
         from peft import LoraConfig, PeftModel, get_peft_model
@@ -294,12 +379,13 @@ class Trainer:
                     if stop.requested:
                         path = self.save()
                         print(f"[seccrm] interrupted: checkpoint {path}; rerun with --resume", file=sys.stderr)
-                        raise KeyboardInterrupt
+                        stop.stop()
                     if self.step % cfg.save_every == 0 or self.step == cfg.steps:
                         self.save()
             finally:
                 bar.close()
                 self.logger.close()
+                self.lock.release()
         return last
 
     def _rollout_round(self, round_idx: int) -> tuple[list[str], list[dict[str, Any]], Any, list[dict[str, Any]]]:

@@ -39,3 +39,23 @@ def test_json_round_trip(tmp_path):
     f.write_text('{"stepz": 3}')
     with pytest.raises(ValueError, match="unknown config keys"):
         TrainConfig.from_json(f)
+
+
+def test_every_nonsense_flag_is_refused_before_work_all_at_once():
+    import math
+
+    import pytest
+
+    from seccrm.config import TrainConfig
+    bad = dict(lr=math.inf, temperature=math.inf, clip_eps=math.nan, grad_clip=-1.0, lora_r=-3, eval_every=-1,
+               eval_limit=-1, save_every=0, max_nan_steps=-1, device="cpux", curriculum="nope")
+    for k, v in bad.items():
+        with pytest.raises(ValueError, match=k.replace("_", "-")):
+            TrainConfig(**{k: v})
+    with pytest.raises(ValueError) as e:
+        TrainConfig(grad_clip=-1.0, lora_r=-3, save_every=0, device="cpux")
+    assert all(x in str(e.value) for x in ("--grad-clip", "--lora-r", "--save-every", "--device"))
+    with pytest.raises(ValueError, match="must be a int"):
+        TrainConfig(steps="3")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="exclude each other"):
+        TrainConfig(resume=True, overwrite=True)

@@ -353,6 +353,16 @@ def test_score_command(suite: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["score", "--data", str(suite / "test.jsonl"), "--completions", str(comp)]) == 2
     assert "nope-easy-00000" in capsys.readouterr().err
 
+    # --details pointing at an input is refused, and the input survives
+    comp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    before = comp.read_text()
+    assert main(["score", "--data", str(suite / "test.jsonl"), "--completions", str(comp),
+                 "--details", str(comp)]) == 2
+    assert "input of this command" in capsys.readouterr().err and comp.read_text() == before
+    comp.write_text("")
+    assert main(["score", "--data", str(suite / "test.jsonl"), "--completions", str(comp)]) == 2
+    assert "no completions" in capsys.readouterr().err
+
 
 def test_tasks_command_lists_all_19(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tasks"]) == 0

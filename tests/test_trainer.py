@@ -138,9 +138,10 @@ def test_fast_rollout_backend_trains_on_cpu(tiny_suite, tmp_path, monkeypatch):
     assert last["train/response_len"] > 0 and 0.0 <= last["train/reward"] <= 1.0
 
 
-def test_ctrl_c_finishes_the_step_saves_and_exits(tiny_suite, tmp_path):
-    """SIGINT (Ctrl-C) during training: the step finishes, a checkpoint is written, exit status 130,
-    and --resume continues from that checkpoint."""
+@pytest.mark.parametrize("sig,status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_signal_finishes_the_step_saves_and_exits(tiny_suite, tmp_path, sig, status):
+    """SIGINT (Ctrl-C) or SIGTERM (docker stop, Kubernetes, SLURM) during training: the step finishes,
+    a checkpoint is written, exit status 130 or 143, and --resume continues from that checkpoint."""
     import os
     import signal
     import subprocess
@@ -148,7 +149,7 @@ def test_ctrl_c_finishes_the_step_saves_and_exits(tiny_suite, tmp_path):
     import time
 
     from seccrm.checkpoint import latest_checkpoint
-    out = tmp_path / "sigint"
+    out = tmp_path / sig.lower()
     cmd = [sys.executable, "-m", "seccrm.cli", "train", "--data", str(tiny_suite), "--model", "tiny",
            "--out", str(out), "--steps", "200", "--prompts-per-step", "2", "--group-size", "4",
            "--max-new-tokens", "4", "--save-every", "1000", "--eval-limit", "2"]
@@ -161,9 +162,9 @@ def test_ctrl_c_finishes_the_step_saves_and_exits(tiny_suite, tmp_path):
             break
         time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()[1][-2000:]
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=240)
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == status, err[-2000:]
     ckpt = latest_checkpoint(out)
     assert ckpt is not None and "rerun with --resume" in err
     done = int(ckpt.name.split("_")[1])
@@ -247,3 +248,38 @@ def test_dynamic_sampling_draws_more_and_the_curriculum_sees_every_group(tiny_su
     assert drawn in (2, 4, 6, 8) and drawn >= 2
     assert sum(t.curriculum.state_dict()["observations"].values()) == drawn * t.cfg.group_size
     assert m["train/update_groups"] <= 2
+
+
+def test_a_finished_run_is_never_overwritten_silently(tiny_suite, tmp_path, monkeypatch):
+    """Rerunning into a run directory without --resume is refused; --overwrite moves the old run aside."""
+    from seccrm.trainer import Trainer
+    _varied_reward(monkeypatch)
+    out = tmp_path / "run"
+    Trainer(_cfg(tiny_suite, out, steps=2)).train()
+    before = (out / "metrics.jsonl").read_text()
+    with pytest.raises(ValueError, match="--resume.*--overwrite"):
+        Trainer(_cfg(tiny_suite, out, steps=2))
+    assert (out / "metrics.jsonl").read_text() == before            # nothing touched
+    t = Trainer(_cfg(tiny_suite, out, steps=1, overwrite=True))
+    t.train()
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("run.replaced-")]
+    assert len(aside) == 1 and (aside[0] / "metrics.jsonl").read_text() == before
+    assert [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_000001"]
+
+
+def test_two_trainers_on_one_folder_are_refused(tiny_suite, tmp_path):
+    import os
+
+    from seccrm.trainer import RunLock
+    lock = RunLock(tmp_path / "run")
+    with pytest.raises(ValueError, match=f"pid {os.getpid()}"):
+        RunLock(tmp_path / "run")
+    lock.release()
+    RunLock(tmp_path / "run").release()                                # free again once released
+
+
+def test_lengths_beyond_the_model_context_are_refused_before_work(tiny_suite, tmp_path):
+    from seccrm.trainer import Trainer
+    with pytest.raises(ValueError, match="positions; the model holds"):
+        Trainer(_cfg(tiny_suite, tmp_path / "run", max_new_tokens=100000))

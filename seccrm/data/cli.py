@@ -196,21 +196,30 @@ def cmd_score(args: argparse.Namespace) -> int:
         records = {r["id"]: r for r in read_jsonl(data)}
     except (ValueError, KeyError, TypeError) as e:
         raise CLIError(f"{data} is not a task file written by `seccrm build`: {e}") from e
+    if args.details:
+        out = Path(args.details).resolve()
+        clash = [str(p) for p in (data, comp, data.parent / "org.sqlite") if p.resolve() == out]
+        if clash:
+            raise CLIError(f"--details {args.details} is an input of this command ({clash[0]}); writing it would "
+                           "destroy it: choose another path")
     register_data_dir(data.parent)
     pairs = _read_completions(comp, set(records))
+    if not pairs:
+        raise CLIError(f"{comp} holds no completions: nothing to score")
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    details_out = open(args.details, "w", encoding="utf-8") if args.details else None
+    lines = []
     try:
         for rid, completion in pairs:
             d = score_details(records[rid], completion)
             by_task[records[rid]["task"]].append(d)
-            if details_out:
-                details_out.write(json.dumps({"id": rid, **d}, sort_keys=True) + "\n")
+            lines.append(json.dumps({"id": rid, **d}, sort_keys=True) + "\n")
     except InstanceError as e:
         raise CLIError(f"{e}") from e
-    finally:
-        if details_out:
-            details_out.close()
+    if args.details:   # written whole, then renamed: a failure leaves no half file
+        import os
+        tmp = Path(args.details).with_name(Path(args.details).name + f".tmp-{os.getpid()}")
+        tmp.write_text("".join(lines), encoding="utf-8")
+        os.replace(tmp, args.details)
     print(_score_table(by_task))
     print(f"\nscored {len(pairs)} completion(s) of {len({r for r, _ in pairs})} of the {len(records)} "
           f"instances in {data}")
