@@ -182,8 +182,11 @@ def validate(cfg: TrainConfig) -> list[str]:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "cpu-demo": dict(model="smollm2", steps=12, prompts_per_step=4, group_size=8, max_new_tokens=32,
-                     max_prompt_tokens=1024, micro_batch_groups=4, lr=1e-5, eval_limit=48, eval_max_new_tokens=32, save_every=4),
+    # lr 3e-5 without std scaling: docs/results.md has the trials. 64 new tokens: a CRUD JSON action
+    # takes about 55 tokens, so 32 cut every one of them short.
+    "cpu-demo": dict(model="smollm2", steps=30, prompts_per_step=4, group_size=8, max_new_tokens=64,
+                     max_prompt_tokens=1024, micro_batch_groups=4, lr=3e-5, scale_adv_by_std=False,
+                     eval_limit=48, eval_max_new_tokens=64, save_every=5),
     "gpu": dict(steps=100, prompts_per_step=64, group_size=8, max_new_tokens=256, lr=1e-6,
                 micro_batch_groups=4, mini_batches=1, bf16="auto", gradient_checkpointing="auto",
                 eval_every=20, eval_limit=300, eval_max_new_tokens=256, save_every=20),

@@ -18,16 +18,16 @@ from typing import Any
 from seccrm import precision
 
 DEMO_DEFAULTS: dict[str, Any] = dict(
-    size="small", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4,
-    warmup_steps=12, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=3, warmup_probe=16, steps=16,
+    size="small", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4, probe_n=48,
+    warmup_steps=12, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=3, warmup_probe=16, steps=30,
     max_prompt_tokens=1024,
     test_max_prompt_tokens=1536,
-    bf16="auto",
+    bf16="auto", max_new_tokens=64,
 )
 
 
 # The demo's GRPO recipe on top of the cpu-demo preset, chosen by measurement (docs/results.md).
-DEMO_TRAIN: dict[str, Any] = dict(eval_limit=0)
+DEMO_TRAIN: dict[str, Any] = dict(eval_limit=0, dynamic_sampling=1)
 
 
 def _log(msg: str) -> None:
@@ -104,7 +104,7 @@ def write_baselines(out: Path, data: Path, sets: dict[str, list[str]]) -> None:
 
 def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
                 max_new_tokens: int, timings: dict[str, float], bf16: str = "auto", probe_k: int = 0,
-                limit: int = 0) -> None:
+                limit: int = 0, probe_n: int = 0) -> None:
     """Evaluate one stage on the chosen sets (the first ``limit`` of each when set), greedy, plus the
     sampled probe on validation when ``probe_k``."""
     from seccrm.data import load_split
@@ -123,8 +123,8 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
         res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
         res.update(model=model_spec, split=split, stage=stage, dtype=str(dtype).removeprefix("torch."))
         if probe_k and split == "val":
-            res["probe"] = sample_probe(model, tok, insts, k=probe_k, max_new_tokens=max_new_tokens,
-                                        desc=f"probe {stage} {split}")
+            res["probe"] = sample_probe(model, tok, insts[:probe_n or None], k=probe_k,
+                                        max_new_tokens=max_new_tokens, desc=f"probe {stage} {split}")
         _write_json(out / "eval" / f"{stage}_{split}.json", res)
         s = res["summary"]
         probe = res.get("probe", {}).get("summary")
@@ -159,7 +159,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
                     test_per_task=opts["test_per_task"])
         timings["build_s"] = time.perf_counter() - t0
     limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
-    max_new = PRESETS["cpu-demo"]["eval_max_new_tokens"]
+    max_new = opts["max_new_tokens"]
     from seccrm.models import load_tokenizer
     sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed,
                             {"test": opts["test_max_prompt_tokens"]})
@@ -182,7 +182,8 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
                        opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"], bf16=bf16,
                        check_every=opts["warmup_check_every"], probe_size=opts["warmup_probe"], target_format=0.8)
             timings["warmup_s"] = time.perf_counter() - t0
-        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16, probe_k)
+        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16, probe_k,
+                    probe_n=opts["probe_n"])
         start_model = str(warm_model)
     else:
         start_model = model
@@ -200,7 +201,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     del trainer
     from seccrm.checkpoint import latest_checkpoint
     final = latest_checkpoint(out / "sec")
-    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k)
+    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k, probe_n=opts["probe_n"])
 
     _log(f"[5/{stages}] write the report")
     timings["total_this_invocation_s"] = time.perf_counter() - t_start
