@@ -190,18 +190,21 @@ def binomial_tail(k: int, n: int, p: float) -> float:
     return float(sum(comb(n, i) * p ** i * (1 - p) ** (n - i) for i in range(max(k, 0), n + 1)))
 
 
-def over_cap(rate: float, n: int, exact: bool, cap: float = MAX_BASELINE, alpha: float = 0.01) -> bool:
+def over_cap(rate: float, n: int, exact: bool, cap: float = MAX_BASELINE, alpha: float = 0.01,
+             tests: int = 1) -> bool:
     """Whether a baseline's ``rate`` on ``n`` instances breaks the cap.
 
     ``exact`` baselines (always None, best constant) are fixed by the builder's answer quotas: they
     may hold at most ``cap`` of the instances, rounded up to a whole instance. The position baseline
     depends on how many candidates each prompt shows; it breaks the cap when ``rate`` is
-    significantly above it (one-sided binomial test at ``alpha``), so that 2 lucky hits in 5 do not
-    fail a small suite while a real positional bias does.
+    significantly above it: a one-sided binomial test at ``alpha / tests``, where ``tests`` counts
+    the comparisons made (every position tried, in every cell checked; Bonferroni), since the best
+    of many positions in many cells is high by chance somewhere. So 2 lucky hits in 5 do not fail a
+    suite, while a real positional bias (a fixed position right half the time over 60 instances) does.
     """
     import math
 
     k = round(rate * n)
     if exact:
         return k > max(1, math.ceil(cap * n - 1e-9))
-    return k > cap * n and binomial_tail(k, n, cap) < alpha
+    return k > cap * n and binomial_tail(k, n, cap) < alpha / max(tests, 1)

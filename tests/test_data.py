@@ -436,3 +436,13 @@ def test_check_fails_a_suite_that_a_constant_games(tmp_path: Path) -> None:
     p = _Problems()
     _check_baselines({"train": recs, "val": [], "test": []}, p)
     assert any("always None" in x and "50%" in x for x in p.result())
+
+
+def test_position_cap_is_a_corrected_test_and_the_others_exact() -> None:
+    from seccrm.baselines import over_cap
+
+    assert not over_cap(2 / 5, 5, exact=False)                  # 2 lucky hits in 5: no evidence
+    assert over_cap(30 / 60, 60, exact=False, tests=700)        # right half the time over 60: a bias
+    assert not over_cap(14 / 30, 30, exact=False, tests=700)    # the best of 700 tries is high by chance
+    assert not over_cap(3 / 15, 15, exact=True) and over_cap(4 / 15, 15, exact=True)
+    assert not over_cap(1 / 5, 5, exact=True) and over_cap(2 / 5, 5, exact=True)

@@ -132,14 +132,23 @@ def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
 
 def _check_baselines(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
     """No trivial guess beats the cap on any (task, split, level): always None, best constant, position."""
-    from seccrm.baselines import BASELINE_TITLES, BASELINES, MAX_BASELINE, over_cap, suite_baselines
+    from seccrm.baselines import (
+        BASELINE_TITLES,
+        BASELINES,
+        MAX_BASELINE,
+        POSITIONS,
+        over_cap,
+        suite_baselines,
+    )
 
     if not all(all(k in r for k in RECORD_KEYS) and r["task"] in TASK_SKILLS for rs in splits.values() for r in rs):
         return   # the format check reports it
-    for (task, split, diff), b in sorted(suite_baselines(splits).items()):
+    table = suite_baselines(splits)
+    tests = len(table) * len(POSITIONS)   # every position in every cell: the best of them is high by chance
+    for (task, split, diff), b in sorted(table.items()):
         n = int(b["n"])
         for name in BASELINES:
-            if over_cap(b[name], n, exact=name != "position"):
+            if over_cap(b[name], n, exact=name != "position", tests=tests):
                 p.add("baselines", f"{split}: {task}/{diff}: the {BASELINE_TITLES[name]} baseline scores "
                       f"{b[name]:.0%} of {n} instances, above the {MAX_BASELINE:.0%} cap: a model could game "
                       f"it without reading the question. Rebuild with the current builder (it balances "
