@@ -72,7 +72,10 @@ def group_advantages(rewards: Tensor, group_size: int, scale_by_std: bool = True
     centred = grouped - grouped.mean(dim=1, keepdim=True)  # [G, n]
     if scale_by_std:
         centred = centred / (grouped.std(dim=1, unbiased=True, keepdim=True) + eps)
-    return centred.reshape(-1)
+    # All-equal groups get exactly 0: a float mean of eight 0.1s is not exactly 0.1, and the std
+    # scaling would blow that rounding up to ~0.007, a signal that is not there.
+    equal = (grouped == grouped[:, :1]).all(dim=1, keepdim=True)  # [G, 1]
+    return torch.where(equal, torch.zeros_like(centred), centred).reshape(-1)
 
 
 def signal_advantages(rewards: Tensor, group_size: int, mode: str, scale_by_std: bool = True,

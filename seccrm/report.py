@@ -68,15 +68,18 @@ def _by_id(e: dict[str, Any], key: str = "reward", rows: str = "rows") -> dict[s
     return {r["id"]: float(r[key]) for r in src}
 
 
-def _paired_line(a: dict[str, float], b: dict[str, float]) -> tuple[str, dict[str, float] | None]:
+def _paired_line(a: dict[str, float], b: dict[str, float], points: bool = True) -> tuple[str, dict[str, float] | None]:
+    """``a - b`` over their common instances: in percentage points (``points``) or as plain numbers."""
     from seccrm.evaluate import paired_difference
 
     ids = sorted(set(a) & set(b))
     if not ids:
         return "n/a", None
     d = paired_difference([a[i] for i in ids], [b[i] for i in ids])
-    return (f"{100 * d['diff']:+.1f} points, paired 95% CI [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], "
-            f"p = {d['p']:.3g}", d)
+    if points:
+        return (f"{100 * d['diff']:+.1f} points, paired 95% CI [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], "
+                f"p = {d['p']:.3g}", d)
+    return f"{d['diff']:+.3f}, paired 95% CI [{d['lo']:+.3f}, {d['hi']:+.3f}], p = {d['p']:.3g}", d
 
 
 def headline(evals: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, dict[str, Any]]) -> list[str]:
@@ -111,11 +114,11 @@ def headline(evals: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, d
         p1, p0 = e1.get("probe"), e0.get("probe")
         if p1 and p0:
             k = p1["summary"]["k"]
-            rtext, _ = _paired_line(_by_id(e1, "mean_reward", "probe"), _by_id(e0, "mean_reward", "probe"))
+            rtext, _ = _paired_line(_by_id(e1, "mean_reward", "probe"), _by_id(e0, "mean_reward", "probe"), False)
             ptext, _ = _paired_line(_by_id(e1, "pass_at_k", "probe"), _by_id(e0, "pass_at_k", "probe"))
             out.append(f"  - sampled ({k} samples per instance at T = {p1['summary']['temperature']}): mean "
                        f"reward {p0['summary']['mean_reward']:.3f} -> {p1['summary']['mean_reward']:.3f} "
-                       f"({rtext.replace('points', 'x100')}); pass@{k} {_pct(p0['summary']['pass_at_k'])} -> "
+                       f"({rtext}); pass@{k} {_pct(p0['summary']['pass_at_k'])} -> "
                        f"{_pct(p1['summary']['pass_at_k'])} ({ptext})")
     return out + [""]
 

@@ -422,3 +422,12 @@ def test_signal_advantages_ignore_format_only_groups_in_correctness_mode():
     assert group_has_signal(r, 4).tolist() == [False, True, False]
     with pytest.raises(ValueError, match="known"):
         signal_advantages(r, 4, "nope")
+
+
+def test_all_equal_groups_get_exactly_zero_advantage():
+    """Eight 0.1 rewards average to 0.1 + rounding; std scaling would turn that into ~0.007."""
+    from seccrm.grpo import group_advantages
+    r = torch.tensor([0.1] * 8 + [0.1] * 7 + [1.0])
+    for scale in (True, False):
+        a = group_advantages(r, 8, scale_by_std=scale)
+        assert torch.equal(a[:8], torch.zeros(8)) and a[8:].abs().min() > 0
