@@ -5,7 +5,7 @@
 Samples ``--group-size`` completions (temperature 0.7, top-p 0.9, as training does) for up to
 ``--per-arm`` training instances of every arm, then prints per arm: the success rate, the share of
 groups that mix right and wrong answers, the share that differ only by the 0.1 format reward, and
-r(a) = mean |A| under each signal of ``seccrm.grpo.signal_advantages`` (``advantage``: std-scaled
+r(a) = mean |A| under each signal of ``seccrm.rl.grpo.signal_advantages`` (``advantage``: std-scaled
 rewards, the SEC paper's; ``unscaled``; ``correctness``). A signal worth following ranks the arms
 by how many groups can teach right-versus-wrong, not by format noise.
 """
@@ -29,12 +29,12 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=64)
     args = ap.parse_args()
 
-    from seccrm import precision
     from seccrm.data import load_split
-    from seccrm.grpo import group_has_signal, signal_advantages
-    from seccrm.models import load_model_and_tokenizer
-    from seccrm.rewards import score
-    from seccrm.rollout import encode_prompts, generate_rollouts
+    from seccrm.engine import precision
+    from seccrm.engine.models import load_model_and_tokenizer
+    from seccrm.engine.rollout import encode_prompts, generate_rollouts
+    from seccrm.rl.grpo import group_has_signal, signal_advantages
+    from seccrm.world.rewards import score
 
     model, tok = load_model_and_tokenizer(args.model, dtype=precision.eval_dtype("auto", "cpu"), device="cpu")
     train = load_split(args.data, "train")

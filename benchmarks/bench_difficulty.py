@@ -8,7 +8,7 @@ It builds an org (``--size``, ``--seed``) and generates ``--per-level`` instance
 every level, exactly as ``seccrm build`` does (``seccrm.data.build.make_record``). Per task and level:
 
 - ``tokens``: mean prompt length in SmolLM2 tokens, chat template included (the project's default
-  model; ``seccrm.models.load_tokenizer``);
+  model; ``seccrm.engine.models.load_tokenizer``);
 - ``rows``: mean number of table rows shown (the sum of the tables' "(N rows)");
 - ``choices``: mean number of things the answer is chosen among (agents, states, issues, months,
   articles, calls, tasks, purchase lines: ``CHOICES`` says which, per task);
@@ -20,7 +20,7 @@ every level, exactly as ``seccrm build`` does (``seccrm.data.build.make_record``
 - ``careless``: accuracy of a rule-based solver that applies the task's rule to every row shown,
   ignoring the window, the filters, whose record a row is, tie-breaks and precedence (``CARELESS``).
 
-Accuracies are ``seccrm.rewards.score == 1.0`` (CRUD actions are applied to a scratch copy of the
+Accuracies are ``seccrm.world.rewards.score == 1.0`` (CRUD actions are applied to a scratch copy of the
 org). The table is printed and, unless ``--no-write``, written with the date, the machine and the
 command to the "## Difficulty (issue 2)" section of BENCHMARKS.md (replacing the previous run).
 """
@@ -43,13 +43,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seccrm.arms import DIFFICULTIES
 from seccrm.data.build import make_record
-from seccrm.org import build_org, open_org
-from seccrm.org import text as T
-from seccrm.rewards import answer_kind, score
-from seccrm.tasks import all_tasks
-from seccrm.tasks.base import MONTHS, Org
+from seccrm.world.arms import DIFFICULTIES
+from seccrm.world.org import build_org, open_org
+from seccrm.world.org import text as T
+from seccrm.world.rewards import answer_kind, score
+from seccrm.world.tasks import all_tasks
+from seccrm.world.tasks.base import MONTHS, Org
 
 SECTION = "## Difficulty (issue 2)"
 Record = dict[str, Any]
@@ -505,7 +505,7 @@ def generate(org_file: Path, seed: int, per_level: int) -> list[Record]:
 
 def prompt_tokens(records: list[Record]) -> list[int]:
     """Prompt length of each record in SmolLM2 tokens, chat template and generation prompt included."""
-    from seccrm.models import load_tokenizer
+    from seccrm.engine.models import load_tokenizer
 
     tok = load_tokenizer("smollm2")
     texts = [tok.apply_chat_template(r["messages"], tokenize=False, add_generation_prompt=True) for r in records]

@@ -18,8 +18,8 @@ Measured in one run (each a row of the table):
 - ``greedy equals generate`` and ``sampling chi-square``: the fast path against ``model.generate``
   (float32 SmolLM2 architecture) and against the exact nucleus distribution of the first token.
 - ``rollout fast`` / ``rollout shared-prefix`` / ``rollout generate``: new tokens per second of
-  ``seccrm.fast_decode.FastRollouts`` (second call; the first one, with graph captures, is shown too),
-  ``seccrm.rollout.generate_rollouts`` and plain ``model.generate`` on the prompts repeated n times.
+  ``seccrm.engine.fast_decode.FastRollouts`` (second call; the first one, with graph captures, is shown too),
+  ``seccrm.engine.rollout.generate_rollouts`` and plain ``model.generate`` on the prompts repeated n times.
   Sequences are prompt groups of n = 8 completions (GRPO's shape); sampling at temperature 0.7,
   top-p 0.9.
 - ``train fwd+bwd``: training tokens per second and utilisation by the 6N rule (N = parameters,
@@ -30,7 +30,7 @@ Measured in one run (each a row of the table):
   whole model's forward + backward at 8 x 4096 with gradient checkpointing.
 - ``report-shaped step``: 256 prompts x 8 rollouts, 512-token prompts, up to 512 new tokens: the SEC
   bandit draws the arms and instances of a small CRM suite (built in a temporary folder), fast
-  rollouts, scoring with ``seccrm.rewards.score_details`` (every fourth completion replaced by the
+  rollouts, scoring with ``seccrm.world.rewards.score_details`` (every fourth completion replaced by the
   instance's gold answer, so scoring does real work), group advantages, the bandit update, and the
   policy update (micro-batches of 4 groups, gradient checkpointing, AdamW).
 """
@@ -40,8 +40,8 @@ from __future__ import annotations
 import os
 
 # Before torch loads OpenMP (CPU runs only: --smoke, --cpu-demo): idle threads spin on a quiet
-# machine and sleep when other jobs keep the cores busy (seccrm.openmp).
-from seccrm.openmp import configure
+# machine and sleep when other jobs keep the cores busy (seccrm.engine.openmp).
+from seccrm.engine.openmp import configure
 
 configure()
 
@@ -104,7 +104,7 @@ def build_model(arch: str, dtype: torch.dtype, device: torch.device, logit_std: 
     """A random-weight causal LM of ``arch`` on ``device``; see the module docstring for ``logit_std``."""
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    from seccrm.models import build_tiny_model, load_model_and_tokenizer, load_tokenizer
+    from seccrm.engine.models import build_tiny_model, load_model_and_tokenizer, load_tokenizer
 
     model: Any
     if arch == "tiny":
@@ -171,7 +171,7 @@ CHECK_LOGIT_STD = 3.5
 def check_rows(arch: str, shapes: Shapes, device: torch.device, tok: Any,
                engine_opts: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """Greedy equality with ``generate`` and a chi-square of first tokens, float32."""
-    from seccrm.fast_decode import FastRollouts
+    from seccrm.engine.fast_decode import FastRollouts
 
     model = build_model(arch, torch.float32, device, CHECK_LOGIT_STD, seed=1)
     count, new, draws = shapes.check
@@ -229,8 +229,8 @@ def plain_generate(model: Any, prompts: list[list[int]], n: int, new: int) -> in
 
 def rollout_rows(case: tuple[str, int, int, int], shapes: Shapes, device: torch.device, logit_std: float,
                  tok: Any, engine_opts: dict[str, Any]) -> tuple[list[tuple[str, str, str, str]], float]:
-    from seccrm.fast_decode import FastRollouts
-    from seccrm.rollout import generate_rollouts
+    from seccrm.engine.fast_decode import FastRollouts
+    from seccrm.engine.rollout import generate_rollouts
 
     arch, seqs, plen, new = case
     n = shapes.n
@@ -278,7 +278,7 @@ def n_params(model: Any) -> int:
 
 def train_rows(model: Any, shapes: Shapes, device: torch.device, peak: tuple[float, str]
                ) -> list[tuple[str, str, str, str]]:
-    from seccrm.forward import completion_logprobs
+    from seccrm.engine.forward import completion_logprobs
 
     N, (flops, peak_note) = n_params(model), peak
     model.train()
@@ -327,8 +327,8 @@ def train_rows(model: Any, shapes: Shapes, device: torch.device, peak: tuple[flo
 
 def loss_memory_rows(model: Any, shapes: Shapes, device: torch.device) -> list[tuple[str, str, str, str]]:
     """Peak memory of the chunked loss alone, and of the whole model's step, at ``loss_shape``."""
-    from seccrm.forward import completion_logprobs
-    from seccrm.grpo import chunked_logprobs_entropy
+    from seccrm.engine.forward import completion_logprobs
+    from seccrm.rl.grpo import chunked_logprobs_entropy
 
     cuda = device.type == "cuda"
 
@@ -380,7 +380,7 @@ def loss_memory_rows(model: Any, shapes: Shapes, device: torch.device) -> list[t
 
 
 def _head(model: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-    from seccrm.forward import decoder_and_head
+    from seccrm.engine.forward import decoder_and_head
 
     return decoder_and_head(model)
 
@@ -397,14 +397,14 @@ def report_step_rows(model: Any, tok: Any, shapes: Shapes, device: torch.device,
     master weights and AdamW state, decodes from a bf16 copy and refreshes it after the step; ``pure``
     trains the bf16 weights directly (half the memory; small updates round away).
     """
-    from seccrm import precision
     from seccrm.curriculum import SEC
     from seccrm.curriculum.pools import ArmPools
     from seccrm.data import load_split
-    from seccrm.fast_decode import FastRollouts
-    from seccrm.forward import completion_logprobs
-    from seccrm.grpo import group_advantages, policy_loss
-    from seccrm.rewards import gold_completion, score_details
+    from seccrm.engine import precision
+    from seccrm.engine.fast_decode import FastRollouts
+    from seccrm.engine.forward import completion_logprobs
+    from seccrm.rl.grpo import group_advantages, policy_loss
+    from seccrm.world.rewards import gold_completion, score_details
 
     prompts_n, plen, new = shapes.step
     n, micro = shapes.n, 4
@@ -536,7 +536,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from seccrm.data import build_suite
-    from seccrm.models import load_tokenizer
+    from seccrm.engine.models import load_tokenizer
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":

@@ -37,7 +37,7 @@ import os
 
 # Before torch loads OpenMP: idle threads spin on a quiet machine (about 2x faster decoding) and
 # sleep when other jobs keep the cores busy (spinning then makes every op several times slower).
-from seccrm.openmp import configure
+from seccrm.engine.openmp import configure
 
 OPENMP = configure()
 
@@ -53,10 +53,10 @@ from typing import Any
 
 import torch
 
-from seccrm import precision
-from seccrm.forward import completion_logprobs
-from seccrm.models import ensure_default_model, load_model_and_tokenizer
-from seccrm.rollout import HFCacheDecoder, RolloutBatch, encode_prompts, generate_rollouts
+from seccrm.engine import precision
+from seccrm.engine.forward import completion_logprobs
+from seccrm.engine.models import ensure_default_model, load_model_and_tokenizer
+from seccrm.engine.rollout import HFCacheDecoder, RolloutBatch, encode_prompts, generate_rollouts
 
 SECTION = "## Shared-prompt rollouts and training (issue 7)"
 SYSTEM = ("You are a CRM analyst in a Salesforce org. Answer from the records given. Give the final "
@@ -191,7 +191,7 @@ def trl_steps(model_dir: str, chats: list[list[dict[str, str]]], steps: int, n: 
 
 
 def machine() -> str:
-    from seccrm.metrics import machine_summary
+    from seccrm.rl.metrics import machine_summary
 
     return f"{machine_summary()}, {torch.get_num_threads()} threads"
 

@@ -28,8 +28,8 @@ from typing import Any
 
 from seccrm.data import build_suite, check_suite, load_split
 from seccrm.data.build import default_workers
-from seccrm.org import build_org
-from seccrm.rewards import answer_kind, gold_completion, score
+from seccrm.world.org import build_org
+from seccrm.world.rewards import answer_kind, gold_completion, score
 
 SECTION = "## Suite (issue 2)"
 TARGETS = ("Targets: the `full` org and the default 12,000 + 300 suite build in under 2 minutes; over 5,000 "

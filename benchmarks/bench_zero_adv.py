@@ -28,9 +28,9 @@ def main() -> None:
     ap.add_argument("--bf16", default="auto")
     args = ap.parse_args()
 
-    from seccrm.config import PRESETS, TrainConfig
-    from seccrm.grpo import group_advantages
-    from seccrm.trainer import Trainer
+    from seccrm.rl.config import PRESETS, TrainConfig
+    from seccrm.rl.grpo import group_advantages
+    from seccrm.rl.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as out:
         cfg = TrainConfig(**{**PRESETS["cpu-demo"], "data": args.data, "model": args.model, "out": out,

@@ -4,6 +4,6 @@
 # write a report). Extra arguments go to `seccrm demo`, e.g. `scripts/demo.sh --out runs/mine`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# How idle OpenMP threads wait is chosen from the machine's load by `seccrm` itself (seccrm/openmp.py).
+# How idle OpenMP threads wait is chosen from the machine's load by `seccrm` itself (seccrm/engine/openmp.py).
 bash scripts/bootstrap.sh
 exec .venv/bin/seccrm demo "$@"

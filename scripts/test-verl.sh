@@ -49,7 +49,7 @@ ensure_env() {
   # an older layout installed seccrm there; uninstall from / without PYTHONPATH, where pip would
   # find this checkout's seccrm.egg-info and refuse
   (cd / && env -u PYTHONPATH "$venv/bin/python" -m pip uninstall -q -y seccrm >/dev/null 2>&1) || true
-  "$venv/bin/python" -c "import verl.trainer.main_ppo, verl.utils.dataset.rl_dataset, seccrm.rewards" 2>/dev/null \
+  "$venv/bin/python" -c "import verl.trainer.main_ppo, verl.utils.dataset.rl_dataset, seccrm.world.rewards" 2>/dev/null \
     || { echo "[seccrm] $venv: VERL does not import; see the pip messages above" >&2; exit 1; }
   echo "$want" > "$venv/.seccrm-verl-installed"
 }

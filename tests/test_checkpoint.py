@@ -5,7 +5,7 @@ import pytest
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from seccrm.checkpoint import (
+from seccrm.rl.checkpoint import (
     CheckpointError,
     complete_checkpoints,
     latest_checkpoint,

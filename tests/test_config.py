@@ -2,7 +2,7 @@ import argparse
 
 import pytest
 
-from seccrm.config import PRESETS, TrainConfig, add_config_args, config_from_args
+from seccrm.rl.config import PRESETS, TrainConfig, add_config_args, config_from_args
 
 
 def test_presets_are_valid_configs():
@@ -46,7 +46,7 @@ def test_every_nonsense_flag_is_refused_before_work_all_at_once():
 
     import pytest
 
-    from seccrm.config import TrainConfig
+    from seccrm.rl.config import TrainConfig
     bad = dict(lr=math.inf, temperature=math.inf, clip_eps=math.nan, grad_clip=-1.0, lora_r=-3, eval_every=-1,
                eval_limit=-1, save_every=0, max_nan_steps=-1, device="cpux", curriculum="nope")
     for k, v in bad.items():

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seccrm.arms import ALL_ARMS, parse_arm
 from seccrm.curriculum import (
     CURRICULA,
     SEC,
@@ -26,6 +25,7 @@ from seccrm.curriculum import (
     register_curriculum,
 )
 from seccrm.curriculum import registry as registry_module
+from seccrm.world.arms import ALL_ARMS, parse_arm
 
 A, B, C = "CRUD/easy", "POLICY/hard", "KNOWLEDGE/medium"
 ARMS3 = (A, B, C)

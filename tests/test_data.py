@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from seccrm.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS
 from seccrm.cli import main
+from seccrm.cli.suite import prompts_summary
 from seccrm.data import build_suite, check_suite, load_split, prompt_key
 from seccrm.data.build import (
     MAX_REDRAWS,
@@ -26,9 +26,9 @@ from seccrm.data.build import (
     per_difficulty,
     val_indices,
 )
-from seccrm.data.cli import prompts_summary
-from seccrm.rewards import gold_completion, score, score_details
-from seccrm.tasks.base import Instance
+from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS
+from seccrm.world.rewards import gold_completion, score, score_details
+from seccrm.world.tasks.base import Instance
 
 # 8 per level: every (task, level) is exercised, and some easy pools repeat a prompt, so the build
 # (and its rebuild with two workers) goes through redraws.
@@ -169,7 +169,7 @@ class FewQuestions:
 
 
 def test_make_pool_redraws_repeats_and_keeps_them_when_it_must(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("seccrm.tasks.get_task", lambda name: FewQuestions(name, 3))
+    monkeypatch.setattr("seccrm.world.tasks.get_task", lambda name: FewQuestions(name, 3))
     recs = make_pool(None, "handle_time", "easy", 10, seed=0)
     assert make_pool(None, "handle_time", "easy", 10, seed=0) == recs
     keys = [prompt_key(r["messages"]) for r in recs]
@@ -182,12 +182,12 @@ def test_make_pool_redraws_repeats_and_keeps_them_when_it_must(monkeypatch: pyte
 
 def test_build_keeps_repeated_prompts_in_one_split_and_reports_them(tmp_path: Path,
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import seccrm.tasks
+    import seccrm.world.tasks
 
     # knowledge_qa asks 4 questions, the same at every level: copies stay together within a pool and
     # across pools (a prompt placed by the easy pool keeps its split in the medium and hard pools).
-    real = seccrm.tasks.get_task
-    monkeypatch.setattr(seccrm.tasks, "get_task", lambda n: FewQuestions(n, 4) if n == "knowledge_qa" else real(n))
+    real = seccrm.world.tasks.get_task
+    monkeypatch.setattr(seccrm.world.tasks, "get_task", lambda n: FewQuestions(n, 4) if n == "knowledge_qa" else real(n))
     m = build_suite(tmp_path / "s", size="tiny", train_per_task=36, test_per_task=0, progress=False, workers=1)
     splits = {s: read(tmp_path / "s" / f"{s}.jsonl") for s in ("train", "val")}
     for d in DIFFICULTIES:
@@ -390,7 +390,7 @@ def test_make_pool_balances_none_and_caps_every_answer(monkeypatch: pytest.Monke
 
     from seccrm.data.build import NONE_SHARE, answer_cap, answer_key, stratified_order
 
-    monkeypatch.setattr("seccrm.tasks.get_task", lambda name: SkewedAnswers(name))
+    monkeypatch.setattr("seccrm.world.tasks.get_task", lambda name: SkewedAnswers(name))
     for size in (8, 20, 60):
         recs = make_pool(None, "top_issue_identification", "hard", size, seed=0)   # None allowed
         counts = Counter(answer_key(r) for r in recs)
@@ -410,8 +410,8 @@ def test_make_pool_balances_none_and_caps_every_answer(monkeypatch: pytest.Monke
 def test_small_suite_passes_every_baseline_cap(tmp_path: Path) -> None:
     """On the small org no always-None, best-constant or best-position guess beats the cap on any
     (task, split, level): the builder's answer quotas and the generators' candidate lists hold."""
-    from seccrm.baselines import over_cap, suite_baselines
     from seccrm.data import build_suite, load_split
+    from seccrm.data.baselines import over_cap, suite_baselines
     from seccrm.data.check import _check_baselines, _Problems
 
     build_suite(tmp_path, seed=0, size="small", train_per_task=60, test_per_task=48, progress=False)
@@ -439,7 +439,7 @@ def test_check_fails_a_suite_that_a_constant_games(tmp_path: Path) -> None:
 
 
 def test_position_cap_is_a_corrected_test_and_the_others_exact() -> None:
-    from seccrm.baselines import over_cap
+    from seccrm.data.baselines import over_cap
 
     assert not over_cap(2 / 5, 5, exact=False)                  # 2 lucky hits in 5: no evidence
     assert over_cap(30 / 60, 60, exact=False, tests=700)        # right half the time over 60: a bias

@@ -13,7 +13,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _demo(out: Path) -> Path:
-    from seccrm.demo import run_demo
+    from seccrm.experiments.demo import run_demo
     return run_demo(out, model="tiny", seed=0, steps=2, warmup_steps=1, size="tiny", train_per_task=6,
                     test_per_task=3, eval_val=4, eval_test=6, bf16="auto")
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from seccrm.evaluate import bootstrap_ci, relative_improvement, summarise
+from seccrm.evaluation.evaluate import bootstrap_ci, relative_improvement, summarise
 
 
 def test_bootstrap_interval_covers_the_truth_most_of_the_time():

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-import seccrm.experiment as ex
-from seccrm.evaluate import summarise
-from seccrm.report import write_experiment_report
+import seccrm.experiments.compare as ex
+from seccrm.cli.common import train_sets
+from seccrm.evaluation.evaluate import summarise
+from seccrm.evaluation.report import write_experiment_report
 
 
 def _inst(task: str, difficulty: str, i: int) -> dict[str, Any]:
@@ -31,7 +32,7 @@ def test_stratified_subset_covers_every_task_first_and_is_deterministic() -> Non
 
 
 def test_stratified_subset_takes_skills_in_turn() -> None:
-    from seccrm.arms import TASK_SKILLS, TRAIN_TASKS
+    from seccrm.world.arms import TASK_SKILLS, TRAIN_TASKS
     insts = [_inst(t, d, i) for t in TRAIN_TASKS for d in ("easy", "medium", "hard") for i in range(2)]
     four = ex.stratified_subset(insts, 4)
     assert sorted(TASK_SKILLS[i["task"]] for i in four) == ["ANALYTICS", "CRUD", "KNOWLEDGE", "POLICY"]
@@ -73,8 +74,8 @@ def test_merge_plan_extends_runs_but_refuses_other_settings(tmp_path: Path) -> N
 
 
 def test_evaluation_subsets_respect_the_prompt_limit(tiny_suite: Path) -> None:
-    from seccrm.models import load_tokenizer
-    from seccrm.rollout import encode_prompts
+    from seccrm.engine.models import load_tokenizer
+    from seccrm.engine.rollout import encode_prompts
     plan = ex.make_plan(str(tiny_suite), "tiny", "x", eval_val=1000, eval_test=1000, eval_max_prompt_tokens=0)
     full = ex.Evaluator(plan).subsets
     tok = load_tokenizer("tiny")
@@ -102,12 +103,12 @@ def test_evaluation_sets_are_stored_and_reused(tiny_suite: Path, tmp_path: Path)
 
 
 def test_train_settings_from_the_command_line_are_typed_and_checked() -> None:
-    assert ex._train_sets(["lr=3e-5", "group-size=4", "share_prompt=false", "bf16=off"]) == \
+    assert train_sets(["lr=3e-5", "group-size=4", "share_prompt=false", "bf16=off"]) == \
         {"lr": 3e-5, "group_size": 4, "share_prompt": False, "bf16": "off"}
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        ex._train_sets(["learning_rate=1"])
+        train_sets(["learning_rate=1"])
     with pytest.raises(ValueError, match="--seeds"):
-        ex._train_sets(["seed=3"])
+        train_sets(["seed=3"])
 
 
 # ------------------------------------------------------------------ orchestration with fakes
@@ -162,7 +163,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         return Path(out) / "model"
 
     monkeypatch.setattr(ex, "_train", fake_train)
-    monkeypatch.setattr("seccrm.warmup.run_warmup", fake_warmup)
+    monkeypatch.setattr("seccrm.rl.warmup.run_warmup", fake_warmup)
     return record
 
 

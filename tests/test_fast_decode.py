@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 import torch
 
-from seccrm.fast_decode import FastRollouts, bucket_length, fast_rollouts, vllm_rollouts
-from seccrm.models import build_tiny_model, load_tokenizer
-from seccrm.rollout import generate_rollouts
+from seccrm.engine.fast_decode import FastRollouts, bucket_length, fast_rollouts, vllm_rollouts
+from seccrm.engine.models import build_tiny_model, load_tokenizer
+from seccrm.engine.rollout import generate_rollouts
 
 ROOT = Path(__file__).resolve().parents[1]
 PROMPTS = [[1, 45, 201, 17, 99], [3, 7], list(range(400, 430))]        # ragged: 5, 2 and 30 tokens
@@ -85,7 +85,7 @@ def test_greedy_equals_generate_with_eos(tok: Any, arch: str) -> None:
 def test_fused_decoder_greedy_equals_generate(tok: Any, arch: str) -> None:
     """The few-operation decoder (models without adapters) gives ``generate``'s tokens, also after a
     group has finished and left the batch, for ragged (left-padded) prompts."""
-    from seccrm.shared_prefix import FusedDecoder, fused_decode_reason
+    from seccrm.engine.shared_prefix import FusedDecoder, fused_decode_reason
 
     model = _model(tok, arch, seed=9)
     assert fused_decode_reason(model) is None
@@ -108,8 +108,8 @@ def test_fused_decoder_logits_match_the_module_decoder(tok: Any, dtype: torch.dt
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """Step by step, the fused decoder's logits are the module-by-module decoder's (to rounding),
     with oneDNN's packed weights (where this CPU has them) and with plain ``F.linear``."""
-    from seccrm import shared_prefix
-    from seccrm.shared_prefix import FusedDecoder, SharedPrefixDecoder
+    from seccrm.engine import shared_prefix
+    from seccrm.engine.shared_prefix import FusedDecoder, SharedPrefixDecoder
 
     if not pack:
         monkeypatch.setitem(shared_prefix._PACKING, dtype, False)
@@ -136,9 +136,9 @@ def test_decoder_choice(tok: Any) -> None:
     """Plain models get the fused decoder, LoRA models the module decoder, others the HF cache."""
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    from seccrm.models import LoraSettings, apply_lora
-    from seccrm.rollout import HFCacheDecoder, make_decoder
-    from seccrm.shared_prefix import FusedDecoder, SharedPrefixDecoder
+    from seccrm.engine.models import LoraSettings, apply_lora
+    from seccrm.engine.rollout import HFCacheDecoder, make_decoder
+    from seccrm.engine.shared_prefix import FusedDecoder, SharedPrefixDecoder
 
     model = _model(tok, seed=11)
     assert type(make_decoder(model, 2, 8)) is FusedDecoder
@@ -275,23 +275,23 @@ def test_unsupported_model_falls_back_with_a_logged_reason(tok: Any, caplog: pyt
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    import seccrm.fast_decode as fd
+    import seccrm.engine.fast_decode as fd
 
     monkeypatch.setattr(fd, "_LOGGED", set())          # logged once per process: start afresh
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, bos_token_id=1, n_embd=32, n_layer=1, n_head=2, eos_token_id=2))
-    with caplog.at_level(logging.WARNING, logger="seccrm.fast_decode"):
+    with caplog.at_level(logging.WARNING, logger="seccrm.engine.fast_decode"):
         ro = fast_rollouts(model, tok, PROMPTS[:2], n=2, max_new_tokens=5, seed=1)
     ref = generate_rollouts(model, tok, PROMPTS[:2], n=2, max_new_tokens=5, seed=1)
     assert ro.completion_ids == ref.completion_ids
     with pytest.raises(TypeError, match="gpt2"):
         FastRollouts(model, tok)
-    assert [r.message for r in caplog.records if r.name == "seccrm.fast_decode"] == [
+    assert [r.message for r in caplog.records if r.name == "seccrm.engine.fast_decode"] == [
         "fast rollouts fall back to generate_rollouts: model type 'gpt2' is not one of llama, qwen2, qwen3, mistral"]
 
 
 def test_lora_model_greedy_equals_generate(tok: Any) -> None:
-    from seccrm.models import LoraSettings, apply_lora
+    from seccrm.engine.models import LoraSettings, apply_lora
 
     model = apply_lora(_model(tok, seed=6), LoraSettings(r=4, target_modules=("q_proj", "v_proj", "up_proj")))
     with torch.no_grad():      # a fresh adapter is zero; make it change the outputs

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from seccrm.forward import completion_logprobs
-from seccrm.models import build_tiny_model
+from seccrm.engine.forward import completion_logprobs
+from seccrm.engine.models import build_tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def _loss_and_grads(model: torch.nn.Module, prompts, comps, n: int, share: bool)
 
 
 def _perturbed_lora(model: torch.nn.Module) -> torch.nn.Module:
-    from seccrm.models import LoraSettings, apply_lora
+    from seccrm.engine.models import LoraSettings, apply_lora
 
     model = apply_lora(model, LoraSettings(r=4, alpha=8))
     g = torch.Generator().manual_seed(0)
@@ -143,8 +143,8 @@ def test_shared_matches_unshared_in_float32() -> None:
 
 
 def test_shared_hidden_same_for_left_and_right_prompt_padding(exact_rmsnorm: None) -> None:
-    from seccrm.forward import unshared_hidden
-    from seccrm.shared_prefix import shared_hidden
+    from seccrm.engine.forward import unshared_hidden
+    from seccrm.engine.shared_prefix import shared_hidden
 
     model = build_tiny_model(vocab_size=300, seed=4, dtype=torch.float64)
     prompts, comps = _ragged(5, groups=4, n=2)
@@ -162,7 +162,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(exact_rmsnorm: None) ->
     prompts, comps = _ragged(7, groups=2, n=3)
     _, _, plain = _loss_and_grads(model, prompts, comps, 3, share=True)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    from seccrm.shared_prefix import LlamaLike
+    from seccrm.engine.shared_prefix import LlamaLike
 
     assert LlamaLike(model).checkpointing
     _, _, ckpt = _loss_and_grads(model, prompts, comps, 3, share=True)
@@ -173,7 +173,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(exact_rmsnorm: None) ->
 def test_unsupported_architecture_falls_back_with_a_reason(caplog: pytest.LogCaptureFixture) -> None:
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    from seccrm.shared_prefix import unsupported_reason
+    from seccrm.engine.shared_prefix import unsupported_reason
 
     windowed = build_tiny_model(vocab_size=300, arch="mistral")
     windowed.config.sliding_window = 16                          # as Mistral-7B ships
@@ -182,7 +182,7 @@ def test_unsupported_architecture_falls_back_with_a_reason(caplog: pytest.LogCap
                                              dtype=torch.float64).eval()    # no dropout
     assert "gpt2" in unsupported_reason(model)
     prompts, comps = _ragged(8, groups=2, n=2)
-    with caplog.at_level("WARNING", logger="seccrm.forward"):
+    with caplog.at_level("WARNING", logger="seccrm.engine.forward"):
         lp_s, _, mask = completion_logprobs(model, prompts, comps, 2, share_prompt=True)
     assert "fall back" in caplog.text and "gpt2" in caplog.text
     lp_u, _, _ = completion_logprobs(model, prompts, comps, 2, share_prompt=False)

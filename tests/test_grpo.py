@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from seccrm.grpo import (
+from seccrm.rl.grpo import (
     chunked_logprobs_entropy,
     entropy_from_logits,
     group_advantages,
@@ -409,7 +409,7 @@ def test_chunked_peak_cuda_memory_below_naive() -> None:
 
 
 def test_signal_advantages_ignore_format_only_groups_in_correctness_mode():
-    from seccrm.grpo import group_has_signal, signal_advantages
+    from seccrm.rl.grpo import group_has_signal, signal_advantages
     r = torch.tensor([0.1, 0.0, 0.1, 0.0,   1.0, 0.0, 0.1, 1.0,   1.0, 1.0, 1.0, 1.0])
     c = signal_advantages(r, 4, "correctness")
     assert c[:4].abs().sum() == 0 and c[8:].abs().sum() == 0
@@ -426,7 +426,7 @@ def test_signal_advantages_ignore_format_only_groups_in_correctness_mode():
 
 def test_all_equal_groups_get_exactly_zero_advantage():
     """Eight 0.1 rewards average to 0.1 + rounding; std scaling would turn that into ~0.007."""
-    from seccrm.grpo import group_advantages
+    from seccrm.rl.grpo import group_advantages
     r = torch.tensor([0.1] * 8 + [0.1] * 7 + [1.0])
     for scale in (True, False):
         a = group_advantages(r, 8, scale_by_std=scale)

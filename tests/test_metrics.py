@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from seccrm.metrics import JsonlLogger, MultiLogger, read_jsonl
+from seccrm.rl.metrics import JsonlLogger, MultiLogger, read_jsonl
 
 
 def test_jsonl_logger_writes_namespaced_rows_and_nan_as_null(tmp_path):
@@ -26,7 +26,7 @@ def test_resume_truncates_later_steps_and_skips_a_torn_line(tmp_path):
 
 def test_tensorboard_logger_writes_events(tmp_path):
     pytest.importorskip("tensorboard")
-    from seccrm.metrics import TensorBoardLogger
+    from seccrm.rl.metrics import TensorBoardLogger
     lg = MultiLogger([TensorBoardLogger(tmp_path / "tb"), JsonlLogger(tmp_path / "m.jsonl")])
     lg.log({"train/reward": 0.25, "skip/me": "text", "bad": math.inf}, step=1)
     lg.close()

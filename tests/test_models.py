@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seccrm import models
-from seccrm.models import LoraSettings, load_model_and_tokenizer, load_tokenizer
+from seccrm.engine import models
+from seccrm.engine.models import LoraSettings, load_model_and_tokenizer, load_tokenizer
 
 
 def test_tiny_model_is_seeded_llama_with_smollm2_tokenizer() -> None:

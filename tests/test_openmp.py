@@ -2,7 +2,7 @@
 
 import time
 
-from seccrm import openmp
+from seccrm.engine import openmp
 
 
 def test_busy_machine_gets_passive_threads():

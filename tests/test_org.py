@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from seccrm.org import SIZES, Rules, build_org, open_org
-from seccrm.org.ids import is_valid_id, make_id
-from seccrm.org.rules import draw_quote_lines
-from seccrm.org.schema import ID_PREFIXES, TABLES, qi
+from seccrm.world.org import SIZES, Rules, build_org, open_org
+from seccrm.world.org.ids import is_valid_id, make_id
+from seccrm.world.org.rules import draw_quote_lines
+from seccrm.world.org.schema import ID_PREFIXES, TABLES, qi
 
 STAGES = ["Qualification", "Discovery", "Quote", "Negotiation", "Closed"]
 
@@ -593,7 +593,7 @@ def test_two_line_discount_breaks_span_two_families() -> None:
 
 
 def test_lead_call_states_exactly_the_asked_facts() -> None:
-    from seccrm.org import text as T
+    from seccrm.world.org import text as T
     rng = random.Random(0)
     full = T.lead_call(rng, "Ann", "Bo", "CFO", "Acme Labs", 75000.0, "Networking", 45, small_talk=3)
     assert all(x in full for x in ("I am the CFO at Acme Labs.", "$75,000", "Networking", "within 45 days"))

@@ -7,8 +7,8 @@ import logging
 import pytest
 import torch
 
-from seccrm import precision
-from seccrm.grpo import chunked_logprobs_entropy, entropy_from_logits, logprobs_from_logits
+from seccrm.engine import precision
+from seccrm.rl.grpo import chunked_logprobs_entropy, entropy_from_logits, logprobs_from_logits
 
 
 def test_resolve_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,7 +38,7 @@ def test_pure_bf16_drops_small_adamw_steps_and_says_so(caplog: pytest.LogCapture
             opt.step()
         moved[dtype] = bool((w.detach() != before).any())
     assert moved == {torch.float32: True, torch.bfloat16: False}
-    with caplog.at_level(logging.WARNING, logger="seccrm.precision"):
+    with caplog.at_level(logging.WARNING, logger="seccrm.engine.precision"):
         precision.warn_if_pure_loses_updates("pure", 1e-6)
         precision.warn_if_pure_loses_updates("mixed", 1e-6)
     assert len(caplog.records) == 1 and "round away" in caplog.records[0].getMessage()
@@ -90,11 +90,11 @@ def test_chunked_logprobs_under_autocast_use_bf16_logits_both_ways() -> None:
 
 @pytest.mark.slow
 def test_mixed_precision_trainer_keeps_float32_master_and_synced_bf16_decoder(tiny_suite, tmp_path, monkeypatch):
-    import seccrm.rewards
-    from seccrm.config import TrainConfig
-    from seccrm.trainer import Trainer
+    import seccrm.world.rewards
+    from seccrm.rl.config import TrainConfig
+    from seccrm.rl.trainer import Trainer
 
-    monkeypatch.setattr(seccrm.rewards, "score_details",
+    monkeypatch.setattr(seccrm.world.rewards, "score_details",
                         lambda inst, text: {"reward": [0.0, 0.1, 1.0][len(text) % 3]})
     cfg = TrainConfig(data=str(tiny_suite), model="tiny", out=str(tmp_path / "run"), steps=2, prompts_per_step=2,
                       group_size=4, max_new_tokens=8, lr=1e-2, save_every=1, eval_limit=2, eval_max_new_tokens=4,

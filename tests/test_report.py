@@ -11,9 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seccrm.arms import ALL_ARMS, HELD_OUT_TASKS, TRAIN_TASKS
-from seccrm.evaluate import summarise
-from seccrm.report import (
+from seccrm.evaluation.evaluate import summarise
+from seccrm.evaluation.report import (
     compare,
     load_experiment,
     paired_scores,
@@ -21,6 +20,7 @@ from seccrm.report import (
     write_experiment_report,
     write_run_report,
 )
+from seccrm.world.arms import ALL_ARMS, HELD_OUT_TASKS, TRAIN_TASKS
 
 TEST_IDS = [(f"{t}-{d}-{i:05d}", t, d) for t in HELD_OUT_TASKS for d in ("easy", "medium", "hard") for i in range(20)]
 VAL_IDS = [(f"{t}-easy-{i:05d}", t, "easy") for t in TRAIN_TASKS[:6] for i in range(8)]
@@ -170,8 +170,8 @@ def test_single_run_report_still_works(tmp_path: Path) -> None:
 
 
 def test_verdict_wording_for_each_case() -> None:
-    from seccrm.report import Comparison
-    from seccrm.stats import PairedResult
+    from seccrm.evaluation.report import Comparison
+    from seccrm.evaluation.stats import PairedResult
 
     def comp(diff: float, p: float, lo: float, hi: float) -> Comparison:
         perm = PairedResult(diff, math.nan, math.nan, p, 3, 24, "perm")

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seccrm import rewards
-from seccrm.org.ids import make_id
-from seccrm.org.schema import META_TABLE, create_schema, qi
-from seccrm.rewards import InstanceError, extract_answer, score, score_details, token_f1
-from seccrm.tasks.base import AnswerKind
+from seccrm.world import rewards
+from seccrm.world.org.ids import make_id
+from seccrm.world.org.schema import META_TABLE, create_schema, qi
+from seccrm.world.rewards import InstanceError, extract_answer, score, score_details, token_f1
+from seccrm.world.tasks.base import AnswerKind
 
 USER = [make_id("005", i) for i in range(1, 4)]
 CASE = [make_id("500", i) for i in range(1, 4)]

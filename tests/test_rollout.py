@@ -7,8 +7,14 @@ import math
 import pytest
 import torch
 
-from seccrm.models import build_tiny_model, load_tokenizer
-from seccrm.rollout import AnswerStop, HFCacheDecoder, encode_prompts, generate_rollouts, sample_next_tokens
+from seccrm.engine.models import build_tiny_model, load_tokenizer
+from seccrm.engine.rollout import (
+    AnswerStop,
+    HFCacheDecoder,
+    encode_prompts,
+    generate_rollouts,
+    sample_next_tokens,
+)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +233,7 @@ def _chi2(counts: torch.Tensor, probs: torch.Tensor) -> tuple[float, int]:
 
 @pytest.mark.slow
 def test_smollm2_greedy_equals_generate() -> None:
-    from seccrm.models import load_model_and_tokenizer
+    from seccrm.engine.models import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer("smollm2")
     chats = [[{"role": "system", "content": "Answer inside <answer></answer>."},
@@ -246,14 +252,14 @@ def test_unsupported_architecture_rolls_out_through_the_fallback(tok, caplog: py
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    import seccrm.rollout
-    monkeypatch.setattr(seccrm.rollout, "_LOGGED", set())  # the reason is logged once per process
+    import seccrm.engine.rollout
+    monkeypatch.setattr(seccrm.engine.rollout, "_LOGGED", set())  # the reason is logged once per process
 
     model = AutoModelForCausalLM.from_config(
         GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok), bos_token_id=1, eos_token_id=2),
         dtype=torch.float64).eval()
     prompts = _prompts(tok)
-    with caplog.at_level("WARNING", logger="seccrm.rollout"):
+    with caplog.at_level("WARNING", logger="seccrm.engine.rollout"):
         ro = generate_rollouts(model, tok, prompts, n=2, max_new_tokens=6, greedy=True, stop_after_answer=False)
     assert "fall back" in caplog.text and "gpt2" in caplog.text
     for b, comp in enumerate(ro.completion_ids):
@@ -261,7 +267,7 @@ def test_unsupported_architecture_rolls_out_through_the_fallback(tok, caplog: py
 
 
 def test_lora_model_greedy_equals_generate(tok) -> None:
-    from seccrm.models import LoraSettings, apply_lora
+    from seccrm.engine.models import LoraSettings, apply_lora
 
     model = apply_lora(build_tiny_model(len(tok), seed=4, dtype=torch.float64), LoraSettings(r=4, alpha=8))
     g = torch.Generator().manual_seed(1)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from seccrm.stats import (
+from seccrm.evaluation.stats import (
     bootstrap_ci,
     paired_bootstrap,
     paired_permutation_test,

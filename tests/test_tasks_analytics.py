@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 
-from seccrm.org import build_org, open_org
-from seccrm.org.ids import is_valid_id
-from seccrm.tasks import get_task
-from seccrm.tasks._analytics_common import rank
-from seccrm.tasks._analytics_products import qualifying_months, slack
-from seccrm.tasks.analytics import ANALYTICS_TASKS
-from seccrm.tasks.base import MONTHS, NONE_ANSWER, Org, system_message
+from seccrm.world.org import build_org, open_org
+from seccrm.world.org.ids import is_valid_id
+from seccrm.world.tasks import get_task
+from seccrm.world.tasks._analytics_common import rank
+from seccrm.world.tasks._analytics_products import qualifying_months, slack
+from seccrm.world.tasks.analytics import ANALYTICS_TASKS
+from seccrm.world.tasks.base import MONTHS, NONE_ANSWER, Org, system_message
 
 TASKS = [cls.name for cls in ANALYTICS_TASKS]
 LEVELS = ("easy", "medium", "hard")
@@ -316,10 +316,10 @@ def test_significant_month_threshold_is_inclusive() -> None:
 
 DIGEST_SCRIPT = """
 import hashlib, json, random, sys
-from seccrm.org import open_org
-from seccrm.tasks import get_task
-from seccrm.tasks.base import Org
-from seccrm.tasks.analytics import ANALYTICS_TASKS
+from seccrm.world.org import open_org
+from seccrm.world.tasks import get_task
+from seccrm.world.tasks.base import Org
+from seccrm.world.tasks.analytics import ANALYTICS_TASKS
 org, h = Org(open_org(sys.argv[1])), hashlib.sha256()
 for cls in ANALYTICS_TASKS:
     for level in ("easy", "medium", "hard"):
@@ -346,7 +346,7 @@ def test_instances_do_not_depend_on_the_hash_seed(org_path: Any) -> None:
 
 
 def test_fit_prompt_drops_distractors_but_never_scope_records() -> None:
-    from seccrm.tasks._analytics_common import PromptTooLong, fit_prompt
+    from seccrm.world.tasks._analytics_common import PromptTooLong, fit_prompt
 
     def render(k: int, base: int = 100) -> list[dict[str, str]]:
         return [{"role": "user", "content": "x" * (base + 10 * k)}]
@@ -419,8 +419,8 @@ def small_org(tmp_path_factory: pytest.TempPathFactory) -> Org:
 
 def gold_positions(org: Org, task: str, level: str, n: int) -> list[tuple[int, int | None]]:
     """(candidates shown, the gold's position among them or None) for n instances."""
-    from seccrm.baselines import candidates
-    from seccrm.rewards import instance_answer_kind
+    from seccrm.data.baselines import candidates
+    from seccrm.world.rewards import instance_answer_kind
 
     out = []
     for s in range(n):

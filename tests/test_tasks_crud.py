@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from seccrm.arms import DIFFICULTIES
-from seccrm.tasks import get_task
-from seccrm.tasks.base import Instance, Org
+from seccrm.world.arms import DIFFICULTIES
+from seccrm.world.tasks import get_task
+from seccrm.world.tasks.base import Instance, Org
 
 TASKS = ("case_routing", "lead_routing", "wrong_stage_rectification")
 SEEDS = range(12)
@@ -29,13 +29,13 @@ OBJECT = {"case_routing": ("Case", "OwnerId"), "lead_routing": ("Lead", "OwnerId
 
 @pytest.fixture(scope="module")
 def org_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from seccrm.org import build_org
+    from seccrm.world.org import build_org
     return build_org(Path(tmp_path_factory.mktemp("org")) / "org.sqlite", seed=5, size="tiny")
 
 
 @pytest.fixture(scope="module")
 def org(org_path: Path) -> Org:
-    from seccrm.org import open_org
+    from seccrm.world.org import open_org
     return Org(open_org(org_path))
 
 
@@ -185,7 +185,7 @@ def test_case_routing_prompt_holds_the_needed_cases(instances, raw, org):
 
 
 def test_gold_actions_score_one_and_a_wrong_value_does_not(instances, org_path):
-    rewards = pytest.importorskip("seccrm.rewards")
+    rewards = pytest.importorskip("seccrm.world.rewards")
     for task in TASKS:
         for inst in instances[(task, "medium")][:4]:
             record = {"id": "x", "task": task, "answer": inst.answer,

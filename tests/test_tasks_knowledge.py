@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from seccrm.arms import DIFFICULTIES
-from seccrm.baselines import candidates
-from seccrm.rewards import instance_answer_kind, score_details
-from seccrm.tasks import get_task
-from seccrm.tasks.base import NONE_ANSWER, Instance, Org
+from seccrm.data.baselines import candidates
+from seccrm.world.arms import DIFFICULTIES
+from seccrm.world.rewards import instance_answer_kind, score_details
+from seccrm.world.tasks import get_task
+from seccrm.world.tasks.base import NONE_ANSWER, Instance, Org
 
 TASKS = ("knowledge_qa", "named_entity_disambiguation", "sales_insight_mining", "activity_priority")
 SEEDS = range(12)
@@ -28,7 +28,7 @@ STAGE_ORDER = ["Qualification", "Discovery", "Quote", "Negotiation", "Closed"]
 
 @pytest.fixture(scope="module")
 def org(tmp_path_factory: pytest.TempPathFactory) -> Org:
-    from seccrm.org import build_org, open_org
+    from seccrm.world.org import build_org, open_org
     path = build_org(Path(tmp_path_factory.mktemp("org")) / "org.sqlite", seed=3, size="tiny")
     return Org(open_org(path))
 
@@ -248,7 +248,7 @@ def test_none_answers_at_every_level(org, task):
 
 def test_cache_is_per_connection(org, tmp_path):
     """A second org in the same process gets its own lookups, not those cached for the first."""
-    from seccrm.org import build_org, open_org
+    from seccrm.world.org import build_org, open_org
     get_task("named_entity_disambiguation").generate(org, "easy", random.Random(0))    # fills the cache
     other = Org(open_org(build_org(tmp_path / "other.sqlite", seed=11, size="tiny")))
     inst = get_task("named_entity_disambiguation").generate(other, "easy", random.Random(0))
@@ -266,7 +266,7 @@ def test_cache_is_per_connection(org, tmp_path):
 
 @pytest.fixture(scope="module")
 def small_org(tmp_path_factory: pytest.TempPathFactory) -> Org:
-    from seccrm.org import build_org, open_org
+    from seccrm.world.org import build_org, open_org
     return Org(open_org(build_org(Path(tmp_path_factory.mktemp("small")) / "org.sqlite", seed=0, size="small")))
 
 

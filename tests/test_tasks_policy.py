@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from seccrm import rewards
-from seccrm.arms import DIFFICULTIES
-from seccrm.org import build_org, open_org
-from seccrm.org.ids import is_valid_id
-from seccrm.tasks import get_task, policy
-from seccrm.tasks.base import NONE_ANSWER, Instance, Org
+from seccrm.world import rewards
+from seccrm.world.arms import DIFFICULTIES
+from seccrm.world.org import build_org, open_org
+from seccrm.world.org.ids import is_valid_id
+from seccrm.world.tasks import get_task, policy
+from seccrm.world.tasks.base import NONE_ANSWER, Instance, Org
 
 TASKS = ("lead_qualification", "quote_approval", "invalid_config", "policy_violation_identification")
 SEEDS = range(40)
@@ -300,7 +300,7 @@ def small_org(tmp_path_factory: pytest.TempPathFactory) -> Org:
 def test_every_level_shows_five_articles_in_no_telling_order(small_org: Org, instances: dict, task: str) -> None:
     """At least 5 article Ids shown at every level (tiny and small orgs), and no position among them
     holds more than 40% of the golds (small org)."""
-    from seccrm.baselines import candidates
+    from seccrm.data.baselines import candidates
 
     kind = rewards.answer_kind(task)
     for d in DIFFICULTIES:

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from seccrm.arms import ALL_ARMS
-from seccrm.config import TrainConfig
+from seccrm.rl.config import TrainConfig
+from seccrm.world.arms import ALL_ARMS
 
 pytestmark = pytest.mark.slow
 
@@ -16,11 +16,11 @@ pytestmark = pytest.mark.slow
 def _varied_reward(monkeypatch):
     """A random tiny model never answers correctly, so every group would have zero advantage and
     nothing would move. Grade by completion length instead (deterministic, varies within a group)."""
-    import seccrm.rewards
+    import seccrm.world.rewards
 
     def fake(instance, completion):
         return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
-    monkeypatch.setattr(seccrm.rewards, "score_details", fake)
+    monkeypatch.setattr(seccrm.world.rewards, "score_details", fake)
 
 
 def _cfg(suite, out, **kw):
@@ -33,8 +33,8 @@ def _cfg(suite, out, **kw):
 def test_tiny_training_changes_parameters_and_writes_metrics(tiny_suite, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
 
-    from seccrm.models import load_model_and_tokenizer
-    from seccrm.trainer import Trainer
+    from seccrm.engine.models import load_model_and_tokenizer
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     before, _ = load_model_and_tokenizer("tiny")
     t = Trainer(_cfg(tiny_suite, tmp_path / "run"))
@@ -55,7 +55,7 @@ def test_tiny_training_changes_parameters_and_writes_metrics(tiny_suite, tmp_pat
 
 
 def test_stopped_and_resumed_run_matches_uninterrupted(tiny_suite, tmp_path, monkeypatch):
-    from seccrm.trainer import Trainer
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     full = Trainer(_cfg(tiny_suite, tmp_path / "full", steps=4))
     full.train()
@@ -72,15 +72,15 @@ def test_stopped_and_resumed_run_matches_uninterrupted(tiny_suite, tmp_path, mon
 
 
 def test_nonfinite_loss_skips_the_step_then_stops(tiny_suite, tmp_path, monkeypatch):
-    import seccrm.grpo
-    from seccrm.trainer import Trainer
+    import seccrm.rl.grpo
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
-    real = seccrm.grpo.policy_loss
+    real = seccrm.rl.grpo.policy_loss
 
     def nan_loss(*a, **k):
         loss, m = real(*a, **k)
         return loss * float("nan"), m
-    monkeypatch.setattr(seccrm.grpo, "policy_loss", nan_loss)
+    monkeypatch.setattr(seccrm.rl.grpo, "policy_loss", nan_loss)
     t = Trainer(_cfg(tiny_suite, tmp_path / "nan", steps=6, max_nan_steps=2))
     before = [p.detach().clone() for p in t.model.parameters()]
     with pytest.raises(RuntimeError, match="non-finite"):
@@ -99,8 +99,8 @@ def test_clear_errors_for_bad_model_and_config(tiny_suite, tmp_path):
 
 
 def test_corrupt_checkpoint_is_refused_on_resume(tiny_suite, tmp_path, monkeypatch):
-    from seccrm.checkpoint import CheckpointError
-    from seccrm.trainer import Trainer
+    from seccrm.rl.checkpoint import CheckpointError
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     Trainer(_cfg(tiny_suite, tmp_path / "c", steps=1)).train()
     opt = tmp_path / "c" / "checkpoints" / "step_000001" / "optimizer.pt"
@@ -112,7 +112,7 @@ def test_corrupt_checkpoint_is_refused_on_resume(tiny_suite, tmp_path, monkeypat
 def test_lora_run_saves_merged_model_and_resumes(tiny_suite, tmp_path, monkeypatch):
     from transformers import AutoModelForCausalLM
 
-    from seccrm.trainer import Trainer
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     t = Trainer(_cfg(tiny_suite, tmp_path / "lora", steps=1, lora_r=4, lora_alpha=8))
     trainable = sum(p.numel() for p in t.model.parameters() if p.requires_grad)
@@ -130,7 +130,7 @@ def test_lora_run_saves_merged_model_and_resumes(tiny_suite, tmp_path, monkeypat
 
 
 def test_fast_rollout_backend_trains_on_cpu(tiny_suite, tmp_path, monkeypatch):
-    from seccrm.trainer import Trainer
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     t = Trainer(_cfg(tiny_suite, tmp_path / "fast", steps=1, rollout_backend="fast"))
     assert t.rollout_engine is not None
@@ -148,7 +148,7 @@ def test_a_stop_signal_finishes_the_step_saves_and_exits(tiny_suite, tmp_path, s
     import sys
     import time
 
-    from seccrm.checkpoint import latest_checkpoint
+    from seccrm.rl.checkpoint import latest_checkpoint
     out = tmp_path / sig.lower()
     cmd = [sys.executable, "-m", "seccrm.cli", "train", "--data", str(tiny_suite), "--model", "tiny",
            "--out", str(out), "--steps", "200", "--prompts-per-step", "2", "--group-size", "4",
@@ -174,8 +174,8 @@ def test_a_stop_signal_finishes_the_step_saves_and_exits(tiny_suite, tmp_path, s
 
 
 def test_length_buckets_partition_groups_by_length():
-    from seccrm.rollout import RolloutBatch
-    from seccrm.trainer import length_buckets
+    from seccrm.engine.rollout import RolloutBatch
+    from seccrm.rl.trainer import length_buckets
     prompts = [[1] * 30, [1] * 5, [1] * 30, [1] * 12, [1] * 5]
     comps = [[2] * k for k in (4, 9, 1, 1, 2, 2, 7, 3, 5, 5)]          # 5 groups x 2 completions
     ro = RolloutBatch(prompts, comps, 2, [""] * 10, [True] * 10)
@@ -189,13 +189,13 @@ def test_length_buckets_partition_groups_by_length():
 def _half_constant_reward(monkeypatch):
     """Groups of even-numbered instances get one reward for every completion (zero advantage); the
     others are graded by completion length, so they mix 0.0, 0.1 and 1.0."""
-    import seccrm.rewards
+    import seccrm.world.rewards
 
     def fake(instance, completion):
         if int(instance["id"].rsplit("-", 1)[1]) % 2 == 0:
             return {"reward": 0.1}
         return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
-    monkeypatch.setattr(seccrm.rewards, "score_details", fake)
+    monkeypatch.setattr(seccrm.world.rewards, "score_details", fake)
 
 
 def test_zero_advantage_groups_are_skipped_exactly(tiny_suite, tmp_path, monkeypatch):
@@ -203,7 +203,7 @@ def test_zero_advantage_groups_are_skipped_exactly(tiny_suite, tmp_path, monkeyp
 
     One step per seed (a second step would sample from weights that differ by float rounding, and
     sampling amplifies that); several seeds, so that some steps have zero-advantage groups."""
-    from seccrm.trainer import Trainer
+    from seccrm.rl.trainer import Trainer
     _half_constant_reward(monkeypatch)
     runs = {}
     for skip in (False, True):
@@ -224,23 +224,23 @@ def test_zero_advantage_groups_are_skipped_exactly(tiny_suite, tmp_path, monkeyp
 
 
 def test_policy_update_takes_logprobs_at_the_rollout_temperature(tiny_suite, tmp_path, monkeypatch):
-    import seccrm.forward
-    from seccrm.trainer import Trainer
+    import seccrm.engine.forward
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     seen = []
-    real = seccrm.forward.completion_logprobs
+    real = seccrm.engine.forward.completion_logprobs
 
     def spy(*a, **k):
         seen.append(k.get("temperature", 1.0))
         return real(*a, **k)
-    monkeypatch.setattr(seccrm.forward, "completion_logprobs", spy)
+    monkeypatch.setattr(seccrm.engine.forward, "completion_logprobs", spy)
     t = Trainer(_cfg(tiny_suite, tmp_path / "run", temperature=0.7, skip_zero_adv=False))
     t.train_step()
     assert seen and all(x == 0.7 for x in seen)
 
 
 def test_dynamic_sampling_draws_more_and_the_curriculum_sees_every_group(tiny_suite, tmp_path, monkeypatch):
-    from seccrm.trainer import Trainer
+    from seccrm.rl.trainer import Trainer
     _half_constant_reward(monkeypatch)
     t = Trainer(_cfg(tiny_suite, tmp_path / "run", prompts_per_step=2, dynamic_sampling=3))
     m = t.train_step()
@@ -252,7 +252,7 @@ def test_dynamic_sampling_draws_more_and_the_curriculum_sees_every_group(tiny_su
 
 def test_a_finished_run_is_never_overwritten_silently(tiny_suite, tmp_path, monkeypatch):
     """Rerunning into a run directory without --resume is refused; --overwrite moves the old run aside."""
-    from seccrm.trainer import Trainer
+    from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     out = tmp_path / "run"
     Trainer(_cfg(tiny_suite, out, steps=2)).train()
@@ -271,7 +271,7 @@ def test_a_finished_run_is_never_overwritten_silently(tiny_suite, tmp_path, monk
 def test_two_trainers_on_one_folder_are_refused(tiny_suite, tmp_path):
     import os
 
-    from seccrm.trainer import RunLock
+    from seccrm.rl.trainer import RunLock
     lock = RunLock(tmp_path / "run")
     with pytest.raises(ValueError, match=f"pid {os.getpid()}"):
         RunLock(tmp_path / "run")
@@ -280,6 +280,6 @@ def test_two_trainers_on_one_folder_are_refused(tiny_suite, tmp_path):
 
 
 def test_lengths_beyond_the_model_context_are_refused_before_work(tiny_suite, tmp_path):
-    from seccrm.trainer import Trainer
+    from seccrm.rl.trainer import Trainer
     with pytest.raises(ValueError, match="positions; the model holds"):
         Trainer(_cfg(tiny_suite, tmp_path / "run", max_new_tokens=100000))

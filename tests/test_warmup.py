@@ -10,7 +10,7 @@ import pytest
 
 
 def test_balanced_order_takes_every_task_in_turn() -> None:
-    from seccrm.warmup import balanced_order
+    from seccrm.rl.warmup import balanced_order
 
     insts = [{"task": t} for t in ["a"] * 10 + ["b"] * 3 + ["c"] * 2]
     order = balanced_order(insts, list(range(len(insts))), random.Random(0))
@@ -23,9 +23,9 @@ def test_balanced_order_takes_every_task_in_turn() -> None:
 
 @pytest.mark.slow
 def test_warmup_checks_a_probe_and_stops_with_a_reason(tiny_suite: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import seccrm.warmup as w
+    import seccrm.rl.warmup as w
     from seccrm.data import load_split
-    from seccrm.models import load_model_and_tokenizer
+    from seccrm.engine.models import load_model_and_tokenizer
 
     calls: list[int] = []
     rates = iter([0.0, 0.5, 0.95])
@@ -47,8 +47,8 @@ def test_warmup_checks_a_probe_and_stops_with_a_reason(tiny_suite: Path, monkeyp
 def test_answer_nll_equals_the_full_forward_and_trains_the_answer_tokens() -> None:
     import torch
 
-    from seccrm.models import load_model_and_tokenizer
-    from seccrm.warmup import answer_nll
+    from seccrm.engine.models import load_model_and_tokenizer
+    from seccrm.rl.warmup import answer_nll
 
     model, _ = load_model_and_tokenizer("tiny")
     model.eval()

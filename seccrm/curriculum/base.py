@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, SupportsFloat
 
-from seccrm.arms import parse_arm
+from seccrm.world.arms import parse_arm
 
 # A reward at or above this counts as a success (the verifier's "correct" is exactly 1.0; the small
 # slack only guards against a reward that went through float32 on its way here).
@@ -105,7 +105,7 @@ class Curriculum(ABC):
     """Chooses the arm of every prompt slot; learns from per-completion advantages (and rewards).
 
     Args:
-        arms: the arms to choose from, named ``"SKILL/difficulty"`` (e.g. ``seccrm.arms.ALL_ARMS``).
+        arms: the arms to choose from, named ``"SKILL/difficulty"`` (e.g. ``seccrm.world.arms.ALL_ARMS``).
         seed: seeds the curriculum's own ``random.Random``; nothing else touches it.
 
     Counters kept for every curriculum: ``counts`` (prompts drawn per arm by :meth:`sample`) and

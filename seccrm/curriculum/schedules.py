@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from seccrm.arms import DIFFICULTIES, parse_arm
 from seccrm.curriculum.base import ArmBatch, Curriculum
+from seccrm.world.arms import DIFFICULTIES, parse_arm
 
 
 class Uniform(Curriculum):

@@ -20,7 +20,6 @@ from seccrm.data.build import (
     stable_seed,
 )
 from seccrm.data.check import check_suite
-from seccrm.data.cli import register_cli
 
 __all__ = ["SPLITS", "build_suite", "check_suite", "instance_id", "load_split", "make_record", "pools",
-           "prompt_key", "read_jsonl", "register_cli", "stable_seed"]
+           "prompt_key", "read_jsonl", "stable_seed"]

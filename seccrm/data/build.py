@@ -2,7 +2,7 @@
 
 Layout of a suite directory::
 
-    org.sqlite      the org (seccrm.org.build_org)
+    org.sqlite      the org (seccrm.world.org.build_org)
     train.jsonl     the 16 training tasks, 75% of each (task, difficulty) pool
     val.jsonl       the other 25%
     test.jsonl      the three held-out POLICY tasks, all levels
@@ -53,7 +53,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from seccrm.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
+from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 ORG_FILE = "org.sqlite"
@@ -176,11 +176,11 @@ def make_record(org: Any, task_name: str, difficulty: str, index: int, seed: int
                 redraw: int = 0) -> dict[str, Any]:
     """Generate one instance record; the same arguments always give the same record.
 
-    ``org`` is a ``seccrm.tasks.Org``; ``redraw`` picks the draw (see ``instance_seed``) and is
+    ``org`` is a ``seccrm.world.tasks.Org``; ``redraw`` picks the draw (see ``instance_seed``) and is
     recorded as ``metadata["redraws"]``. Raises ValueError when the generator returns something the
     record format cannot hold (the message names the task).
     """
-    from seccrm.tasks import get_task
+    from seccrm.world.tasks import get_task
 
     task = get_task(task_name)
     inst = task.generate(org, difficulty, random.Random(instance_seed(seed, task_name, difficulty, index, redraw)))
@@ -256,7 +256,7 @@ def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> lis
     ``MAX_REDRAWS`` times. When no draw fits, the first new prompt within the cap is kept (else the
     first new prompt, else the last draw): ``suite.json`` and ``seccrm check`` then show the shortfall.
     """
-    from seccrm.rewards import answer_kind
+    from seccrm.world.rewards import answer_kind
 
     allow_none = answer_kind(task).allow_none
     cap = answer_cap(size)
@@ -291,8 +291,8 @@ _WORKER: dict[str, Any] = {}   # per worker process: the open org and the seed
 
 
 def _init_worker(org_file: str, seed: int) -> None:
-    from seccrm.org import open_org
-    from seccrm.tasks.base import Org
+    from seccrm.world.org import open_org
+    from seccrm.world.tasks.base import Org
 
     _WORKER["org"], _WORKER["seed"] = Org(open_org(org_file)), seed
 
@@ -355,8 +355,8 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     Same arguments, same bytes, whatever ``workers`` (None: one per CPU, up to 8, for builds of 500
     instances or more).
     """
-    from seccrm.org import build_org
-    from seccrm.tasks import all_tasks
+    from seccrm.world.org import build_org
+    from seccrm.world.tasks import all_tasks
 
     if train_per_task < 0 or test_per_task < 0:
         raise ValueError("train_per_task and test_per_task must be >= 0")
@@ -435,10 +435,10 @@ def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     """The records of one split (``train``, ``val`` or ``test``) of a built suite.
 
     Registers ``data_dir`` for scoring and records the org's absolute path in each record's
-    ``metadata["org_path"]`` (in memory only), so that ``seccrm.rewards.score`` finds the org of
+    ``metadata["org_path"]`` (in memory only), so that ``seccrm.world.rewards.score`` finds the org of
     these records from any working directory.
     """
-    from seccrm.rewards import register_data_dir
+    from seccrm.world.rewards import register_data_dir
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")

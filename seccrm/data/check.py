@@ -4,10 +4,10 @@ Like Gymnasium's env checker, it returns readable problems rather than raising o
 an empty list means the suite is sound. Checked: files and their recorded hashes, record format,
 the split rules (held-out tasks only in test, no id and no prompt in two splits), counts and distinct
 prompts against suite.json, that every gold answer
-scores 1.0 with ``seccrm.rewards``, that every id in an answer exists in the org with the right
+scores 1.0 with ``seccrm.world.rewards``, that every id in an answer exists in the org with the right
 prefix, the Parquet twins, determinism (a sample of instances rebuilt from the recorded seed), and
 that no trivial guess (always None, the best constant, the best fixed position among the prompt's
-candidates) beats ``seccrm.baselines.MAX_BASELINE`` on any (task, split, level): not checked for the
+candidates) beats ``seccrm.data.baselines.MAX_BASELINE`` on any (task, split, level): not checked for the
 ``tiny`` org, whose handful of agents and records exists to make tests fast, not to be learned from.
 """
 
@@ -18,7 +18,6 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from seccrm.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
 from seccrm.data.build import (
     MANIFEST_FILE,
     ORG_FILE,
@@ -32,6 +31,7 @@ from seccrm.data.build import (
     read_jsonl,
     sha256_file,
 )
+from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
 
 REBUILD = "{rebuild}"   # replaced by the exact `seccrm build ...` command that remakes this suite
 MAX_PER_CHECK = 5   # problems listed per kind of check; the rest are counted
@@ -105,7 +105,7 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
     _check_answers(d, splits, p)
     _check_parquet(d, splits, p)
     _check_determinism(d, splits, manifest, rebuild_per_arm, p)
-    from seccrm.rewards import register_data_dir
+    from seccrm.world.rewards import register_data_dir
     register_data_dir(d)
     if manifest.get("size") != "tiny":   # the tiny org (tests) has too few agents and records for the caps
         _check_baselines(splits, p)
@@ -114,7 +114,7 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
 
 def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
     """Per task (all levels of each split pooled): n and the three baselines' accuracy, by split."""
-    from seccrm.baselines import BASELINES, suite_baselines
+    from seccrm.data.baselines import BASELINES, suite_baselines
 
     table = suite_baselines(splits)
     pooled: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -132,7 +132,7 @@ def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
 
 def _check_baselines(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
     """No trivial guess beats the cap on any (task, split, level): always None, best constant, position."""
-    from seccrm.baselines import (
+    from seccrm.data.baselines import (
         BASELINE_TITLES,
         BASELINES,
         MAX_BASELINE,
@@ -174,7 +174,7 @@ def _check_records(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, 
                 p.add("format", f"{where}: skill/arm {r['skill']}/{r['arm']} do not match task {task}")
             if split in ("train", "val") and task in HELD_OUT_TASKS:
                 p.add("split", f"{where}: held-out task {task} must never be in {split}; it belongs to "
-                      f"test only (seccrm.arms.HELD_OUT_TASKS); {REBUILD}")
+                      f"test only (seccrm.world.arms.HELD_OUT_TASKS); {REBUILD}")
             if split == "test" and task not in HELD_OUT_TASKS:
                 p.add("split", f"{where}: training task {task} is in test; test holds only "
                       f"{', '.join(HELD_OUT_TASKS)}")
@@ -229,8 +229,8 @@ def _check_counts(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, A
 
 def _check_answers(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
     """Every gold answer scores 1.0, and every id it names exists in the org with the right prefix."""
-    from seccrm.org.schema import object_of_id
-    from seccrm.rewards import (
+    from seccrm.world.org.schema import object_of_id
+    from seccrm.world.rewards import (
         InstanceError,
         gold_completion,
         instance_answer_kind,
@@ -255,7 +255,7 @@ def _check_answers(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problem
             if details["reward"] != 1.0:
                 p.add("gold", f"{where}: its gold answer {r['answer']!r} scores {details['reward']} "
                       f"({details['error']}); the task generator and the reward disagree about the "
-                      f"{kind.kind} answer format: fix the task or seccrm/rewards.py, then rebuild")
+                      f"{kind.kind} answer format: fix the task or seccrm/world/rewards.py, then rebuild")
             for rid, prefix in _answer_ids(r["answer"], kind):
                 obj = object_of_id(rid) if isinstance(rid, str) else None
                 if not isinstance(rid, str) or (prefix and not rid.startswith(prefix)):
@@ -270,7 +270,7 @@ def _answer_ids(answer: list[str], kind: Any) -> list[tuple[str, str | None]]:
     if kind.kind in ("id", "id_list"):
         return [(a, kind.prefix) for a in answer if a != "None"]
     if kind.kind == "action":
-        from seccrm.org.schema import ID_PREFIXES
+        from seccrm.world.org.schema import ID_PREFIXES
         try:
             act = json.loads(answer[0])
             out: list[tuple[str, str | None]] = [(act["id"], ID_PREFIXES[act["object"]])]
@@ -304,8 +304,8 @@ def _check_parquet(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problem
 def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any],
                        per_arm: int, p: _Problems) -> None:
     """Rebuild ``per_arm`` evenly spread instances of each (split, task, difficulty) and compare."""
-    from seccrm.org import open_org
-    from seccrm.tasks.base import Org
+    from seccrm.world.org import open_org
+    from seccrm.world.tasks.base import Org
 
     org = Org(open_org(d / ORG_FILE))
     try:

@@ -34,7 +34,7 @@ def tokenizer_dir() -> Path:
     """
     import transformers
 
-    from seccrm.models import cache_root, ensure_default_tokenizer
+    from seccrm.engine.models import cache_root, ensure_default_tokenizer
 
     saved = os.environ.get("SECCRM_CACHE")
     os.environ["SECCRM_CACHE"] = str(cache_root() / f"verl-tests-transformers-{transformers.__version__}")

@@ -23,7 +23,7 @@ from verl.utils.dataset.rl_dataset import RLHFDataset  # noqa: E402
 import seccrm.integrations.verl.reward as reward_module  # noqa: E402
 from seccrm.integrations.verl.export import SPLIT_FILES  # noqa: E402
 from seccrm.integrations.verl.sampler import SECSampler, dataset_rows  # noqa: E402
-from seccrm.rewards import gold_completion, score  # noqa: E402
+from seccrm.world.rewards import gold_completion, score  # noqa: E402
 
 
 def _prompt_len(tokenizer: Any, messages: list[dict]) -> int:

@@ -1,6 +1,6 @@
 """The VERL export and the reward function, checked without VERL (they need only pyarrow).
 
-The reward must grade exactly as ``seccrm.rewards.score`` does on the JSONL records, for every row
+The reward must grade exactly as ``seccrm.world.rewards.score`` does on the JSONL records, for every row
 of every split, CRUD rows included (they replay actions on the org copy the export made).
 """
 
@@ -17,7 +17,7 @@ import pytest
 from seccrm.data import load_split
 from seccrm.integrations.verl.export import SPLIT_FILES
 from seccrm.integrations.verl.reward import compute_score
-from seccrm.rewards import InstanceError, gold_completion, score
+from seccrm.world.rewards import InstanceError, gold_completion, score
 
 
 def _rows(path: Path) -> list[dict]:

@@ -7,7 +7,7 @@ Three pieces, each usable on its own (``docs/verl.md`` walks through a whole run
   ``reward_model``, ``extra_info``), every row carrying the whole instance record so that the reward
   needs nothing but the row (and the org file for CRUD tasks).
 - :mod:`~seccrm.integrations.verl.reward`: ``compute_score(data_source, solution_str, ground_truth,
-  extra_info)``, VERL's ``custom_reward_function``; it calls :func:`seccrm.rewards.score_details`, so
+  extra_info)``, VERL's ``custom_reward_function``; it calls :func:`seccrm.world.rewards.score_details`, so
   VERL and ``seccrm train`` grade every completion identically.
 - :mod:`~seccrm.integrations.verl.sampler`: :class:`SECSampler`, the SEC bandit (or any curriculum of
   :func:`seccrm.curriculum.make_curriculum`) as VERL's training sampler, with its state inside VERL's

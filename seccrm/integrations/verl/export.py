@@ -10,7 +10,7 @@ One row per task instance, with the columns VERL's ``RLHFDataset`` and reward ma
 
 ``extra_info.instance`` is the whole instance record as ``build`` wrote it (JSON), so that
 :func:`seccrm.integrations.verl.reward.compute_score` grades a completion from the row alone, exactly
-as ``seccrm.rewards.score`` does in ``seccrm train``. ``extra_info.arm`` is what the SEC sampler
+as ``seccrm.world.rewards.score`` does in ``seccrm train``. ``extra_info.arm`` is what the SEC sampler
 reads; ``extra_info.index`` is the row's position, which VERL copies into ``batch["index"]``.
 
 CRUD rewards replay the answer on a scratch copy of the org, so they need the org file: the export
@@ -23,7 +23,6 @@ The files are deterministic: same suite, same bytes.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from collections import Counter
@@ -129,31 +128,3 @@ def export_verl(data_dir: str | Path, out_dir: str | Path, org_path: str | None 
 # ------------------------------------------------------------------------------------------------
 # CLI
 # ------------------------------------------------------------------------------------------------
-
-def register_cli(sub: argparse._SubParsersAction) -> None:
-    """Add ``seccrm export verl``."""
-    export = sub.add_parser("export", help="export a built suite for another trainer (VERL)")
-    targets = export.add_subparsers(dest="target", metavar="TARGET")
-    p = targets.add_parser("verl", help="train/val/test Parquet in VERL's RL dataset layout",
-                           description="Write the train/val/test splits of a built suite (--data) as Parquet files that VERL's "
-                           "RLHFDataset loads, plus a copy of the org for the CRUD rewards.")
-    p.add_argument("--data", required=True, help="suite directory written by `seccrm build`")
-    p.add_argument("--out", required=True, help="output directory for the Parquet files")
-    p.add_argument("--org-path", default=None,
-                   help="org path to record in the rows (where OUT/org.sqlite will be on the training "
-                   "machines); default: the absolute path of OUT/org.sqlite here")
-    p.set_defaults(func=_cmd_export_verl)
-    export.set_defaults(func=lambda args: export.print_help() or 2)
-
-
-def _cmd_export_verl(args: argparse.Namespace) -> int:
-    from seccrm.cli import CLIError
-
-    try:
-        manifest = export_verl(args.data, args.out, org_path=args.org_path)
-    except FileNotFoundError as e:
-        raise CLIError(str(e)) from None
-    for split, info in manifest["splits"].items():
-        print(f"{split:5s} {info['rows']:6d} rows -> {Path(args.out) / info['file']}")
-    print(f"org   {manifest['org_path']}")
-    return 0

@@ -8,7 +8,7 @@ Point VERL at this file and at :func:`compute_score`::
 (VERL <= 0.6 spells the first key ``custom_reward_function.path``; 0.7 migrates it.) VERL's reward
 managers decode each response and call ``compute_score(data_source=, solution_str=, ground_truth=,
 extra_info=)`` per completion. The instance record travels in ``extra_info["instance"]`` (see
-:mod:`seccrm.integrations.verl.export`), and the grading is :func:`seccrm.rewards.score_details`,
+:mod:`seccrm.integrations.verl.export`), and the grading is :func:`seccrm.world.rewards.score_details`,
 the function ``seccrm train`` and ``seccrm eval`` use: 1.0 correct, 0.1 well formatted, 0.0 otherwise.
 
 The dict returned holds ``score`` (the reward) and, as VERL's ``reward_extra_info``, the details
@@ -34,7 +34,7 @@ import json
 import os
 from typing import Any
 
-from seccrm.rewards import InstanceError, score_details
+from seccrm.world.rewards import InstanceError, score_details
 
 DATA_SOURCE_PREFIX = "seccrm/"  # as in seccrm.integrations.verl.export (this file may be loaded by path)
 

@@ -40,8 +40,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
-from seccrm.arms import ALL_ARMS
 from seccrm.curriculum import ArmPools, Curriculum, DifficultySchedule, make_curriculum
+from seccrm.world.arms import ALL_ARMS
 
 try:  # VERL 0.5 to 0.7.x: the interface VERL's trainer recognises and calls update() on
     from verl.experimental.dataset.sampler import AbstractCurriculumSampler as _SamplerBase
@@ -55,8 +55,8 @@ even when both seccrm's hook and VERL's own (0.7) see it."""
 
 
 def derive_seed(*parts: Any) -> int:
-    """The seed derivation of ``seccrm.trainer`` (imported lazily: the trainer module is heavy)."""
-    from seccrm.trainer import derive_seed as trainer_derive_seed
+    """The seed derivation of ``seccrm.rl.trainer`` (imported lazily: the trainer module is heavy)."""
+    from seccrm.rl.trainer import derive_seed as trainer_derive_seed
 
     return trainer_derive_seed(*parts)
 

@@ -1,0 +1,42 @@
+"""`seccrm demo`: the command line of `seccrm.experiments.demo`."""
+
+from __future__ import annotations
+
+import argparse
+
+import seccrm.experiments.demo as _lib
+from seccrm.cli.common import train_sets
+from seccrm.errors import UserError
+from seccrm.experiments.demo import DEMO_DEFAULTS, run_demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    try:
+        md = run_demo(args.out, model=args.model, seed=args.seed, steps=args.steps, warmup_steps=args.warmup_steps,
+                      size=args.size, train_per_task=args.train_per_task, eval_val=args.eval_val,
+                      eval_test=args.eval_test, bf16=args.bf16, train_overrides=train_sets(args.train))
+    except (ValueError, FileNotFoundError) as e:
+        raise UserError(str(e)) from e
+    print(md)
+    return 0
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("demo", help="The main job on the embedded default model (CPU is enough).",
+                       description=_lib.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default="runs/demo", help="Run directory (default: runs/demo). Rerun to resume.")
+    p.add_argument("--model", default="smollm2", help="Model spec or Hugging Face folder (default: smollm2).")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, default=None, help=f"GRPO steps (default {DEMO_DEFAULTS['steps']}).")
+    p.add_argument("--warmup-steps", type=int, default=None,
+                   help=f"Format warm-up steps; 0 skips it (default {DEMO_DEFAULTS['warmup_steps']}).")
+    p.add_argument("--size", choices=("tiny", "small", "full"), default=None, help="Org size (default small).")
+    p.add_argument("--train-per-task", type=int, default=None)
+    p.add_argument("--eval-val", type=int, default=None, help="Validation instances evaluated per stage.")
+    p.add_argument("--eval-test", type=int, default=None, help="Test instances evaluated per stage.")
+    p.add_argument("--bf16", choices=("auto", "on", "off"), default=None,
+                   help="Precision of every stage: 'on' = float32 weights with bf16 compute and bf16 decoding; "
+                   "'off' = float32; 'auto' (default) = 'on' where the CPU has bf16 matrix units (AMX / AVX512-BF16).")
+    p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
+                   help="Override a GRPO setting of the demo's recipe, e.g. --train lr=2e-5 (repeatable).")
+    p.set_defaults(func=cmd_demo)

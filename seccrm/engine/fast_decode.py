@@ -1,0 +1,520 @@
+"""Fast rollouts on one GPU for the Llama / Qwen2 family: static KV buffers and CUDA graphs.
+
+``fast_rollouts`` has ``seccrm.engine.rollout.generate_rollouts``' signature and returns the same
+``RolloutBatch``; ``FastRollouts`` is the engine behind it, kept between calls so that its buffers
+and captured graphs are reused. A call runs in waves of at most ``max_rows`` completions:
+
+1. Batched prefill: the wave's prompts, right-padded, in chunks of about ``prefill_tokens`` tokens.
+   Right padding makes plain causal attention correct for every real token, so it runs through
+   ``scaled_dot_product_attention(is_causal=True)`` (a flash kernel on GPU, no mask tensor). Each
+   layer's keys and values go once per prompt into a preallocated prefix buffer [G, K, P, D].
+2. Decoding: the n completions of a group attend to their group's prefix (read once per group, not
+   copied n times: ``seccrm.engine.shared_prefix.shared_attention``) and to their own keys and values,
+   which live in a preallocated buffer [B, K, M, D] written in place at the step's slot
+   (``index_copy_`` with a device index: no ``cat`` and no reallocation per step).
+3. Sampling on the model's device with ``seccrm.engine.rollout.sample_next_tokens`` (the same temperature /
+   nucleus rule as ``generate_rollouts``) from a ``torch.Generator`` seeded with ``seed``. Only the
+   sampled ids cross to the host, where the stop checks (EOS, the first ``</answer>``) run
+   vectorised over the rows.
+4. CUDA graphs (model on CUDA): one decode step of a bucket (live groups, prompt length, own length)
+   is captured once and replayed. Group buckets are the wave's group count and the powers of two
+   below it; own-length buckets are powers of two up to ``max_new_tokens``; prompt lengths are
+   rounded up by at most 1/8 (``bucket_length``). When the live groups fit a smaller bucket they are
+   moved to the front of the buffers, in order, and the smaller graph runs. Without graphs (CPU) the
+   exact live groups and own length are used each step, as ``SharedPrefixDecoder`` does.
+
+The results equal the other paths': greedy tokens are ``model.generate``'s; sampling draws from the
+same distribution, and without graphs (one wave) the same seed gives ``generate_rollouts``' tokens
+(both sample the live rows in the same order from the same generator). Models outside the family
+(``shared_prefix.unsupported_reason``) fall back to ``generate_rollouts``, with the reason logged
+once. ``vllm_rollouts`` turns an optional vLLM engine's output into a ``RolloutBatch``; vLLM is never
+required.
+
+Shapes: G groups (prompts) in a wave, n completions per group, B = G * n rows, P prompt bucket,
+M own-key capacity (``max_new_tokens - 1``: the last sampled token is never fed back), S own-length
+bucket, L layers, K KV heads, H query heads, D head dim, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from seccrm.engine.forward import base_model
+from seccrm.engine.models import eos_token_ids
+from seccrm.engine.rollout import AnswerStop, RolloutBatch, generate_rollouts, sample_next_tokens
+from seccrm.engine.shared_prefix import LlamaLike, pad_rows, shared_attention, unsupported_reason
+
+logger = logging.getLogger(__name__)
+
+_LOGGED: set[str] = set()
+
+
+def _log_once(message: str) -> None:
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        logger.warning(message)
+
+
+def bucket_length(length: int, minimum: int = 16) -> int:
+    """``length`` rounded up to a multiple of 1/8 of its power of two (at most 12.5% more), >= ``minimum``.
+
+    Few distinct prompt lengths mean few CUDA graphs; the rounding wastes at most 1/8 of the prefix
+    attention. Example: 100 -> 104, 513 -> 576, 4000 -> 4096.
+    """
+    length = max(length, minimum)
+    step = max(1, 2 ** (math.floor(math.log2(length)) - 3))
+    return -(-length // step) * step
+
+
+def _pow2_at_least(x: int) -> int:
+    return 1 << max(0, (x - 1).bit_length())
+
+
+@dataclass
+class _Buffers:
+    """Decoding state preallocated once per capacity; graphs read and write these exact tensors."""
+
+    groups: int
+    n: int
+    prompt: int
+    own: int
+    prefix_k: list[Tensor]     # L x [Gc, K, Pc, D]
+    prefix_v: list[Tensor]
+    prefix_valid: Tensor       # [Gc, Pc] bool, True on real prompt tokens
+    own_k: list[Tensor]        # L x [Gc * n, K, Mc, D]
+    own_v: list[Tensor]
+    tokens: Tensor             # [Gc * n] long, the token each row is fed this step
+    pos: Tensor                # [Gc * n] long, its position
+    step: Tensor               # [] long, the own-key slot written this step
+    logits: Tensor             # [Gc * n, V] float32, next-token logits of the last step
+
+    def fits(self, groups: int, n: int, prompt: int, own: int) -> bool:
+        return self.n == n and self.groups >= groups and self.prompt >= prompt and self.own >= own
+
+
+class FastRollouts:
+    """The fast rollout engine for one model; keep it between calls to reuse buffers and graphs.
+
+    Args:
+        model: a Llama / Qwen2 / Qwen3 / Mistral (no sliding window) causal LM, possibly LoRA-wrapped.
+        tokenizer: its tokenizer (EOS, ``</answer>`` detection, decoding the texts).
+        cuda_graphs: capture decode steps in CUDA graphs; None = when the model is on CUDA.
+        compile: run the decode step through ``torch.compile`` (fuses the small element-wise ops).
+        max_rows: completions decoded at once; more are split into waves of whole groups.
+            None = all of them on CPU, and on CUDA as many as fit ``memory_fraction`` of free memory.
+        prefill_tokens: prompt tokens per prefill chunk (bounds the prefill's activations).
+        sample_rows: rows per sampling call (bounds the sampler's [rows, V] temporaries).
+        memory_fraction: share of free GPU memory the automatic ``max_rows`` may plan for.
+        buckets: run the decode step at bucket sizes (what graphs need); None = when graphs are on.
+            On CPU this runs the graphs' code path without capturing (tests use it).
+    """
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Any, cuda_graphs: bool | None = None,
+                 compile: bool = False, max_rows: int | None = None, prefill_tokens: int = 16384,
+                 sample_rows: int = 512, memory_fraction: float = 0.5, buckets: bool | None = None):
+        reason = unsupported_reason(model)
+        if reason is not None:
+            raise TypeError(f"the fast rollout path does not support this model: {reason}")
+        self.model, self.tokenizer, self.net = model, tokenizer, LlamaLike(model)
+        self.device = self.net.head_weight.device
+        self.graphs = self.device.type == "cuda" if cuda_graphs is None else cuda_graphs
+        if self.graphs and self.device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a model on CUDA; this one is on {self.device}")
+        rope_type = str(getattr(self.net.decoder.rotary_emb, "rope_type", "default"))
+        if self.graphs and ("dynamic" in rope_type or rope_type == "longrope"):
+            # These rotary variants read the largest position on the host at every call.
+            if cuda_graphs:
+                raise ValueError(f"CUDA graphs cannot capture {rope_type!r} rotary embeddings")
+            _log_once(f"fast rollouts without CUDA graphs: {rope_type!r} rotary embeddings sync with the host")
+            self.graphs = False
+        self.bucketed = self.graphs if buckets is None else buckets
+        if self.graphs and not self.bucketed:
+            raise ValueError("CUDA graphs need fixed shapes: buckets cannot be off with graphs on")
+        self.max_rows, self.prefill_tokens, self.sample_rows = max_rows, prefill_tokens, sample_rows
+        self.memory_fraction = memory_fraction
+        self._step_fn = torch.compile(self._step_impl, dynamic=False) if compile else self._step_impl
+        self._buf: _Buffers | None = None
+        self._graphs: dict[tuple[int, int, int], torch.cuda.CUDAGraph] = {}
+        self._pool: Any = None
+        self._weights_key: tuple[int, ...] = ()
+        self._stop = AnswerStop(tokenizer)
+        vocab = max(len(tokenizer), int(self.net.head_weight.shape[0]))
+        self._answer_candidates = np.zeros(vocab, dtype=bool)
+        self._answer_candidates[sorted(self._stop.candidates)] = True
+        # Counters over the engine's life (tests and the benchmark check what really ran).
+        self.stats = {"steps": 0, "graph_replays": 0, "graphs_captured": 0, "compactions": 0, "waves": 0}
+
+    # --------------------------------------------------------------------------------------------
+    # Buffers
+    # --------------------------------------------------------------------------------------------
+
+    def kv_bytes_per_group(self, n: int, prompt: int, own: int) -> int:
+        """Bytes one group needs: prefix and own keys/values, plus logits and sampling temporaries."""
+        w = self.net.head_weight
+        per_token = 2 * len(self.net.layers) * self._kv_heads() * self.net.head_dim * w.element_size()
+        return per_token * (prompt + n * own) + n * int(w.shape[0]) * 4
+
+    def _kv_heads(self) -> int:
+        config = base_model(self.model).config
+        return int(getattr(config, "num_key_value_heads", None) or config.num_attention_heads)
+
+    def _allocate(self, groups: int, n: int, prompt: int, own: int) -> None:
+        """(Re)allocate the buffers when they do not fit; graphs captured on old buffers are dropped."""
+        if self._buf is not None and self._buf.fits(groups, n, prompt, own):
+            return
+        old = self._buf
+        if old is not None and old.n == n:     # grow monotonically, so alternating sizes do not thrash
+            groups, prompt, own = max(groups, old.groups), max(prompt, old.prompt), max(own, old.own)
+        self.release()
+        w, L, K, D = self.net.head_weight, len(self.net.layers), self._kv_heads(), self.net.head_dim
+
+        def zeros(*shape: int) -> Tensor:
+            # Zeros, not empty: masked slots are multiplied by probability 0, and 0 * NaN is NaN.
+            return torch.zeros(shape, dtype=w.dtype, device=self.device)
+
+        self._buf = _Buffers(
+            groups, n, prompt, own,
+            [zeros(groups, K, prompt, D) for _ in range(L)], [zeros(groups, K, prompt, D) for _ in range(L)],
+            torch.zeros(groups, prompt, dtype=torch.bool, device=self.device),
+            [zeros(groups * n, K, own, D) for _ in range(L)], [zeros(groups * n, K, own, D) for _ in range(L)],
+            torch.zeros(groups * n, dtype=torch.long, device=self.device),
+            torch.zeros(groups * n, dtype=torch.long, device=self.device),
+            torch.zeros((), dtype=torch.long, device=self.device),
+            torch.zeros(groups * n, int(w.shape[0]), dtype=torch.float32, device=self.device))
+        self._arange = torch.arange(own, device=self.device)
+
+    def release(self) -> None:
+        """Free the buffers and graphs (e.g. before the policy update needs the memory)."""
+        self._graphs.clear()
+        self._pool, self._buf = None, None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    def _check_weights(self) -> None:
+        """Start afresh when a parameter tensor was replaced (moved, cast): graphs hold raw addresses.
+
+        Optimizer steps and ``load_state_dict`` write in place, so graphs survive training steps.
+        """
+        key = tuple(p.data_ptr() for p in self.model.parameters())
+        if key != self._weights_key:
+            if self._weights_key:
+                self.release()
+                self.net = LlamaLike(self.model)
+            self._weights_key = key
+
+    # --------------------------------------------------------------------------------------------
+    # The model: prefill and one decode step
+    # --------------------------------------------------------------------------------------------
+
+    def _prefill(self, prompts: list[list[int]], prompt_bucket: int) -> Tensor:
+        """Run prompts into the prefix buffers (rows 0..G-1); returns next-token logits [G, V]."""
+        net, b = self.net, self._buf
+        assert b is not None
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device)
+        cols = torch.arange(prompt_bucket, device=self.device)
+        b.prefix_valid[:len(prompts), :prompt_bucket] = cols[None, :] < lengths[:, None]
+        per_chunk = max(1, self.prefill_tokens // max(len(p) for p in prompts))
+        out = []
+        for g0 in range(0, len(prompts), per_chunk):
+            ids, valid = pad_rows(prompts[g0:g0 + per_chunk], "right", self.device)   # [g, W]
+            g, width = ids.shape
+            h, rope = net.embed(ids, torch.arange(width, device=self.device).expand(g, width))
+            for i, layer in enumerate(net.layers):
+                q, k, v = net.qkv(layer, layer.input_layernorm(h), rope)              # [g, H|K, W, D]
+                b.prefix_k[i][g0:g0 + g, :, :width] = k
+                b.prefix_v[i][g0:g0 + g, :, :width] = v
+                h = h + layer.self_attn.o_proj(_causal_sdpa(q, k, v, net.scaling))
+                h = h + layer.mlp(layer.post_attention_layernorm(h))
+            last = h[torch.arange(g, device=self.device), valid.sum(-1) - 1]         # [g, E]
+            out.append(net.logits(net.decoder.norm(last)))
+        return torch.cat(out)
+
+    def _step_impl(self, groups: int, prompt: int, own: int, masked: bool) -> None:
+        """One decode step of rows 0..groups*n-1: feed ``tokens`` at ``pos``; writes ``logits``.
+
+        The step's keys go to own slot ``step``; queries see own slots 0..``step`` (``masked``: the
+        bucket of ``own`` slots is wider, later slots are hidden) and the valid prefix. Advances
+        ``pos`` and ``step`` on the device, so that a replayed graph needs no host input.
+        """
+        net, b = self.net, self._buf
+        assert b is not None
+        rows = groups * b.n
+        h, rope = net.embed(b.tokens[:rows, None], b.pos[:rows, None])                # [B, 1, E]
+        allowed = (self._arange[:own] <= b.step).expand(rows, 1, own) if masked else None
+        slot = b.step.view(1)
+        valid = b.prefix_valid[:groups, :prompt]
+        for i, layer in enumerate(net.layers):
+            q, k, v = net.qkv(layer, layer.input_layernorm(h), rope)                  # [B, H|K, 1, D]
+            own_k, own_v = b.own_k[i][:rows], b.own_v[i][:rows]
+            own_k.index_copy_(2, slot, k)
+            own_v.index_copy_(2, slot, v)
+            prefix = (b.prefix_k[i][:groups, :, :prompt], b.prefix_v[i][:groups, :, :prompt])
+            a = shared_attention(q, own_k[:, :, :own], own_v[:, :, :own], allowed, prefix, valid, net.scaling)
+            h = h + layer.self_attn.o_proj(a)
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        b.logits[:rows].copy_(net.logits(net.decoder.norm(h[:, -1])))
+        b.pos[:rows] += 1
+        b.step += 1
+
+    def _run_step(self, groups: int, prompt: int, step: int) -> None:
+        """The decode step: exact sizes, or a bucket's sizes (replaying its captured graph when on)."""
+        self.stats["steps"] += 1
+        if not self.bucketed:
+            self._step_fn(groups, prompt, step + 1, False)
+            return
+        assert self._buf is not None
+        key = (groups, prompt, min(self._buf.own, max(16, _pow2_at_least(step + 1))))
+        if not self.graphs:
+            self._step_fn(*key, True)
+            return
+        graph = self._graphs.get(key)
+        if graph is not None:
+            graph.replay()
+            self.stats["graph_replays"] += 1
+            return
+        self._warm_up(key)                       # performs this step
+        try:
+            self._graphs[key] = self._capture(key)
+        except RuntimeError as e:                # e.g. a module that syncs with the host: go on eagerly
+            _log_once(f"CUDA graph capture failed, decoding without graphs: {e}")
+            self.graphs = False
+
+    def _warm_up(self, key: tuple[int, int, int]) -> None:
+        """Run the step twice on a side stream (cuBLAS and compile set up), leaving one step done."""
+        b = self._buf
+        assert b is not None
+        rows = key[0] * b.n
+        pos, step = b.pos[:rows].clone(), b.step.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for again in (False, True):
+                if again:
+                    b.pos[:rows], b.step[...] = pos, step
+                self._step_fn(*key, True)
+        torch.cuda.current_stream().wait_stream(side)
+
+    def _capture(self, key: tuple[int, int, int]) -> torch.cuda.CUDAGraph:
+        """Record the step for replays. Recording runs no kernels: the state stays as it was.
+
+        All graphs share one memory pool: they run one at a time and keep their results in the buffers.
+        """
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool):
+            self._step_fn(*key, True)
+        self._pool = graph.pool() if self._pool is None else self._pool
+        self.stats["graphs_captured"] += 1
+        return graph
+
+    def _compact(self, keep: np.ndarray, own_used: int, prompt: int) -> None:
+        """Move live groups ``keep`` (slot indices, ascending) to slots 0..len(keep)-1, in order."""
+        b = self._buf
+        assert b is not None
+        g = len(keep)
+        keep_t = torch.as_tensor(keep, device=self.device)
+        rows_t = (keep_t[:, None] * b.n + torch.arange(b.n, device=self.device)).reshape(-1)
+        for i in range(len(self.net.layers)):
+            for buf in (b.prefix_k[i], b.prefix_v[i]):
+                buf[:g, :, :prompt] = buf[keep_t, :, :prompt]      # the gather copies before writing
+            for buf in (b.own_k[i], b.own_v[i]):
+                buf[:g * b.n, :, :own_used] = buf[rows_t, :, :own_used]
+        b.prefix_valid[:g] = b.prefix_valid[keep_t]
+        b.pos[:g * b.n] = b.pos[rows_t]
+        self.stats["compactions"] += 1
+
+    # --------------------------------------------------------------------------------------------
+    # Rollouts
+    # --------------------------------------------------------------------------------------------
+
+    def _wave_groups(self, groups: int, n: int, prompt: int, own: int) -> int:
+        if self.max_rows is not None:
+            return max(1, min(groups, self.max_rows // n))
+        if self.device.type != "cuda":
+            return groups
+        free, _ = torch.cuda.mem_get_info(self.device)
+        held = 0 if self._buf is None else self.kv_bytes_per_group(self._buf.n, self._buf.prompt,
+                                                                  self._buf.own) * self._buf.groups
+        budget = (free + held) * self.memory_fraction
+        return max(1, min(groups, int(budget // self.kv_bytes_per_group(n, prompt, own))))
+
+    @torch.no_grad()
+    def generate(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float = 0.7,
+                 top_p: float = 0.9, seed: int = 0, stop_after_answer: bool = True,
+                 greedy: bool = False) -> RolloutBatch:
+        """``n`` completions per prompt, group-major; see ``generate_rollouts`` for the arguments."""
+        if n < 1 or max_new_tokens < 1 or not prompts or any(len(p) == 0 for p in prompts):
+            raise ValueError("need n >= 1, max_new_tokens >= 1 and at least one non-empty prompt")
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            self._check_weights()
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+            prompt = bucket_length(max(len(p) for p in prompts))
+            own = max(1, max_new_tokens - 1)
+            per_wave = self._wave_groups(len(prompts), n, prompt, own)
+            per_wave = -(-len(prompts) // -(-len(prompts) // per_wave))     # balanced: 256 -> 128 + 128
+            completions: list[list[int]] = []
+            finished: list[bool] = []
+            for g0 in range(0, len(prompts), per_wave):
+                c, f = self._wave(prompts[g0:g0 + per_wave], n, max_new_tokens, prompt, own,
+                                  (temperature, top_p, greedy), gen, stop_after_answer)
+                completions += c
+                finished += f
+        finally:
+            self.model.train(was_training)
+        texts = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
+        return RolloutBatch(prompt_ids=[list(p) for p in prompts], completion_ids=completions,
+                            group_size=n, texts=texts, finished=finished)
+
+    def _sample(self, logits: Tensor, sampling: tuple[float, float, bool], gen: torch.Generator) -> Tensor:
+        """Tokens [A] for logits [A, V], ``sample_rows`` rows at a time (same draws as one call on CPU)."""
+        temperature, top_p, greedy = sampling
+        parts = [sample_next_tokens(logits[i:i + self.sample_rows], temperature, top_p, gen, greedy)
+                 for i in range(0, logits.shape[0], self.sample_rows)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+    def _stops(self, tok: np.ndarray, out: np.ndarray, rows: np.ndarray, step: int, eos: np.ndarray,
+               stop_after_answer: bool) -> np.ndarray:
+        """Which sampled tokens tok [A] end their row: an EOS, or the token completing a ``</answer>``.
+
+        Only tokens that can complete the tag (their text has ``>``) have the row's tail decoded.
+        """
+        done = np.isin(tok, eos)
+        if stop_after_answer:
+            for j in np.flatnonzero(self._answer_candidates[tok] & ~done):
+                done[j] = self._stop(out[rows[j], :step + 1].tolist())
+        return done
+
+    def _wave(self, prompts: list[list[int]], n: int, max_new: int, prompt_bucket: int, own: int,
+              sampling: tuple[float, float, bool], gen: torch.Generator,
+              stop_after_answer: bool) -> tuple[list[list[int]], list[bool]]:
+        """Decode one wave of whole groups; returns its completions and finished flags, group-major."""
+        G = len(prompts)
+        self._allocate(G, n, prompt_bucket, own)
+        b = self._buf
+        assert b is not None
+        self.stats["waves"] += 1
+        logits = self._prefill(prompts, prompt_bucket).repeat_interleave(n, dim=0)      # [B, V]
+        lengths = torch.tensor([len(p) for p in prompts], device=self.device)
+        b.pos[:G * n] = lengths.repeat_interleave(n)
+        b.step.zero_()
+        prompt = prompt_bucket if self.bucketed else max(len(p) for p in prompts)
+        eos = np.array(sorted(eos_token_ids(self.model, self.tokenizer)), dtype=np.int64)
+        out = np.zeros((G * n, max_new), dtype=np.int64)
+        length = np.zeros(G * n, dtype=np.int64)
+        finished = np.zeros(G * n, dtype=bool)
+        slot_row = np.arange(G * n)                  # slot -> row of this wave (-1: empty slot)
+        alive = np.ones(G * n, dtype=bool)           # slot holds a row that still decodes
+        groups = G                                   # slots 0 .. groups*n-1 are computed
+        for step in range(max_new):
+            idx = np.flatnonzero(alive)
+            if len(idx) < groups * n:
+                logits = logits[torch.as_tensor(idx, device=self.device)]
+            tokens = self._sample(logits, sampling, gen)                                # [A]
+            tok = tokens.cpu().numpy()
+            rows = slot_row[idx]
+            out[rows, step], length[rows] = tok, step + 1
+            done = self._stops(tok, out, rows, step, eos, stop_after_answer)
+            finished[rows[done]] = True
+            alive[idx[done]] = False
+            if not alive.any() or step == max_new - 1:
+                break
+            fed = np.zeros(groups * n, dtype=np.int64)            # finished rows are fed a dummy 0
+            fed[idx[~done]] = tok[~done]
+            live_groups = np.flatnonzero(alive.reshape(groups, n).any(axis=1))
+            target = min(groups, _pow2_at_least(len(live_groups))) if self.bucketed else len(live_groups)
+            if target < groups:                                  # move the live groups to the front
+                self._compact(live_groups, step + 1, prompt)
+                kept = (live_groups[:, None] * n + np.arange(n)).reshape(-1)
+                slot_row, alive, fed = (_front(a[kept], target * n, fill)
+                                        for a, fill in ((slot_row, -1), (alive, False), (fed, 0)))
+                groups = target
+            b.tokens[:groups * n] = torch.as_tensor(fed, device=self.device)
+            self._run_step(groups, prompt, step)
+            logits = b.logits[:groups * n]
+        comps = [out[r, :length[r]].tolist() for r in range(G * n)]
+        return comps, finished.tolist()
+
+
+def _front(values: np.ndarray, size: int, fill: Any) -> np.ndarray:
+    """``values`` in the first slots of a new array of ``size``, the other slots ``fill``."""
+    out = np.full(size, fill, dtype=values.dtype)
+    out[:len(values)] = values
+    return out
+
+
+def _causal_sdpa(q: Tensor, k: Tensor, v: Tensor, scaling: float) -> Tensor:
+    """Causal attention of right-padded rows: q [N, H, S, D], k/v [N, K, S, D] -> [N, S, H*D].
+
+    Grouped-query attention without copying the KV heads (``enable_gqa``, as ``shared_prefix`` uses).
+    """
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling,
+                                         enable_gqa=q.shape[1] != k.shape[1])              # [N, H, S, D]
+    return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
+
+
+@torch.no_grad()
+def fast_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: list[list[int]], n: int, max_new_tokens: int,
+                  temperature: float = 0.7, top_p: float = 0.9, seed: int = 0, stop_after_answer: bool = True,
+                  greedy: bool = False, engine: FastRollouts | None = None, **options: Any) -> RolloutBatch:
+    """``generate_rollouts`` through the fast engine; other models fall back (reason logged once).
+
+    ``engine`` reuses an engine's buffers and graphs across calls (a trainer keeps one per model);
+    ``options`` go to a new ``FastRollouts`` when no engine is given.
+    """
+    reason = unsupported_reason(model)
+    if reason is not None:
+        _log_once(f"fast rollouts fall back to generate_rollouts: {reason}")
+        return generate_rollouts(model, tokenizer, prompts, n=n, max_new_tokens=max_new_tokens,
+                                 temperature=temperature, top_p=top_p, seed=seed,
+                                 stop_after_answer=stop_after_answer, greedy=greedy)
+    eng = engine if engine is not None else FastRollouts(model, tokenizer, **options)
+    return eng.generate(prompts, n, max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
+                        stop_after_answer=stop_after_answer, greedy=greedy)
+
+
+# ------------------------------------------------------------------------------------------------
+# Optional: vLLM
+# ------------------------------------------------------------------------------------------------
+
+def vllm_available() -> bool:
+    """True when the optional ``vllm`` package can be imported (it is never a dependency)."""
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def vllm_rollouts(llm: Any, tokenizer: Any, prompts: list[list[int]], n: int, max_new_tokens: int,
+                  temperature: float = 0.7, top_p: float = 0.9, seed: int = 0, stop_after_answer: bool = True,
+                  greedy: bool = False) -> RolloutBatch:
+    """Rollouts from a ``vllm.LLM`` already holding the policy's weights, as a ``RolloutBatch``.
+
+    Same contract as ``generate_rollouts``: EOS kept in ``completion_ids``, the text stops right after
+    the first ``</answer>`` when asked. Copying the trainer's weights into the engine between steps
+    is the caller's business (it depends on the vLLM version).
+    """
+    from vllm import SamplingParams  # type: ignore[import-not-found]
+
+    params = SamplingParams(n=n, temperature=0.0 if greedy else temperature, top_p=1.0 if greedy else top_p,
+                            max_tokens=max_new_tokens, seed=seed,
+                            stop=["</answer>"] if stop_after_answer else None,
+                            include_stop_str_in_output=True, skip_special_tokens=True)
+    outputs = llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
+    completions, finished = [], []
+    for o in outputs:
+        for c in o.outputs:
+            ids = [int(t) for t in c.token_ids]
+            completions.append(ids)
+            finished.append(c.finish_reason == "stop")        # EOS or the stop string; "length" otherwise
+    texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
+    return RolloutBatch(prompt_ids=[list(p) for p in prompts], completion_ids=completions, group_size=n,
+                        texts=texts, finished=finished)
+

@@ -1,0 +1,131 @@
+"""Log-probabilities of sampled completions under a model, for the policy loss.
+
+``completion_logprobs`` runs the base model (no LM head) to get final hidden states, picks the
+positions that predict completion tokens, and turns them into log-probs (and optionally entropy)
+with ``seccrm.rl.grpo.chunked_logprobs_entropy``, so the float32 ``[tokens, vocabulary]`` logits are
+never built whole.
+
+Two ways to get the hidden states, equal up to float rounding:
+
+- shared (``share_prompt=True``, Llama / Qwen2 family): each group's prompt runs once, with
+  gradients; the group's completions attend to its keys and values, and autograd sums their
+  gradients into that one prompt pass (``seccrm.engine.shared_prefix``).
+- unshared: every row is ``prompt + completion``, right-padded, run through the model's own forward.
+  Used for other architectures (with a logged reason) and as the reference in tests.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from seccrm.rl.grpo import chunked_logprobs_entropy
+
+logger = logging.getLogger(__name__)
+
+
+def base_model(model: torch.nn.Module) -> Any:
+    """The ``*ForCausalLM`` module under a peft wrapper (or the model itself)."""
+    get = getattr(model, "get_base_model", None)
+    return get() if callable(get) else model
+
+
+def decoder_and_head(model: torch.nn.Module) -> tuple[Any, Tensor, Tensor | None]:
+    """``(decoder, lm_head weight [V, H], lm_head bias [V] or None)`` of a causal LM."""
+    base = base_model(model)
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
+    head = base.get_output_embeddings()
+    weight = getattr(head, "weight", None)
+    if weight is None:
+        raise TypeError(f"{type(base).__name__} has no plain LM head weight; cannot compute chunked log-probs")
+    return decoder, weight, getattr(head, "bias", None)
+
+
+def completion_targets(completion_ids: list[list[int]], pad_id: int,
+                       device: torch.device) -> tuple[Tensor, Tensor]:
+    """Right-padded completion tokens [B, T] and their mask [B, T] (True on real tokens)."""
+    width = max((len(c) for c in completion_ids), default=0)
+    ids = torch.full((len(completion_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(completion_ids), width), dtype=torch.bool)
+    for i, c in enumerate(completion_ids):
+        ids[i, :len(c)] = torch.tensor(c, dtype=torch.long)
+        mask[i, :len(c)] = True
+    return ids.to(device), mask.to(device)
+
+
+def unshared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+                    group_size: int) -> Tensor:
+    """Hidden states [B, T, H] at the positions predicting each completion token (row = prompt + completion).
+
+    Position t of row b is the hidden state after token ``len(prompt) - 1 + t`` of the concatenated
+    row, which predicts completion token t. Rows are right-padded; positions start at 0 in each row.
+    """
+    decoder, weight, _ = decoder_and_head(model)
+    device = weight.device
+    rows = [prompt_ids[b // group_size] + completion_ids[b] for b in range(len(completion_ids))]
+    width = max(len(r) for r in rows)
+    ids = torch.zeros((len(rows), width), dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
+        attn[i, :len(r)] = 1
+    pos = torch.arange(width).expand(len(rows), -1)
+    hidden = decoder(input_ids=ids.to(device), attention_mask=attn.to(device),
+                     position_ids=pos.to(device), use_cache=False).last_hidden_state       # [B, S, H]
+    t_max = max((len(c) for c in completion_ids), default=0)
+    starts = torch.tensor([len(prompt_ids[b // group_size]) - 1 for b in range(len(rows))])
+    index = (starts[:, None] + torch.arange(t_max)[None, :]).clamp(max=width - 1).to(device)  # [B, T]
+    return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
+
+
+def completion_logprobs(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+                        group_size: int, chunk_size: int = 1024, with_entropy: bool = False,
+                        share_prompt: bool = True, temperature: float = 1.0
+                        ) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Log-probs of each completion token under ``model``: ``(logp [B, T], entropy [B, T] | None, mask [B, T])``.
+
+    ``completion_ids`` is group-major (row ``g * group_size + j`` answers ``prompt_ids[g]``);
+    T is the longest completion; padded positions hold 0 in logp and entropy and False in ``mask``
+    (a float tensor of 0/1, ready to multiply). Gradients flow when the model is in grad mode.
+    ``temperature`` divides the logits, as the sampler did.
+    """
+    if len(completion_ids) != len(prompt_ids) * group_size:
+        raise ValueError(f"{len(completion_ids)} completions for {len(prompt_ids)} prompts x "
+                         f"group_size {group_size}: expected {len(prompt_ids) * group_size}")
+    if any(len(p) == 0 for p in prompt_ids):
+        raise ValueError("every prompt needs at least one token")
+    _, weight, bias = decoder_and_head(model)
+    targets, mask = completion_targets(completion_ids, 0, weight.device)    # [B, T]
+    B, T = targets.shape
+    if T == 0:
+        empty = weight.new_zeros((B, 0), dtype=torch.float32)
+        return empty, (empty if with_entropy else None), empty
+    hidden = _hidden(model, prompt_ids, completion_ids, group_size, share_prompt)          # [B, T, H]
+    flat = mask.reshape(-1).nonzero().squeeze(-1)                                          # [N]
+    h = hidden.reshape(B * T, -1).index_select(0, flat)                                    # [N, H]
+    lp, ent = chunked_logprobs_entropy(h, weight, targets.reshape(-1)[flat], chunk_size=chunk_size,
+                                       temperature=temperature, with_entropy=with_entropy, bias=bias)
+    logp = lp.new_zeros(B * T).index_copy(0, flat, lp).view(B, T)
+    entropy = None if ent is None else ent.new_zeros(B * T).index_copy(0, flat, ent).view(B, T)
+    return logp, entropy, mask.to(logp.dtype)
+
+
+def _hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+            group_size: int, share_prompt: bool) -> Tensor:
+    """[B, T, H] hidden states predicting the completion tokens, shared when the model allows it."""
+    if share_prompt:
+        from seccrm.engine.shared_prefix import shared_hidden, unsupported_reason
+
+        reason = unsupported_reason(model)
+        if reason is None:
+            return shared_hidden(model, prompt_ids, completion_ids, group_size)
+        if reason not in _LOGGED:
+            _LOGGED.add(reason)
+            logger.warning("log-probs fall back to the unshared forward: %s", reason)
+    return unshared_hidden(model, prompt_ids, completion_ids, group_size)
+
+
+_LOGGED: set[str] = set()

@@ -1,0 +1,215 @@
+"""The main job: build a small org and suite, evaluate the base model, warm up the answer format, train
+with SEC, evaluate again, and write a report with tables and curriculum plots.
+
+Every stage writes its output atomically and is skipped when its output already exists, so a killed
+demo continues where it stopped when run again with the same ``--out``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from seccrm.engine import precision
+
+DEMO_DEFAULTS: dict[str, Any] = dict(
+    size="small", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4, probe_n=48,
+    warmup_steps=12, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=3, warmup_probe=16, steps=30,
+    max_prompt_tokens=1024,
+    test_max_prompt_tokens=1536,
+    bf16="auto", max_new_tokens=64,
+)
+
+
+# The demo's GRPO recipe on top of the cpu-demo preset, chosen by measurement (docs/results.md).
+DEMO_TRAIN: dict[str, Any] = dict(eval_limit=0, dynamic_sampling=1)
+
+
+def _log(msg: str) -> None:
+    print(f"[seccrm demo] {msg}", file=sys.stderr, flush=True)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, int], max_prompt_tokens: int,
+                     seed: int = 0, split_max_tokens: dict[str, int] | None = None) -> dict[str, list[str]]:
+    """The instances every stage is evaluated on (the same ones, so stages compare pairwise).
+
+    Round-robin over (task, difficulty) so that every task and level is represented, keeping only
+    prompts of at most ``max_prompt_tokens`` tokens when that is set (a CPU budget; the report says so),
+    or of ``split_max_tokens[split]`` for a split named there (the held-out test prompts show five or
+    more policy articles, longer than the training limit).
+    Stored in ``eval/sets.json`` so a resumed demo evaluates the same instances.
+    """
+    import random
+    from collections import defaultdict
+
+    from seccrm.data import load_split
+    from seccrm.engine.rollout import encode_prompts
+
+    path = out / "eval" / "sets.json"
+    if path.exists():
+        sets: dict[str, list[str]] = json.loads(path.read_text())
+        return sets
+    sets = {}
+    for split, limit in limits.items():
+        insts = load_split(data, split)
+        random.Random(f"{seed}/{split}").shuffle(insts)
+        lengths = [len(p) for p in encode_prompts(tokenizer, [i["messages"] for i in insts])]
+        groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for inst, n in zip(insts, lengths, strict=True):
+            limit_tokens = (split_max_tokens or {}).get(split, max_prompt_tokens)
+            if not limit_tokens or n <= limit_tokens:
+                groups[(inst["task"], inst["difficulty"])].append(inst["id"])
+        chosen: list[str] = []
+        keys = sorted(groups)
+        while len(chosen) < limit and any(groups[k] for k in keys):
+            for k in keys:
+                if groups[k] and len(chosen) < limit:
+                    chosen.append(groups[k].pop())
+        sets[split] = chosen
+    _write_json(path, sets)
+    return sets
+
+
+def write_baselines(out: Path, data: Path, sets: dict[str, list[str]]) -> None:
+    """``eval/baselines_<split>.json``: the trivial baselines on the instances every stage is scored on.
+
+    Constants and positions are chosen on the training split; the held-out test tasks have no
+    training instances, so theirs are chosen on the test instances themselves (an upper bound).
+    """
+    from seccrm.data import load_split
+    from seccrm.data.baselines import baseline_table
+
+    train = load_split(data, "train")
+    for split, ids in sets.items():
+        path = out / "eval" / f"baselines_{split}.json"
+        if path.exists():
+            continue
+        by_id = {i["id"]: i for i in load_split(data, split)}
+        insts = [by_id[i] for i in ids]
+        table = baseline_table(insts, train if split != "test" else insts)
+        table["ids"] = ids
+        _write_json(path, table)
+
+
+def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
+                max_new_tokens: int, timings: dict[str, float], bf16: str = "auto", probe_k: int = 0,
+                limit: int = 0, probe_n: int = 0) -> None:
+    """Evaluate one stage on the chosen sets (the first ``limit`` of each when set), greedy, plus the
+    sampled probe on validation when ``probe_k``."""
+    from seccrm.data import load_split
+    from seccrm.engine.models import load_model_and_tokenizer
+    from seccrm.evaluation.evaluate import evaluate_instances, sample_probe
+
+    todo = [s for s in ("val", "test") if not (out / "eval" / f"{stage}_{s}.json").exists()]
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    dtype = precision.eval_dtype(bf16, "cpu")
+    model, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device="cpu")
+    for split in todo:
+        by_id = {i["id"]: i for i in load_split(data, split)}
+        insts = [by_id[i] for i in sets[split]][:limit or None]
+        res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
+        res.update(model=model_spec, split=split, stage=stage, dtype=str(dtype).removeprefix("torch."))
+        if probe_k and split == "val":
+            res["probe"] = sample_probe(model, tok, insts[:probe_n or None], k=probe_k,
+                                        max_new_tokens=max_new_tokens, desc=f"probe {stage} {split}")
+        _write_json(out / "eval" / f"{stage}_{split}.json", res)
+        s = res["summary"]
+        probe = res.get("probe", {}).get("summary")
+        extra = (f"; sampled reward {probe['mean_reward']:.3f}, pass@{probe['k']} {probe['pass_at_k']:.3f}"
+                 if probe else "")
+        _log(f"{stage:7s} {split:4s}: accuracy {s['accuracy']:.3f}, format rate {s['format_rate']:.3f} "
+             f"(n={s['n']}){extra}")
+    timings[f"eval_{stage}_s"] = time.perf_counter() - t0
+
+
+def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides: Any) -> Path:
+    from seccrm.data import build_suite
+    from seccrm.evaluation.report import write_run_report
+    from seccrm.rl.config import PRESETS, TrainConfig
+    from seccrm.rl.metrics import machine_summary
+    from seccrm.rl.trainer import Trainer
+    from seccrm.rl.warmup import run_warmup
+
+    opts = {**DEMO_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    out = Path(out)
+    (out / "eval").mkdir(parents=True, exist_ok=True)
+    timings_path = out / "timings.json"
+    timings: dict[str, float] = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    t_start = time.perf_counter()
+    data = out / "data"
+    stages = 5
+
+    _log(f"[1/{stages}] build the org and the task suite -> {data}")
+    if not (data / "test.jsonl").exists():
+        t0 = time.perf_counter()
+        build_suite(data, seed=seed, size=opts["size"], train_per_task=opts["train_per_task"],
+                    test_per_task=opts["test_per_task"])
+        timings["build_s"] = time.perf_counter() - t0
+    limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
+    max_new = opts["max_new_tokens"]
+    from seccrm.engine.models import load_tokenizer
+    sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed,
+                            {"test": opts["test_max_prompt_tokens"]})
+    write_baselines(out, data, sets)
+    probe_k = opts["probe_k"]
+
+    _log(f"[2/{stages}] evaluate the base model ({model}) on {opts['eval_base']} instances of each set")
+    bf16 = opts["bf16"]
+    # The base model has not learned the answer format (it almost never writes an answer block) and
+    # decodes to the token limit: a small sample of each set says so at a fraction of the cost.
+    _eval_stage(out, "base", model, data, sets, max_new, timings, bf16, 0, limit=opts["eval_base"])
+
+    warm_model = out / "warmup" / "model"
+    if opts["warmup_steps"] > 0:
+        _log(f"[3/{stages}] format warm-up: at most {opts['warmup_steps']} supervised steps on training instances, "
+             f"checked every {opts['warmup_check_every']}")
+        if not (warm_model / "config.json").exists():
+            t0 = time.perf_counter()
+            run_warmup(str(data), model, out / "warmup", opts["warmup_steps"], opts["warmup_batch"],
+                       opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"], bf16=bf16,
+                       check_every=opts["warmup_check_every"], probe_size=opts["warmup_probe"], target_format=0.8)
+            timings["warmup_s"] = time.perf_counter() - t0
+        _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16, probe_k,
+                    probe_n=opts["probe_n"])
+        start_model = str(warm_model)
+    else:
+        start_model = model
+
+    _log(f"[4/{stages}] GRPO with the SEC curriculum: {opts['steps']} steps")
+    cfg = TrainConfig(**{**PRESETS["cpu-demo"], "data": str(data), "model": start_model, "out": str(out / "sec"),
+                         "steps": opts["steps"], "seed": seed, "max_prompt_tokens": opts["max_prompt_tokens"],
+                         "curriculum": "sec", "resume": True, "bf16": bf16, **DEMO_TRAIN,
+                         **opts.get("train_overrides", {})})
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg)
+    if trainer.step < cfg.steps:
+        trainer.train()
+        timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - t0
+    del trainer
+    from seccrm.rl.checkpoint import latest_checkpoint
+    final = latest_checkpoint(out / "sec")
+    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k, probe_n=opts["probe_n"])
+
+    _log(f"[5/{stages}] write the report")
+    timings["total_this_invocation_s"] = time.perf_counter() - t_start
+    _write_json(timings_path, timings)
+    info = {"command": "seccrm demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "run_demo()",
+            "model": model, "seed": seed, "machine": machine_summary(),
+            "precision": precision.resolve(bf16, "cpu"), **{f"time {k}": f"{v:.0f} s" for k, v in timings.items()},
+            **{k: v for k, v in opts.items()}}
+    _write_json(out / "run_info.json", info)
+    md = write_run_report(out)
+    _log(f"done in {timings['total_this_invocation_s'] / 60:.1f} min: report {md}")
+    return md

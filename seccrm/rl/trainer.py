@@ -1,0 +1,615 @@
+"""The GRPO training loop with a curriculum choosing what to practise.
+
+One step: curriculum draw (one arm per prompt slot) -> an instance from each arm's pool -> n rollouts
+per prompt -> rewards from the task verifiers -> group advantages -> curriculum update -> policy
+update (AdamW, gradient clipping, mini-batches of whole prompt groups, micro-batch accumulation).
+
+Where this departs from ``shared/specs/sec-grpo.md`` and why:
+
+- The curriculum is updated *before* the policy update, from the advantages of this step's batch,
+  as the SEC paper does; the spec's order ("advantages -> bandit update -> policy update") is the same.
+- With one mini-batch per step (the default) the batch is exactly on-policy: the "old" log-probs are
+  the current ones detached, the ratio is 1 and the clip never binds; that saves a forward pass. With
+  several mini-batches the old log-probs come from a separate no-grad pass before the first update.
+- The KL term (default off) uses a frozen copy of the starting model (with LoRA: the adapter disabled).
+- Log-probabilities, entropy and KL are taken at the rollout temperature (logits / T), the
+  distribution the completions were sampled from, as verl and TRL do.
+- Groups whose advantages are all zero are left out of the forward and backward when no KL or
+  entropy term is on (``skip_zero_adv``): they add exactly 0 to the loss and its gradient, and the
+  token-mean normaliser still counts their tokens, so the update is the same, with less compute.
+  Token-mean metrics (``loss/*``, ``policy/*``) then cover the groups that ran.
+- The curriculum's learning signal defaults to *correctness* (``curriculum_signal``): the std-scaled
+  GRPO advantage of the 1/0 correctness reward, so groups that mix right and wrong answers give
+  mean |A| of 0.6-1 (the paper's scale) and all others 0. The paper uses the training advantage |A|; with the 0.1 format reward, groups that differ only by format (0.1 vs
+  0.0) then weigh as much as groups that mix right and wrong answers (std scaling makes both |A| ~ 1),
+  and SEC rated arms at 0% accuracy as learnable. ``advantage`` restores the paper's signal.
+- ``dynamic_sampling`` (off by default) draws up to that many extra rounds of prompts per step and
+  trains on the groups that mix correct and wrong answers first (DAPO; verl's ``filter_groups``);
+  the curriculum learns from every drawn group.
+- Prompts longer than ``max_prompt_tokens`` are left out of the arm pools (counted in the run's
+  ``config.json`` companion ``data_stats.json``), so a CPU preset never stalls on a 4,000-token prompt.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import random
+import signal
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from seccrm.engine import precision
+from seccrm.rl.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_optimizer_state,
+    save_checkpoint,
+    verify_checkpoint,
+)
+from seccrm.rl.config import TrainConfig
+from seccrm.rl.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
+from seccrm.world.arms import ALL_ARMS
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 63-bit seed from any parts (seed once, derive the rest)."""
+    h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(h[:8], "little") >> 1
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available")
+    return torch.device(name)
+
+
+class _StopFlag:
+    """Ctrl-C (SIGINT) or SIGTERM (what ``docker stop``, Kubernetes and SLURM send): finish the step,
+    write a checkpoint, exit (130 after SIGINT, 143 after SIGTERM). A second signal stops at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _StopFlag:
+        def handler(signum: int, frame: Any) -> None:
+            if self.requested:
+                raise KeyboardInterrupt
+            self.requested, self.signum = True, signum
+            name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+            print(f"\n[seccrm] {name}: stopping after this step (checkpoint first); signal again to abort",
+                  file=sys.stderr)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, handler)
+            except ValueError:  # not the main thread (e.g. inside some test runners)
+                pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def stop(self) -> None:
+        """Leave the loop: KeyboardInterrupt (exit 130) after SIGINT, SystemExit(143) after SIGTERM."""
+        if self.signum == signal.SIGTERM:
+            raise SystemExit(143)
+        raise KeyboardInterrupt
+
+
+class RunLock:
+    """An exclusive lock on a run directory, held while a trainer lives (``RUN/.lock``, ``flock``).
+
+    A second process pointed at the same directory is refused with the first one's pid. The lock
+    goes with its process (the kernel drops it even after ``kill -9``), so it is never stale.
+    """
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+        import os
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = run_dir / ".lock"
+        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            other = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(self._fd)
+            self._fd = None
+            raise ValueError(f"{run_dir} is in use by another seccrm process (pid {other}); wait for it, stop "
+                             "it, or use another --out") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        import os
+        if self._fd is not None:
+            os.close(self._fd)   # closing the descriptor drops the flock
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already holds (part of) a training run."""
+    return any((run_dir / name).exists() for name in ("metrics.jsonl", "config.json", "checkpoints"))
+
+
+def move_aside(run_dir: Path) -> Path:
+    """Move everything in ``run_dir`` but its lock into ``RUN.replaced-<time>`` beside it; return that."""
+    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = aside.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
+    aside.mkdir()
+    for item in run_dir.iterdir():
+        if item.name != ".lock":
+            item.rename(aside / item.name)
+    return aside
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, logger: MetricLogger | None = None):
+        from seccrm.curriculum import ArmPools, make_curriculum
+        from seccrm.data import load_split
+        from seccrm.engine.models import load_model_and_tokenizer
+
+        self.cfg = cfg
+        self.run_dir = Path(cfg.out)
+        self.lock = RunLock(self.run_dir)
+        if not cfg.resume and holds_run(self.run_dir):
+            if not cfg.overwrite:
+                self.lock.release()
+                raise ValueError(f"{self.run_dir} already holds a run; continue it with --resume, or start afresh "
+                                 "with --overwrite (the old run is moved aside, not mixed), or use another --out")
+            aside = move_aside(self.run_dir)
+            print(f"[seccrm] --overwrite: the previous run in {self.run_dir} moved to {aside}", file=sys.stderr)
+        self.device = pick_device(cfg.device)
+        on_gpu = self.device.type == "cuda"
+        self.precision = precision.resolve(cfg.bf16, self.device)
+        precision.warn_if_pure_loses_updates(self.precision, cfg.lr)
+        self.grad_ckpt = cfg.gradient_checkpointing == "on" or (cfg.gradient_checkpointing == "auto" and on_gpu)
+
+        resume_from = self._find_resume()
+        self.instances = {r["id"]: r for r in load_split(cfg.data, "train")}
+        dtype = precision.weight_dtype(self.precision)
+        self.model: Any  # a Hugging Face causal LM (peft-wrapped with LoRA)
+        self.model, self.tokenizer = load_model_and_tokenizer(cfg.model, dtype=dtype, device=str(self.device))
+        if cfg.lora_r > 0:
+            self._apply_lora(resume_from)
+        elif resume_from is not None:
+            self.model, _ = load_model_and_tokenizer(str(resume_from), dtype=dtype, device=str(self.device))
+        # Rollouts and evaluation decode from a bf16 twin of the float32 master weights (mixed precision,
+        # full fine-tuning); with LoRA, or in fp32 / pure bf16, they decode from the model itself.
+        self.decoder = (precision.inference_copy(self.model)
+                        if self.precision == "mixed" and cfg.lora_r == 0 else None)
+        if self.grad_ckpt:
+            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        self._check_context()
+        self.ref_model = self._make_ref() if cfg.kl_coef > 0 else None
+        self.rollout_engine = self._make_rollout_engine()
+
+        pools, stats = self._arm_pools()
+        arms = [a for a in ALL_ARMS if pools.get(a)]
+        self.pools = ArmPools(pools, seed=derive_seed(cfg.seed, "pools"))
+        kw: dict[str, Any] = {"seed": derive_seed(cfg.seed, "curriculum")}
+        if cfg.curriculum in ("sec", "sec_decay"):
+            kw.update(alpha=cfg.alpha, tau=cfg.tau)
+            if cfg.curriculum == "sec":
+                kw["unsampled"] = cfg.unsampled
+        self.curriculum = make_curriculum(cfg.curriculum, arms, **kw)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+        self.step = 0
+        self.nan_steps = 0
+        self.val_instances = self._val_subset()
+
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_from is not None:
+            self._load_state(resume_from)
+        (self.run_dir / "config.json").write_text(cfg.to_json())
+        (self.run_dir / "data_stats.json").write_text(json.dumps(stats, indent=1, sort_keys=True))
+        self.logger = logger or self._make_logger()
+
+    # ------------------------------------------------------------------ set-up helpers
+    def _find_resume(self) -> Path | None:
+        if not self.cfg.resume:
+            return None
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is None:
+            print(f"[seccrm] --resume: no checkpoint in {self.run_dir}; starting afresh", file=sys.stderr)
+            return None
+        verify_checkpoint(ckpt)
+        return ckpt
+
+    def _check_context(self) -> None:
+        """Refuse lengths the model cannot hold, before any work (a 100,000-token limit would hang)."""
+        ctx = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if not isinstance(ctx, int):
+            return
+        cfg = self.cfg
+        worst = max(cfg.max_new_tokens, cfg.eval_max_new_tokens) + (cfg.max_prompt_tokens or 1)
+        if worst > ctx:
+            raise ValueError(f"--max-new-tokens {cfg.max_new_tokens} / --eval-max-new-tokens "
+                             f"{cfg.eval_max_new_tokens} with --max-prompt-tokens {cfg.max_prompt_tokens} need up to "
+                             f"{worst} positions; the model holds {ctx}")
+
+    def _apply_lora(self, resume_from: Path | None) -> None:
+        from peft import LoraConfig, PeftModel, get_peft_model
+        if resume_from is not None:
+            self.model = PeftModel.from_pretrained(self.model, str(resume_from / "adapter"), is_trainable=True)
+        else:
+            lcfg = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=0.0,
+                              target_modules="all-linear", task_type="CAUSAL_LM")
+            self.model = get_peft_model(self.model, lcfg)
+
+    def _make_rollout_engine(self) -> Any:
+        """The fast decode engine (static KV buffers, CUDA graphs) where it applies, else None."""
+        backend = self.cfg.rollout_backend
+        if backend == "shared" or (backend == "auto" and self.device.type != "cuda"):
+            return None
+        from seccrm.engine.fast_decode import FastRollouts
+        from seccrm.engine.shared_prefix import unsupported_reason
+        reason = unsupported_reason(self.model)
+        if reason is not None:
+            print(f"[seccrm] fast rollouts unavailable ({reason}); using the shared-prompt path", file=sys.stderr)
+            return None
+        return FastRollouts(self._decoding_model(), self.tokenizer)
+
+    def _decoding_model(self) -> Any:
+        return self.model if self.decoder is None else self.decoder
+
+    def _autocast(self) -> Any:
+        """bf16 autocast in mixed precision (a no-op otherwise)."""
+        return precision.autocast(self.precision, self.device)
+
+    def _make_ref(self) -> Any:
+        if self.cfg.lora_r > 0:
+            return None  # the adapter is disabled for reference passes
+        if self.precision == "mixed":  # run under autocast like the policy; bf16 storage halves its memory
+            return precision.inference_copy(self.model)
+        ref = copy.deepcopy(self.model).eval()
+        for p in ref.parameters():
+            p.requires_grad_(False)
+        return ref
+
+    def _prompt_ids(self, inst: dict[str, Any]) -> list[int]:
+        from seccrm.engine.rollout import encode_prompts
+        cache = self.__dict__.setdefault("_prompt_cache", {})
+        if inst["id"] not in cache:
+            cache[inst["id"]] = encode_prompts(self.tokenizer, [inst["messages"]])[0]
+        ids: list[int] = cache[inst["id"]]
+        return ids
+
+    def _arm_pools(self) -> tuple[dict[str, list[str]], dict[str, Any]]:
+        pools: dict[str, list[str]] = defaultdict(list)
+        skipped: dict[str, int] = defaultdict(int)
+        for iid in sorted(self.instances):
+            inst = self.instances[iid]
+            if self.cfg.max_prompt_tokens and len(self._prompt_ids(inst)) > self.cfg.max_prompt_tokens:
+                skipped[inst["arm"]] += 1
+                continue
+            pools[inst["arm"]].append(iid)
+        if not pools:
+            raise ValueError(f"no training instance fits --max-prompt-tokens {self.cfg.max_prompt_tokens}")
+        stats = {"pool_sizes": {a: len(v) for a, v in sorted(pools.items())},
+                 "skipped_long_prompts": dict(sorted(skipped.items()))}
+        return dict(pools), stats
+
+    def _val_subset(self) -> list[dict[str, Any]]:
+        from seccrm.data import load_split
+        val = load_split(self.cfg.data, "val")
+        random.Random(derive_seed(self.cfg.seed, "val-subset")).shuffle(val)
+        return val[: self.cfg.eval_limit] if self.cfg.eval_limit else val
+
+    def _make_logger(self) -> MetricLogger:
+        loggers: list[MetricLogger] = [JsonlLogger(self.run_dir / "metrics.jsonl",
+                                                   truncate_after_step=self.step)]
+        if self.cfg.tensorboard:
+            loggers.append(TensorBoardLogger(self.run_dir / "tb"))
+        return MultiLogger(loggers)
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self) -> dict[str, Any]:
+        return {"curriculum": self.curriculum.state_dict(), "pools": self.pools.state_dict(),
+                "nan_steps": self.nan_steps, "config": json.loads(self.cfg.to_json()),
+                "torch_rng": torch.get_rng_state().tolist()}
+
+    def save(self) -> Path:
+        return save_checkpoint(self.run_dir, self.step, self.model, self.tokenizer, self.optimizer,
+                               self._state(), keep=self.cfg.keep_checkpoints)
+
+    def _load_state(self, ckpt: Path) -> None:
+        state = verify_checkpoint(ckpt)
+        saved = dict(state.get("config", {}))
+        mine = json.loads(self.cfg.to_json())
+        differ = [k for k in ("curriculum", "prompts_per_step", "group_size", "seed", "lora_r", "data")
+                  if k in saved and saved[k] != mine[k]]
+        if differ:
+            raise CheckpointError(f"{ckpt} was written with other settings ({', '.join(differ)}); "
+                                  "resume with the same settings or use a new --out")
+        try:
+            self.curriculum.load_state_dict(state["curriculum"])
+            self.pools.load_state_dict(state["pools"])
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"{ckpt}: curriculum or pool state unreadable ({e})") from e
+        load_optimizer_state(ckpt, self.optimizer)
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        self.step = int(state["step"])
+        self.nan_steps = int(state.get("nan_steps", 0))
+        print(f"[seccrm] resumed from {ckpt} at step {self.step}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> dict[str, Any]:
+        cfg = self.cfg
+        last: dict[str, Any] = {}
+        bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train [{cfg.curriculum}]", unit="step",
+                   dynamic_ncols=True, file=sys.stderr)
+        with _StopFlag() as stop:
+            try:
+                while self.step < cfg.steps:
+                    last = self.train_step()
+                    self.step += 1
+                    if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
+                        last.update(self.evaluate_val())
+                    self.logger.log(last, self.step)
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{last['train/reward']:.3f}", acc=f"{last['train/accuracy']:.2f}")
+                    if self.nan_steps > cfg.max_nan_steps:
+                        self.save()
+                        raise RuntimeError(f"{self.nan_steps} steps had a non-finite loss or gradient "
+                                           f"(limit {cfg.max_nan_steps}); lower --lr or check the model. "
+                                           f"State saved at step {self.step}.")
+                    if stop.requested:
+                        path = self.save()
+                        print(f"[seccrm] interrupted: checkpoint {path}; rerun with --resume", file=sys.stderr)
+                        stop.stop()
+                    if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                        self.save()
+            finally:
+                bar.close()
+                self.logger.close()
+                self.lock.release()
+        return last
+
+    def _rollout_round(self, round_idx: int) -> tuple[list[str], list[dict[str, Any]], Any, list[dict[str, Any]]]:
+        """One draw of ``prompts_per_step`` prompts and their rollouts: (arms, instances, rollouts, scores)."""
+        from seccrm.engine.rollout import generate_rollouts
+        from seccrm.world.rewards import score_details
+
+        cfg, n = self.cfg, self.cfg.group_size
+        arms = self.curriculum.sample(cfg.prompts_per_step)
+        batch = [self.instances[self.pools.draw(a)] for a in arms]
+        prompts = [self._prompt_ids(inst) for inst in batch]
+        self.model.eval()
+        seed = (derive_seed(cfg.seed, "rollout", self.step) if round_idx == 0
+                else derive_seed(cfg.seed, "rollout", self.step, round_idx))
+        with torch.no_grad(), self._autocast():
+            if self.rollout_engine is not None:
+                ro = self.rollout_engine.generate(prompts, n, cfg.max_new_tokens, temperature=cfg.temperature,
+                                                  top_p=cfg.top_p, seed=seed)
+                self.rollout_engine.release()  # the decode buffers' memory goes to the policy update
+            else:
+                ro = generate_rollouts(self._decoding_model(), self.tokenizer, prompts, n=n,
+                                       max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                                       top_p=cfg.top_p, seed=seed)
+        details = [score_details(batch[i // n], text) for i, text in enumerate(ro.texts)]
+        return arms, batch, ro, details
+
+    def train_step(self) -> dict[str, Any]:
+        from seccrm.engine.rollout import RolloutBatch
+        from seccrm.rl.grpo import group_advantages, group_has_signal, signal_advantages
+
+        cfg, n = self.cfg, self.cfg.group_size
+        t0 = time.perf_counter()
+        self.curriculum.set_progress(self.step, cfg.steps)
+        arms: list[str] = []
+        batch: list[dict[str, Any]] = []
+        rounds: list[Any] = []
+        details: list[dict[str, Any]] = []
+        for r in range(1 + cfg.dynamic_sampling):
+            a, b, ro, d = self._rollout_round(r)
+            arms, batch, details = arms + a, batch + b, details + d
+            rounds.append(ro)
+            rewards = torch.tensor([x["reward"] for x in details], dtype=torch.float32)
+            if int(group_has_signal(rewards, n).sum()) >= cfg.prompts_per_step:
+                break
+        ro = rounds[0] if len(rounds) == 1 else RolloutBatch(
+            prompt_ids=[p for x in rounds for p in x.prompt_ids],
+            completion_ids=[c for x in rounds for c in x.completion_ids], group_size=n,
+            texts=[t for x in rounds for t in x.texts], finished=[f for x in rounds for f in x.finished])
+        t_roll = time.perf_counter() - t0
+        rewards = torch.tensor([d["reward"] for d in details], dtype=torch.float32)
+        adv = group_advantages(rewards, n, scale_by_std=cfg.scale_adv_by_std)
+        comp_arms = [arms[i // n] for i in range(len(ro.texts))]
+        # The curriculum learns from every drawn group, kept for the update or not.
+        signal = signal_advantages(rewards, n, cfg.curriculum_signal, scale_by_std=cfg.scale_adv_by_std)
+        self.curriculum.update(comp_arms, signal.tolist(), rewards=rewards.tolist())
+        t_score = time.perf_counter() - t0 - t_roll
+
+        has_signal = group_has_signal(rewards, n)
+        keep = list(range(len(batch)))
+        if cfg.dynamic_sampling:   # groups that mix correct and wrong first, then the others in draw order
+            keep = sorted(keep, key=lambda g: (not bool(has_signal[g]), g))[:cfg.prompts_per_step]
+        upd_ro = ro if len(keep) == len(batch) else _select_groups(ro, keep)
+        rows = torch.tensor([g * n + j for g in keep for j in range(n)])
+        upd = self._policy_update(upd_ro, adv[rows])
+        grouped = rewards.view(-1, n)
+        metrics: dict[str, Any] = {
+            "train/reward": rewards.mean().item(),
+            "train/accuracy": (rewards >= 1.0).float().mean().item(),
+            "train/format_rate": (rewards >= 0.1).float().mean().item(),
+            "train/response_len": sum(len(c) for c in ro.completion_ids) / len(ro.completion_ids),
+            "train/truncated_rate": 1.0 - sum(ro.finished) / len(ro.finished),
+            "train/zero_adv_groups": (grouped.std(dim=1) == 0).float().mean().item(),
+            "train/signal_groups": has_signal.float().mean().item(),
+            "train/format_only_groups": ((grouped.std(dim=1) > 0) & ~has_signal).float().mean().item(),
+            "train/drawn_groups": float(len(batch)),
+            "train/prompt_len": sum(len(p) for p in ro.prompt_ids) / len(ro.prompt_ids),
+            "train/lr": cfg.lr,
+            "time/rollout_s": t_roll, "time/score_s": t_score,
+            "time/update_s": upd.pop("time/update_s"), "time/step_s": time.perf_counter() - t0,
+            **upd, **self.curriculum.metrics(),
+        }
+        by_task: dict[str, list[float]] = defaultdict(list)
+        for i, det in enumerate(details):
+            by_task[batch[i // n]["task"]].append(det["reward"])
+        metrics.update({f"task_reward/{t}": sum(v) / len(v) for t, v in sorted(by_task.items())})
+        return metrics
+
+    def _policy_update(self, ro: Any, adv: torch.Tensor) -> dict[str, Any]:
+        from seccrm.engine.forward import completion_logprobs
+        from seccrm.rl.grpo import policy_loss
+
+        cfg, n = self.cfg, self.cfg.group_size
+        t0 = time.perf_counter()
+        groups = list(range(len(ro.prompt_ids)))
+        per_mini = len(groups) // cfg.mini_batches
+        adv = adv.to(self.device)
+        old_lp = self._old_logprobs(ro) if cfg.mini_batches > 1 else None
+        self.model.train()
+        sums: dict[str, float] = defaultdict(float)
+        weighted: dict[str, float] = defaultdict(float)
+        weight_total = 0.0
+        skipped = 0
+        # A group whose advantages are all 0 adds exactly 0 to the clipped surrogate (and to its
+        # gradient); without KL or entropy terms its forward and backward can be skipped. The
+        # normaliser n_tokens still counts its tokens, so the loss is the same token mean.
+        skip = cfg.skip_zero_adv and cfg.kl_coef == 0 and cfg.entropy_coef == 0
+        skipped_groups = 0
+        for mb in range(cfg.mini_batches):
+            mgroups = groups[mb * per_mini:(mb + 1) * per_mini]
+            n_tokens = sum(max(len(ro.completion_ids[g * n + j]), 1) for g in mgroups for j in range(n))
+            self.optimizer.zero_grad(set_to_none=True)
+            finite = True
+            active = [g for g in mgroups if not skip or bool(adv[g * n:(g + 1) * n].ne(0).any())]
+            skipped_groups += len(mgroups) - len(active)
+            for mg in length_buckets(active, ro, cfg.micro_batch_groups):
+                rows = [g * n + j for g in mg for j in range(n)]
+                with self._autocast():
+                    logp, ent, mask = completion_logprobs(
+                        self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], n,
+                        chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt,
+                        temperature=cfg.temperature)
+                old = logp.detach() if old_lp is None else _rows(old_lp, rows, logp.shape[1])
+                ref = self._ref_logprobs(ro, mg, rows) if cfg.kl_coef > 0 else None
+                loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
+                                      kl_coef=cfg.kl_coef, entropy=ent, entropy_coef=cfg.entropy_coef,
+                                      num_tokens=n_tokens)
+                if not torch.isfinite(loss):
+                    finite = False
+                    break
+                loss.backward()
+                tokens = float(m.get("policy/tokens", 1.0))
+                for k, v in m.items():  # token-weighted means over the whole batch
+                    weighted[k] += float(v) * tokens
+                weight_total += tokens
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            if not active:   # every group skipped: a zero gradient, so AdamW's moments still decay exactly
+                for p in params:
+                    p.grad = torch.zeros_like(p)
+            gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if finite and math.isfinite(float(gnorm)):
+                self.optimizer.step()
+                if self.decoder is not None:
+                    precision.sync_copy(self.model, self.decoder)
+                sums["train/grad_norm"] += float(gnorm) / cfg.mini_batches
+            else:
+                skipped += 1
+            self.optimizer.zero_grad(set_to_none=True)
+        sums.update({k: v / max(weight_total, 1.0) for k, v in weighted.items() if k != "policy/tokens"})
+        sums["policy/tokens"] = weight_total
+        if skipped:
+            self.nan_steps += 1
+        sums["train/skipped_updates"] = skipped
+        sums["train/update_groups"] = float(len(groups) - skipped_groups)
+        sums["train/nonfinite_steps_total"] = self.nan_steps
+        sums["time/update_s"] = time.perf_counter() - t0
+        return dict(sums)
+
+    def _old_logprobs(self, ro: Any) -> list[torch.Tensor]:
+        from seccrm.engine.forward import completion_logprobs
+        self.model.eval()
+        n, out = self.cfg.group_size, list[torch.Tensor]()
+        with torch.no_grad(), self._autocast():
+            for g in range(len(ro.prompt_ids)):
+                lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g]], ro.completion_ids[g * n:(g + 1) * n],
+                                               n, chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
+                                               temperature=self.cfg.temperature)
+                out.extend(lp)
+        return out
+
+    def _ref_logprobs(self, ro: Any, mg: list[int], rows: list[int]) -> torch.Tensor:
+        from seccrm.engine.forward import completion_logprobs
+        with torch.no_grad(), self._autocast():
+            if self.ref_model is not None:
+                lp, _, _ = completion_logprobs(self.ref_model, [ro.prompt_ids[g] for g in mg],
+                                               [ro.completion_ids[r] for r in rows], self.cfg.group_size,
+                                               chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
+                                               temperature=self.cfg.temperature)
+            else:
+                with self.model.disable_adapter():
+                    lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g] for g in mg],
+                                                   [ro.completion_ids[r] for r in rows], self.cfg.group_size,
+                                                   chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
+                                                   temperature=self.cfg.temperature)
+        return lp
+
+    def evaluate_val(self) -> dict[str, Any]:
+        from seccrm.evaluation.evaluate import evaluate_instances
+        with self._autocast():
+            res = evaluate_instances(self._decoding_model(), self.tokenizer, self.val_instances,
+                                     max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
+        s = res["summary"]
+        return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
+                "eval/val/format_rate": s["format_rate"]}
+
+
+def length_buckets(groups: list[int], ro: Any, size: int) -> list[list[int]]:
+    """``groups`` in micro-batches of at most ``size``, neighbours in length together.
+
+    Groups are sorted by prompt length, then by their longest completion, so that each micro-batch
+    pads its prompts and its completions to lengths close to their own. The mini-batch's loss is a
+    sum over its tokens (normalised by its total token count), so the order changes only float rounding.
+    """
+    n = ro.group_size
+
+    def key(g: int) -> tuple[int, int, int]:
+        return (len(ro.prompt_ids[g]), max(len(c) for c in ro.completion_ids[g * n:(g + 1) * n]), g)
+
+    ordered = sorted(groups, key=key)
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
+def _select_groups(ro: Any, groups: list[int]) -> Any:
+    """The rollouts of ``groups`` only, in that order (a new RolloutBatch; group-major rows)."""
+    from seccrm.engine.rollout import RolloutBatch
+
+    n = ro.group_size
+    rows = [g * n + j for g in groups for j in range(n)]
+    return RolloutBatch(prompt_ids=[ro.prompt_ids[g] for g in groups],
+                        completion_ids=[ro.completion_ids[r] for r in rows], group_size=n,
+                        texts=[ro.texts[r] for r in rows], finished=[ro.finished[r] for r in rows])
+
+
+def _rows(old: list[torch.Tensor], rows: list[int], width: int) -> torch.Tensor:
+    out = torch.zeros(len(rows), width, dtype=old[0].dtype, device=old[0].device)
+    for i, r in enumerate(rows):
+        k = min(width, old[r].shape[0])
+        out[i, :k] = old[r][:k]
+    return out
