@@ -328,7 +328,7 @@ def train_rows(model: Any, shapes: Shapes, device: torch.device, peak: tuple[flo
 def loss_memory_rows(model: Any, shapes: Shapes, device: torch.device) -> list[tuple[str, str, str, str]]:
     """Peak memory of the chunked loss alone, and of the whole model's step, at ``loss_shape``."""
     from seccrm.engine.forward import completion_logprobs
-    from seccrm.rl.grpo import chunked_logprobs_entropy
+    from seccrm.engine.logprobs import chunked_logprobs_entropy
 
     cuda = device.type == "cuda"
 
@@ -380,7 +380,7 @@ def loss_memory_rows(model: Any, shapes: Shapes, device: torch.device) -> list[t
 
 
 def _head(model: Any) -> tuple[Any, torch.Tensor, torch.Tensor | None]:
-    from seccrm.engine.forward import decoder_and_head
+    from seccrm.engine.anatomy import decoder_and_head
 
     return decoder_and_head(model)
 

@@ -1,18 +1,20 @@
 """seccrm: Self-Evolving Curriculum + GRPO for CRM work.
 
-Layout (each folder is one part of the system):
+The package is a house of rooms; imports run down this list only (``tests/test_architecture.py``):
 
-- ``seccrm.world.org``        the CRM org: a SQLite database in Salesforce's object and field names
-- ``seccrm.world.tasks``      the 19 task generators, three difficulty levels each
-- ``seccrm.world.rewards``    deterministic verifiers: 1.0 correct, 0.1 well-formatted, 0.0 otherwise
-- ``seccrm.data``       the dataset builder (train / val / test as JSONL and Parquet) and its checker
-- ``seccrm.curriculum`` SEC and the other curricula behind one interface
-- ``seccrm.rl.grpo``       GRPO math as pure tensor functions
-- ``seccrm.engine.models``     model loading (the embedded SmolLM2 default, tiny test models, any HF path)
-- ``seccrm.engine.rollout``    sampling completions, prompt computed once per group
-- ``seccrm.rl.trainer``    the GRPO + curriculum training loop
-- ``seccrm.evaluation.evaluate``   greedy evaluation with bootstrap intervals
-- ``seccrm.evaluation.report``     reports made from run logs, after the fact
+- ``seccrm.cli``          the ``seccrm`` command: one thin file per command
+- ``seccrm.experiments``  the curriculum comparison and the demo (a preset of it)
+- ``seccrm.integrations`` hand-offs to other trainers (VERL)
+- ``seccrm.rl``           GRPO math (pure tensor functions), trainer, config, checkpoints, warm-up, metrics
+- ``seccrm.evaluation``   greedy evaluation, the sampled probe, statistics, reports from logs
+- ``seccrm.engine``       everything that runs the network: loading, precision, rollouts, log-probs
+- ``seccrm.curriculum``   SEC and the other curricula behind one registry
+- ``seccrm.data``         the suite builder, loader and checker; the trivial baselines
+- ``seccrm.world``        what the model practises on, without torch: the org, the 19 tasks, the verifiers
+- ``seccrm.files``, ``seccrm.logs``, ``seccrm.errors``  helpers every room shares
+
+The earlier flat module names (``seccrm.rewards``, ``seccrm.trainer``, ...) still import
+(``seccrm._compat``).
 """
 
 __version__ = "0.1.0"

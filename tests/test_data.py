@@ -169,7 +169,7 @@ class FewQuestions:
 
 
 def test_make_pool_redraws_repeats_and_keeps_them_when_it_must(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("seccrm.world.tasks.get_task", lambda name: FewQuestions(name, 3))
+    monkeypatch.setattr("seccrm.data.build.get_task", lambda name: FewQuestions(name, 3))
     recs = make_pool(None, "handle_time", "easy", 10, seed=0)
     assert make_pool(None, "handle_time", "easy", 10, seed=0) == recs
     keys = [prompt_key(r["messages"]) for r in recs]
@@ -187,7 +187,7 @@ def test_build_keeps_repeated_prompts_in_one_split_and_reports_them(tmp_path: Pa
     # knowledge_qa asks 4 questions, the same at every level: copies stay together within a pool and
     # across pools (a prompt placed by the easy pool keeps its split in the medium and hard pools).
     real = seccrm.world.tasks.get_task
-    monkeypatch.setattr(seccrm.world.tasks, "get_task", lambda n: FewQuestions(n, 4) if n == "knowledge_qa" else real(n))
+    monkeypatch.setattr("seccrm.data.build.get_task", lambda n: FewQuestions(n, 4) if n == "knowledge_qa" else real(n))
     m = build_suite(tmp_path / "s", size="tiny", train_per_task=36, test_per_task=0, progress=False, workers=1)
     splits = {s: read(tmp_path / "s" / f"{s}.jsonl") for s in ("train", "val")}
     for d in DIFFICULTIES:
@@ -390,7 +390,7 @@ def test_make_pool_balances_none_and_caps_every_answer(monkeypatch: pytest.Monke
 
     from seccrm.data.build import NONE_SHARE, answer_cap, answer_key, stratified_order
 
-    monkeypatch.setattr("seccrm.world.tasks.get_task", lambda name: SkewedAnswers(name))
+    monkeypatch.setattr("seccrm.data.build.get_task", lambda name: SkewedAnswers(name))
     for size in (8, 20, 60):
         recs = make_pool(None, "top_issue_identification", "hard", size, seed=0)   # None allowed
         counts = Counter(answer_key(r) for r in recs)

@@ -13,6 +13,7 @@ import seccrm.experiments.compare as ex
 from seccrm.cli.common import train_sets
 from seccrm.evaluation.evaluate import summarise
 from seccrm.evaluation.report import write_experiment_report
+from seccrm.files import write_json_atomic
 
 
 def _inst(task: str, difficulty: str, i: int) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class FakeEvaluator:
                 rewards = [0.1 * FakeEvaluator.base_format] * 4 if label == "base" else [1.0, 0.0, 1.0, 0.1]
                 rows = [{"id": f"{split}-{i}", "task": "quote_approval", "skill": "POLICY", "difficulty": "easy",
                          "reward": r} for i, r in enumerate(rewards)]
-                ex._write_json(f, {"summary": summarise(rows), "rows": rows, "model": model_spec})
+                write_json_atomic(f, {"summary": summarise(rows), "rows": rows, "model": model_spec})
             out[split] = json.loads(f.read_text())
         return out
 
@@ -163,7 +164,7 @@ def fakes(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
         return Path(out) / "model"
 
     monkeypatch.setattr(ex, "_train", fake_train)
-    monkeypatch.setattr("seccrm.rl.warmup.run_warmup", fake_warmup)
+    monkeypatch.setattr("seccrm.experiments.compare.run_warmup", fake_warmup)
     return record
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import torch
 
+import seccrm.logs
 from seccrm.engine.fast_decode import FastRollouts, bucket_length, fast_rollouts, vllm_rollouts
 from seccrm.engine.models import build_tiny_model, load_tokenizer
 from seccrm.engine.rollout import generate_rollouts
@@ -275,9 +276,8 @@ def test_unsupported_model_falls_back_with_a_logged_reason(tok: Any, caplog: pyt
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    import seccrm.engine.fast_decode as fd
 
-    monkeypatch.setattr(fd, "_LOGGED", set())          # logged once per process: start afresh
+    monkeypatch.setattr(seccrm.logs, "_SEEN", set())          # logged once per process: start afresh
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=VOCAB, bos_token_id=1, n_embd=32, n_layer=1, n_head=2, eos_token_id=2))
     with caplog.at_level(logging.WARNING, logger="seccrm.engine.fast_decode"):

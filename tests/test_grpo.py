@@ -11,12 +11,10 @@ import pytest
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from seccrm.engine.logprobs import chunked_logprobs_entropy, entropy_from_logits, logprobs_from_logits
 from seccrm.rl.grpo import (
-    chunked_logprobs_entropy,
-    entropy_from_logits,
     group_advantages,
     kl_k3,
-    logprobs_from_logits,
     masked_mean,
     masked_sum,
     policy_loss,

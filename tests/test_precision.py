@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from seccrm.engine import precision
-from seccrm.rl.grpo import chunked_logprobs_entropy, entropy_from_logits, logprobs_from_logits
+from seccrm.engine.logprobs import chunked_logprobs_entropy, entropy_from_logits, logprobs_from_logits
 
 
 def test_resolve_settings(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -90,11 +90,11 @@ def test_chunked_logprobs_under_autocast_use_bf16_logits_both_ways() -> None:
 
 @pytest.mark.slow
 def test_mixed_precision_trainer_keeps_float32_master_and_synced_bf16_decoder(tiny_suite, tmp_path, monkeypatch):
-    import seccrm.world.rewards
+    import seccrm.rl.trainer
     from seccrm.rl.config import TrainConfig
     from seccrm.rl.trainer import Trainer
 
-    monkeypatch.setattr(seccrm.world.rewards, "score_details",
+    monkeypatch.setattr(seccrm.rl.trainer, "score_details",
                         lambda inst, text: {"reward": [0.0, 0.1, 1.0][len(text) % 3]})
     cfg = TrainConfig(data=str(tiny_suite), model="tiny", out=str(tmp_path / "run"), steps=2, prompts_per_step=2,
                       group_size=4, max_new_tokens=8, lr=1e-2, save_every=1, eval_limit=2, eval_max_new_tokens=4,

@@ -253,7 +253,7 @@ def test_unsupported_architecture_rolls_out_through_the_fallback(tok, caplog: py
     from transformers import AutoModelForCausalLM, GPT2Config
 
     import seccrm.engine.rollout
-    monkeypatch.setattr(seccrm.engine.rollout, "_LOGGED", set())  # the reason is logged once per process
+    monkeypatch.setattr(seccrm.logs, "_SEEN", set())  # the reason is logged once per process
 
     model = AutoModelForCausalLM.from_config(
         GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=len(tok), bos_token_id=1, eos_token_id=2),

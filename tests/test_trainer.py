@@ -16,11 +16,11 @@ pytestmark = pytest.mark.slow
 def _varied_reward(monkeypatch):
     """A random tiny model never answers correctly, so every group would have zero advantage and
     nothing would move. Grade by completion length instead (deterministic, varies within a group)."""
-    import seccrm.world.rewards
+    import seccrm.rl.trainer
 
     def fake(instance, completion):
         return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
-    monkeypatch.setattr(seccrm.world.rewards, "score_details", fake)
+    monkeypatch.setattr(seccrm.rl.trainer, "score_details", fake)
 
 
 def _cfg(suite, out, **kw):
@@ -72,7 +72,7 @@ def test_stopped_and_resumed_run_matches_uninterrupted(tiny_suite, tmp_path, mon
 
 
 def test_nonfinite_loss_skips_the_step_then_stops(tiny_suite, tmp_path, monkeypatch):
-    import seccrm.rl.grpo
+    import seccrm.rl.trainer
     from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     real = seccrm.rl.grpo.policy_loss
@@ -80,7 +80,7 @@ def test_nonfinite_loss_skips_the_step_then_stops(tiny_suite, tmp_path, monkeypa
     def nan_loss(*a, **k):
         loss, m = real(*a, **k)
         return loss * float("nan"), m
-    monkeypatch.setattr(seccrm.rl.grpo, "policy_loss", nan_loss)
+    monkeypatch.setattr(seccrm.rl.trainer, "policy_loss", nan_loss)
     t = Trainer(_cfg(tiny_suite, tmp_path / "nan", steps=6, max_nan_steps=2))
     before = [p.detach().clone() for p in t.model.parameters()]
     with pytest.raises(RuntimeError, match="non-finite"):
@@ -189,13 +189,13 @@ def test_length_buckets_partition_groups_by_length():
 def _half_constant_reward(monkeypatch):
     """Groups of even-numbered instances get one reward for every completion (zero advantage); the
     others are graded by completion length, so they mix 0.0, 0.1 and 1.0."""
-    import seccrm.world.rewards
+    import seccrm.rl.trainer
 
     def fake(instance, completion):
         if int(instance["id"].rsplit("-", 1)[1]) % 2 == 0:
             return {"reward": 0.1}
         return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
-    monkeypatch.setattr(seccrm.world.rewards, "score_details", fake)
+    monkeypatch.setattr(seccrm.rl.trainer, "score_details", fake)
 
 
 def test_zero_advantage_groups_are_skipped_exactly(tiny_suite, tmp_path, monkeypatch):
@@ -224,7 +224,7 @@ def test_zero_advantage_groups_are_skipped_exactly(tiny_suite, tmp_path, monkeyp
 
 
 def test_policy_update_takes_logprobs_at_the_rollout_temperature(tiny_suite, tmp_path, monkeypatch):
-    import seccrm.engine.forward
+    import seccrm.rl.trainer
     from seccrm.rl.trainer import Trainer
     _varied_reward(monkeypatch)
     seen = []
@@ -233,7 +233,7 @@ def test_policy_update_takes_logprobs_at_the_rollout_temperature(tiny_suite, tmp
     def spy(*a, **k):
         seen.append(k.get("temperature", 1.0))
         return real(*a, **k)
-    monkeypatch.setattr(seccrm.engine.forward, "completion_logprobs", spy)
+    monkeypatch.setattr(seccrm.rl.trainer, "completion_logprobs", spy)
     t = Trainer(_cfg(tiny_suite, tmp_path / "run", temperature=0.7, skip_zero_adv=False))
     t.train_step()
     assert seen and all(x == 0.7 for x in seen)

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
-from pathlib import Path
 
+from seccrm.data import load_split
+from seccrm.data.baselines import BASELINE_TITLES, baseline_table
+from seccrm.engine.models import load_model_and_tokenizer, pick_device
+from seccrm.engine.precision import eval_dtype
 from seccrm.errors import UserError
 from seccrm.evaluation.evaluate import evaluate_instances
+from seccrm.files import write_json_atomic
 
 
 # ---------------------------------------------------------------------------------------- CLI
 def cmd_eval(args: argparse.Namespace) -> int:
-    from seccrm.data import load_split
-    from seccrm.engine.models import load_model_and_tokenizer
-    from seccrm.engine.precision import eval_dtype
-    from seccrm.rl.trainer import pick_device
 
     try:
         instances = load_split(args.data, args.split)
@@ -30,14 +28,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     res = evaluate_instances(model, tok, instances, max_new_tokens=args.max_new_tokens,
                              batch_size=args.batch_size, desc=f"eval {args.split}")
     res.update(model=args.model, split=args.split, data=str(args.data), dtype=str(dtype).removeprefix("torch."))
-    from seccrm.data.baselines import BASELINE_TITLES, baseline_table
     base = baseline_table(instances, load_split(args.data, "train") if args.split != "test" else instances)
     res["baselines"] = {k: v for k, v in base.items() if k != "per_instance"}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(res, indent=1))
-    os.replace(tmp, out)
+    write_json_atomic(args.out, res)
     s = res["summary"]
     print(f"{args.split}: accuracy {s['accuracy']:.3f} (95% CI {s['accuracy_ci95'][0]:.3f}-"
           f"{s['accuracy_ci95'][1]:.3f}), format rate {s['format_rate']:.3f}, n={s['n']}")

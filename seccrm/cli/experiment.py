@@ -14,10 +14,10 @@ from seccrm.experiments.compare import (
     make_plan,
     run_experiment,
 )
+from seccrm.rl.checkpoint import CheckpointError
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from seccrm.rl.checkpoint import CheckpointError
 
     warm = args.warmup_steps if args.warmup_steps in (None, "auto") else int(args.warmup_steps)
     try:

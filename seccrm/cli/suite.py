@@ -9,7 +9,14 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from seccrm.world.arms import DIFFICULTIES, SKILLS, TASK_SKILLS
+from seccrm.data.baselines import MAX_BASELINE
+from seccrm.data.build import build_suite, read_jsonl
+from seccrm.data.check import baseline_rows, check_suite
+from seccrm.errors import UserError
+from seccrm.files import write_text_atomic
+from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, SKILLS, TASK_SKILLS
+from seccrm.world.rewards import InstanceError, register_data_dir, score_details
+from seccrm.world.tasks import all_tasks
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -108,8 +115,6 @@ def prompts_summary(manifest: dict[str, Any]) -> str:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from seccrm.data.build import build_suite
-    from seccrm.errors import UserError
 
     if args.train_per_task < 0 or args.test_per_task < 0:
         raise UserError("--train-per-task and --test-per-task must be >= 0")
@@ -128,10 +133,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def baselines_summary(d: Path) -> str:
     """The trivial baselines per task and split: what a model must beat before its score means anything."""
-    from seccrm.data.baselines import MAX_BASELINE
-    from seccrm.data.build import read_jsonl
-    from seccrm.data.check import baseline_rows
-    from seccrm.world.rewards import register_data_dir
 
     register_data_dir(d)
     splits = {s: read_jsonl(d / f"{s}.jsonl") for s in ("train", "val", "test") if (d / f"{s}.jsonl").is_file()}
@@ -142,8 +143,6 @@ def baselines_summary(d: Path) -> str:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from seccrm.data.check import check_suite
-    from seccrm.errors import UserError
 
     if not Path(args.dir).is_dir():
         raise UserError(f"{args.dir} is not a directory; build a suite with `seccrm build --out {args.dir}`")
@@ -160,7 +159,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _read_completions(path: Path, known: set[str]) -> list[tuple[str, str]]:
     """(id, completion) pairs; raises UserError naming the line of any bad entry or unknown id."""
-    from seccrm.errors import UserError
 
     out, unknown = [], []
     with open(path, encoding="utf-8") as f:
@@ -184,9 +182,6 @@ def _read_completions(path: Path, known: set[str]) -> list[tuple[str, str]]:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from seccrm.data.build import read_jsonl
-    from seccrm.errors import UserError
-    from seccrm.world.rewards import InstanceError, register_data_dir, score_details
 
     data, comp = Path(args.data), Path(args.completions)
     for p in (data, comp):
@@ -216,10 +211,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     except InstanceError as e:
         raise UserError(f"{e}") from e
     if args.details:   # written whole, then renamed: a failure leaves no half file
-        import os
-        tmp = Path(args.details).with_name(Path(args.details).name + f".tmp-{os.getpid()}")
-        tmp.write_text("".join(lines), encoding="utf-8")
-        os.replace(tmp, args.details)
+        write_text_atomic(args.details, "".join(lines))
     print(_score_table(by_task))
     print(f"\nscored {len(pairs)} completion(s) of {len({r for r, _ in pairs})} of the {len(records)} "
           f"instances in {data}")
@@ -238,8 +230,6 @@ def _score_table(by_task: dict[str, list[dict[str, Any]]]) -> str:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    from seccrm.world.arms import HELD_OUT_TASKS
-    from seccrm.world.tasks import all_tasks
 
     tasks = all_tasks()
     for name in TASK_SKILLS:

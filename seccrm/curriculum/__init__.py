@@ -7,14 +7,21 @@
   beyond the paper.
 - :class:`ArmPools`: the instances of each arm, drawn without replacement.
 
-Build curricula by name through :func:`make_curriculum`; all share :class:`Curriculum`'s interface
+Build curricula by name through :func:`build_curriculum` (from a config's settings) or
+:func:`make_curriculum` (constructor keywords); all share :class:`Curriculum`'s interface
 (``probs``, ``sample``, ``update``, ``set_progress``, ``metrics``, ``state_dict``).
 """
 
 from seccrm.curriculum.base import ArmBatch, Curriculum
 from seccrm.curriculum.learnability import Learnability
 from seccrm.curriculum.pools import ArmPools
-from seccrm.curriculum.registry import CURRICULA, make_curriculum, register_curriculum
+from seccrm.curriculum.registry import (
+    CURRICULA,
+    build_curriculum,
+    curriculum_options,
+    make_curriculum,
+    register_curriculum,
+)
 from seccrm.curriculum.schedules import DifficultySchedule, EasyToHard, HardToEasy, Uniform
 from seccrm.curriculum.sec import SEC
 from seccrm.curriculum.ucb import UCB
@@ -31,6 +38,8 @@ __all__ = [
     "HardToEasy",
     "Learnability",
     "Uniform",
+    "build_curriculum",
+    "curriculum_options",
     "make_curriculum",
     "register_curriculum",
 ]

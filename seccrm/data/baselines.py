@@ -23,7 +23,12 @@ from __future__ import annotations
 import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+from seccrm.data.build import load_split
+from seccrm.files import write_json_atomic
+from seccrm.world.rewards import US_STATES, instance_answer_kind, score
 
 NONE = "None"
 BASELINES: tuple[str, ...] = ("always_none", "best_constant", "position")
@@ -55,7 +60,6 @@ def candidates(instance: dict[str, Any], kind: Any) -> list[str]:
     elif kind.kind == "month":
         found = _MONTH_RE.findall(text)
     elif kind.kind == "state":
-        from seccrm.world.rewards import US_STATES
         found = [s for s in re.findall(r"\b[A-Z]{2}\b", text) if s in US_STATES]
     else:
         found = []
@@ -86,7 +90,6 @@ def fit_baselines(train: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     Returns ``{task: {"constant": text, "position": int | None}}``. The position is the one whose
     candidate scores best on ``train`` (None where the task's prompts show no candidates).
     """
-    from seccrm.world.rewards import instance_answer_kind, score
 
     by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for inst in train:
@@ -111,7 +114,6 @@ def fit_baselines(train: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def baseline_completions(instances: Sequence[dict[str, Any]], fitted: dict[str, dict[str, Any]]
                          ) -> dict[str, list[str | None]]:
     """Per baseline, one completion per instance (None where the baseline does not apply to it)."""
-    from seccrm.world.rewards import instance_answer_kind
 
     out: dict[str, list[str | None]] = {b: [] for b in BASELINES}
     for inst in instances:
@@ -129,7 +131,6 @@ def baseline_completions(instances: Sequence[dict[str, Any]], fitted: dict[str, 
 def baseline_correct(instances: Sequence[dict[str, Any]], fitted: dict[str, dict[str, Any]]
                      ) -> dict[str, list[float]]:
     """Per baseline, 1.0 / 0.0 correctness per instance (a baseline that does not apply scores 0)."""
-    from seccrm.world.rewards import score
 
     comps = baseline_completions(instances, fitted)
     return {b: [0.0 if c is None else float(score(inst, c) >= 1.0) for inst, c in zip(instances, cs, strict=True)]
@@ -208,3 +209,22 @@ def over_cap(rate: float, n: int, exact: bool, cap: float = MAX_BASELINE, alpha:
     if exact:
         return k > max(1, math.ceil(cap * n - 1e-9))
     return k > cap * n and binomial_tail(k, n, cap) < alpha / max(tests, 1)
+
+
+def write_baselines(out: str | Path, data: str | Path, sets: dict[str, list[str]]) -> None:
+    """``eval/baselines_<split>.json``: the trivial baselines on the instances every stage is scored on.
+
+    Constants and positions are chosen on the training split; the held-out test tasks have no
+    training instances, so theirs are chosen on the test instances themselves (an upper bound).
+    """
+
+    train = load_split(data, "train")
+    for split, ids in sets.items():
+        path = Path(out) / "eval" / f"baselines_{split}.json"
+        if path.exists():
+            continue
+        by_id = {i["id"]: i for i in load_split(data, split)}
+        insts = [by_id[i] for i in ids]
+        table = baseline_table(insts, train if split != "test" else insts)
+        table["ids"] = ids
+        write_json_atomic(path, table)

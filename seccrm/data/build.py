@@ -53,7 +53,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from seccrm.files import read_jsonl
 from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
+from seccrm.world.org import build_org, open_org
+from seccrm.world.rewards import answer_kind, register_data_dir
+from seccrm.world.tasks import all_tasks, get_task
+from seccrm.world.tasks.base import Org
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 ORG_FILE = "org.sqlite"
@@ -180,7 +185,6 @@ def make_record(org: Any, task_name: str, difficulty: str, index: int, seed: int
     recorded as ``metadata["redraws"]``. Raises ValueError when the generator returns something the
     record format cannot hold (the message names the task).
     """
-    from seccrm.world.tasks import get_task
 
     task = get_task(task_name)
     inst = task.generate(org, difficulty, random.Random(instance_seed(seed, task_name, difficulty, index, redraw)))
@@ -256,7 +260,6 @@ def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> lis
     ``MAX_REDRAWS`` times. When no draw fits, the first new prompt within the cap is kept (else the
     first new prompt, else the last draw): ``suite.json`` and ``seccrm check`` then show the shortfall.
     """
-    from seccrm.world.rewards import answer_kind
 
     allow_none = answer_kind(task).allow_none
     cap = answer_cap(size)
@@ -291,8 +294,6 @@ _WORKER: dict[str, Any] = {}   # per worker process: the open org and the seed
 
 
 def _init_worker(org_file: str, seed: int) -> None:
-    from seccrm.world.org import open_org
-    from seccrm.world.tasks.base import Org
 
     _WORKER["org"], _WORKER["seed"] = Org(open_org(org_file)), seed
 
@@ -355,8 +356,6 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     Same arguments, same bytes, whatever ``workers`` (None: one per CPU, up to 8, for builds of 500
     instances or more).
     """
-    from seccrm.world.org import build_org
-    from seccrm.world.tasks import all_tasks
 
     if train_per_task < 0 or test_per_task < 0:
         raise ValueError("train_per_task and test_per_task must be >= 0")
@@ -417,20 +416,6 @@ def write_splits(out: Path, records: dict[str, list[dict[str, Any]]]) -> None:
         write_parquet(recs, out / f"{split}.parquet")
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Records of a JSONL file; a bad line raises ValueError naming the file and line."""
-    records = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path} line {n}: not valid JSON ({e.msg})") from None
-    return records
-
-
 def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     """The records of one split (``train``, ``val`` or ``test``) of a built suite.
 
@@ -438,7 +423,6 @@ def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     ``metadata["org_path"]`` (in memory only), so that ``seccrm.world.rewards.score`` finds the org of
     these records from any working directory.
     """
-    from seccrm.world.rewards import register_data_dir
 
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")

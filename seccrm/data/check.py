@@ -18,6 +18,14 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from seccrm.data.baselines import (
+    BASELINE_TITLES,
+    BASELINES,
+    MAX_BASELINE,
+    POSITIONS,
+    over_cap,
+    suite_baselines,
+)
 from seccrm.data.build import (
     MANIFEST_FILE,
     ORG_FILE,
@@ -32,6 +40,17 @@ from seccrm.data.build import (
     sha256_file,
 )
 from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
+from seccrm.world.org import open_org
+from seccrm.world.org.schema import ID_PREFIXES, object_of_id
+from seccrm.world.rewards import (
+    InstanceError,
+    gold_completion,
+    instance_answer_kind,
+    register_data_dir,
+    score_details,
+    scratch_org,
+)
+from seccrm.world.tasks.base import Org
 
 REBUILD = "{rebuild}"   # replaced by the exact `seccrm build ...` command that remakes this suite
 MAX_PER_CHECK = 5   # problems listed per kind of check; the rest are counted
@@ -105,7 +124,6 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
     _check_answers(d, splits, p)
     _check_parquet(d, splits, p)
     _check_determinism(d, splits, manifest, rebuild_per_arm, p)
-    from seccrm.world.rewards import register_data_dir
     register_data_dir(d)
     if manifest.get("size") != "tiny":   # the tiny org (tests) has too few agents and records for the caps
         _check_baselines(splits, p)
@@ -114,7 +132,6 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
 
 def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
     """Per task (all levels of each split pooled): n and the three baselines' accuracy, by split."""
-    from seccrm.data.baselines import BASELINES, suite_baselines
 
     table = suite_baselines(splits)
     pooled: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -132,14 +149,6 @@ def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
 
 def _check_baselines(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
     """No trivial guess beats the cap on any (task, split, level): always None, best constant, position."""
-    from seccrm.data.baselines import (
-        BASELINE_TITLES,
-        BASELINES,
-        MAX_BASELINE,
-        POSITIONS,
-        over_cap,
-        suite_baselines,
-    )
 
     if not all(all(k in r for k in RECORD_KEYS) and r["task"] in TASK_SKILLS for rs in splits.values() for r in rs):
         return   # the format check reports it
@@ -229,14 +238,6 @@ def _check_counts(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, A
 
 def _check_answers(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
     """Every gold answer scores 1.0, and every id it names exists in the org with the right prefix."""
-    from seccrm.world.org.schema import object_of_id
-    from seccrm.world.rewards import (
-        InstanceError,
-        gold_completion,
-        instance_answer_kind,
-        score_details,
-        scratch_org,
-    )
 
     org = scratch_org(d / ORG_FILE)
     org_path = str((d / ORG_FILE).resolve())
@@ -270,7 +271,6 @@ def _answer_ids(answer: list[str], kind: Any) -> list[tuple[str, str | None]]:
     if kind.kind in ("id", "id_list"):
         return [(a, kind.prefix) for a in answer if a != "None"]
     if kind.kind == "action":
-        from seccrm.world.org.schema import ID_PREFIXES
         try:
             act = json.loads(answer[0])
             out: list[tuple[str, str | None]] = [(act["id"], ID_PREFIXES[act["object"]])]
@@ -304,8 +304,6 @@ def _check_parquet(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problem
 def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any],
                        per_arm: int, p: _Problems) -> None:
     """Rebuild ``per_arm`` evenly spread instances of each (split, task, difficulty) and compare."""
-    from seccrm.world.org import open_org
-    from seccrm.world.tasks.base import Org
 
     org = Org(open_org(d / ORG_FILE))
     try:

@@ -47,20 +47,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from seccrm.engine.forward import base_model
+from seccrm.engine.anatomy import base_model
 from seccrm.engine.models import eos_token_ids
 from seccrm.engine.rollout import AnswerStop, RolloutBatch, generate_rollouts, sample_next_tokens
-from seccrm.engine.shared_prefix import LlamaLike, pad_rows, shared_attention, unsupported_reason
+from seccrm.engine.shared_prefix import LlamaLike, shared_attention, unsupported_reason
+from seccrm.engine.tokens import pad_tokens
+from seccrm.logs import warn_once
 
 logger = logging.getLogger(__name__)
 
-_LOGGED: set[str] = set()
-
-
-def _log_once(message: str) -> None:
-    if message not in _LOGGED:
-        _LOGGED.add(message)
-        logger.warning(message)
 
 
 def bucket_length(length: int, minimum: int = 16) -> int:
@@ -133,7 +128,7 @@ class FastRollouts:
             # These rotary variants read the largest position on the host at every call.
             if cuda_graphs:
                 raise ValueError(f"CUDA graphs cannot capture {rope_type!r} rotary embeddings")
-            _log_once(f"fast rollouts without CUDA graphs: {rope_type!r} rotary embeddings sync with the host")
+            warn_once(logger, f"fast rollouts without CUDA graphs: {rope_type!r} rotary embeddings sync with the host")
             self.graphs = False
         self.bucketed = self.graphs if buckets is None else buckets
         if self.graphs and not self.bucketed:
@@ -224,7 +219,7 @@ class FastRollouts:
         per_chunk = max(1, self.prefill_tokens // max(len(p) for p in prompts))
         out = []
         for g0 in range(0, len(prompts), per_chunk):
-            ids, valid = pad_rows(prompts[g0:g0 + per_chunk], "right", self.device)   # [g, W]
+            ids, valid = pad_tokens(prompts[g0:g0 + per_chunk], self.device, "right")   # [g, W]
             g, width = ids.shape
             h, rope = net.embed(ids, torch.arange(width, device=self.device).expand(g, width))
             for i, layer in enumerate(net.layers):
@@ -284,7 +279,7 @@ class FastRollouts:
         try:
             self._graphs[key] = self._capture(key)
         except RuntimeError as e:                # e.g. a module that syncs with the host: go on eagerly
-            _log_once(f"CUDA graph capture failed, decoding without graphs: {e}")
+            warn_once(logger, f"CUDA graph capture failed, decoding without graphs: {e}")
             self.graphs = False
 
     def _warm_up(self, key: tuple[int, int, int]) -> None:
@@ -472,7 +467,7 @@ def fast_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: list[list[int
     """
     reason = unsupported_reason(model)
     if reason is not None:
-        _log_once(f"fast rollouts fall back to generate_rollouts: {reason}")
+        warn_once(logger, f"fast rollouts fall back to generate_rollouts: {reason}")
         return generate_rollouts(model, tokenizer, prompts, n=n, max_new_tokens=max_new_tokens,
                                  temperature=temperature, top_p=top_p, seed=seed,
                                  stop_after_answer=stop_after_answer, greedy=greedy)

@@ -2,7 +2,7 @@
 
 ``completion_logprobs`` runs the base model (no LM head) to get final hidden states, picks the
 positions that predict completion tokens, and turns them into log-probs (and optionally entropy)
-with ``seccrm.rl.grpo.chunked_logprobs_entropy``, so the float32 ``[tokens, vocabulary]`` logits are
+with ``seccrm.engine.logprobs.chunked_logprobs_entropy``, so the float32 ``[tokens, vocabulary]`` logits are
 never built whole.
 
 Two ways to get the hidden states, equal up to float rounding:
@@ -17,43 +17,17 @@ Two ways to get the hidden states, equal up to float rounding:
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import torch
 from torch import Tensor
 
-from seccrm.rl.grpo import chunked_logprobs_entropy
+from seccrm.engine.anatomy import decoder_and_head
+from seccrm.engine.logprobs import chunked_logprobs_entropy
+from seccrm.engine.shared_prefix import shared_hidden, unsupported_reason
+from seccrm.engine.tokens import pad_tokens
+from seccrm.logs import warn_once
 
 logger = logging.getLogger(__name__)
-
-
-def base_model(model: torch.nn.Module) -> Any:
-    """The ``*ForCausalLM`` module under a peft wrapper (or the model itself)."""
-    get = getattr(model, "get_base_model", None)
-    return get() if callable(get) else model
-
-
-def decoder_and_head(model: torch.nn.Module) -> tuple[Any, Tensor, Tensor | None]:
-    """``(decoder, lm_head weight [V, H], lm_head bias [V] or None)`` of a causal LM."""
-    base = base_model(model)
-    decoder = base.get_decoder() if hasattr(base, "get_decoder") else base.model
-    head = base.get_output_embeddings()
-    weight = getattr(head, "weight", None)
-    if weight is None:
-        raise TypeError(f"{type(base).__name__} has no plain LM head weight; cannot compute chunked log-probs")
-    return decoder, weight, getattr(head, "bias", None)
-
-
-def completion_targets(completion_ids: list[list[int]], pad_id: int,
-                       device: torch.device) -> tuple[Tensor, Tensor]:
-    """Right-padded completion tokens [B, T] and their mask [B, T] (True on real tokens)."""
-    width = max((len(c) for c in completion_ids), default=0)
-    ids = torch.full((len(completion_ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(completion_ids), width), dtype=torch.bool)
-    for i, c in enumerate(completion_ids):
-        ids[i, :len(c)] = torch.tensor(c, dtype=torch.long)
-        mask[i, :len(c)] = True
-    return ids.to(device), mask.to(device)
 
 
 def unshared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
@@ -67,14 +41,10 @@ def unshared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], complet
     device = weight.device
     rows = [prompt_ids[b // group_size] + completion_ids[b] for b in range(len(completion_ids))]
     width = max(len(r) for r in rows)
-    ids = torch.zeros((len(rows), width), dtype=torch.long)
-    attn = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.tensor(r, dtype=torch.long)
-        attn[i, :len(r)] = 1
-    pos = torch.arange(width).expand(len(rows), -1)
-    hidden = decoder(input_ids=ids.to(device), attention_mask=attn.to(device),
-                     position_ids=pos.to(device), use_cache=False).last_hidden_state       # [B, S, H]
+    ids, valid = pad_tokens(rows, device, "right")                                         # [B, S]
+    pos = torch.arange(width, device=device).expand(len(rows), -1)
+    hidden = decoder(input_ids=ids, attention_mask=valid.long(), position_ids=pos,
+                     use_cache=False).last_hidden_state                                    # [B, S, H]
     t_max = max((len(c) for c in completion_ids), default=0)
     starts = torch.tensor([len(prompt_ids[b // group_size]) - 1 for b in range(len(rows))])
     index = (starts[:, None] + torch.arange(t_max)[None, :]).clamp(max=width - 1).to(device)  # [B, T]
@@ -98,7 +68,7 @@ def completion_logprobs(model: torch.nn.Module, prompt_ids: list[list[int]], com
     if any(len(p) == 0 for p in prompt_ids):
         raise ValueError("every prompt needs at least one token")
     _, weight, bias = decoder_and_head(model)
-    targets, mask = completion_targets(completion_ids, 0, weight.device)    # [B, T]
+    targets, mask = pad_tokens(completion_ids, weight.device, "right")    # [B, T]
     B, T = targets.shape
     if T == 0:
         empty = weight.new_zeros((B, 0), dtype=torch.float32)
@@ -117,15 +87,9 @@ def _hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids:
             group_size: int, share_prompt: bool) -> Tensor:
     """[B, T, H] hidden states predicting the completion tokens, shared when the model allows it."""
     if share_prompt:
-        from seccrm.engine.shared_prefix import shared_hidden, unsupported_reason
-
         reason = unsupported_reason(model)
         if reason is None:
             return shared_hidden(model, prompt_ids, completion_ids, group_size)
-        if reason not in _LOGGED:
-            _LOGGED.add(reason)
-            logger.warning("log-probs fall back to the unshared forward: %s", reason)
+        warn_once(logger, f"log-probs fall back to the unshared forward: {reason}")
     return unshared_hidden(model, prompt_ids, completion_ids, group_size)
 
-
-_LOGGED: set[str] = set()

@@ -302,3 +302,12 @@ def eos_token_ids(model: torch.nn.Module, tokenizer: Any) -> list[int]:
     elif eos:
         ids.update(int(e) for e in eos)
     return sorted(ids)
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto`` -> the GPU when there is one, else the CPU; ``cuda`` without a GPU raises ValueError."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: no CUDA device is available")
+    return torch.device(name)

@@ -25,6 +25,14 @@ from torch import Tensor
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from seccrm.engine.models import eos_token_ids
+from seccrm.engine.shared_prefix import (
+    FusedDecoder,
+    SharedPrefixDecoder,
+    fused_decode_reason,
+    unsupported_reason,
+)
+from seccrm.engine.tokens import pad_tokens
+from seccrm.logs import warn_once
 
 logger = logging.getLogger(__name__)
 
@@ -75,18 +83,6 @@ def encode_prompts(tokenizer: Any, messages_list: list[list[dict[str, str]]]) ->
     return out
 
 
-def left_pad(seqs: list[list[int]], pad_id: int, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Left-pad token lists: ids [N, L] and a bool mask [N, L] (True on real tokens)."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        if s:
-            ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-            mask[i, width - len(s):] = True
-    return ids.to(device), mask.to(device)
-
-
 class HFCacheDecoder:
     """Fallback for any causal LM: prompts prefilled once (left-padded batch), cache repeated n times."""
 
@@ -97,7 +93,7 @@ class HFCacheDecoder:
     def prefill(self, prompts: list[list[int]], n: int) -> Tensor:
         from transformers import DynamicCache
 
-        ids, mask = left_pad(prompts, self.pad_id, self.device)        # [G, P]
+        ids, mask = pad_tokens(prompts, self.device, "left", self.pad_id)        # [G, P]
         pos = (mask.long().cumsum(-1) - 1).clamp(min=0)                # [G, P] positions from 0 per prompt
         out = self.model(input_ids=ids, attention_mask=mask.long(), position_ids=pos,
                          **{_CACHE_KW: DynamicCache()}, use_cache=True, logits_to_keep=1)
@@ -121,28 +117,15 @@ class HFCacheDecoder:
 
 def make_decoder(model: torch.nn.Module, pad_id: int, max_new_tokens: int) -> PromptDecoder:
     """The fused shared-prefix decoder, the module-by-module one (adapters), or the HF-cache fallback."""
-    from seccrm.engine.shared_prefix import (
-        FusedDecoder,
-        SharedPrefixDecoder,
-        fused_decode_reason,
-        unsupported_reason,
-    )
 
     reason = unsupported_reason(model)
     if reason is None:
         return SharedPrefixDecoder(model, max_new_tokens) if fused_decode_reason(model) else FusedDecoder(
             model, max_new_tokens)
-    _log_once(f"rollouts fall back to a repeated Hugging Face cache: {reason}")
+    warn_once(logger, f"rollouts fall back to a repeated Hugging Face cache: {reason}")
     return HFCacheDecoder(model, pad_id)
 
 
-_LOGGED: set[str] = set()
-
-
-def _log_once(message: str) -> None:
-    if message not in _LOGGED:
-        _LOGGED.add(message)
-        logger.warning(message)
 
 
 def sample_next_tokens(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None,

@@ -37,7 +37,8 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
-from seccrm.engine.forward import base_model, decoder_and_head
+from seccrm.engine.anatomy import base_model, decoder_and_head
+from seccrm.engine.tokens import pad_tokens
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
 _LAYER_PARTS = ("self_attn", "input_layernorm", "post_attention_layernorm", "mlp")
@@ -237,18 +238,6 @@ class LlamaLike:
 # Training: hidden states predicting each completion token
 # ------------------------------------------------------------------------------------------------
 
-def pad_rows(seqs: list[list[int]], side: str, device: torch.device) -> tuple[Tensor, Tensor]:
-    """Token lists padded on ``side`` ("left" or "right"): ids [N, L] (pad 0) and valid [N, L]."""
-    width = max(len(s) for s in seqs)
-    ids = torch.zeros((len(seqs), width), dtype=torch.long)
-    valid = torch.zeros((len(seqs), width), dtype=torch.bool)
-    for i, s in enumerate(seqs):
-        cols = slice(width - len(s), width) if side == "left" else slice(0, len(s))
-        ids[i, cols] = torch.tensor(s, dtype=torch.long)
-        valid[i, cols] = True
-    return ids.to(device), valid.to(device)
-
-
 def shared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
                   group_size: int, prompt_padding: str = "left") -> Tensor:
     """Hidden states [B, T, E] predicting each completion token, each prompt run once per group.
@@ -258,8 +247,8 @@ def shared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completio
     """
     net = LlamaLike(model)
     device = net.head_weight.device
-    p_ids, p_valid = pad_rows(prompt_ids, prompt_padding, device)             # [G, P]
-    c_ids, c_valid = pad_rows(completion_ids, "right", device)               # [B, T]
+    p_ids, p_valid = pad_tokens(prompt_ids, device, prompt_padding)             # [G, P]
+    c_ids, c_valid = pad_tokens(completion_ids, device, "right")               # [B, T]
     B, T = c_ids.shape
     h_prompt, prefix = net.prompt_pass(p_ids, p_valid)                        # [G, P, E]
     lengths = p_valid.sum(-1)                                                 # [G]
@@ -293,7 +282,7 @@ class SharedPrefixDecoder:
     @torch.no_grad()
     def prefill(self, prompts: list[list[int]], n: int) -> Tensor:
         net = self.net
-        ids, valid = pad_rows(prompts, "left", net.head_weight.device)      # [G, P]
+        ids, valid = pad_tokens(prompts, net.head_weight.device, "left")      # [G, P]
         hidden, kvs = net.prompt_pass(ids, valid)
         # Contiguous, so each step's batched products read them in place instead of copying them.
         self.prefix = [(k.contiguous(), v.contiguous()) for k, v in kvs]

@@ -15,19 +15,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-BOOTSTRAP_SAMPLES = 2000
-
-
-def bootstrap_ci(values: list[float] | np.ndarray, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of ``values`` (over instances)."""
-    x = np.asarray(values, dtype=np.float64)
-    if x.size == 0:
-        return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(samples, x.size))].mean(axis=1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
+from seccrm.engine.rollout import encode_prompts, generate_rollouts
+from seccrm.evaluation.stats import bootstrap_ci, paired_bootstrap, paired_permutation_test
+from seccrm.evaluation.stats import relative_change as relative_improvement  # noqa: F401  (its old name)
+from seccrm.world.rewards import score_details
 
 
 def summarise(rows: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
@@ -71,8 +62,6 @@ def evaluate_instances(model: Any, tokenizer: Any, instances: list[dict[str, Any
     Prompts are batched by length (similar lengths together, at most ``token_budget`` padded prompt
     tokens per batch) so that a few very long prompts never take the memory of a whole batch.
     """
-    from seccrm.engine.rollout import encode_prompts, generate_rollouts
-    from seccrm.world.rewards import score_details
 
     was_training = model.training
     model.eval()
@@ -109,8 +98,6 @@ def sample_probe(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k:
     correct, and pass@k (any correct). Returns ``{"rows": [...], "summary": {...}}`` with bootstrap
     intervals over instances.
     """
-    from seccrm.engine.rollout import encode_prompts, generate_rollouts
-    from seccrm.world.rewards import score_details
 
     was_training = model.training
     model.eval()
@@ -143,13 +130,7 @@ def sample_probe(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k:
 
 def paired_difference(a: list[float], b: list[float], seed: int = 0) -> dict[str, float]:
     """Paired comparison of per-instance scores ``a - b``: mean, bootstrap 95% interval, permutation p."""
-    from seccrm.evaluation.stats import paired_bootstrap, paired_permutation_test
 
     boot = paired_bootstrap(a, b, seed=seed)
     perm = paired_permutation_test(a, b, seed=seed)
     return {"diff": boot.mean_diff, "lo": boot.ci_low, "hi": boot.ci_high, "p": perm.p_value, "n": len(a)}
-
-
-def relative_improvement(base: float, new: float) -> float:
-    """(new - base) / base, as the report's tables give it; nan when base is 0."""
-    return (new - base) / base if base else float("nan")

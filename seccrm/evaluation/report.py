@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seccrm.rl.metrics import read_jsonl
+from seccrm.data.baselines import BASELINE_TITLES, BASELINES
+from seccrm.evaluation.evaluate import paired_difference
+from seccrm.evaluation.stats import paired_bootstrap, paired_permutation_test, relative_change, t_interval
+from seccrm.files import read_jsonl
 from seccrm.world.arms import ALL_ARMS, HELD_OUT_TASKS, TASK_TITLES
 
 STAGE_ORDER = ("base", "warmup")
@@ -38,9 +41,8 @@ def _ci(b: dict[str, Any], key: str = "accuracy") -> str:
 
 
 def _rel(base: float, new: float) -> str:
-    if not base or math.isnan(base) or math.isnan(new):
-        return "n/a"
-    return f"{100 * (new - base) / base:+.1f}%"
+    change = relative_change(base, new)
+    return "n/a" if math.isnan(change) else f"{100 * change:+.1f}%"
 
 
 def load_evals(run_dir: Path) -> dict[str, dict[str, dict[str, Any]]]:
@@ -69,7 +71,6 @@ def _by_id(e: dict[str, Any], key: str = "reward", rows: str = "rows") -> dict[s
 
 def _paired_line(a: dict[str, float], b: dict[str, float], points: bool = True) -> tuple[str, dict[str, float] | None]:
     """``a - b`` over their common instances: in percentage points (``points``) or as plain numbers."""
-    from seccrm.evaluation.evaluate import paired_difference
 
     ids = sorted(set(a) & set(b))
     if not ids:
@@ -83,7 +84,6 @@ def _paired_line(a: dict[str, float], b: dict[str, float], points: bool = True) 
 
 def headline(evals: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, dict[str, Any]]) -> list[str]:
     """The report's first lines: did RL move the model past its start and past every trivial baseline?"""
-    from seccrm.data.baselines import BASELINE_TITLES
 
     rl = [s for s in evals if s not in STAGE_ORDER]
     start = "warmup" if "warmup" in evals else ("base" if "base" in evals else None)
@@ -124,7 +124,6 @@ def headline(evals: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, d
 
 def baselines_table(evals: dict[str, dict[str, dict[str, Any]]], baselines: dict[str, dict[str, Any]]) -> str:
     """Models and trivial baselines on the same instances, split by split."""
-    from seccrm.data.baselines import BASELINE_TITLES, BASELINES
 
     splits = [s for s in ("test", "val") if s in baselines]
     lines = ["| | " + " | ".join(f"{s} accuracy" for s in splits) + " |", "|---" * (len(splits) + 1) + "|"]
@@ -175,7 +174,7 @@ def training_table(train_dirs: dict[str, Path], evals: dict[str, Any]) -> str:
     lines = ["| Run | Steps | Final train reward | Final train accuracy (last 3 steps) | Val accuracy | Wall time |",
              "|---|---|---|---|---|---|"]
     for name, d in train_dirs.items():
-        rows = [r for r in read_jsonl(d / "metrics.jsonl") if "train/reward" in r]
+        rows = [r for r in read_jsonl(d / "metrics.jsonl", skip_torn_tail=True) if "train/reward" in r]
         if not rows:
             continue
         tail = rows[-3:]
@@ -285,7 +284,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
         parts += ["## Held-out POLICY tasks", "", held_out_table(evals), ""]
     warm = run_dir / "warmup" / "warmup_metrics.jsonl"
     if warm.is_file():
-        checks = [r for r in read_jsonl(warm) if r.get("check")]
+        checks = [r for r in read_jsonl(warm, skip_torn_tail=True) if r.get("check")]
         if checks:
             parts += ["## What the format warm-up changed (greedy probe of training instances)", "",
                       "| step | format rate | accuracy | distinct answers / answers | None share | stop |",
@@ -296,7 +295,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     if train_dirs:
         parts += ["## Training", "", training_table(train_dirs, evals), ""]
         for name, d in train_dirs.items():
-            for p in plot_curriculum(read_jsonl(d / "metrics.jsonl"), out_dir, name):
+            for p in plot_curriculum(read_jsonl(d / "metrics.jsonl", skip_torn_tail=True), out_dir, name):
                 parts += [f"![{p.stem}]({p.name})", ""]
     parts += ["Intervals: percentile bootstrap over instances (2,000 resamples). Accuracy = share of completions "
               "scoring 1.0; format rate = share scoring 0.1 or more.", ""]
@@ -358,7 +357,7 @@ def load_experiment(exp_dir: str | Path) -> Experiment:
     for d in sorted((exp_dir / "runs").glob("*/seed*")):
         if not d.is_dir() or not d.name[4:].isdigit():
             continue
-        metrics = read_jsonl(d / "metrics.jsonl") if (d / "metrics.jsonl").is_file() else []
+        metrics = read_jsonl(d / "metrics.jsonl", skip_torn_tail=True) if (d / "metrics.jsonl").is_file() else []
         evals = {s: json.loads(f.read_text()) for s in ("val", "test") if (f := d / f"eval_{s}.json").is_file()}
         curve = {int(f.stem.rpartition("step")[2]): json.loads(f.read_text())["summary"]["accuracy"]
                  for f in d.glob("eval_val_step*.json")}
@@ -379,7 +378,6 @@ def _title(cur: str) -> str:
 
 def _seed_stat(runs: dict[int, RunLogs], split: str, key: str = "accuracy") -> tuple[float, float, float, int]:
     """(mean, lo, hi, n) over the seeds that have this evaluation; Student-t interval."""
-    from seccrm.evaluation.stats import t_interval
     vals = [r.acc(split, key) for r in runs.values() if split in r.evals]
     m, lo, hi = t_interval(vals)
     return m, max(lo, 0.0), min(hi, 1.0), len(vals)  # a rate's interval is cut to [0, 1] (nan stays nan)
@@ -512,7 +510,6 @@ class Comparison:
 
 def compare(exp: Experiment, a: str, b: str, split: str = "test", seed: int = 0) -> Comparison | None:
     """Paired test of ``a`` against ``b``; None when they share no evaluated seed and instance."""
-    from seccrm.evaluation.stats import paired_bootstrap, paired_permutation_test
     A, B, seeds, ids = paired_scores(exp, a, b, split)
     if not seeds or not ids:
         return None
@@ -525,7 +522,6 @@ def compare_to_start(exp: Experiment, a: str, split: str = "val", seed: int = 0)
     which is paired with every seed's run on the same instances."""
     import numpy as np
 
-    from seccrm.evaluation.stats import paired_bootstrap, paired_permutation_test
     start = exp.stages.get(exp.start_stage() or "", {}).get(split)
     runs = exp.runs.get(a, {})
     seeds = sorted(s for s in runs if split in runs[s].evals)
@@ -556,7 +552,6 @@ def arm_ratio(runs: dict[int, RunLogs]) -> list[tuple[int, float, str, str]]:
 
 def experiment_baselines_table(exp: Experiment) -> str:
     """The trivial baselines on the experiment's own evaluation sets, beside the start and the curricula."""
-    from seccrm.data.baselines import BASELINE_TITLES, BASELINES
 
     base = {f.stem.removeprefix("baselines_"): json.loads(f.read_text())
             for f in sorted((exp.path / "eval").glob("baselines_*.json"))}
@@ -636,7 +631,6 @@ def mean_rows(runs: dict[int, RunLogs], prefix: str = "curriculum/") -> list[dic
 
 def plot_accuracy(exp: Experiment, path: Path) -> Path:
     """Per-seed final accuracy (dots), mean and t-interval (bars) per curriculum; base and start lines."""
-    from seccrm.evaluation.stats import t_interval
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
     curs = list(exp.runs)

@@ -41,7 +41,19 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from seccrm.rl.config import PRESETS
+from seccrm.data import load_split
+from seccrm.data.baselines import write_baselines
+from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer, pick_device
+from seccrm.engine.precision import eval_dtype
+from seccrm.engine.rollout import encode_prompts
+from seccrm.evaluation.evaluate import evaluate_instances
+from seccrm.files import write_json_atomic
+from seccrm.rl.checkpoint import OPTIMIZER_FILE, complete_checkpoints, latest_checkpoint, verify_checkpoint
+from seccrm.rl.config import PRESETS, TrainConfig
+from seccrm.rl.metrics import machine_summary
+from seccrm.rl.trainer import Trainer
+from seccrm.rl.warmup import run_warmup
+from seccrm.world.arms import DIFFICULTIES, TASK_SKILLS
 
 ALL_CURRICULA: tuple[str, ...] = ("sec", "sec_decay", "uniform", "easy2hard", "hard2easy", "ucb", "learnability")
 WARMUP_FORMAT_THRESHOLD = 0.5  # auto warm-up: below this base format rate on validation
@@ -75,15 +87,6 @@ def _log(msg: str) -> None:
     print(f"[seccrm experiment] {msg}", file=sys.stderr, flush=True)
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    """Write atomically: a killed process leaves the old file or none, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
-# ------------------------------------------------------------------------------------ the plan
 def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricula: list[str] | None = None,
               seeds: list[int] | None = None, steps: int | None = None, warmup_steps: int | str | None = None,
               eval_val: int | None = None, eval_test: int | None = None, eval_max_prompt_tokens: int | None = None,
@@ -142,7 +145,6 @@ def merge_plan(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 def _train_config(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, run_dir: str) -> Any:
-    from seccrm.rl.config import TrainConfig
     return TrainConfig(**{**plan["train"], "data": plan["data"], "model": start_model, "out": run_dir,
                           "steps": plan["steps"], "seed": seed, "curriculum": curriculum, "resume": True})
 
@@ -161,7 +163,6 @@ def stratified_subset(instances: list[dict[str, Any]], n: int) -> list[dict[str,
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for inst in instances:
         groups[(inst["task"], inst["difficulty"])].append(inst)
-    from seccrm.world.arms import TASK_SKILLS
     tasks = list(dict.fromkeys(inst["task"] for inst in instances))
     skills = list(dict.fromkeys(TASK_SKILLS.get(t, t) for t in tasks))
     rank = {t: sum(TASK_SKILLS.get(u, u) == TASK_SKILLS.get(t, t) for u in tasks[:i]) for i, t in enumerate(tasks)}
@@ -181,7 +182,6 @@ def stratified_subset(instances: list[dict[str, Any]], n: int) -> list[dict[str,
 
 
 def _level(difficulty: str) -> int:
-    from seccrm.world.arms import DIFFICULTIES
     return DIFFICULTIES.index(difficulty) if difficulty in DIFFICULTIES else len(DIFFICULTIES)
 
 
@@ -189,7 +189,6 @@ class Evaluator:
     """Evaluates model folders on the experiment's fixed validation and test subsets."""
 
     def __init__(self, plan: dict[str, Any], sets_file: Path | None = None):
-        from seccrm.data import load_split
         self.plan = plan
         splits = {s: load_split(plan["data"], s) for s in ("val", "test")}
         if sets_file is not None and sets_file.exists():  # a resumed experiment: the same instances
@@ -203,7 +202,7 @@ class Evaluator:
             return
         self.subsets = {s: stratified_subset(self._fitting(splits[s]), plan[f"eval_{s}"]) for s in splits}
         if sets_file is not None:
-            _write_json(sets_file, {s: [i["id"] for i in v] for s, v in self.subsets.items()})
+            write_json_atomic(sets_file, {s: [i["id"] for i in v] for s, v in self.subsets.items()})
 
     def _fitting(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The instances whose prompt fits ``eval_max_prompt_tokens`` (0 = all), so that a CPU budget
@@ -211,31 +210,25 @@ class Evaluator:
         limit = self.plan.get("eval_max_prompt_tokens", 0)
         if not limit:
             return instances
-        from seccrm.engine.models import load_tokenizer
-        from seccrm.engine.rollout import encode_prompts
         tok = load_tokenizer(self.plan["model"])
         lengths = [len(p) for p in encode_prompts(tok, [inst["messages"] for inst in instances])]
         return [inst for inst, n in zip(instances, lengths, strict=True) if n <= limit]
 
     def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
         """Evaluate ``model_spec`` on each split of ``targets`` (split -> output file) not yet written."""
-        from seccrm.engine.models import load_model_and_tokenizer
-        from seccrm.evaluation.evaluate import evaluate_instances
-        from seccrm.rl.trainer import pick_device
 
         out = {s: json.loads(f.read_text()) for s, f in targets.items() if f.exists()}
         todo = [s for s in targets if s not in out]
         if not todo:
             return out
         device = pick_device(self.plan["train"].get("device", "auto"))
-        from seccrm.engine.precision import eval_dtype
         dtype = eval_dtype(self.plan["train"].get("bf16", "auto"), device)
         model, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device=str(device))
         for split in todo:
             res = evaluate_instances(model, tok, self.subsets[split], desc=f"eval {label} {split}",
                                      max_new_tokens=self.plan["eval_max_new_tokens"])
             res.update(model=model_spec, split=split, label=label, dtype=str(dtype).removeprefix("torch."))
-            _write_json(targets[split], res)
+            write_json_atomic(targets[split], res)
             out[split] = res
         del model
         gc.collect()
@@ -245,7 +238,6 @@ class Evaluator:
 # ------------------------------------------------------------------------------------ the stages
 def _warmup_stage(plan: dict[str, Any], exp_dir: Path, ev: Evaluator, base_val: dict[str, Any]) -> str:
     """Decide on and run the shared format warm-up; returns the model every run starts from."""
-    from seccrm.rl.warmup import run_warmup
 
     steps = plan["warmup_steps"]
     rate = base_val["summary"]["format_rate"]
@@ -255,7 +247,7 @@ def _warmup_stage(plan: dict[str, Any], exp_dir: Path, ev: Evaluator, base_val: 
                f"{'<' if steps else '>='} {WARMUP_FORMAT_THRESHOLD}")
     else:
         why = "set by --warmup-steps"
-    _write_json(exp_dir / "warmup_decision.json", {"steps": steps, "reason": why})
+    write_json_atomic(exp_dir / "warmup_decision.json", {"steps": steps, "reason": why})
     if not steps:
         _log(f"no format warm-up ({why})")
         return plan["model"]
@@ -271,8 +263,6 @@ def _warmup_stage(plan: dict[str, Any], exp_dir: Path, ev: Evaluator, base_val: 
 
 def _train(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, run_dir: Path) -> None:
     """Train (or resume) one run up to the plan's steps."""
-    from seccrm.rl.checkpoint import latest_checkpoint, verify_checkpoint
-    from seccrm.rl.trainer import Trainer
 
     ckpt = latest_checkpoint(run_dir)
     if ckpt is not None and int(verify_checkpoint(ckpt)["step"]) >= plan["steps"]:
@@ -285,7 +275,6 @@ def _train(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, r
 
 def _evaluate_run(ev: Evaluator, run_dir: Path) -> dict[str, dict[str, Any]]:
     """The learning curve (every checkpoint on validation) and the final model on val and test."""
-    from seccrm.rl.checkpoint import complete_checkpoints
 
     final = run_dir / "final_model"
     ckpts = complete_checkpoints(run_dir)
@@ -300,7 +289,6 @@ def _evaluate_run(ev: Evaluator, run_dir: Path) -> dict[str, dict[str, Any]]:
 def _finalise(run_dir: Path) -> None:
     """Keep the final model as a plain HF folder; drop checkpoints and optimizer state (1 GB each
     for SmolLM2 in float32). Only called once the run's evaluations are all written."""
-    from seccrm.rl.checkpoint import OPTIMIZER_FILE, latest_checkpoint
 
     last = latest_checkpoint(run_dir)
     if last is None:
@@ -317,7 +305,7 @@ def _finalise(run_dir: Path) -> None:
 def _add_time(path: Path, key: str, seconds: float) -> dict[str, float]:
     t: dict[str, float] = json.loads(path.read_text()) if path.exists() else {}
     t[key] = t.get(key, 0.0) + seconds
-    _write_json(path, t)
+    write_json_atomic(path, t)
     return t
 
 
@@ -339,7 +327,6 @@ class _Clock:
 
 
 def _machine() -> str:
-    from seccrm.rl.metrics import machine_summary
     return machine_summary()
 
 
@@ -351,7 +338,7 @@ def _open_plan(plan: dict[str, Any], exp_dir: Path) -> dict[str, Any]:
     else:
         plan = {**plan, "machine": _machine(), "command": " ".join(["seccrm", *sys.argv[1:]])
                 if Path(sys.argv[0]).name == "seccrm" else "run_experiment()"}
-    _write_json(path, plan)
+    write_json_atomic(path, plan)
     return plan
 
 
@@ -364,7 +351,6 @@ def run_experiment(plan: dict[str, Any]) -> Path:
     clock = _Clock(exp_dir / "timings.json")
     ev = Evaluator(plan, exp_dir / "eval" / "sets.json")
     if any(ev.subsets.values()):   # the trivial baselines on the same instances, for the report
-        from seccrm.experiments.demo import write_baselines
         write_baselines(exp_dir, Path(plan["data"]), {k: [i["id"] for i in v] for k, v in ev.subsets.items()})
     base = ev.run(plan["model"], {s: exp_dir / "eval" / f"base_{s}.json" for s in ("val", "test")}, "base")
     start_model = _warmup_stage(plan, exp_dir, ev, base["val"])

@@ -8,13 +8,24 @@ demo continues where it stopped when run again with the same ``--out``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from seccrm.data import build_suite, load_split
+from seccrm.data.baselines import write_baselines
 from seccrm.engine import precision
+from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer
+from seccrm.engine.rollout import encode_prompts
+from seccrm.evaluation.evaluate import evaluate_instances, sample_probe
+from seccrm.evaluation.report import write_run_report
+from seccrm.files import write_json_atomic
+from seccrm.rl.checkpoint import latest_checkpoint
+from seccrm.rl.config import PRESETS, TrainConfig
+from seccrm.rl.metrics import machine_summary
+from seccrm.rl.trainer import Trainer
+from seccrm.rl.warmup import run_warmup
 
 DEMO_DEFAULTS: dict[str, Any] = dict(
     size="small", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4, probe_n=48,
@@ -33,12 +44,6 @@ def _log(msg: str) -> None:
     print(f"[seccrm demo] {msg}", file=sys.stderr, flush=True)
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, int], max_prompt_tokens: int,
                      seed: int = 0, split_max_tokens: dict[str, int] | None = None) -> dict[str, list[str]]:
     """The instances every stage is evaluated on (the same ones, so stages compare pairwise).
@@ -52,8 +57,6 @@ def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, in
     import random
     from collections import defaultdict
 
-    from seccrm.data import load_split
-    from seccrm.engine.rollout import encode_prompts
 
     path = out / "eval" / "sets.json"
     if path.exists():
@@ -76,29 +79,8 @@ def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, in
                 if groups[k] and len(chosen) < limit:
                     chosen.append(groups[k].pop())
         sets[split] = chosen
-    _write_json(path, sets)
+    write_json_atomic(path, sets)
     return sets
-
-
-def write_baselines(out: Path, data: Path, sets: dict[str, list[str]]) -> None:
-    """``eval/baselines_<split>.json``: the trivial baselines on the instances every stage is scored on.
-
-    Constants and positions are chosen on the training split; the held-out test tasks have no
-    training instances, so theirs are chosen on the test instances themselves (an upper bound).
-    """
-    from seccrm.data import load_split
-    from seccrm.data.baselines import baseline_table
-
-    train = load_split(data, "train")
-    for split, ids in sets.items():
-        path = out / "eval" / f"baselines_{split}.json"
-        if path.exists():
-            continue
-        by_id = {i["id"]: i for i in load_split(data, split)}
-        insts = [by_id[i] for i in ids]
-        table = baseline_table(insts, train if split != "test" else insts)
-        table["ids"] = ids
-        _write_json(path, table)
 
 
 def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
@@ -106,9 +88,6 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
                 limit: int = 0, probe_n: int = 0) -> None:
     """Evaluate one stage on the chosen sets (the first ``limit`` of each when set), greedy, plus the
     sampled probe on validation when ``probe_k``."""
-    from seccrm.data import load_split
-    from seccrm.engine.models import load_model_and_tokenizer
-    from seccrm.evaluation.evaluate import evaluate_instances, sample_probe
 
     todo = [s for s in ("val", "test") if not (out / "eval" / f"{stage}_{s}.json").exists()]
     if not todo:
@@ -124,7 +103,7 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
         if probe_k and split == "val":
             res["probe"] = sample_probe(model, tok, insts[:probe_n or None], k=probe_k,
                                         max_new_tokens=max_new_tokens, desc=f"probe {stage} {split}")
-        _write_json(out / "eval" / f"{stage}_{split}.json", res)
+        write_json_atomic(out / "eval" / f"{stage}_{split}.json", res)
         s = res["summary"]
         probe = res.get("probe", {}).get("summary")
         extra = (f"; sampled reward {probe['mean_reward']:.3f}, pass@{probe['k']} {probe['pass_at_k']:.3f}"
@@ -135,12 +114,6 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
 
 
 def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides: Any) -> Path:
-    from seccrm.data import build_suite
-    from seccrm.evaluation.report import write_run_report
-    from seccrm.rl.config import PRESETS, TrainConfig
-    from seccrm.rl.metrics import machine_summary
-    from seccrm.rl.trainer import Trainer
-    from seccrm.rl.warmup import run_warmup
 
     opts = {**DEMO_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     out = Path(out)
@@ -159,7 +132,6 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
         timings["build_s"] = time.perf_counter() - t0
     limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
     max_new = opts["max_new_tokens"]
-    from seccrm.engine.models import load_tokenizer
     sets = choose_eval_sets(out, data, load_tokenizer(model), limits, opts["max_prompt_tokens"], seed,
                             {"test": opts["test_max_prompt_tokens"]})
     write_baselines(out, data, sets)
@@ -198,18 +170,17 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
         trainer.train()
         timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - t0
     del trainer
-    from seccrm.rl.checkpoint import latest_checkpoint
     final = latest_checkpoint(out / "sec")
     _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k, probe_n=opts["probe_n"])
 
     _log(f"[5/{stages}] write the report")
     timings["total_this_invocation_s"] = time.perf_counter() - t_start
-    _write_json(timings_path, timings)
+    write_json_atomic(timings_path, timings)
     info = {"command": "seccrm demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "run_demo()",
             "model": model, "seed": seed, "machine": machine_summary(),
             "precision": precision.resolve(bf16, "cpu"), **{f"time {k}": f"{v:.0f} s" for k, v in timings.items()},
             **{k: v for k, v in opts.items()}}
-    _write_json(out / "run_info.json", info)
+    write_json_atomic(out / "run_info.json", info)
     md = write_run_report(out)
     _log(f"done in {timings['total_this_invocation_s'] / 60:.1f} min: report {md}")
     return md

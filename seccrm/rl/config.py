@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seccrm.curriculum.registry import CURRICULA
+
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
@@ -175,7 +177,6 @@ def validate(cfg: TrainConfig) -> list[str]:
     need(cfg.keep_checkpoints >= 0, "--keep-checkpoints must be >= 0")
     need(cfg.max_nan_steps >= 0, "--max-nan-steps must be >= 0")
     need(not (cfg.resume and cfg.overwrite), "--resume and --overwrite exclude each other")
-    from seccrm.curriculum.registry import CURRICULA
     need(cfg.curriculum.strip().lower().replace("-", "_") in CURRICULA,
          f"--curriculum must be one of {', '.join(CURRICULA)}, got {cfg.curriculum!r}")
     return problems

@@ -11,6 +11,10 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from seccrm import files
+from seccrm.engine.openmp import describe
+from seccrm.engine.precision import cpu_has_fast_bf16
+
 
 class MetricLogger(Protocol):
     def log(self, metrics: dict[str, Any], step: int) -> None: ...
@@ -87,15 +91,8 @@ class MultiLogger:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a metrics file; a torn last line (a killed run) is skipped."""
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+    """Rows of a metrics log; the torn last line of a killed run is skipped."""
+    return files.read_jsonl(path, skip_torn_tail=True)
 
 
 def machine_summary() -> str:
@@ -112,10 +109,8 @@ def machine_summary() -> str:
                 break
     except OSError:
         pass
-    from seccrm.engine.precision import cpu_has_fast_bf16
 
     bf16 = " (bf16 matrix units)" if cpu_has_fast_bf16() else ""
-    from seccrm.engine.openmp import describe
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     omp = "" if torch.cuda.is_available() else f", {describe()}"

@@ -47,7 +47,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from seccrm.curriculum import ArmPools, build_curriculum
+from seccrm.data import load_split
 from seccrm.engine import precision
+from seccrm.engine.fast_decode import FastRollouts
+from seccrm.engine.forward import completion_logprobs
+from seccrm.engine.models import load_model_and_tokenizer, pick_device
+from seccrm.engine.rollout import RolloutBatch, encode_prompts, generate_rollouts
+from seccrm.engine.shared_prefix import unsupported_reason
+from seccrm.evaluation.evaluate import evaluate_instances
 from seccrm.rl.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -56,22 +64,16 @@ from seccrm.rl.checkpoint import (
     verify_checkpoint,
 )
 from seccrm.rl.config import TrainConfig
+from seccrm.rl.grpo import group_advantages, group_has_signal, policy_loss, signal_advantages
 from seccrm.rl.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
 from seccrm.world.arms import ALL_ARMS
+from seccrm.world.rewards import score_details
 
 
 def derive_seed(*parts: Any) -> int:
     """A stable 63-bit seed from any parts (seed once, derive the rest)."""
     h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
     return int.from_bytes(h[:8], "little") >> 1
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: no CUDA device is available")
-    return torch.device(name)
 
 
 class _StopFlag:
@@ -165,9 +167,6 @@ def move_aside(run_dir: Path) -> Path:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, logger: MetricLogger | None = None):
-        from seccrm.curriculum import ArmPools, make_curriculum
-        from seccrm.data import load_split
-        from seccrm.engine.models import load_model_and_tokenizer
 
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
@@ -207,12 +206,8 @@ class Trainer:
         pools, stats = self._arm_pools()
         arms = [a for a in ALL_ARMS if pools.get(a)]
         self.pools = ArmPools(pools, seed=derive_seed(cfg.seed, "pools"))
-        kw: dict[str, Any] = {"seed": derive_seed(cfg.seed, "curriculum")}
-        if cfg.curriculum in ("sec", "sec_decay"):
-            kw.update(alpha=cfg.alpha, tau=cfg.tau)
-            if cfg.curriculum == "sec":
-                kw["unsampled"] = cfg.unsampled
-        self.curriculum = make_curriculum(cfg.curriculum, arms, **kw)
+        self.curriculum = build_curriculum(cfg.curriculum, arms, derive_seed(cfg.seed, "curriculum"),
+                                          {"alpha": cfg.alpha, "tau": cfg.tau, "unsampled": cfg.unsampled})
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
         self.step = 0
@@ -263,8 +258,6 @@ class Trainer:
         backend = self.cfg.rollout_backend
         if backend == "shared" or (backend == "auto" and self.device.type != "cuda"):
             return None
-        from seccrm.engine.fast_decode import FastRollouts
-        from seccrm.engine.shared_prefix import unsupported_reason
         reason = unsupported_reason(self.model)
         if reason is not None:
             print(f"[seccrm] fast rollouts unavailable ({reason}); using the shared-prompt path", file=sys.stderr)
@@ -289,7 +282,6 @@ class Trainer:
         return ref
 
     def _prompt_ids(self, inst: dict[str, Any]) -> list[int]:
-        from seccrm.engine.rollout import encode_prompts
         cache = self.__dict__.setdefault("_prompt_cache", {})
         if inst["id"] not in cache:
             cache[inst["id"]] = encode_prompts(self.tokenizer, [inst["messages"]])[0]
@@ -312,7 +304,6 @@ class Trainer:
         return dict(pools), stats
 
     def _val_subset(self) -> list[dict[str, Any]]:
-        from seccrm.data import load_split
         val = load_split(self.cfg.data, "val")
         random.Random(derive_seed(self.cfg.seed, "val-subset")).shuffle(val)
         return val[: self.cfg.eval_limit] if self.cfg.eval_limit else val
@@ -389,8 +380,6 @@ class Trainer:
 
     def _rollout_round(self, round_idx: int) -> tuple[list[str], list[dict[str, Any]], Any, list[dict[str, Any]]]:
         """One draw of ``prompts_per_step`` prompts and their rollouts: (arms, instances, rollouts, scores)."""
-        from seccrm.engine.rollout import generate_rollouts
-        from seccrm.world.rewards import score_details
 
         cfg, n = self.cfg, self.cfg.group_size
         arms = self.curriculum.sample(cfg.prompts_per_step)
@@ -412,8 +401,6 @@ class Trainer:
         return arms, batch, ro, details
 
     def train_step(self) -> dict[str, Any]:
-        from seccrm.engine.rollout import RolloutBatch
-        from seccrm.rl.grpo import group_advantages, group_has_signal, signal_advantages
 
         cfg, n = self.cfg, self.cfg.group_size
         t0 = time.perf_counter()
@@ -473,8 +460,6 @@ class Trainer:
         return metrics
 
     def _policy_update(self, ro: Any, adv: torch.Tensor) -> dict[str, Any]:
-        from seccrm.engine.forward import completion_logprobs
-        from seccrm.rl.grpo import policy_loss
 
         cfg, n = self.cfg, self.cfg.group_size
         t0 = time.perf_counter()
@@ -543,7 +528,6 @@ class Trainer:
         return dict(sums)
 
     def _old_logprobs(self, ro: Any) -> list[torch.Tensor]:
-        from seccrm.engine.forward import completion_logprobs
         self.model.eval()
         n, out = self.cfg.group_size, list[torch.Tensor]()
         with torch.no_grad(), self._autocast():
@@ -555,7 +539,6 @@ class Trainer:
         return out
 
     def _ref_logprobs(self, ro: Any, mg: list[int], rows: list[int]) -> torch.Tensor:
-        from seccrm.engine.forward import completion_logprobs
         with torch.no_grad(), self._autocast():
             if self.ref_model is not None:
                 lp, _, _ = completion_logprobs(self.ref_model, [ro.prompt_ids[g] for g in mg],
@@ -571,7 +554,6 @@ class Trainer:
         return lp
 
     def evaluate_val(self) -> dict[str, Any]:
-        from seccrm.evaluation.evaluate import evaluate_instances
         with self._autocast():
             res = evaluate_instances(self._decoding_model(), self.tokenizer, self.val_instances,
                                      max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
@@ -598,7 +580,6 @@ def length_buckets(groups: list[int], ro: Any, size: int) -> list[list[int]]:
 
 def _select_groups(ro: Any, groups: list[int]) -> Any:
     """The rollouts of ``groups`` only, in that order (a new RolloutBatch; group-major rows)."""
-    from seccrm.engine.rollout import RolloutBatch
 
     n = ro.group_size
     rows = [g * n + j for g in groups for j in range(n)]

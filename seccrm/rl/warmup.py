@@ -32,6 +32,12 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from seccrm.data import load_split
+from seccrm.engine import precision
+from seccrm.engine.models import load_model_and_tokenizer
+from seccrm.engine.rollout import encode_prompts, generate_rollouts
+from seccrm.world.rewards import extract_answer, score_details
+
 
 def warmup_target(instance: dict[str, Any]) -> str:
     """The completion the warm-up teaches: the gold answer inside one answer block."""
@@ -74,8 +80,6 @@ def balanced_order(instances: list[dict[str, Any]], keep: list[int], rng: random
 def probe_answers(model: Any, tokenizer: Any, instances: list[dict[str, Any]], max_new_tokens: int = 32
                   ) -> dict[str, float]:
     """Greedy answers on ``instances``: format rate, accuracy and distinct answers / answers given."""
-    from seccrm.engine.rollout import encode_prompts, generate_rollouts
-    from seccrm.world.rewards import extract_answer, score_details
 
     prompts = encode_prompts(tokenizer, [i["messages"] for i in instances])
     with torch.no_grad():
@@ -102,8 +106,6 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
     ``target_format`` or its distinct-answer share falls below ``min_distinct``. Check rows carry
     ``"check": 1`` and a ``"stop"`` reason on the last one.
     """
-    from seccrm.engine import precision
-    from seccrm.engine.rollout import encode_prompts
 
     rng = random.Random(seed)
     prompts = encode_prompts(tokenizer, [inst["messages"] for inst in instances])
@@ -179,9 +181,6 @@ def run_warmup(data: str, model_spec: str, out: str | Path, steps: int, batch_si
                seed: int = 0, max_prompt_tokens: int = 0, bf16: str = "auto", check_every: int = 0,
                probe_size: int = 32, target_format: float = 0.9) -> Path:
     """Load, warm up on the training split, save a Hugging Face folder at ``out/model``."""
-    from seccrm.data import load_split
-    from seccrm.engine import precision
-    from seccrm.engine.models import load_model_and_tokenizer
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.world.org.ids import is_valid_id
-from seccrm.world.org.schema import ID_PREFIXES, TABLES, qi
+from seccrm.world.org.schema import ID_PREFIXES, STAGES, TABLES, qi
 from seccrm.world.tasks.base import MONTHS, NONE_ANSWER, AnswerKind
 
 REWARD_CORRECT = 1.0
@@ -86,7 +86,6 @@ SEARCH_WINDOW = 64 * 1024          # only the completion's last 64 KiB are searc
 MAX_ANSWER_CHARS = 4096            # an answer block longer than this never parses
 MAX_LIST_ITEMS = 64                # a list answer with more items never parses
 
-STAGES: tuple[str, ...] = ("Qualification", "Discovery", "Quote", "Negotiation", "Closed")
 US_STATES: frozenset[str] = frozenset(
     "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM "
     "NY NC ND OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY".split()

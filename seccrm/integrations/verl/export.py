@@ -29,6 +29,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from seccrm.data import load_split
+
 DATA_SOURCE_PREFIX = "seccrm/"
 SPLIT_FILES: dict[str, str] = {"train": "train.parquet", "val": "val.parquet", "test": "test.parquet"}
 ORG_FILE = "org.sqlite"
@@ -104,7 +106,6 @@ def export_verl(data_dir: str | Path, out_dir: str | Path, org_path: str | None 
     Returns:
         The manifest written to ``verl_export.json``.
     """
-    from seccrm.data import load_split
 
     src, out = Path(data_dir), Path(out_dir)
     if not (src / ORG_FILE).is_file():

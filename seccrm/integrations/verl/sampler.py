@@ -15,7 +15,7 @@ Config (``data.sampler.*``; use ``++`` so the keys are added on releases whose c
     ++data.sampler.class_path=pkg://seccrm.integrations.verl.sampler
     ++data.sampler.class_name=SECSampler
     data.dataloader_num_workers=0          # required: workers would prefetch batches drawn from a stale Q
-    ++data.sampler.curriculum=sec          # any name of seccrm.curriculum.make_curriculum
+    ++data.sampler.curriculum=sec          # any name of seccrm.curriculum.build_curriculum
     ++data.sampler.alpha=0.3 ++data.sampler.tau=0.5 ++data.sampler.unsampled=hold
     ++data.sampler.seed=0                  # default: data.seed, else 0
     ++data.sampler.total_steps=N           # only the difficulty schedules (easy2hard, ...) need it
@@ -40,7 +40,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
-from seccrm.curriculum import ArmPools, Curriculum, DifficultySchedule, make_curriculum
+from seccrm.curriculum import ArmPools, Curriculum, DifficultySchedule, build_curriculum
 from seccrm.world.arms import ALL_ARMS
 
 try:  # VERL 0.5 to 0.7.x: the interface VERL's trainer recognises and calls update() on
@@ -151,9 +151,10 @@ class SECSampler(_SamplerBase):  # type: ignore[misc, valid-type]
         self.arms = tuple(a for a in ALL_ARMS if a in by_arm)
         self.seed = int(_option(opts, "seed", _option(data_config, "seed", 0)))
         self.curriculum_name = str(_option(opts, "curriculum", "sec"))
-        self.curriculum: Curriculum = make_curriculum(
-            self.curriculum_name, self.arms, seed=derive_seed(self.seed, "curriculum"),
-            **self._curriculum_kwargs(opts))
+        self.curriculum: Curriculum = build_curriculum(
+            self.curriculum_name, self.arms, derive_seed(self.seed, "curriculum"),
+            {"alpha": float(_option(opts, "alpha", 0.3)), "tau": float(_option(opts, "tau", 0.5)),
+             "unsampled": str(_option(opts, "unsampled", "hold"))})
         self.pools = ArmPools(by_arm, seed=derive_seed(self.seed, "pools"))
         self.total_steps = _option(opts, "total_steps")
         if isinstance(self.curriculum, DifficultySchedule):
@@ -168,17 +169,6 @@ class SECSampler(_SamplerBase):  # type: ignore[misc, valid-type]
         self.epoch_length = (n // batch) * batch if n >= batch else n
         self.epoch_yielded = 0
         self.last_metrics: dict[str, float] = {}
-
-    def _curriculum_kwargs(self, opts: Any) -> dict[str, Any]:
-        """alpha / tau / unsampled go to the SEC variants only (as ``seccrm train`` does)."""
-        kw: dict[str, Any] = {}
-        key = self.curriculum_name.strip().lower().replace("-", "_")
-        if key in ("sec", "sec_decay"):
-            kw["alpha"] = float(_option(opts, "alpha", 0.3))
-            kw["tau"] = float(_option(opts, "tau", 0.5))
-            if key == "sec":
-                kw["unsampled"] = str(_option(opts, "unsampled", "hold"))
-        return kw
 
     # --- torch Sampler ----------------------------------------------------------------------------
 

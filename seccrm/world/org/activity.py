@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from seccrm.world.org import text as T
-from seccrm.world.org.common import DATA_START, TODAY, Person, at, day_between, slug, ts
+from seccrm.world.org.common import DATA_START, TODAY, OrgSize, Person, at, day_between, slug, ts
 from seccrm.world.org.rules import Rules, draw_quote_lines
-
-if TYPE_CHECKING:
-    from seccrm.world.org.generate import OrgSize
+from seccrm.world.org.schema import STAGES
 
 # Share of leads drawn as a good BANT fit (the rest pass all four factors only by chance, ~5%).
 QUALIFIED_SHARE = 0.29
@@ -286,7 +284,7 @@ class ActivitySections:
                 CustomerSignedDate=(close_day - dt.timedelta(days=rng.randint(0, 5))).isoformat(),
                 CreatedDate=ts(at(rng, max(day, close_day - dt.timedelta(days=5)))))
         name = f"{acc['name']} - {self.products[items[0]]['name']}"
-        oid = self.add("Opportunity", Name=name, AccountId=acc["id"], OwnerId=rep.id, StageName=T.STAGES[shown],
+        oid = self.add("Opportunity", Name=name, AccountId=acc["id"], OwnerId=rep.id, StageName=STAGES[shown],
                        Amount=amount, Probability=(10.0, 25.0, 50.0, 75.0, 100.0 if won else 0.0)[stage],
                        CloseDate=close_day.isoformat(), ContractID__c=contract, CreatedDate=ts(at(rng, day)))
         for i, q in zip(items, qty, strict=True):
@@ -321,18 +319,18 @@ class ActivitySections:
 
         span = max(1, (last - start).days)
         for st in range(stage + 1):
-            subjects = T.STAGE_ACTIVITIES[T.STAGES[st]]
+            subjects = T.STAGE_ACTIVITIES[STAGES[st]]
             for subj in rng.sample(subjects, 1 if st < stage else rng.randint(1, 2)):
                 task(subj, "Completed", start + dt.timedelta(days=int(span * (st + rng.random()) / (stage + 1))))
         if wrong:
             return
         ahead = max(last, TODAY)
-        fits = [s for st in (stage, stage + 1) if st < len(T.STAGES)
-                for s in T.STAGE_ACTIVITIES[T.STAGES[st]] if s not in used]
+        fits = [s for st in (stage, stage + 1) if st < len(STAGES)
+                for s in T.STAGE_ACTIVITIES[STAGES[st]] if s not in used]
         for subj in rng.sample(fits, min(len(fits), rng.randint(0, 2))):
             task(subj, rng.choice(("Not Started", "In Progress")), ahead + dt.timedelta(days=rng.randint(1, 30)))
         if rng.random() < 0.3:
-            misfits = [s for st, stg in enumerate(T.STAGES) if st not in (stage, stage + 1)
+            misfits = [s for st, stg in enumerate(STAGES) if st not in (stage, stage + 1)
                        for s in T.STAGE_ACTIVITIES[stg] if s not in used]
             for subj in rng.sample(misfits, rng.randint(1, 2)):
                 task(subj, "Not Started", ahead + dt.timedelta(days=rng.randint(1, 30)))

@@ -56,3 +56,31 @@ class Person:
     territories: list[int] = field(default_factory=list)
     traits: dict[str, Any] = field(default_factory=dict)
 
+
+@dataclass(frozen=True)
+class OrgSize:
+    """How many records of each kind a preset holds."""
+
+    name: str
+    support_agents: int
+    sales_reps: int
+    products: int
+    territories: int            # the first n of text.TERRITORIES
+    accounts: int
+    contacts_per_account: tuple[int, int]
+    orders: int
+    cases: int                  # assigned cases (open and closed), spikes included
+    new_cases: int              # the routing pool: Status 'New', OwnerId NULL
+    opportunities: int
+    leads: int                  # assigned leads
+    new_leads: int              # the routing pool: 'Open - Not Contacted', OwnerId NULL
+    wrong_stages: int           # open opportunities added with a wrong StageName, beyond `opportunities`
+
+
+# The routing pools and the wrong-stage opportunities are the CRUD tasks' targets: they are sized so
+# that the default suite (750 instances per task on full, 60 on small) rarely repeats a target.
+SIZES: dict[str, OrgSize] = {
+    "tiny": OrgSize("tiny", 8, 6, 12, 4, 60, (2, 3), 300, 600, 30, 150, 150, 30, 22),
+    "small": OrgSize("small", 16, 10, 24, 5, 250, (2, 4), 1500, 3000, 220, 500, 700, 220, 200),
+    "full": OrgSize("full", 40, 24, 60, 6, 1200, (2, 5), 9000, 24000, 850, 3000, 5000, 850, 700),
+}

@@ -21,7 +21,6 @@ import os
 import random
 import sqlite3
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,9 @@ from seccrm.world.org.activity import ActivitySections
 from seccrm.world.org.common import (
     DATA_START,
     ORDERS_START,
+    SIZES,
     TODAY,
+    OrgSize,
     Person,
     at,
     day_between,
@@ -41,39 +42,10 @@ from seccrm.world.org.common import (
 )
 from seccrm.world.org.ids import make_id
 from seccrm.world.org.rules import make_rules, rule_articles
-from seccrm.world.org.schema import ID_PREFIXES, META_TABLE, TABLES, create_indexes, create_schema, qi
+from seccrm.world.org.schema import ID_PREFIXES, META_TABLE, STAGES, TABLES, create_indexes, create_schema, qi
 
 GENERATOR_VERSION = "1"
 SUPPORT, SALES = "Support Agent", "Sales Rep"
-
-
-@dataclass(frozen=True)
-class OrgSize:
-    """How many records of each kind a preset holds."""
-
-    name: str
-    support_agents: int
-    sales_reps: int
-    products: int
-    territories: int            # the first n of text.TERRITORIES
-    accounts: int
-    contacts_per_account: tuple[int, int]
-    orders: int
-    cases: int                  # assigned cases (open and closed), spikes included
-    new_cases: int              # the routing pool: Status 'New', OwnerId NULL
-    opportunities: int
-    leads: int                  # assigned leads
-    new_leads: int              # the routing pool: 'Open - Not Contacted', OwnerId NULL
-    wrong_stages: int           # open opportunities added with a wrong StageName, beyond `opportunities`
-
-
-# The routing pools and the wrong-stage opportunities are the CRUD tasks' targets: they are sized so
-# that the default suite (750 instances per task on full, 60 on small) rarely repeats a target.
-SIZES: dict[str, OrgSize] = {
-    "tiny": OrgSize("tiny", 8, 6, 12, 4, 60, (2, 3), 300, 600, 30, 150, 150, 30, 22),
-    "small": OrgSize("small", 16, 10, 24, 5, 250, (2, 4), 1500, 3000, 220, 500, 700, 220, 200),
-    "full": OrgSize("full", 40, 24, 60, 6, 1200, (2, 5), 9000, 24000, 850, 3000, 5000, 850, 700),
-}
 
 
 class _Generator(ActivitySections):
@@ -382,7 +354,7 @@ class _Generator(ActivitySections):
                       "lead's state. Among them, choose the rep with the highest conversion rate (converted "
                       "leads divided by leads owned). Ties go to the rep with the fewest unconverted leads, "
                       "then to the lowest User Id.", "Policy", {"type": "lead_routing"})
-        stages = {s: list(T.STAGE_ACTIVITIES[s]) for s in T.STAGES}
+        stages = {s: list(T.STAGE_ACTIVITIES[s]) for s in STAGES}
         listing = " ".join(f"{s}: {', '.join(subj)}." for s, subj in stages.items())
         self._article("Sales stage activities", "Which activities belong to each opportunity stage.",
                       "Each opportunity stage has its own activities. " + listing + " An opportunity is in "

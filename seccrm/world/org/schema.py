@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import sqlite3
 
+# Opportunity.StageName's picklist, in pipeline order.
+STAGES: tuple[str, ...] = ("Qualification", "Discovery", "Quote", "Negotiation", "Closed")
+
 # Object -> 3-character key prefix (real Salesforce prefixes where the object is standard).
 ID_PREFIXES: dict[str, str] = {
     "User": "005",

@@ -271,7 +271,6 @@ COMPETITORS = ("Brightline Tech", "Corvid Systems", "Helix Digital", "Lumen Part
 TOPICS = ("volume pricing", "integration with existing systems", "data security", "implementation timeline",
           "support response times", "staff training", "contract length", "hardware refresh cycle",
           "cloud migration", "payment terms")
-STAGES = ("Qualification", "Discovery", "Quote", "Negotiation", "Closed")
 STAGE_ACTIVITIES: dict[str, tuple[str, ...]] = {
     "Qualification": ("Initial discovery call", "Qualify budget and authority", "Research account background"),
     "Discovery": ("Needs assessment meeting", "Product demo", "Technical requirements review"),

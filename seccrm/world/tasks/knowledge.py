@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from seccrm.world.org.schema import STAGES
 from seccrm.world.tasks.base import (
     NONE_ANSWER,
     AnswerKind,
@@ -77,7 +78,6 @@ def split_list(text: str | None) -> list[str]:
 # The stage catalogue (shared with the CRUD task wrong_stage_rectification)
 # ----------------------------------------------------------------------------------------------
 
-STAGES = ("Qualification", "Discovery", "Quote", "Negotiation", "Closed")
 
 
 @dataclass(frozen=True)

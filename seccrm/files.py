@@ -1,0 +1,52 @@
+"""Small file helpers every layer shares: JSONL reading and atomic writes.
+
+An atomic write goes to a temporary file next to the target, is flushed to disk, and is renamed
+over the target (``os.replace``): a killed process leaves the old file or the new one, never half.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def read_jsonl(path: str | os.PathLike[str], skip_torn_tail: bool = False) -> list[dict[str, Any]]:
+    """Records of a JSONL file (blank lines ignored). A line that is not JSON raises ValueError naming
+    the file and line, except, with ``skip_torn_tail``, the last line of a log that a killed writer
+    left half written, which is dropped."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    records = []
+    for n, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if skip_torn_tail and n == last:
+                break
+            raise ValueError(f"{path} line {n + 1}: not valid JSON ({e.msg})") from None
+    return records
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (parents created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = 1) -> Path:
+    """``obj`` as JSON at ``path``, written atomically."""
+    return write_text_atomic(path, json.dumps(obj, indent=indent))
