@@ -38,6 +38,8 @@ def _stable(row: dict) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", required=True, type=Path, help="empty scratch directory")
+    parser.add_argument("--drop", action="append", default=[], metavar="PREFIX",
+                        help="leave metrics whose name starts with PREFIX out of the hash (metrics added later)")
     args = parser.parse_args()
     suite, run = args.work / "suite", args.work / "run"
     _run("build", "--out", str(suite), "--seed", "0", "--size", "tiny", "--train-per-task", "12",
@@ -54,6 +56,7 @@ def main() -> int:
     _run("eval", "--data", str(suite), "--model", "smollm2", "--split", "val", "--out",
          str(args.work / "eval_smollm2.json"), "--limit", "8", "--max-new-tokens", "48")
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    rows = [{k: v for k, v in r.items() if not k.startswith(tuple(args.drop))} for r in rows] if args.drop else rows
     metrics = json.dumps([_stable(r) for r in rows], sort_keys=True)
     evals = json.loads((args.work / "eval.json").read_text())
     answers = json.dumps(evals["rows"], sort_keys=True, default=str)

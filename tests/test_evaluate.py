@@ -8,7 +8,7 @@ def test_bootstrap_interval_covers_the_truth_most_of_the_time():
     p, hits, trials = 0.3, 0, 200
     for t in range(trials):
         x = (rng.random(200) < p).astype(float)
-        lo, hi = bootstrap_ci(x, samples=500, seed=t)
+        lo, hi = bootstrap_ci(x, resamples=500, seed=t)
         hits += lo <= p <= hi
     assert 0.88 <= hits / trials <= 0.99  # nominal 95%
 

@@ -95,7 +95,8 @@ def test_mixed_precision_trainer_keeps_float32_master_and_synced_bf16_decoder(ti
     from seccrm.rl.trainer import Trainer
 
     monkeypatch.setattr(seccrm.rl.trainer, "score_details",
-                        lambda inst, text: {"reward": [0.0, 0.1, 1.0][len(text) % 3]})
+                        lambda inst, text: {"reward": (r := [0.0, 0.1, 1.0][len(text) % 3]), "correct": r >= 1.0,
+                                           "formatted": r >= 0.1})
     cfg = TrainConfig(data=str(tiny_suite), model="tiny", out=str(tmp_path / "run"), steps=2, prompts_per_step=2,
                       group_size=4, max_new_tokens=8, lr=1e-2, save_every=1, eval_limit=2, eval_max_new_tokens=4,
                       seed=3, bf16="on")

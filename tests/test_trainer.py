@@ -13,13 +13,18 @@ from seccrm.world.arms import ALL_ARMS
 pytestmark = pytest.mark.slow
 
 
+def _details(reward: float) -> dict:
+    """What the verifier returns for a completion of this reward (its contract: reward, correct, formatted)."""
+    return {"reward": reward, "correct": reward >= 1.0, "formatted": reward >= 0.1}
+
+
 def _varied_reward(monkeypatch):
     """A random tiny model never answers correctly, so every group would have zero advantage and
     nothing would move. Grade by completion length instead (deterministic, varies within a group)."""
     import seccrm.rl.trainer
 
     def fake(instance, completion):
-        return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
+        return _details([0.0, 0.1, 1.0][len(completion) % 3])
     monkeypatch.setattr(seccrm.rl.trainer, "score_details", fake)
 
 
@@ -193,8 +198,8 @@ def _half_constant_reward(monkeypatch):
 
     def fake(instance, completion):
         if int(instance["id"].rsplit("-", 1)[1]) % 2 == 0:
-            return {"reward": 0.1}
-        return {"reward": [0.0, 0.1, 1.0][len(completion) % 3]}
+            return _details(0.1)
+        return _details([0.0, 0.1, 1.0][len(completion) % 3])
     monkeypatch.setattr(seccrm.rl.trainer, "score_details", fake)
 
 

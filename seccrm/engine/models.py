@@ -56,9 +56,10 @@ class LoraSettings:
     """Scaling numerator: the update is scaled by alpha / r."""
     dropout: float = 0.0
     """Dropout on the adapter's input (0 keeps training deterministic)."""
-    target_modules: tuple[str, ...] = field(
+    target_modules: tuple[str, ...] | str = field(
         default=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
-    """Names of the linear layers that get an adapter (the Llama / Qwen2 names)."""
+    """Names of the linear layers that get an adapter (the Llama / Qwen2 names), or peft's
+    ``"all-linear"`` (every linear layer but the LM head, whatever the architecture calls them)."""
 
     def __post_init__(self) -> None:
         if self.r <= 0:
@@ -252,7 +253,8 @@ def apply_lora(model: torch.nn.Module, lora: LoraSettings) -> torch.nn.Module:
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                        target_modules=list(lora.target_modules), task_type="CAUSAL_LM")
+                        target_modules=lora.target_modules if isinstance(lora.target_modules, str)
+                        else list(lora.target_modules), task_type="CAUSAL_LM")
     return get_peft_model(model, config)
 
 

@@ -52,7 +52,7 @@ from seccrm.data import load_split
 from seccrm.engine import precision
 from seccrm.engine.fast_decode import FastRollouts
 from seccrm.engine.forward import completion_logprobs
-from seccrm.engine.models import load_model_and_tokenizer, pick_device
+from seccrm.engine.models import LoraSettings, apply_lora, load_model_and_tokenizer, pick_device
 from seccrm.engine.rollout import RolloutBatch, encode_prompts, generate_rollouts
 from seccrm.engine.shared_prefix import unsupported_reason
 from seccrm.evaluation.evaluate import evaluate_instances
@@ -245,13 +245,12 @@ class Trainer:
                              f"{worst} positions; the model holds {ctx}")
 
     def _apply_lora(self, resume_from: Path | None) -> None:
-        from peft import LoraConfig, PeftModel, get_peft_model
+        from peft import PeftModel
         if resume_from is not None:
             self.model = PeftModel.from_pretrained(self.model, str(resume_from / "adapter"), is_trainable=True)
         else:
-            lcfg = LoraConfig(r=self.cfg.lora_r, lora_alpha=self.cfg.lora_alpha, lora_dropout=0.0,
-                              target_modules="all-linear", task_type="CAUSAL_LM")
-            self.model = get_peft_model(self.model, lcfg)
+            self.model = apply_lora(self.model, LoraSettings(r=self.cfg.lora_r, alpha=self.cfg.lora_alpha,
+                                                             target_modules="all-linear"))
 
     def _make_rollout_engine(self) -> Any:
         """The fast decode engine (static KV buffers, CUDA graphs) where it applies, else None."""
@@ -441,6 +440,9 @@ class Trainer:
             "train/reward": rewards.mean().item(),
             "train/accuracy": (rewards >= 1.0).float().mean().item(),
             "train/format_rate": (rewards >= 0.1).float().mean().item(),
+            # the verifier's own components, by name (not read back from the 1.0 / 0.1 levels)
+            "reward/correct": sum(bool(d["correct"]) for d in details) / len(details),
+            "reward/formatted": sum(bool(d["formatted"]) for d in details) / len(details),
             "train/response_len": sum(len(c) for c in ro.completion_ids) / len(ro.completion_ids),
             "train/truncated_rate": 1.0 - sum(ro.finished) / len(ro.finished),
             "train/zero_adv_groups": (grouped.std(dim=1) == 0).float().mean().item(),
