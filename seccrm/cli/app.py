@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "seccrm.cli.experiment",  # experiment
     "seccrm.cli.report",      # report
     "seccrm.cli.export",      # export
+    "seccrm.cli.imports",     # import
 )
 
 CLIError = UserError  # the name this error had before it moved to seccrm.errors

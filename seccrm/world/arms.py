@@ -6,6 +6,8 @@ An *arm* is a (skill, difficulty) pair named ``"SKILL/difficulty"``, e.g. ``"POL
 from __future__ import annotations
 
 SKILLS: tuple[str, ...] = ("CRUD", "ANALYTICS", "KNOWLEDGE", "POLICY")
+# Skills outside the report's 12 arms, used only when asked for (imported CRMArena-Pro suites).
+OPTIONAL_SKILLS: tuple[str, ...] = ("CONFIDENTIALITY",)
 DIFFICULTIES: tuple[str, ...] = ("easy", "medium", "hard")
 
 # task name -> skill, in the order of the spec's table.
@@ -45,8 +47,8 @@ TASK_TITLES: dict[str, str] = {
 
 def arm_name(skill: str, difficulty: str) -> str:
     """``("POLICY", "hard") -> "POLICY/hard"``."""
-    if skill not in SKILLS:
-        raise ValueError(f"unknown skill {skill!r}; known: {', '.join(SKILLS)}")
+    if skill not in SKILLS + OPTIONAL_SKILLS:
+        raise ValueError(f"unknown skill {skill!r}; known: {', '.join(SKILLS + OPTIONAL_SKILLS)}")
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"unknown difficulty {difficulty!r}; known: {', '.join(DIFFICULTIES)}")
     return f"{skill}/{difficulty}"

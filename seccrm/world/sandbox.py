@@ -180,7 +180,7 @@ class Sandbox:
             lines.append("(0 rows)")
         text = "\n".join(lines)
         if len(text) > lim.max_chars:
-            text = text[:lim.max_chars].rsplit("\n", 1)[0] + "\n[cut at %d characters]" % lim.max_chars
+            text = text[:lim.max_chars].rsplit("\n", 1)[0] + f"\n[cut at {lim.max_chars} characters]"
         if more:
             text += f"\n... {more}{'+' if truncated else ''} more rows"
         return text

@@ -1,0 +1,170 @@
+"""A multi-turn episode: prompt -> (<execute> query -> result)* -> <answer>.
+
+The model sees a question and the org's schema, but no records. Each turn it either writes
+``<execute>SQL</execute>``, and the environment answers with the query's result (a compact table or an
+error message, from `seccrm.world.sandbox`), or it writes ``<answer>...</answer>``, which ends the
+episode; the answer is scored by the same verifiers as a single-turn completion. An episode also ends
+at ``max_turns`` model turns, at a budget of ``max_model_tokens`` tokens written by the model, or at a
+turn with neither tag (the model stopped acting).
+
+This module is text only (no model, no torch): the engine drives it with a policy that turns the
+conversation so far into the model's next message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seccrm.world.rewards import score_details
+from seccrm.world.sandbox import Sandbox, SandboxLimits, schema_text
+
+_EXECUTE = re.compile(r"<execute>(.*?)</execute>", re.S | re.I)
+_ANSWER_OPEN = re.compile(r"<answer>", re.I)
+
+AGENT_SYSTEM = """You are a CRM analyst with read-only SQL access to the company's Salesforce org (SQLite).
+Work in turns. To look at data, write one query as <execute>SELECT ...</execute> and stop; the result
+comes back in the next message. When you know the answer, write it as <answer>...</answer>.
+Quote table names that are SQL keywords ("Case", "Order"). Dates are ISO text (YYYY-MM-DD...).
+
+The org's tables:
+{schema}"""
+
+
+@dataclass(frozen=True)
+class EpisodeSettings:
+    """Limits of one episode. Defaults suit a small model on CPU; CRMArena-Pro allows 20 turns."""
+
+    max_turns: int = 6
+    """Model turns, the answering turn included."""
+    max_model_tokens: int = 1024
+    """Tokens the model may write over the whole episode."""
+    max_new_tokens_per_turn: int = 160
+    """Tokens the model may write in one turn."""
+    sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1 or self.max_model_tokens < 1 or self.max_new_tokens_per_turn < 1:
+            raise ValueError("max_turns, max_model_tokens and max_new_tokens_per_turn must be >= 1")
+
+    @classmethod
+    def crmarena_pro(cls) -> EpisodeSettings:
+        """The benchmark's budget: 20 turns, longer turns and results (for a GPU)."""
+        return cls(max_turns=20, max_model_tokens=8192, max_new_tokens_per_turn=512,
+                   sandbox=SandboxLimits(max_rows=50, max_chars=6000))
+
+
+@dataclass
+class Turn:
+    """One model turn and what the environment said back (None on the final turn)."""
+
+    text: str
+    tokens: int
+    query: str | None = None
+    observation: str | None = None
+    query_ok: bool | None = None
+
+
+def agent_messages(question: str, schema: str, system: str = AGENT_SYSTEM) -> list[dict[str, str]]:
+    """The opening conversation of an episode: the protocol and schema, then the question."""
+    return [{"role": "system", "content": system.format(schema=schema)},
+            {"role": "user", "content": question}]
+
+
+class Episode:
+    """The environment of one episode over one org. Drive it with :meth:`act`.
+
+    >>> ep = Episode(instance, "data/tiny/org.sqlite")               # doctest: +SKIP
+    >>> ep.act("<execute>SELECT COUNT(*) FROM Account</execute>")     # doctest: +SKIP
+    '<result>\\nCOUNT(*)\\n60\\n</result>'
+    >>> ep.act("<answer>60</answer>"), ep.done, ep.end_reason         # doctest: +SKIP
+    (None, True, 'answer')
+    """
+
+    def __init__(self, instance: dict[str, Any], org_path: str | Path, settings: EpisodeSettings | None = None,
+                 messages: list[dict[str, str]] | None = None):
+        self.instance = instance
+        self.settings = settings or EpisodeSettings()
+        self.sandbox = Sandbox(org_path, self.settings.sandbox)
+        self.messages: list[dict[str, str]] = [dict(m) for m in (messages or instance["messages"])]
+        self.turns: list[Turn] = []
+        self.done = False
+        self.end_reason: str | None = None
+
+    @property
+    def model_tokens(self) -> int:
+        return sum(t.tokens for t in self.turns)
+
+    @property
+    def failed_queries(self) -> int:
+        return sum(1 for t in self.turns if t.query_ok is False)
+
+    def act(self, text: str, tokens: int = 0) -> str | None:
+        """Record the model's turn ``text`` (``tokens`` long); return the environment's reply, to be
+        appended as the next user message, or None when the episode is over."""
+        if self.done:
+            raise RuntimeError("the episode is over")
+        turn = Turn(text=text, tokens=tokens)
+        self.turns.append(turn)
+        self.messages.append({"role": "assistant", "content": text})
+        query = _EXECUTE.search(text)
+        answer = _ANSWER_OPEN.search(text)
+        if answer is not None and (query is None or answer.start() < query.start()):
+            return self._end("answer")
+        if query is None:
+            return self._end("no_action")
+        if len(self.turns) >= self.settings.max_turns:
+            return self._end("turn_limit")
+        if self.model_tokens >= self.settings.max_model_tokens:
+            return self._end("token_budget")
+        turn.query = query.group(1).strip()
+        result = self.sandbox.run(turn.query)
+        turn.query_ok = result.ok
+        turn.observation = f"<result>\n{result.text}\n</result>"
+        self.messages.append({"role": "user", "content": turn.observation})
+        return turn.observation
+
+    def _end(self, reason: str) -> None:
+        self.done, self.end_reason = True, reason
+        self.sandbox.close()
+        return None
+
+    @property
+    def final_text(self) -> str:
+        """What the verifier reads: the model's last turn."""
+        return self.turns[-1].text if self.turns else ""
+
+    def score(self) -> dict[str, Any]:
+        """The verifier's details for the episode, plus turns, failed queries, tokens and why it ended."""
+        details = score_details(self.instance, self.final_text)
+        details.update(turns=len(self.turns), failed_queries=self.failed_queries,
+                       model_tokens=self.model_tokens, end_reason=self.end_reason)
+        return details
+
+    def trajectory(self) -> dict[str, Any]:
+        """The whole episode as plain data (for saving and reading)."""
+        return {"id": self.instance.get("id"), "task": self.instance.get("task"),
+                "messages": self.messages, "end_reason": self.end_reason,
+                "turns": [t.__dict__ for t in self.turns]}
+
+
+Policy = Callable[[list[dict[str, str]]], tuple[str, int]]
+"""The conversation so far -> (the model's next message, its length in tokens)."""
+
+
+def run_episode(policy: Policy, instance: dict[str, Any], org_path: str | Path,
+                settings: EpisodeSettings | None = None) -> Episode:
+    """Play one episode to its end with ``policy``; returns the finished episode (``.score()``)."""
+    ep = Episode(instance, org_path, settings)
+    while not ep.done:
+        text, tokens = policy(ep.messages)
+        ep.act(text, tokens)
+    return ep
+
+
+def schema_for(org_path: str | Path) -> str:
+    """The schema text the agent sees, introspected from the org file."""
+    return schema_text(org_path)
