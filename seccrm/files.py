@@ -6,6 +6,7 @@ over the target (``os.replace``): a killed process leaves the old file or the ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,6 +30,15 @@ def read_jsonl(path: str | os.PathLike[str], skip_torn_tail: bool = False) -> li
                 break
             raise ValueError(f"{path} line {n + 1}: not valid JSON ({e.msg})") from None
     return records
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in 4 MiB blocks (about 1 GB/s on one core)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:

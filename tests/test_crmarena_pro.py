@@ -208,3 +208,29 @@ def test_parquet_rows_import_too(tmp_path: Path) -> None:
     import_crmarena_pro(tasks, org, tmp_path / "s")
     got = [(i["task"], i["answer"]) for i in load_split(tmp_path / "s", "test")]
     assert got == [(t, normalise_answer(t, a)) for _, t, _, a, _, _ in ROWS]
+
+
+def test_agentic_eval_and_play_from_the_command_line(imported: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    out, traj = tmp_path / "eval.json", tmp_path / "traj.jsonl"
+    assert main(["eval", "--data", str(imported), "--model", "tiny", "--split", "test", "--out", str(out),
+                 "--max-new-tokens", "8", "--max-turns", "2", "--save-trajectories", str(traj),
+                 "--device", "cpu", "--bf16", "off"]) == 0           # --mode auto: the suite says agentic
+    res = json.loads(out.read_text())
+    assert res["mode"] == "agentic" and len(res["rows"]) == len(ROWS)
+    assert set(res["baselines"]) == {"always None", "always refuse"}
+    assert res["baselines"]["always refuse"] == pytest.approx(2 / len(ROWS))   # the two privacy rows
+    assert res["crmarena_pro"]["confidentiality_awareness"]["n"] == 2
+    assert all(1 <= r["turns"] <= 2 for r in res["rows"])
+    assert len(traj.read_text().splitlines()) == len(ROWS)
+    capsys.readouterr()
+    turns = iter(['<execute>SELECT Summary FROM Knowledge__kav</execute>',
+                  "<answer>Customers may return items within 30 days of delivery.</answer>"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(turns))
+    assert main(["play", "--data", str(imported), "--id", "crmarena-pro-b2b-00003", "--human",
+                 "--out", str(tmp_path / "ep.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "reward 1.0 (correct)" in printed and "30 days of delivery" in printed
+    assert json.loads((tmp_path / "ep.json").read_text())["score"]["turns"] == 2
+    assert main(["play", "--data", str(imported), "--id", "nope", "--human"]) == 2

@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "seccrm.cli.report",      # report
     "seccrm.cli.export",      # export
     "seccrm.cli.imports",     # import
+    "seccrm.cli.play",        # play
 )
 
 CLIError = UserError  # the name this error had before it moved to seccrm.errors

@@ -1,30 +1,89 @@
-"""`seccrm eval`: the command line of `seccrm.evaluation.evaluate`."""
+"""`seccrm eval`: the command line of `seccrm.evaluation.evaluate` (single-turn) and
+`seccrm.evaluation.agentic` (episodes that query the org)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
+from typing import Any
 
 from seccrm.data import load_split
 from seccrm.data.baselines import BASELINE_TITLES, baseline_table
 from seccrm.engine.models import load_model_and_tokenizer, pick_device
 from seccrm.engine.precision import eval_dtype
 from seccrm.errors import UserError
+from seccrm.evaluation.agentic import crmarena_pro_summary, evaluate_model_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
-from seccrm.files import write_json_atomic
+from seccrm.files import write_json_atomic, write_text_atomic
+from seccrm.rl.checkpoint import MANIFEST, CheckpointError, verify_checkpoint
+from seccrm.world.episode import EpisodeSettings
+from seccrm.world.rewards import score
+
+CONSTANT_ANSWERS = {"always None": "<answer>None</answer>",
+                    "always refuse": "<answer>I cannot share that: it is confidential.</answer>"}
 
 
-# ---------------------------------------------------------------------------------------- CLI
+def suite_mode(data: str | Path) -> str:
+    """'agentic' for a suite of question-only instances (an imported benchmark), else 'single'."""
+    manifest = Path(data) / "suite.json"
+    if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")).get("agentic"):
+        return "agentic"
+    return "single"
+
+
+def constant_baselines(instances: list[dict[str, Any]]) -> dict[str, float]:
+    """Accuracy of answering every instance with one fixed text (None; a refusal)."""
+    return {name: sum(score(i, text) >= 1.0 for i in instances) / max(len(instances), 1)
+            for name, text in CONSTANT_ANSWERS.items()}
+
+
+def _cmd_eval_agentic(args: argparse.Namespace, instances: list[dict[str, Any]], model: Any, tok: Any,
+                      dtype: Any) -> int:
+    settings = EpisodeSettings(max_turns=args.max_turns, max_new_tokens_per_turn=args.max_new_tokens)
+    res = evaluate_model_episodes(model, tok, instances, settings, desc=f"episodes {args.split}",
+                                  keep_trajectories=bool(args.save_trajectories))
+    trajectories = res.pop("trajectories", [])
+    res.update(mode="agentic", model=args.model, split=args.split, data=str(args.data),
+               dtype=str(dtype).removeprefix("torch."), baselines=constant_baselines(instances),
+               settings={"max_turns": settings.max_turns, "max_new_tokens_per_turn": settings.max_new_tokens_per_turn})
+    if any((i.get("metadata") or {}).get("source") == "crmarena-pro" for i in instances):
+        res["crmarena_pro"] = crmarena_pro_summary(res["rows"], instances)
+    write_json_atomic(args.out, res)
+    if args.save_trajectories:
+        write_text_atomic(args.save_trajectories, "".join(json.dumps(t) + "\n" for t in trajectories))
+    s, a = res["summary"], res["agentic"]
+    print(f"{args.split} (agentic): accuracy {s['accuracy']:.3f} (95% CI {s['accuracy_ci95'][0]:.3f}-"
+          f"{s['accuracy_ci95'][1]:.3f}), format rate {s['format_rate']:.3f}, n={s['n']}; per episode: "
+          f"{a['turns']:.1f} turns, {a['failed_queries']:.1f} failed queries, {a['model_tokens']:.0f} tokens")
+    for name, acc in res["baselines"].items():
+        print(f"  baseline {name:14s} {acc:.3f}")
+    if "crmarena_pro" in res:
+        c = res["crmarena_pro"]
+        print(f"  CRMArena-Pro terms: business tasks {c['overall']['pass_rate']:.3f} (n={c['overall']['n']}), "
+              f"confidentiality awareness {c['confidentiality_awareness']['pass_rate']:.3f} "
+              f"(n={c['confidentiality_awareness']['n']})")
+        for skill, b in c["by_skill"].items():
+            print(f"    {skill:44s} {b['pass_rate']:.3f}  (n={b['n']})")
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         instances = load_split(args.data, args.split)
         if args.limit:
             instances = instances[: args.limit]
+        if (Path(args.model) / MANIFEST).is_file():     # one of our checkpoints: check every file's hash
+            verify_checkpoint(args.model)
         device = pick_device(args.device)
         dtype = eval_dtype(args.bf16, device)
         model, tok = load_model_and_tokenizer(args.model, dtype=dtype, device=str(device))
-    except (ValueError, FileNotFoundError, OSError) as e:
+        mode = args.mode if args.mode != "auto" else suite_mode(args.data)
+    except (ValueError, FileNotFoundError, OSError, CheckpointError) as e:
         raise UserError(str(e)) from e
+    if mode == "agentic":
+        return _cmd_eval_agentic(args, instances, model, tok, dtype)
     res = evaluate_instances(model, tok, instances, max_new_tokens=args.max_new_tokens,
                              batch_size=args.batch_size, desc=f"eval {args.split}")
     res.update(model=args.model, split=args.split, data=str(args.data), dtype=str(dtype).removeprefix("torch."))
@@ -45,7 +104,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("eval", help="Evaluate a model or checkpoint on val or test (greedy).",
+    p = sub.add_parser("eval", help="Evaluate a model or checkpoint on val or test (greedy), single-turn or agentic.",
                        description="Score one greedy completion per instance; write per-instance rewards and "
                        "a summary with bootstrap 95%% intervals by task, skill and difficulty to --out.")
     p.add_argument("--data", required=True, help="Suite directory from `seccrm build`.")
@@ -58,4 +117,12 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
                    help="Decode in bf16 ('auto': on GPUs and on CPUs with bf16 matrix units) or float32 ('off').")
+    p.add_argument("--mode", choices=("auto", "single", "agentic"), default="auto",
+                   help="'single': one answer per prompt (the records are in the prompt); 'agentic': an "
+                   "episode per instance, the model querying the org with <execute>SQL</execute> before it "
+                   "answers. 'auto' (default): agentic for suites that say so (imported benchmarks).")
+    p.add_argument("--max-turns", type=int, default=EpisodeSettings().max_turns,
+                   help="Agentic: model turns per episode, the answer included (CRMArena-Pro allows 20).")
+    p.add_argument("--save-trajectories", default=None, metavar="FILE",
+                   help="Agentic: write every episode (messages, queries, results) to this JSONL file.")
     p.set_defaults(func=cmd_eval)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.data.baselines import MAX_BASELINE
-from seccrm.data.build import build_suite, read_jsonl
+from seccrm.data.build import MANIFEST_FILE, build_suite, read_jsonl, verify_suite_files
 from seccrm.data.check import baseline_rows, check_suite
 from seccrm.errors import UserError
 from seccrm.files import write_text_atomic
@@ -188,6 +188,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         if not p.is_file():
             raise UserError(f"{p} not found")
     try:
+        if (data.parent / MANIFEST_FILE).is_file():     # a file of a suite: the suite must not be mixed
+            verify_suite_files(data.parent, [data.name])
         records = {r["id"]: r for r in read_jsonl(data)}
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{data} is not a task file written by `seccrm build`: {e}") from e

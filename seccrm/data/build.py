@@ -8,8 +8,14 @@ Layout of a suite directory::
     test.jsonl      the three held-out POLICY tasks, all levels
     *.parquet       the same rows; ``metadata`` is a JSON string there, because tasks record different
                     keys with different types, which no single Parquet struct can hold
-    suite.json      how it was built (seed, size, counts, distinct prompts, redraws) and the sha256
-                    of every file
+    suite.json      how it was built (seed, size, counts, distinct prompts, redraws), the sha256
+                    of every file and the format version (``SUITE_FORMAT``)
+
+A build is written into a hidden folder beside ``out_dir`` and swapped in file by file, with
+``suite.json`` removed first and written last: a build killed at any moment leaves either the old
+suite whole or files without a ``suite.json``, never a mix that claims to be a suite. ``load_split``
+checks the split's and the org's sha256 against ``suite.json`` (once per file version in a process)
+and refuses a suite whose files do not match, or that has none.
 
 Determinism: every instance draws from its own ``random.Random`` seeded by a stable hash of
 (seed, task, difficulty, index), so the same seed gives the same bytes. Files are written in a fixed
@@ -46,14 +52,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import random
+import shutil
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from seccrm.files import read_jsonl
+from seccrm.files import read_jsonl, sha256_file, write_text_atomic
 from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
 from seccrm.world.org import build_org, open_org
 from seccrm.world.rewards import answer_kind, register_data_dir
@@ -63,6 +71,7 @@ from seccrm.world.tasks.base import Org
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 ORG_FILE = "org.sqlite"
 MANIFEST_FILE = "suite.json"
+SUITE_FORMAT = 2   # 1: suites written before the format was recorded (same rows); 2: adds "format"
 VAL_FRACTION = 0.25
 MAX_REDRAWS = 40  # draws after the first for an instance that repeats a prompt or breaks the answer balance
 # Answer balance (``shared/specs/crm-tasks.md``): in every pool, about NONE_SHARE of the golds are None
@@ -213,14 +222,6 @@ def dump_record(record: dict[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, ensure_ascii=False, allow_nan=False)
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     """The Parquet twin: ``messages`` a list of {role, content} structs, ``metadata`` a JSON string."""
     import pyarrow as pa
@@ -362,8 +363,42 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     missing = [t for t in TASK_SKILLS if t not in all_tasks()]
     if missing:
         raise ValueError(f"task generator(s) not registered in this checkout: {', '.join(missing)}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    final.mkdir(parents=True, exist_ok=True)
+    for stale in final.parent.glob(f".{final.name}.building-*"):     # left by a killed build
+        if not _pid_alive(stale.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(stale, ignore_errors=True)
+    out = final.parent / f".{final.name}.building-{os.getpid()}"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    try:
+        manifest = _build_into(out, seed, size, train_per_task, test_per_task, progress, workers)
+        _swap_in(out, final, manifest)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return manifest
+
+
+def _pid_alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_in(tmp: Path, final: Path, manifest: dict[str, Any]) -> None:
+    """Move a finished build into ``final``: the old suite.json goes first, the new one comes last."""
+    (final / MANIFEST_FILE).unlink(missing_ok=True)
+    for name in manifest["sha256"]:
+        os.replace(tmp / name, final / name)
+    write_text_atomic(final / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_task: int, progress: bool,
+                workers: int | None) -> dict[str, Any]:
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)
     jobs = pools(train_per_task, test_per_task)
     n_workers = workers or default_workers(sum(job[3] for job in jobs))
@@ -386,11 +421,10 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     write_splits(out, records)
     counts, distinct = split_stats(records)
     files = [ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
-    manifest = {"seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
+    manifest = {"format": SUITE_FORMAT, "seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
                 "val_fraction": VAL_FRACTION, "max_redraws": MAX_REDRAWS, "counts": counts,
                 "distinct": distinct, "redraws": redraws, "val_short": val_short,
                 "sha256": {name: sha256_file(out / name) for name in files}}
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     return manifest
 
 
@@ -416,6 +450,53 @@ def write_splits(out: Path, records: dict[str, list[dict[str, Any]]]) -> None:
         write_parquet(recs, out / f"{split}.parquet")
 
 
+_VERIFIED: set[tuple[str, int, int, str]] = set()
+
+
+def suite_manifest(data_dir: str | Path) -> dict[str, Any]:
+    """``suite.json`` of a suite folder; ValueError when it is missing, unreadable or of a newer format."""
+    d = Path(data_dir)
+    path = d / MANIFEST_FILE
+    if not path.is_file():
+        raise ValueError(f"{d} has no {MANIFEST_FILE}: its build did not finish, or it is not a suite; "
+                         f"rebuild it with `seccrm build --out {d}`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is unreadable ({e}); rebuild the suite with `seccrm build --out {d}`") from None
+    fmt = manifest.get("format", 1) if isinstance(manifest, dict) else None
+    if not isinstance(fmt, int) or fmt > SUITE_FORMAT:
+        raise ValueError(f"{path}: suite format {fmt!r}, but this seccrm reads formats 1-{SUITE_FORMAT}: "
+                         f"upgrade seccrm or rebuild the suite")
+    return manifest
+
+
+def verify_suite_files(data_dir: str | Path, names: list[str]) -> None:
+    """Check ``names`` (and the org) against the sha256 that ``suite.json`` records; ValueError naming
+    the first file that differs. Each file version is hashed once per process."""
+    d = Path(data_dir)
+    manifest = suite_manifest(d)
+    recorded = dict(manifest.get("sha256") or {})
+    org = manifest.get("org_file")            # an imported suite: the user's org, kept where it is
+    paths = {n: d / n for n in [*names, ORG_FILE] if n in recorded}
+    if isinstance(org, dict) and org.get("path") and org.get("sha256"):
+        recorded[org["path"]] = org["sha256"]
+        paths[org["path"]] = Path(org["path"])
+    for name, p in paths.items():
+        try:
+            st = p.stat()
+        except OSError:
+            raise ValueError(f"{p} is missing from the suite in {d}; rebuild it with `seccrm build --out {d}`") from None
+        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, recorded[name])
+        if key in _VERIFIED:
+            continue
+        if sha256_file(p) != recorded[name]:
+            raise ValueError(f"{p} does not match {d / MANIFEST_FILE} (sha256 differs): the suite is mixed "
+                             f"(an interrupted build, or a file changed by hand); rebuild it with "
+                             f"`seccrm build --out {d}`")
+        _VERIFIED.add(key)
+
+
 def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     """The records of one split (``train``, ``val`` or ``test``) of a built suite.
 
@@ -430,6 +511,7 @@ def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     path = d / f"{split}.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; build the suite with `seccrm build --out {d}`")
+    verify_suite_files(d, [f"{split}.jsonl"])
     register_data_dir(d)
     records = read_jsonl(path)
     for r in records:

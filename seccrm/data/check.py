@@ -37,8 +37,8 @@ from seccrm.data.build import (
     per_difficulty,
     prompt_key,
     read_jsonl,
-    sha256_file,
 )
+from seccrm.files import sha256_file
 from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
 from seccrm.world.org import open_org
 from seccrm.world.org.schema import ID_PREFIXES, object_of_id

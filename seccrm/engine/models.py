@@ -279,12 +279,15 @@ def load_model_and_tokenizer(spec: str = DEFAULT_MODEL, dtype: torch.dtype | str
         model = AutoModelForCausalLM.from_pretrained(ensure_default_model(), dtype=torch_dtype)
     else:
         folder = _local_folder(spec)
-        if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
-            from peft import AutoPeftModelForCausalLM
+        try:
+            if (folder / "adapter_config.json").is_file() and not (folder / "config.json").is_file():
+                from peft import AutoPeftModelForCausalLM
 
-            model = AutoPeftModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, is_trainable=True)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+                model = AutoPeftModelForCausalLM.from_pretrained(folder, dtype=torch_dtype, is_trainable=True)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch_dtype)
+        except Exception as e:  # a truncated safetensors file, a foreign config: many error types
+            raise ValueError(f"cannot load the model in {folder}: {type(e).__name__}: {str(e)[:300]}") from e
     if model.generation_config is not None and model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if lora is not None:

@@ -113,13 +113,17 @@ class Episode:
         query = _EXECUTE.search(text)
         answer = _ANSWER_OPEN.search(text)
         if answer is not None and (query is None or answer.start() < query.start()):
-            return self._end("answer")
+            self._end("answer")
+            return None
         if query is None:
-            return self._end("no_action")
+            self._end("no_action")
+            return None
         if len(self.turns) >= self.settings.max_turns:
-            return self._end("turn_limit")
+            self._end("turn_limit")
+            return None
         if self.model_tokens >= self.settings.max_model_tokens:
-            return self._end("token_budget")
+            self._end("token_budget")
+            return None
         turn.query = query.group(1).strip()
         result = self.sandbox.run(turn.query)
         turn.query_ok = result.ok

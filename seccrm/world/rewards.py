@@ -375,8 +375,15 @@ class ScratchOrg:
         try:
             self.conn = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
             src.backup(self.conn)
+            present = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        except sqlite3.DatabaseError as e:     # truncated, not SQLite, unreadable
+            raise InstanceError(f"org file {path} is broken ({e}): rebuild the suite with `seccrm build`") from e
         finally:
             src.close()
+        missing = sorted(set(TABLES) - present)
+        if missing:   # an empty file opens as an empty database; a dropped table scores every write 0
+            raise InstanceError(f"org file {path} is broken: table(s) {', '.join(missing[:5])} missing; "
+                                f"rebuild the suite with `seccrm build`")
         self.lock = threading.Lock()
 
     def exists(self, obj: str, record_id: str) -> bool:

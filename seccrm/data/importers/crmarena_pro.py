@@ -33,8 +33,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from seccrm.data.build import MANIFEST_FILE, SPLITS, write_parquet
-from seccrm.files import write_json_atomic, write_text_atomic
+from seccrm.data.build import MANIFEST_FILE, SPLITS, SUITE_FORMAT, write_parquet
+from seccrm.files import sha256_file, write_json_atomic, write_text_atomic
 from seccrm.world.arms import TASK_SKILLS, arm_name
 from seccrm.world.episode import agent_messages
 from seccrm.world.sandbox import schema_text
@@ -147,14 +147,6 @@ def to_instance(row: dict[str, Any], split_name: str, schema: str, org_path: Pat
     }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def import_crmarena_pro(tasks: str | Path, org: str | Path, out: str | Path, split_name: str | None = None,
                         train_share: float = 0.0) -> dict[str, Any]:
     """Write a suite folder for the rows in ``tasks`` over the org ``org``; returns the manifest.
@@ -190,9 +182,10 @@ def import_crmarena_pro(tasks: str | Path, org: str | Path, out: str | Path, spl
         write_text_atomic(out_p / f"{s}.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs))
         write_parquet(recs, out_p / f"{s}.parquet")
     manifest = {
-        "source": SOURCE, "split_name": name, "train_share": train_share,
-        "tasks_file": {"path": str(tasks_p.resolve()), "sha256": _sha256(tasks_p)},
-        "org_file": {"path": str(org_p.resolve()), "sha256": _sha256(org_p)},
+        "format": SUITE_FORMAT, "source": SOURCE,
+        "sha256": {f"{s}.{ext}": sha256_file(out_p / f"{s}.{ext}") for s in SPLITS for ext in ("jsonl", "parquet")}, "split_name": name, "train_share": train_share,
+        "tasks_file": {"path": str(tasks_p.resolve()), "sha256": sha256_file(tasks_p)},
+        "org_file": {"path": str(org_p.resolve()), "sha256": sha256_file(org_p)},
         "counts": {s: dict(sorted(Counter(r["task"] for r in recs).items())) for s, recs in splits.items()},
         "benchmark_skills": {t: BENCHMARK_SKILLS[t] for t in sorted({i["task"] for i in instances})},
         "agentic": True,
