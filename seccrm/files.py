@@ -17,7 +17,10 @@ def read_jsonl(path: str | os.PathLike[str], skip_torn_tail: bool = False) -> li
     """Records of a JSONL file (blank lines ignored). A line that is not JSON raises ValueError naming
     the file and line, except, with ``skip_torn_tail``, the last line of a log that a killed writer
     left half written, which is dropped."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
     records = []
     for n, line in enumerate(lines):
@@ -29,6 +32,8 @@ def read_jsonl(path: str | os.PathLike[str], skip_torn_tail: bool = False) -> li
             if skip_torn_tail and n == last:
                 break
             raise ValueError(f"{path} line {n + 1}: not valid JSON ({e.msg})") from None
+        if not isinstance(records[-1], dict):
+            raise ValueError(f"{path} line {n + 1}: expected a JSON object, got {type(records[-1]).__name__}")
     return records
 
 

@@ -108,3 +108,79 @@ def test_score_stops_with_the_org_named(tiny_suite: Path, tmp_path: Path, capsys
     (s / "org.sqlite").write_bytes(b"")
     assert main(["score", "--data", str(s / "train.jsonl"), "--completions", str(comp)]) == 2
     assert "org.sqlite" in capsys.readouterr().err
+
+
+# --- input files of the wrong shape ------------------------------------------------------------------
+@pytest.mark.parametrize(("line", "field"), [
+    ({"messages": 42}, "field 'messages' must be a list, got int"),
+    ({"id": 123}, "field 'id' must be a string, got int"),
+    ("LIST", "expected a JSON object, got list"),
+    ({"arm": None, "_drop": "arm"}, "field 'arm' is missing"),
+    ({"answer": []}, "field 'answer' must be a non-empty list of strings"),
+])
+def test_rows_of_the_wrong_shape_are_named_by_file_line_and_field(tiny_suite: Path, tmp_path: Path, line, field) -> None:
+    from seccrm.data.schema import check_rows
+    rows = [json.loads(x) for x in (tiny_suite / "val.jsonl").read_text().splitlines()[:3]]
+    if line == "LIST":
+        rows[1] = [1, 2]
+    else:
+        drop = line.pop("_drop", None)
+        rows[1] = {**rows[1], **line}
+        if drop:
+            del rows[1][drop]
+    with pytest.raises(ValueError, match=rf"bad.jsonl: not a valid instance file: line 2: {field}"):
+        check_rows(tmp_path / "bad.jsonl", rows, "instance")
+
+
+def test_score_names_bad_rows_non_utf8_and_empty_inputs(tiny_suite: Path, tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "tasks.jsonl"
+    rows = (tiny_suite / "test.jsonl").read_text().splitlines()[:2]
+    bad.write_text(rows[0] + "\n" + json.dumps({**json.loads(rows[1]), "messages": 42}) + "\n")
+    comp = tmp_path / "c.jsonl"
+    comp.write_text(json.dumps({"id": json.loads(rows[0])["id"], "completion": "<answer>None</answer>"}) + "\n")
+    assert main(["score", "--data", str(bad), "--completions", str(comp)]) == 2
+    assert "line 2: field 'messages' must be a list" in capsys.readouterr().err
+    comp.write_bytes(b"\xff\xfe{}\n")
+    assert main(["score", "--data", str(tiny_suite / "test.jsonl"), "--completions", str(comp)]) == 2
+    assert "not UTF-8" in capsys.readouterr().err
+    comp.write_text("")
+    assert main(["score", "--data", str(tiny_suite / "test.jsonl"), "--completions", str(comp)]) == 2
+    capsys.readouterr()
+
+
+def test_report_on_garbage_metrics_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "train/reward": "abc"}\n[1, 2]\n{"step": 2}\n')
+    assert main(["report", str(run)]) == 2
+    assert "metrics.jsonl line 2: expected a JSON object" in capsys.readouterr().err
+
+
+def test_a_checkpoint_state_of_the_wrong_types_is_refused_on_resume(tiny_suite: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--data", str(tiny_suite), "--model", "tiny", "--out", str(out), "--steps", "1",
+            "--prompts-per-step", "2", "--group-size", "2", "--max-new-tokens", "4", "--eval-every", "0",
+            "--save-every", "1", "--device", "cpu", "--bf16", "off"]
+    assert main(args) == 0
+    ck = next((out / "checkpoints").glob("step_*"))
+    state = json.loads((ck / "trainer_state.json").read_text())
+    state["curriculum"] = "nonsense"
+    state["step"] = "one"
+    (ck / "trainer_state.json").write_text(json.dumps(state))
+    import hashlib
+    manifest = json.loads((ck / "COMPLETE").read_text())     # re-seal it, so only the types are wrong
+    manifest["trainer_state.json"] = {"size": (ck / "trainer_state.json").stat().st_size,
+                                      "sha256": hashlib.sha256((ck / "trainer_state.json").read_bytes()).hexdigest()}
+    (ck / "COMPLETE").write_text(json.dumps(manifest))
+    capsys.readouterr()
+    assert main([*args[:-6], "--steps", "2", "--resume", "--device", "cpu", "--bf16", "off"]) == 2
+    assert "trainer_state.json" in capsys.readouterr().err
+
+
+def test_report_names_metrics_of_the_wrong_types(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1, "train/reward": "abc"}\n{"step": "two"}\n')
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "line 1: field 'train/reward' must be a number or null, got str" in err and "line 2: field 'step'" in err

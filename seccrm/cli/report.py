@@ -15,7 +15,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             out = Path(args.out) / Path(rd).name if args.out and len(args.run_dirs) > 1 else args.out
             write = write_experiment_report if is_experiment_dir(rd) else write_run_report
             print(write(rd, out))
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:    # no logs; logs that are not what a run writes
         raise UserError(str(e)) from e
     return 0
 

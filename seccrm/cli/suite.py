@@ -12,6 +12,7 @@ from typing import Any
 from seccrm.data.baselines import MAX_BASELINE
 from seccrm.data.build import MANIFEST_FILE, build_suite, read_jsonl, verify_suite_files
 from seccrm.data.check import baseline_rows, check_suite
+from seccrm.data.schema import check_rows
 from seccrm.errors import UserError
 from seccrm.files import write_text_atomic
 from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, SKILLS, TASK_SKILLS
@@ -161,20 +162,23 @@ def _read_completions(path: Path, known: set[str]) -> list[tuple[str, str]]:
     """(id, completion) pairs; raises UserError naming the line of any bad entry or unknown id."""
 
     out, unknown = [], []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path} line {n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str) \
-                    or not isinstance(row.get("completion"), str):
-                raise UserError(f'{path} line {n}: expected {{"id": "<instance id>", "completion": "<text>"}}')
-            if row["id"] not in known:
-                unknown.append(f"line {n}: {row['id'][:60]}")
-            out.append((row["id"], row["completion"]))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise UserError(f"{path} line {n}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) \
+                or not isinstance(row.get("completion"), str):
+            raise UserError(f'{path} line {n}: expected {{"id": "<instance id>", "completion": "<text>"}}')
+        if row["id"] not in known:
+            unknown.append(f"line {n}: {row['id'][:60]}")
+        out.append((row["id"], row["completion"]))
     if unknown:
         raise UserError(f"{len(unknown)} completion(s) name ids that are not in the task file, e.g. "
                        f"{'; '.join(unknown[:5])}. Score them against the task file they came from.")
@@ -190,7 +194,9 @@ def cmd_score(args: argparse.Namespace) -> int:
     try:
         if (data.parent / MANIFEST_FILE).is_file():     # a file of a suite: the suite must not be mixed
             verify_suite_files(data.parent, [data.name])
-        records = {r["id"]: r for r in read_jsonl(data)}
+        rows = read_jsonl(data)
+        check_rows(data, rows, "instance")
+        records = {r["id"]: r for r in rows}
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{data} is not a task file written by `seccrm build`: {e}") from e
     if args.details:

@@ -61,6 +61,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from seccrm.data.schema import check_rows
 from seccrm.files import read_jsonl, sha256_file, write_text_atomic
 from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
 from seccrm.world.org import build_org, open_org
@@ -514,6 +515,7 @@ def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     verify_suite_files(d, [f"{split}.jsonl"])
     register_data_dir(d)
     records = read_jsonl(path)
+    check_rows(path, records, "instance")
     for r in records:
         meta = r.get("metadata")
         if isinstance(meta, dict) and meta.get("org"):

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.data.baselines import BASELINE_TITLES, BASELINES
+from seccrm.data.schema import check_rows
 from seccrm.evaluation.evaluate import paired_difference
 from seccrm.evaluation.stats import paired_bootstrap, paired_permutation_test, relative_change, t_interval
 from seccrm.files import read_jsonl
@@ -38,6 +39,14 @@ def _pct(x: float | None) -> str:
 def _ci(b: dict[str, Any], key: str = "accuracy") -> str:
     lo, hi = b.get(f"{key}_ci95", (float("nan"), float("nan")))
     return f"{_pct(b[key])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """A run's metrics log, checked row by row (ValueError naming file, line and field); the torn
+    last line of a killed run is dropped."""
+    rows = read_jsonl(path, skip_torn_tail=True)
+    check_rows(path, rows, "metrics")
+    return rows
 
 
 def _rel(base: float, new: float) -> str:
@@ -174,7 +183,8 @@ def training_table(train_dirs: dict[str, Path], evals: dict[str, Any]) -> str:
     lines = ["| Run | Steps | Final train reward | Final train accuracy (last 3 steps) | Val accuracy | Wall time |",
              "|---|---|---|---|---|---|"]
     for name, d in train_dirs.items():
-        rows = [r for r in read_jsonl(d / "metrics.jsonl", skip_torn_tail=True) if "train/reward" in r]
+        rows = [r for r in read_metrics(d / "metrics.jsonl")
+                if r.get("train/reward") is not None and r.get("train/accuracy") is not None]
         if not rows:
             continue
         tail = rows[-3:]
@@ -284,7 +294,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
         parts += ["## Held-out POLICY tasks", "", held_out_table(evals), ""]
     warm = run_dir / "warmup" / "warmup_metrics.jsonl"
     if warm.is_file():
-        checks = [r for r in read_jsonl(warm, skip_torn_tail=True) if r.get("check")]
+        checks = [r for r in read_metrics(warm) if r.get("check")]
         if checks:
             parts += ["## What the format warm-up changed (greedy probe of training instances)", "",
                       "| step | format rate | accuracy | distinct answers / answers | None share | stop |",
@@ -295,7 +305,7 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     if train_dirs:
         parts += ["## Training", "", training_table(train_dirs, evals), ""]
         for name, d in train_dirs.items():
-            for p in plot_curriculum(read_jsonl(d / "metrics.jsonl", skip_torn_tail=True), out_dir, name):
+            for p in plot_curriculum(read_metrics(d / "metrics.jsonl"), out_dir, name):
                 parts += [f"![{p.stem}]({p.name})", ""]
     parts += ["Intervals: percentile bootstrap over instances (2,000 resamples). Accuracy = share of completions "
               "scoring 1.0; format rate = share scoring 0.1 or more.", ""]
@@ -357,7 +367,7 @@ def load_experiment(exp_dir: str | Path) -> Experiment:
     for d in sorted((exp_dir / "runs").glob("*/seed*")):
         if not d.is_dir() or not d.name[4:].isdigit():
             continue
-        metrics = read_jsonl(d / "metrics.jsonl", skip_torn_tail=True) if (d / "metrics.jsonl").is_file() else []
+        metrics = read_metrics(d / "metrics.jsonl") if (d / "metrics.jsonl").is_file() else []
         evals = {s: json.loads(f.read_text()) for s in ("val", "test") if (f := d / f"eval_{s}.json").is_file()}
         curve = {int(f.stem.rpartition("step")[2]): json.loads(f.read_text())["summary"]["accuracy"]
                  for f in d.glob("eval_val_step*.json")}

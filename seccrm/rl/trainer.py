@@ -336,12 +336,15 @@ class Trainer:
         try:
             self.curriculum.load_state_dict(state["curriculum"])
             self.pools.load_state_dict(state["pools"])
-        except (KeyError, ValueError, TypeError) as e:
-            raise CheckpointError(f"{ckpt}: curriculum or pool state unreadable ({e})") from e
+            rng = torch.tensor(state["torch_rng"], dtype=torch.uint8)
+            step, nan_steps = int(state["step"]), int(state.get("nan_steps", 0))
+        except (KeyError, ValueError, TypeError, AttributeError, RuntimeError) as e:
+            raise CheckpointError(f"{ckpt}: trainer_state.json holds a state of the wrong shape "
+                                  f"({type(e).__name__}: {e}); remove this checkpoint to resume from an "
+                                  f"earlier one, or start afresh") from e
         load_optimizer_state(ckpt, self.optimizer)
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        self.step = int(state["step"])
-        self.nan_steps = int(state.get("nan_steps", 0))
+        torch.set_rng_state(rng)
+        self.step, self.nan_steps = step, nan_steps
         print(f"[seccrm] resumed from {ckpt} at step {self.step}", file=sys.stderr)
 
     # ------------------------------------------------------------------ the loop
