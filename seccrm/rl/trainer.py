@@ -179,6 +179,9 @@ class Trainer:
             aside = move_aside(self.run_dir)
             print(f"[seccrm] --overwrite: the previous run in {self.run_dir} moved to {aside}", file=sys.stderr)
         self.device = pick_device(cfg.device)
+        # torch's global generator: nothing in a step draws from it today, but its state is saved and
+        # restored with every checkpoint, so it starts from the run's seed (a resumed run then matches).
+        torch.manual_seed(derive_seed(cfg.seed, "torch") % 2**63)
         on_gpu = self.device.type == "cuda"
         self.precision = precision.resolve(cfg.bf16, self.device)
         precision.warn_if_pure_loses_updates(self.precision, cfg.lr)
