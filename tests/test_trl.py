@@ -1,0 +1,149 @@
+"""SEC inside TRL's GRPOTrainer: a tiny-model run whose arm draws follow the bandit, whose Q values
+equal seccrm.curriculum.SEC fed the same advantages, and whose resume continues the bandit exactly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+trl = pytest.importorskip("trl")
+
+from seccrm.curriculum import SEC  # noqa: E402
+from seccrm.data import load_split  # noqa: E402
+from seccrm.integrations.trl import (  # noqa: E402
+    STATE_FILE,
+    SECGRPOTrainer,
+    correct_reward,
+    formatted_reward,
+    reward_functions,
+    suite_dataset,
+)
+from seccrm.world.rewards import score  # noqa: E402
+
+
+def test_reward_functions_sum_to_the_project_reward(tiny_suite: Path) -> None:
+    ds = suite_dataset(tiny_suite, "train")
+    rows = load_split(tiny_suite, "train")[:6]
+    comps = [[{"role": "assistant", "content": c}] for c in
+             (f"<answer>{rows[0]['answer'][0]}</answer>", "<answer>None</answer>", "no block", "<answer>x</answer>",
+              f"<answer>{rows[4]['answer'][0]}</answer>", "")]
+    inst = ds["instance"][:6]
+    c, f = correct_reward(None, comps, inst), formatted_reward(None, comps, inst)
+    assert [a + b for a, b in zip(c, f, strict=True)] == [score(r, x[0]["content"]) for r, x in zip(rows, comps, strict=True)]
+    assert c[0] == 1.0 and f[2] == 0.0
+    assert [fn.__name__ for fn in reward_functions()] == ["correct", "formatted"]
+
+
+def varied(prompts: Any, completions: list[Any], **_: Any) -> list[float]:
+    """A reward that differs within groups (the tiny random model never answers right), so that the
+    advantages, and with them the bandit, move."""
+    return [float(sum(map(ord, c[0]["content"])) % 5) for c in completions]
+
+
+def _short(ds: Any, n: int = 48) -> Any:
+    """The n instances with the shortest prompts: TRL's log-prob kernel is slow on CPU for long ones."""
+    lengths = [sum(len(m["content"]) for m in p) for p in ds["prompt"]]
+    return ds.select(sorted(range(len(ds)), key=lambda i: lengths[i])[:n])
+
+
+def _trainer(tiny_suite: Path, out: Path, steps: int, **kw: Any) -> SECGRPOTrainer:
+    from trl import GRPOConfig
+
+    from seccrm.engine.models import load_model_and_tokenizer
+    model, tok = load_model_and_tokenizer("tiny", seed=0)
+    args = GRPOConfig(output_dir=str(out), per_device_train_batch_size=4, num_generations=4,
+                      max_completion_length=6, max_steps=steps, learning_rate=1e-3, logging_steps=1,
+                      save_steps=1, save_strategy="steps", report_to=[], seed=7, use_cpu=True,
+                      bf16=False, temperature=1.0, dataloader_num_workers=0, **kw)
+    return SECGRPOTrainer(model=model, processing_class=tok, reward_funcs=[*reward_functions(), varied],
+                          train_dataset=_short(suite_dataset(tiny_suite, "train")), args=args, curriculum="sec",
+                          curriculum_options={"alpha": 0.3, "tau": 0.5})
+
+
+@pytest.mark.slow
+def test_the_bandit_in_trl_equals_seccrm_sec_fed_the_same_advantages(tiny_suite: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    trainer = _trainer(tiny_suite, tmp_path / "run", steps=3)
+    mirror = SEC(trainer.curriculum.arms, alpha=0.3, tau=0.5)
+    seen: list[tuple[list[str], list[float]]] = []
+    real_update = trainer.curriculum.update
+
+    def spy(arms: list[str], advantages: list[float], **k: Any) -> Any:
+        seen.append((list(arms), list(advantages)))
+        probs_before = trainer.curriculum.probs()
+        out = real_update(arms, advantages, **k)
+        mirror.update(arms, advantages)
+        for a in mirror.arms:
+            assert abs(mirror.q[a] - trainer.curriculum.q[a]) < 1e-6
+        assert set(probs_before) == set(mirror.arms)
+        return out
+    monkeypatch.setattr(trainer.curriculum, "update", spy)
+    trainer.train()
+    assert any(abs(x) > 0 for _, adv in seen for x in adv)              # the bandit had something to learn
+    assert any(abs(q) > 1e-3 for q in trainer.curriculum.q.values())
+    assert len(seen) == 3 and all(len(a) == 4 for a, _ in seen)          # one group of 4 per step
+    for arms, _ in seen:
+        assert len(set(arms)) == 1                                       # a group shares its prompt's arm
+    logged = [h for h in trainer.state.log_history if any(k.startswith("curriculum/p/") for k in h)]
+    assert logged and all(abs(sum(v for k, v in h.items() if k.startswith("curriculum/p/")) - 1) < 1e-4
+                          for h in logged)
+    assert any(k.startswith("rewards/correct") for h in trainer.state.log_history for k in h)
+
+
+@pytest.mark.slow
+def test_resume_from_a_trl_checkpoint_continues_the_bandit_exactly(tiny_suite: Path, tmp_path: Path) -> None:
+    full = _trainer(tiny_suite, tmp_path / "full", steps=3)
+    full.train()
+    from transformers import TrainerCallback
+
+    class StopAfterOne(TrainerCallback):   # the same 3-step run (same schedule), stopped after step 1
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> Any:
+            control.should_training_stop = state.global_step >= 1
+            return control
+    half = _trainer(tiny_suite, tmp_path / "half", steps=3)
+    half.add_callback(StopAfterOne())
+    half.train()
+    ck = tmp_path / "half" / "checkpoint-1"
+    assert (ck / STATE_FILE).is_file()
+    state = json.loads((ck / STATE_FILE).read_text())
+    assert state["pending"]                         # the loader had drawn ahead: kept for the resume
+    resumed = _trainer(tiny_suite, tmp_path / "half", steps=3)
+    resumed.train(resume_from_checkpoint=str(ck))
+    assert resumed.curriculum.state_dict() == full.curriculum.state_dict()
+    assert any(abs(q) > 1e-3 for q in full.curriculum.q.values())
+    assert resumed.curriculum_sampler.pools.state_dict() == full.curriculum_sampler.pools.state_dict()
+
+
+def test_the_sampler_draws_arms_at_the_bandits_probabilities(tiny_suite: Path) -> None:
+    from seccrm.curriculum import build_curriculum
+    from seccrm.integrations.trl import CurriculumSampler
+    from seccrm.integrations.trl.core import _pools
+
+    ds = suite_dataset(tiny_suite, "train")
+    pools, arms = _pools(ds, 0)
+    cur = build_curriculum("sec", arms, 0, {"tau": 0.5})
+    cur.update([arms[0]] * 8, [1.0] * 8)                  # favour one arm
+    probs = cur.probs()
+    sampler = CurriculumSampler(ds, cur, pools, batch_size=5, mini_repeat_count=3, repeat_count=2)
+    rows = list(sampler)
+    assert len(rows) == len(sampler)
+    first = rows[:30]
+    assert first[:3] == [first[0]] * 3 and first[:15] == first[15:30]   # TRL's repeat layout
+    counts: dict[str, int] = {}
+    chunks = [rows[i:i + 30:3] for i in range(0, len(rows), 30)]
+    for chunk in chunks:
+        for idx in chunk[:5]:
+            counts[ds["arm"][idx]] = counts.get(ds["arm"][idx], 0) + 1
+    n = sum(counts.values())
+    assert abs(counts.get(arms[0], 0) / n - probs[arms[0]]) < 4 * (probs[arms[0]] * (1 - probs[arms[0]]) / n) ** 0.5
+
+
+def test_the_recipe_script_explains_itself() -> None:
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "recipes/trl/train_sec_grpo.py", "--help"], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert done.returncode == 0 and "SECGRPOTrainer" in done.stdout
