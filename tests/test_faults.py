@@ -184,3 +184,21 @@ def test_report_names_metrics_of_the_wrong_types(tmp_path: Path, capsys) -> None
     assert main(["report", str(run)]) == 2
     err = capsys.readouterr().err
     assert "line 1: field 'train/reward' must be a number or null, got str" in err and "line 2: field 'step'" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["eval", "--data", "D", "--model", "tiny", "--out", "o.json", "--limit", "-1"],       # silently dropped a row
+    ["eval", "--data", "D", "--model", "tiny", "--out", "o.json", "--max-new-tokens", "0"],
+    ["eval", "--data", "D", "--model", "tiny", "--out", "o.json", "--batch-size", "0"],
+    ["warmup", "--data", "D", "--out", "O", "--lr", "inf"],
+    ["warmup", "--data", "D", "--out", "O", "--target-format", "nan"],
+    ["demo", "--steps", "0"],
+    ["experiment", "--data", "D", "--out", "O", "--prompts-per-step", "-2"],
+    ["build", "--out", "O", "--train-per-task", "-5"],
+    ["play", "--data", "D", "--id", "x", "--max-turns", "0"],
+    ["import", "crmarena-pro", "--tasks", "T", "--org", "O", "--out", "S", "--train-share", "1.5"],
+])
+def test_every_command_refuses_nonsense_numbers_before_work(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and "must be" in capsys.readouterr().err

@@ -146,4 +146,4 @@ def test_the_recipe_script_explains_itself() -> None:
     import sys
     done = subprocess.run([sys.executable, "recipes/trl/train_sec_grpo.py", "--help"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
-    assert done.returncode == 0 and "SECGRPOTrainer" in done.stdout
+    assert done.returncode == 0 and "GRPOTrainer" in done.stdout and "--curriculum" in done.stdout

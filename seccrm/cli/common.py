@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import math
 from typing import Any
 
 from seccrm.rl.config import TrainConfig
+
+
+def at_least(low: int) -> Any:
+    """An argparse type: an integer >= ``low`` (argparse then names the flag and exits 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def finite_in(low: float, high: float) -> Any:
+    """An argparse type: a finite number in [low, high]."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a finite number in [{low:g}, {high:g}], got {text}")
+        return value
+    parse.__name__ = "number"
+    return parse
 
 
 def csv_of(kind: type) -> Any:

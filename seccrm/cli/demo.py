@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import seccrm.experiments.demo as _lib
-from seccrm.cli.common import train_sets
+from seccrm.cli.common import at_least, train_sets
 from seccrm.errors import UserError
 from seccrm.experiments.demo import DEMO_DEFAULTS, run_demo
 
@@ -27,13 +27,13 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--out", default="runs/demo", help="Run directory (default: runs/demo). Rerun to resume.")
     p.add_argument("--model", default="smollm2", help="Model spec or Hugging Face folder (default: smollm2).")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=None, help=f"GRPO steps (default {DEMO_DEFAULTS['steps']}).")
-    p.add_argument("--warmup-steps", type=int, default=None,
+    p.add_argument("--steps", type=at_least(1), default=None, help=f"GRPO steps (default {DEMO_DEFAULTS['steps']}).")
+    p.add_argument("--warmup-steps", type=at_least(0), default=None,
                    help=f"Format warm-up steps; 0 skips it (default {DEMO_DEFAULTS['warmup_steps']}).")
     p.add_argument("--size", choices=("tiny", "small", "full"), default=None, help="Org size (default small).")
-    p.add_argument("--train-per-task", type=int, default=None)
-    p.add_argument("--eval-val", type=int, default=None, help="Validation instances evaluated per stage.")
-    p.add_argument("--eval-test", type=int, default=None, help="Test instances evaluated per stage.")
+    p.add_argument("--train-per-task", type=at_least(1), default=None)
+    p.add_argument("--eval-val", type=at_least(0), default=None, help="Validation instances evaluated per stage.")
+    p.add_argument("--eval-test", type=at_least(0), default=None, help="Test instances evaluated per stage.")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default=None,
                    help="Precision of every stage: 'on' = float32 weights with bf16 compute and bf16 decoding; "
                    "'off' = float32; 'auto' (default) = 'on' where the CPU has bf16 matrix units (AMX / AVX512-BF16).")

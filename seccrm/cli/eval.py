@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from seccrm.cli.common import at_least
 from seccrm.data import load_split
 from seccrm.data.baselines import BASELINE_TITLES, baseline_table
 from seccrm.engine.models import load_model_and_tokenizer, pick_device
@@ -111,9 +112,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--model", required=True, help="'smollm2', 'tiny', a Hugging Face folder or a checkpoint.")
     p.add_argument("--split", choices=("val", "test", "train"), default="test")
     p.add_argument("--out", required=True, help="Where to write the JSON results.")
-    p.add_argument("--limit", type=int, default=0, help="Score only the first N instances (0 = all).")
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=at_least(0), default=0, help="Score only the first N instances (0 = all).")
+    p.add_argument("--max-new-tokens", type=at_least(1), default=64)
+    p.add_argument("--batch-size", type=at_least(1), default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
                    help="Decode in bf16 ('auto': on GPUs and on CPUs with bf16 matrix units) or float32 ('off').")
@@ -121,7 +122,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="'single': one answer per prompt (the records are in the prompt); 'agentic': an "
                    "episode per instance, the model querying the org with <execute>SQL</execute> before it "
                    "answers. 'auto' (default): agentic for suites that say so (imported benchmarks).")
-    p.add_argument("--max-turns", type=int, default=EpisodeSettings().max_turns,
+    p.add_argument("--max-turns", type=at_least(1), default=EpisodeSettings().max_turns,
                    help="Agentic: model turns per episode, the answer included (CRMArena-Pro allows 20).")
     p.add_argument("--save-trajectories", default=None, metavar="FILE",
                    help="Agentic: write every episode (messages, queries, results) to this JSONL file.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 import seccrm.experiments.compare as _lib
-from seccrm.cli.common import csv_of, train_sets
+from seccrm.cli.common import at_least, csv_of, train_sets
 from seccrm.errors import UserError
 from seccrm.experiments.compare import (
     ALL_CURRICULA,
@@ -45,17 +45,17 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--curricula", type=csv_of(str), default=None,
                    help=f"Comma-separated, from {','.join(ALL_CURRICULA)} (default: the preset's).")
     p.add_argument("--seeds", type=csv_of(int), default=None, help="Comma-separated seeds (default: 0,1,2).")
-    p.add_argument("--steps", type=int, default=None, help="GRPO steps of every run (default: the preset's).")
+    p.add_argument("--steps", type=at_least(1), default=None, help="GRPO steps of every run (default: the preset's).")
     p.add_argument("--warmup-steps", default=None,
                    help="Format warm-up steps; 0 skips it; 'auto' (default) runs the preset's number of "
                    f"steps when the base model's validation format rate is below {WARMUP_FORMAT_THRESHOLD}.")
-    p.add_argument("--eval-val", type=int, default=None, help="Validation instances per evaluation.")
-    p.add_argument("--eval-test", type=int, default=None, help="Test instances per evaluation.")
-    p.add_argument("--eval-max-prompt-tokens", type=int, default=None,
+    p.add_argument("--eval-val", type=at_least(0), default=None, help="Validation instances per evaluation.")
+    p.add_argument("--eval-test", type=at_least(0), default=None, help="Test instances per evaluation.")
+    p.add_argument("--eval-max-prompt-tokens", type=at_least(0), default=None,
                    help="Evaluate only instances whose prompt fits this many tokens (0 = all; default: the preset's).")
-    p.add_argument("--max-prompt-tokens", type=int, default=None,
+    p.add_argument("--max-prompt-tokens", type=at_least(0), default=None,
                    help="Train only on instances whose prompt fits (0 = all; default: the preset's).")
-    p.add_argument("--prompts-per-step", type=int, default=None, help="Prompts per GRPO step (default: the preset's).")
+    p.add_argument("--prompts-per-step", type=at_least(1), default=None, help="Prompts per GRPO step (default: the preset's).")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                    help="Any other training setting for every run, e.g. --train lr=3e-5 (repeatable).")
     p.set_defaults(func=cmd_experiment)

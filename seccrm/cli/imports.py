@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from seccrm.cli.common import finite_in
 from seccrm.data.importers.crmarena_pro import ImportError_, import_crmarena_pro
 from seccrm.errors import UserError
 
@@ -34,7 +35,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--org", required=True, help="the org SQLite file, e.g. crmarenapro_b2b_data.db")
     p.add_argument("--out", required=True, help="suite folder to write")
     p.add_argument("--split-name", default=None, help="name used in instance ids (default: the task file's stem)")
-    p.add_argument("--train-share", type=float, default=0.0,
+    p.add_argument("--train-share", type=finite_in(0.0, 0.99), default=0.0,
                    help="share of each task's rows for training (default 0: every row is a test row)")
     p.set_defaults(func=cmd_import_crmarena_pro)
     imp.set_defaults(func=lambda args: imp.print_help() or 2)

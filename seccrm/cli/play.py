@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from seccrm.cli.common import at_least
 from seccrm.data import load_split
 from seccrm.data.build import SPLITS
 from seccrm.engine.episodes import model_policy
@@ -82,8 +83,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     who.add_argument("--model", default="smollm2", help="Model that plays (default: smollm2).")
     who.add_argument("--human", action="store_true", help="You type the model's turns.")
     p.add_argument("--sample", action="store_true", help="Sample at temperature 0.7 instead of greedy decoding.")
-    p.add_argument("--max-turns", type=int, default=EpisodeSettings().max_turns)
-    p.add_argument("--max-new-tokens", type=int, default=EpisodeSettings().max_new_tokens_per_turn)
+    p.add_argument("--max-turns", type=at_least(1), default=EpisodeSettings().max_turns)
+    p.add_argument("--max-new-tokens", type=at_least(1), default=EpisodeSettings().max_new_tokens_per_turn)
     p.add_argument("--show-system", action="store_true", help="Print the system message (protocol and schema).")
     p.add_argument("--out", default=None, help="Write the trajectory and score as JSON here.")
     p.set_defaults(func=cmd_play)

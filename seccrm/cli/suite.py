@@ -9,6 +9,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from seccrm.cli.common import at_least
 from seccrm.data.baselines import MAX_BASELINE
 from seccrm.data.build import MANIFEST_FILE, build_suite, read_jsonl, verify_suite_files
 from seccrm.data.check import baseline_rows, check_suite
@@ -27,17 +28,17 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output directory (created if missing)")
     p.add_argument("--seed", type=int, default=0, help="seed of the org and of every instance (default 0)")
     p.add_argument("--size", choices=("tiny", "small", "full"), default="small", help="org size preset")
-    p.add_argument("--train-per-task", type=int, default=750,
+    p.add_argument("--train-per-task", type=at_least(0), default=750,
                    help="instances per training task, split 75/25 into train and val (default 750)")
-    p.add_argument("--test-per-task", type=int, default=100, help="instances per held-out task (default 100)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--test-per-task", type=at_least(0), default=100, help="instances per held-out task (default 100)")
+    p.add_argument("--workers", type=at_least(1), default=None,
                    help="processes generating instances (default: one per CPU, up to 8, for large builds)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("check", help="verify a built suite (determinism, gold answers, ids, splits, counts)")
     p.add_argument("dir", help="a directory written by `seccrm build`")
-    p.add_argument("--rebuild-per-arm", type=int, default=1,
+    p.add_argument("--rebuild-per-arm", type=at_least(0), default=1,
                    help="instances per (split, task, difficulty) rebuilt to check determinism (default 1)")
     p.set_defaults(func=cmd_check)
 

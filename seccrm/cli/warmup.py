@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import seccrm.rl.warmup as _lib
+from seccrm.cli.common import at_least, finite_in
 from seccrm.errors import UserError
 from seccrm.rl.warmup import run_warmup
 
@@ -27,15 +28,15 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--data", required=True)
     p.add_argument("--model", default="smollm2")
     p.add_argument("--out", required=True, help="Folder; the model lands in OUT/model.")
-    p.add_argument("--steps", type=int, default=40)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--steps", type=at_least(0), default=40)
+    p.add_argument("--batch-size", type=at_least(1), default=8)
+    p.add_argument("--lr", type=finite_in(0.0, 1.0), default=1e-4)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--max-prompt-tokens", type=int, default=0)
-    p.add_argument("--check-every", type=int, default=4,
+    p.add_argument("--max-prompt-tokens", type=at_least(0), default=0)
+    p.add_argument("--check-every", type=at_least(0), default=4,
                    help="Answer a probe of training instances every N steps and stop once the format is learned "
                    "or the answers collapse (0 = run all --steps).")
-    p.add_argument("--target-format", type=float, default=0.9, help="Stop once the probe's format rate reaches this.")
+    p.add_argument("--target-format", type=finite_in(0.0, 1.0), default=0.9, help="Stop once the probe's format rate reaches this.")
     p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
                    help="bf16 autocast over float32 weights ('auto': on GPUs and on CPUs with bf16 matrix units).")
     p.set_defaults(func=cmd_warmup)
