@@ -364,12 +364,15 @@ def test_score_command(suite: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "no completions" in capsys.readouterr().err
 
 
-def test_tasks_command_lists_all_19(capsys: pytest.CaptureFixture[str]) -> None:
+def test_tasks_command_lists_all_19_and_the_optional_three(capsys: pytest.CaptureFixture[str]) -> None:
+    from seccrm.world.arms import OPTIONAL_TASK_SKILLS
     assert main(["tasks"]) == 0
     out = capsys.readouterr().out
     for name in TASK_SKILLS:
         assert f"{name}  [" in out and "not registered" not in out
-    assert out.count("  hard  ") == len(TASK_SKILLS)
+    for name in OPTIONAL_TASK_SKILLS:
+        assert f"{name}  [CONFIDENTIALITY, train/val, optional" in out
+    assert out.count("  hard  ") == len(TASK_SKILLS) + len(OPTIONAL_TASK_SKILLS)
 
 
 class SkewedAnswers:

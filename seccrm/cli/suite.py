@@ -16,7 +16,7 @@ from seccrm.data.check import baseline_rows, check_suite
 from seccrm.data.schema import check_rows
 from seccrm.errors import UserError
 from seccrm.files import write_text_atomic
-from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, SKILLS, TASK_SKILLS
+from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES, HELD_OUT_TASKS, SKILLS, TASK_SKILLS
 from seccrm.world.rewards import InstanceError, register_data_dir, score_details
 from seccrm.world.tasks import all_tasks
 
@@ -34,6 +34,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=at_least(1), default=None,
                    help="processes generating instances (default: one per CPU, up to 8, for large builds)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--confidentiality", action="store_true",
+                   help="also build the optional CONFIDENTIALITY skill (3 tasks, 3 levels: refuse what the "
+                   "policy forbids, answer the near misses); off by default so the report's 12 arms stay")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("check", help="verify a built suite (determinism, gold answers, ids, splits, counts)")
@@ -50,7 +53,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--details", help="optional JSONL to write each completion's score details to")
     p.set_defaults(func=cmd_score)
 
-    p = sub.add_parser("tasks", help="list the 19 tasks, their answer kinds and what each level changes")
+    p = sub.add_parser("tasks", help="list the 19 tasks (and the 3 optional ones), their answer kinds and what each level changes")
     p.set_defaults(func=cmd_tasks)
 
 
@@ -124,7 +127,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     try:
         manifest = build_suite(args.out, seed=args.seed, size=args.size, train_per_task=args.train_per_task,
                                test_per_task=args.test_per_task, progress=not args.no_progress,
-                               workers=args.workers)
+                               workers=args.workers,
+                               optional_skills=("CONFIDENTIALITY",) if args.confidentiality else ())
     except ValueError as e:
         raise UserError(str(e)) from e
     print(counts_table(manifest["counts"]))
@@ -241,17 +245,20 @@ def _score_table(by_task: dict[str, list[dict[str, Any]]]) -> str:
 def cmd_tasks(args: argparse.Namespace) -> int:
 
     tasks = all_tasks()
-    for name in TASK_SKILLS:
+    for name in ALL_TASK_SKILLS:
         if name not in tasks:
-            print(f"{name}  [{TASK_SKILLS[name]}]  (not registered in this checkout)\n")
+            print(f"{name}  [{ALL_TASK_SKILLS[name]}]  (not registered in this checkout)\n")
             continue
         kind = tasks[name].answer
         detail = {"id": f"id {kind.prefix}", "id_list": f"id_list {kind.prefix}",
                   "subset": f"subset of {', '.join(kind.choices)}",
                   "action": f"action: update {kind.action_object}.{'/'.join(kind.action_fields)}"}
         answer = detail.get(kind.kind, kind.kind) + (" or None" if kind.allow_none else "")
-        split = "test only (held out)" if name in HELD_OUT_TASKS else "train/val"
-        print(f"{name}  [{TASK_SKILLS[name]}, {split}]  answer: {answer}")
+        split = ("test only (held out)" if name in HELD_OUT_TASKS else
+                 "train/val, optional: seccrm build --confidentiality" if name not in TASK_SKILLS else "train/val")
+        if name not in TASK_SKILLS:
+            answer += "; a refusal where the policy forbids"
+        print(f"{name}  [{ALL_TASK_SKILLS[name]}, {split}]  answer: {answer}")
         for level in DIFFICULTIES:
             print(f"  {level:<6}  {tasks[name].levels.get(level, '')}")
         print()

@@ -63,7 +63,14 @@ from typing import Any
 
 from seccrm.data.schema import check_rows
 from seccrm.files import read_jsonl, sha256_file, write_text_atomic
-from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
+from seccrm.world.arms import (
+    ALL_TASK_SKILLS,
+    DIFFICULTIES,
+    HELD_OUT_TASKS,
+    TASK_SKILLS,
+    arm_name,
+    train_tasks,
+)
 from seccrm.world.org import build_org, open_org
 from seccrm.world.rewards import answer_kind, register_data_dir
 from seccrm.world.tasks import all_tasks, get_task
@@ -109,12 +116,14 @@ def instance_id(task: str, difficulty: str, index: int) -> str:
     return f"{task}-{difficulty}-{index:05d}"
 
 
-def pools(train_per_task: int, test_per_task: int) -> list[tuple[str, str, str, int]]:
+def pools(train_per_task: int, test_per_task: int,
+          optional_skills: tuple[str, ...] | list[str] = ()) -> list[tuple[str, str, str, int]]:
     """Every non-empty (task, difficulty) pool, in file order: (kind, task, difficulty, size).
 
-    ``kind`` is "train" for the pools that train and val share, "test" for the held-out tasks.
+    ``kind`` is "train" for the pools that train and val share, "test" for the held-out tasks. The
+    tasks of ``optional_skills`` (e.g. CONFIDENTIALITY) train and validate after the 16.
     """
-    out = [("train", t, d, n) for t in TRAIN_TASKS for d, n in per_difficulty(train_per_task).items()]
+    out = [("train", t, d, n) for t in train_tasks(optional_skills) for d, n in per_difficulty(train_per_task).items()]
     out += [("test", t, d, n) for t in HELD_OUT_TASKS for d, n in per_difficulty(test_per_task).items()]
     return [job for job in out if job[3] > 0]
 
@@ -206,7 +215,7 @@ def make_record(org: Any, task_name: str, difficulty: str, index: int, seed: int
     if not all(set(m) == {"role", "content"} for m in inst.messages):
         raise ValueError(f"{where} returned messages that are not {{role, content}} dicts")
     metadata = {**inst.metadata, "org": ORG_FILE, "seed": seed, "redraws": redraw}
-    skill = TASK_SKILLS[task_name]
+    skill = ALL_TASK_SKILLS[task_name]
     record = {"id": instance_id(task_name, difficulty, index), "task": task_name, "skill": skill,
               "difficulty": difficulty, "arm": arm_name(skill, difficulty),
               "messages": [{"role": m["role"], "content": m["content"]} for m in inst.messages],
@@ -349,7 +358,8 @@ def default_workers(n_jobs: int) -> int:
 
 
 def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_per_task: int = 750,
-                test_per_task: int = 100, progress: bool = True, workers: int | None = None) -> dict[str, Any]:
+                test_per_task: int = 100, progress: bool = True, workers: int | None = None,
+                optional_skills: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
     """Build the org and the three task sets in ``out_dir``; return the manifest (also in suite.json).
 
     The manifest holds the build parameters, ``counts[split][task][difficulty]``, the distinct
@@ -361,6 +371,7 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
 
     if train_per_task < 0 or test_per_task < 0:
         raise ValueError("train_per_task and test_per_task must be >= 0")
+    train_tasks(optional_skills)          # an unknown optional skill raises here, before any work
     missing = [t for t in TASK_SKILLS if t not in all_tasks()]
     if missing:
         raise ValueError(f"task generator(s) not registered in this checkout: {', '.join(missing)}")
@@ -373,7 +384,8 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     try:
-        manifest = _build_into(out, seed, size, train_per_task, test_per_task, progress, workers)
+        manifest = _build_into(out, seed, size, train_per_task, test_per_task, progress, workers,
+                               tuple(optional_skills))
         _swap_in(out, final, manifest)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -399,9 +411,9 @@ def _swap_in(tmp: Path, final: Path, manifest: dict[str, Any]) -> None:
 
 
 def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_task: int, progress: bool,
-                workers: int | None) -> dict[str, Any]:
+                workers: int | None, optional_skills: tuple[str, ...] = ()) -> dict[str, Any]:
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)
-    jobs = pools(train_per_task, test_per_task)
+    jobs = pools(train_per_task, test_per_task, optional_skills)
     n_workers = workers or default_workers(sum(job[3] for job in jobs))
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     assigned: dict[str, str] = {}   # prompt key -> split, so a prompt repeated across pools stays put
@@ -423,6 +435,7 @@ def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_t
     counts, distinct = split_stats(records)
     files = [ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
     manifest = {"format": SUITE_FORMAT, "seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
+                "optional_skills": list(optional_skills),
                 "val_fraction": VAL_FRACTION, "max_redraws": MAX_REDRAWS, "counts": counts,
                 "distinct": distinct, "redraws": redraws, "val_short": val_short,
                 "sha256": {name: sha256_file(out / name) for name in files}}

@@ -39,7 +39,7 @@ from seccrm.data.build import (
     read_jsonl,
 )
 from seccrm.files import sha256_file
-from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS, arm_name
+from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES, HELD_OUT_TASKS, arm_name, train_tasks
 from seccrm.world.org import open_org
 from seccrm.world.org.schema import ID_PREFIXES, object_of_id
 from seccrm.world.rewards import (
@@ -79,7 +79,7 @@ def expected_counts(manifest: dict[str, Any]) -> dict[str, dict[str, dict[str, i
     """counts[split][task][difficulty] that the manifest's parameters (and val shortfalls) imply."""
     out: dict[str, dict[str, dict[str, int]]] = {s: {} for s in SPLITS}
     short = manifest.get("val_short", {})
-    for task in TRAIN_TASKS:
+    for task in train_tasks(manifest.get("optional_skills", [])):
         pools = per_difficulty(manifest["train_per_task"])
         val = {d: n_val(n) - short.get(task, {}).get(d, 0) for d, n in pools.items()}
         out["val"][task] = val
@@ -139,7 +139,7 @@ def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
         for k in (*BASELINES, "n"):
             pooled[(task, split)][k] += b[k] * (b["n"] if k != "n" else 1.0)
     rows = []
-    for task in TASK_SKILLS:
+    for task in ALL_TASK_SKILLS:
         for split in SPLITS:
             c = pooled.get((task, split))
             if c:
@@ -150,7 +150,7 @@ def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:
 def _check_baselines(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
     """No trivial guess beats the cap on any (task, split, level): always None, best constant, position."""
 
-    if not all(all(k in r for k in RECORD_KEYS) and r["task"] in TASK_SKILLS for rs in splits.values() for r in rs):
+    if not all(all(k in r for k in RECORD_KEYS) and r["task"] in ALL_TASK_SKILLS for rs in splits.values() for r in rs):
         return   # the format check reports it
     table = suite_baselines(splits)
     tests = len(table) * len(POSITIONS)   # every position in every cell: the best of them is high by chance
@@ -176,10 +176,10 @@ def _check_records(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, 
                 p.add("format", f"{where} lacks {', '.join(missing)}; {REBUILD}")
                 continue
             task = r["task"]
-            if task not in TASK_SKILLS or r["difficulty"] not in DIFFICULTIES:
+            if task not in ALL_TASK_SKILLS or r["difficulty"] not in DIFFICULTIES:
                 p.add("format", f"{where}: unknown task {task!r} or difficulty {r['difficulty']!r}")
                 continue
-            if r["skill"] != TASK_SKILLS[task] or r["arm"] != arm_name(TASK_SKILLS[task], r["difficulty"]):
+            if r["skill"] != ALL_TASK_SKILLS[task] or r["arm"] != arm_name(ALL_TASK_SKILLS[task], r["difficulty"]):
                 p.add("format", f"{where}: skill/arm {r['skill']}/{r['arm']} do not match task {task}")
             if split in ("train", "val") and task in HELD_OUT_TASKS:
                 p.add("split", f"{where}: held-out task {task} must never be in {split}; it belongs to "
@@ -243,7 +243,7 @@ def _check_answers(d: Path, splits: dict[str, list[dict[str, Any]]], p: _Problem
     org_path = str((d / ORG_FILE).resolve())
     for split, recs in splits.items():
         for n, r in enumerate(recs, 1):
-            if not all(k in r for k in RECORD_KEYS) or r["task"] not in TASK_SKILLS:
+            if not all(k in r for k in RECORD_KEYS) or r["task"] not in ALL_TASK_SKILLS:
                 continue   # already reported by _check_records
             where = f"{split}.jsonl line {n} (id {r['id']})"
             inst = {**r, "metadata": {**r["metadata"], "org_path": org_path}}
@@ -314,7 +314,7 @@ def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifes
         for split, recs in splits.items():
             groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
             for r in recs:
-                if all(k in r for k in RECORD_KEYS) and r["task"] in TASK_SKILLS:
+                if all(k in r for k in RECORD_KEYS) and r["task"] in ALL_TASK_SKILLS:
                     groups[(r["task"], r["difficulty"])].append(r)
             for _, group in sorted(groups.items()):
                 k = min(per_arm, len(group))

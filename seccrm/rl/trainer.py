@@ -207,7 +207,8 @@ class Trainer:
         self.rollout_engine = self._make_rollout_engine()
 
         pools, stats = self._arm_pools()
-        arms = [a for a in ALL_ARMS if pools.get(a)]
+        # the report's 12 arms in their order, then any optional-skill arms the suite holds (CONFIDENTIALITY)
+        arms = [a for a in ALL_ARMS if pools.get(a)] + sorted(a for a in pools if a not in ALL_ARMS and pools[a])
         self.pools = ArmPools(pools, seed=derive_seed(cfg.seed, "pools"))
         self.curriculum = build_curriculum(cfg.curriculum, arms, derive_seed(cfg.seed, "curriculum"),
                                           {"alpha": cfg.alpha, "tau": cfg.tau, "unsampled": cfg.unsampled})

@@ -33,9 +33,26 @@ TASK_SKILLS: dict[str, str] = {
     "policy_violation_identification": "POLICY",
 }
 
+# Tasks of the optional skills: built only when asked for (``seccrm build --confidentiality``); they
+# train and validate like the 16 training tasks. CRMArena-Pro's three confidentiality categories.
+OPTIONAL_TASK_SKILLS: dict[str, str] = {
+    "private_customer_information": "CONFIDENTIALITY",
+    "internal_operation_data": "CONFIDENTIALITY",
+    "confidential_company_knowledge": "CONFIDENTIALITY",
+}
+ALL_TASK_SKILLS: dict[str, str] = {**TASK_SKILLS, **OPTIONAL_TASK_SKILLS}
+
 # The three POLICY tasks held out for testing; never drawn during training.
 HELD_OUT_TASKS: tuple[str, ...] = ("quote_approval", "invalid_config", "policy_violation_identification")
 TRAIN_TASKS: tuple[str, ...] = tuple(t for t in TASK_SKILLS if t not in HELD_OUT_TASKS)
+
+
+def train_tasks(optional_skills: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """The training tasks, plus those of the optional skills asked for (e.g. ``("CONFIDENTIALITY",)``)."""
+    bad = [s for s in optional_skills if s not in OPTIONAL_SKILLS]
+    if bad:
+        raise ValueError(f"unknown optional skill(s) {', '.join(bad)}; known: {', '.join(OPTIONAL_SKILLS)}")
+    return TRAIN_TASKS + tuple(t for t, s in OPTIONAL_TASK_SKILLS.items() if s in optional_skills)
 
 # Display names used in reports (the report's table names for the held-out tasks).
 TASK_TITLES: dict[str, str] = {

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from seccrm.world.tasks import analytics, crud, knowledge, policy  # noqa: F401  (registration)
+from seccrm.world.tasks import analytics, confidentiality, crud, knowledge, policy  # noqa: F401  (registration)
 from seccrm.world.tasks.base import AnswerKind, Instance, Org, Task, registry
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from seccrm.world.arms import DIFFICULTIES, TASK_SKILLS
+from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES
 
 # ----------------------------------------------------------------------------------------------
 # Answer kinds: what an answer must look like to be "well formatted" (the 0.1 reward), and how it
@@ -111,7 +111,7 @@ class Task:
 
     @property
     def skill(self) -> str:
-        return TASK_SKILLS[self.name]
+        return ALL_TASK_SKILLS[self.name]
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         raise NotImplementedError
@@ -123,8 +123,8 @@ _REGISTRY: dict[str, Task] = {}
 def register(cls: type[Task]) -> type[Task]:
     """Class decorator adding a task to the registry; a duplicate or unknown name raises."""
     name = cls.name
-    if name not in TASK_SKILLS:
-        raise ValueError(f"task {name!r} is not one of the 19 tasks: {', '.join(TASK_SKILLS)}")
+    if name not in ALL_TASK_SKILLS:
+        raise ValueError(f"task {name!r} is not one of the tasks: {', '.join(ALL_TASK_SKILLS)}")
     if name in _REGISTRY:
         raise ValueError(f"task {name!r} registered twice")
     missing = set(DIFFICULTIES) - set(cls.levels)
