@@ -42,3 +42,57 @@ def model_policy(model: torch.nn.Module, tokenizer: Any, max_new_tokens: int = 1
         return text, tokens
 
     return policy
+
+
+def conversation_tokens(tokenizer: Any, messages: list[dict[str, str]], n_prompt: int) -> tuple[list[int], list[int]]:
+    """Token ids of a whole episode (the chat template over ``messages``) and a mask that is 1 on the
+    tokens of the model's own turns (assistant contents) and 0 on everything the environment wrote.
+
+    The ids are the tokenizer's own tokenization of the rendered conversation, so the model's turns
+    are re-tokenised from their text (the sampled ids may split differently); the first ``n_prompt``
+    messages are the prompt, whose ids are the prefix of the result.
+    """
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+    spans, pos = [], 0
+    for m in messages:
+        at = text.find(m["content"], pos) if m["content"] else -1
+        if at < 0:
+            continue
+        if m["role"] == "assistant":
+            spans.append((at, at + len(m["content"])))
+        pos = at + len(m["content"])
+    mask = [int(any(s <= a and b <= e and b > a for s, e in spans)) for a, b in offsets]
+    return ids, mask
+
+
+def episode_rollouts(model: torch.nn.Module, tokenizer: Any, instances: list[dict[str, Any]], n: int,
+                     settings: Any, temperature: float = 0.7, top_p: float = 0.9, seed: int = 0,
+                     org_path: Any = None) -> tuple[Any, list[dict[str, Any]], list[Any]]:
+    """``n`` sampled episodes per instance: (a RolloutBatch whose completions are the whole episodes
+    after the prompt, with ``loss_mask`` marking the model's tokens; the verifier's details per
+    episode, with turns, failed queries and tokens; the episodes)."""
+    from seccrm.engine.rollout import RolloutBatch
+    from seccrm.world.episode import run_episode
+
+    prompt_ids, completion_ids, loss_mask, texts, details, episodes = [], [], [], [], [], []
+    for g, inst in enumerate(instances):
+        base = encode_prompts(tokenizer, [inst["messages"]])[0]
+        prompt_ids.append(base)
+        for j in range(n):
+            policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=False,
+                                  temperature=temperature, top_p=top_p, seed=seed + 1000 * (g * n + j))
+            ep = run_episode(policy, inst, org_path(inst), settings)
+            ids, mask = conversation_tokens(tokenizer, ep.messages, len(inst["messages"]))
+            if ids[:len(base)] != base:
+                raise ValueError("the chat template does not render the prompt as a prefix of the episode; "
+                                 "agentic training needs a template that appends turns")
+            completion_ids.append(ids[len(base):])
+            loss_mask.append(mask[len(base):])
+            texts.append(ep.final_text)
+            details.append(ep.score())
+            episodes.append(ep)
+    ro = RolloutBatch(prompt_ids=prompt_ids, completion_ids=completion_ids, group_size=n, texts=texts,
+                      finished=[ep.end_reason == "answer" for ep in episodes], loss_mask=loss_mask)
+    return ro, details, episodes

@@ -54,6 +54,9 @@ class RolloutBatch:
     """The completions decoded without special tokens."""
     finished: list[bool]
     """True when the completion ended by EOS or ``</answer>``; False when it hit ``max_new_tokens``."""
+    loss_mask: list[list[int]] | None = None
+    """Agentic episodes only: per completion token, 1 when the model wrote it and 0 when the
+    environment did (query results); the policy loss covers the 1s only."""
 
     @property
     def num_groups(self) -> int:

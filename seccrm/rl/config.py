@@ -67,6 +67,10 @@ class TrainConfig:
     share_prompt: bool = _f(True, "Compute each prompt once per group in rollouts and training.")
     rollout_backend: str = _f("auto", "Rollouts: 'auto' (the fast engine with CUDA graphs on a GPU, the "
                               "shared-prompt path on CPU), 'fast' or 'shared'.")
+    mode: str = _f("single", "'single': one answer per prompt; 'agentic': each rollout is an episode in which "
+                   "the model queries the org (<execute>SQL</execute>) before it answers; the loss covers the "
+                   "model's own tokens of every turn, not the query results.")
+    max_turns: int = _f(6, "Agentic: model turns per episode, the answer included (--max-new-tokens per turn).")
     # --- optimiser -----------------------------------------------------------------------------
     lr: float = _f(1e-6, "AdamW learning rate.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
@@ -164,6 +168,8 @@ def validate(cfg: TrainConfig) -> list[str]:
          "--curriculum-signal must be advantage, unscaled or correctness")
     need(cfg.dynamic_sampling >= 0, "--dynamic-sampling must be >= 0 (extra draw rounds)")
     need(cfg.rollout_backend in ("auto", "fast", "shared"), "--rollout-backend must be auto, fast or shared")
+    need(cfg.mode in ("single", "agentic"), "--mode must be single or agentic")
+    need(cfg.max_turns >= 1, "--max-turns must be >= 1")
     need(cfg.bf16 in ("auto", "on", "off", "mixed", "pure"), "--bf16 must be auto, on, off or pure")
     need(cfg.gradient_checkpointing in ("auto", "on", "off"), "--gradient-checkpointing must be auto, on or off")
     need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,

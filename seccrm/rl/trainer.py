@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from seccrm.curriculum import ArmPools, build_curriculum
 from seccrm.data import load_split
 from seccrm.engine import precision
+from seccrm.engine.episodes import episode_rollouts
 from seccrm.engine.fast_decode import FastRollouts
 from seccrm.engine.forward import completion_logprobs
 from seccrm.engine.models import LoraSettings, apply_lora, load_model_and_tokenizer, pick_device
@@ -67,7 +68,8 @@ from seccrm.rl.config import TrainConfig
 from seccrm.rl.grpo import group_advantages, group_has_signal, policy_loss, signal_advantages
 from seccrm.rl.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
 from seccrm.world.arms import ALL_ARMS
-from seccrm.world.rewards import score_details
+from seccrm.world.episode import EpisodeSettings
+from seccrm.world.rewards import org_path, score_details
 
 
 def derive_seed(*parts: Any) -> int:
@@ -394,6 +396,14 @@ class Trainer:
         self.model.eval()
         seed = (derive_seed(cfg.seed, "rollout", self.step) if round_idx == 0
                 else derive_seed(cfg.seed, "rollout", self.step, round_idx))
+        if cfg.mode == "agentic":
+            settings = EpisodeSettings(max_turns=cfg.max_turns, max_new_tokens_per_turn=cfg.max_new_tokens,
+                                       max_model_tokens=cfg.max_turns * cfg.max_new_tokens)
+            with torch.no_grad(), self._autocast():
+                ro, details, _ = episode_rollouts(self._decoding_model(), self.tokenizer, batch, n, settings,
+                                                  temperature=cfg.temperature, top_p=cfg.top_p, seed=seed,
+                                                  org_path=org_path)
+            return arms, batch, ro, details
         with torch.no_grad(), self._autocast():
             if self.rollout_engine is not None:
                 ro = self.rollout_engine.generate(prompts, n, cfg.max_new_tokens, temperature=cfg.temperature,
@@ -425,7 +435,8 @@ class Trainer:
         ro = rounds[0] if len(rounds) == 1 else RolloutBatch(
             prompt_ids=[p for x in rounds for p in x.prompt_ids],
             completion_ids=[c for x in rounds for c in x.completion_ids], group_size=n,
-            texts=[t for x in rounds for t in x.texts], finished=[f for x in rounds for f in x.finished])
+            texts=[t for x in rounds for t in x.texts], finished=[f for x in rounds for f in x.finished],
+            loss_mask=None if rounds[0].loss_mask is None else [m for x in rounds for m in x.loss_mask])
         t_roll = time.perf_counter() - t0
         rewards = torch.tensor([d["reward"] for d in details], dtype=torch.float32)
         adv = group_advantages(rewards, n, scale_by_std=cfg.scale_adv_by_std)
@@ -466,6 +477,8 @@ class Trainer:
         for i, det in enumerate(details):
             by_task[batch[i // n]["task"]].append(det["reward"])
         metrics.update({f"task_reward/{t}": sum(v) / len(v) for t, v in sorted(by_task.items())})
+        if cfg.mode == "agentic":
+            metrics.update(_agent_metrics(details, [batch[i // n]["arm"] for i in range(len(details))]))
         return metrics
 
     def _policy_update(self, ro: Any, adv: torch.Tensor) -> dict[str, Any]:
@@ -488,7 +501,7 @@ class Trainer:
         skipped_groups = 0
         for mb in range(cfg.mini_batches):
             mgroups = groups[mb * per_mini:(mb + 1) * per_mini]
-            n_tokens = sum(max(len(ro.completion_ids[g * n + j]), 1) for g in mgroups for j in range(n))
+            n_tokens = sum(max(_model_tokens(ro, g * n + j), 1) for g in mgroups for j in range(n))
             self.optimizer.zero_grad(set_to_none=True)
             finite = True
             active = [g for g in mgroups if not skip or bool(adv[g * n:(g + 1) * n].ne(0).any())]
@@ -500,6 +513,8 @@ class Trainer:
                         self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], n,
                         chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt,
                         temperature=cfg.temperature)
+                if ro.loss_mask is not None:   # agentic: the environment's tokens carry no loss
+                    mask = mask * _loss_mask(ro, rows, mask)
                 old = logp.detach() if old_lp is None else _rows(old_lp, rows, logp.shape[1])
                 ref = self._ref_logprobs(ro, mg, rows) if cfg.kl_coef > 0 else None
                 loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
@@ -594,7 +609,38 @@ def _select_groups(ro: Any, groups: list[int]) -> Any:
     rows = [g * n + j for g in groups for j in range(n)]
     return RolloutBatch(prompt_ids=[ro.prompt_ids[g] for g in groups],
                         completion_ids=[ro.completion_ids[r] for r in rows], group_size=n,
-                        texts=[ro.texts[r] for r in rows], finished=[ro.finished[r] for r in rows])
+                        texts=[ro.texts[r] for r in rows], finished=[ro.finished[r] for r in rows],
+                        loss_mask=None if ro.loss_mask is None else [ro.loss_mask[r] for r in rows])
+
+
+def _agent_metrics(details: list[dict[str, Any]], arms: list[str]) -> dict[str, float]:
+    """Episode means (turns, failed queries, model tokens, share answered), overall and per arm."""
+    out: dict[str, float] = {}
+    by_arm: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for d, a in zip(details, arms, strict=True):
+        by_arm[a].append(d)
+    for key, rows in [("", details), *sorted(by_arm.items())]:
+        suffix = f"/{key}" if key else ""
+        out[f"agent/turns{suffix}"] = sum(d["turns"] for d in rows) / len(rows)
+        out[f"agent/failed_queries{suffix}"] = sum(d["failed_queries"] for d in rows) / len(rows)
+        if not key:
+            out["agent/model_tokens"] = sum(d["model_tokens"] for d in rows) / len(rows)
+            out["agent/answered"] = sum(d["end_reason"] == "answer" for d in rows) / len(rows)
+    return out
+
+
+def _model_tokens(ro: Any, row: int) -> int:
+    """Tokens of one completion that the loss covers: all of them, or the model's own in an episode."""
+    return len(ro.completion_ids[row]) if ro.loss_mask is None else sum(ro.loss_mask[row])
+
+
+def _loss_mask(ro: Any, rows: list[int], like: torch.Tensor) -> torch.Tensor:
+    """[len(rows), T] 0/1 of ``ro.loss_mask`` for ``rows``, padded with 0 to ``like``'s width."""
+    out = torch.zeros_like(like)
+    for i, r in enumerate(rows):
+        m = ro.loss_mask[r][:like.shape[1]]
+        out[i, :len(m)] = torch.tensor(m, dtype=like.dtype, device=like.device)
+    return out
 
 
 def _rows(old: list[torch.Tensor], rows: list[int], width: int) -> torch.Tensor:
