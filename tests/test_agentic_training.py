@@ -109,3 +109,12 @@ def test_a_tiny_agentic_run_trains_logs_per_arm_and_resumes_exactly(tmp_path: Pa
     assert stable(resumed) == stable(full)
     a = load_file(tmp_path / "half" / "checkpoints" / "step_000002" / "model.safetensors")
     assert all(torch.equal(a[k], after[k]) for k in after)
+
+
+def test_assistant_messages_inside_the_prompt_carry_no_loss() -> None:
+    _, tok = load_model_and_tokenizer("tiny")
+    shot = [{"role": "user", "content": "Example question?"}, {"role": "assistant", "content": "<answer>EXAMPLE</answer>"}]
+    msgs = PROMPT[:1] + shot + PROMPT[1:] + [{"role": "assistant", "content": "<answer>41</answer>"}]
+    ids, mask = conversation_tokens(tok, msgs, 4)
+    model_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m])
+    assert "41" in model_text and "EXAMPLE" not in model_text

@@ -49,18 +49,19 @@ def conversation_tokens(tokenizer: Any, messages: list[dict[str, str]], n_prompt
     tokens of the model's own turns (assistant contents) and 0 on everything the environment wrote.
 
     The ids are the tokenizer's own tokenization of the rendered conversation, so the model's turns
-    are re-tokenised from their text (the sampled ids may split differently); the first ``n_prompt``
-    messages are the prompt, whose ids are the prefix of the result.
+    are re-tokenised from their text (the sampled ids may split differently). The first ``n_prompt``
+    messages are the prompt: their ids are the prefix of the result and carry no loss, even an
+    assistant message among them (a few-shot example).
     """
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
     spans, pos = [], 0
-    for m in messages:
+    for i, m in enumerate(messages):
         at = text.find(m["content"], pos) if m["content"] else -1
         if at < 0:
             continue
-        if m["role"] == "assistant":
+        if m["role"] == "assistant" and i >= n_prompt:   # assistant turns inside the prompt are not the model's
             spans.append((at, at + len(m["content"])))
         pos = at + len(m["content"])
     mask = [int(any(s <= a and b <= e and b > a for s, e in spans)) for a, b in offsets]
