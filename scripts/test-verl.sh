@@ -24,7 +24,7 @@ datasets>=3,<6 pandas codetiming==1.4.0 dill pillow pydantic>=2 peft==0.21.2 ggu
 deps_for() {
   case "$1" in
     07) echo "verl==0.7.1|numpy==1.26.4 pyarrow==21.0.0 transformers==4.57.6 $COMMON" ;;
-    09) echo "verl==0.9.1|numpy>=2,<2.5 pyarrow>=19 transformers==5.10.4 cachetools aiohttp uvicorn fastapi $COMMON" ;;
+    09) echo "verl==0.9.1|numpy>=2,<2.5 pyarrow>=19 transformers==5.10.4 cachetools aiohttp uvicorn fastapi TransferQueue==0.1.11 $COMMON" ;;
     *) echo "unknown VERL env '$1' (known: 07 09)" >&2; exit 2 ;;
   esac
 }

@@ -36,7 +36,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--eval-test", type=at_least(0), default=None, help="Test instances evaluated per stage.")
     p.add_argument("--bf16", choices=("auto", "on", "off"), default=None,
                    help="Precision of every stage: 'on' = float32 weights with bf16 compute and bf16 decoding; "
-                   "'off' = float32; 'auto' (default) = 'on' where the CPU has bf16 matrix units (AMX / AVX512-BF16).")
+                   "'off' = float32; 'auto' (default) = 'on' where the CPU has AMX bf16 matrix units.")
     p.add_argument("--train", action="append", default=[], metavar="KEY=VALUE",
                    help="Override a GRPO setting of the demo's recipe, e.g. --train lr=2e-5 (repeatable).")
     p.set_defaults(func=cmd_demo)

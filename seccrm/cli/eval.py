@@ -117,7 +117,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--batch-size", type=at_least(1), default=8)
     p.add_argument("--device", default="auto")
     p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
-                   help="Decode in bf16 ('auto': on GPUs and on CPUs with bf16 matrix units) or float32 ('off').")
+                   help="Decode in bf16 ('auto': on GPUs and on CPUs with AMX bf16 matrix units) or float32 ('off').")
     p.add_argument("--mode", choices=("auto", "single", "agentic"), default="auto",
                    help="'single': one answer per prompt (the records are in the prompt); 'agentic': an "
                    "episode per instance, the model querying the org with <execute>SQL</execute> before it "

@@ -38,5 +38,5 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    "or the answers collapse (0 = run all --steps).")
     p.add_argument("--target-format", type=finite_in(0.0, 1.0), default=0.9, help="Stop once the probe's format rate reaches this.")
     p.add_argument("--bf16", default="auto", choices=("auto", "on", "off"),
-                   help="bf16 autocast over float32 weights ('auto': on GPUs and on CPUs with bf16 matrix units).")
+                   help="bf16 autocast over float32 weights ('auto': on GPUs and on CPUs with AMX bf16 matrix units).")
     p.set_defaults(func=cmd_warmup)

@@ -11,9 +11,11 @@ The ``--bf16`` setting resolves to one of three modes:
   ``lr``; a bf16 weight ``w`` only changes when that step exceeds half its spacing, ``|w| * 2**-8``, so
   with ``lr = 1e-6`` and weights around 1e-2 most updates round away. A warning says so.
 
-``auto`` resolves to ``mixed`` on a CUDA GPU with bf16 support and on a CPU with bf16 matrix
-instructions (AMX or AVX512-BF16, where a bf16 matmul runs several times faster than a float32 one),
-and to ``fp32`` elsewhere.
+``auto`` resolves to ``mixed`` on a CUDA GPU with bf16 support and on a CPU with AMX tiles (where a
+bf16 matmul runs several times faster than a float32 one), and to ``fp32`` elsewhere. AVX512-BF16
+alone is not enough: on a 2-core Xeon with AVX512-BF16 and no AMX, a SmolLM2 forward and backward ran
+1.2-1.6x slower under bf16 autocast than in float32, and a prefill 1.4x slower in bf16
+(``benchmarks/bench_precision.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ MODES = ("fp32", "mixed", "pure")
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True where the CPU has bf16 matrix instructions (AMX tiles or AVX512-BF16)."""
-    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
-    return any(bool(f()) for f in checks if callable(f))
+    """True where the CPU has bf16 matrix units (AMX tiles); AVX512-BF16 alone measured slower than fp32."""
+    check = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(check()) if callable(check) else False
 
 
 def resolve(setting: str, device: torch.device | str) -> str:

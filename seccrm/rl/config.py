@@ -80,7 +80,7 @@ class TrainConfig:
     bf16: str = _f("auto", "Precision: 'on' = float32 master weights and AdamW state, bf16 autocast compute, "
                    "rollouts and evaluation from a bf16 copy; 'pure' = bf16 weights (half the memory; small "
                    "updates round away); 'off' = float32; 'auto' = 'on' on GPUs and on CPUs with bf16 matrix "
-                   "units (AMX / AVX512-BF16), else 'off'.")
+                   "units (AMX tiles), else 'off'.")
     gradient_checkpointing: str = _f("auto", "'auto' (on GPU), 'on', 'off'.")
     device: str = _f("auto", "'auto', 'cpu', 'cuda' or 'cuda:N'.")
     # --- evaluation, checkpoints, logging ----------------------------------------------------

@@ -110,7 +110,7 @@ def machine_summary() -> str:
     except OSError:
         pass
 
-    bf16 = " (bf16 matrix units)" if cpu_has_fast_bf16() else ""
+    bf16 = " (AMX bf16 matrix units)" if cpu_has_fast_bf16() else ""
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     omp = "" if torch.cuda.is_available() else f", {describe()}"

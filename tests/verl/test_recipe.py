@@ -79,16 +79,28 @@ def test_recipe_keys_exist_in_this_verl(verl_config: Any) -> None:
 
 
 def test_entry_point_prepares_config_and_runner(tokenizer_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``run(config)`` does what VERL's own ``main`` does to the config, forces the trainer that still
-    takes a sampler, and hands VERL's ``run_ppo`` the seccrm task runner (stopped there: no Ray, no GPUs)."""
+    """``run(config)`` does what VERL's own ``main`` does to the config and hands VERL's ``run_ppo`` the
+    seccrm task runner (stopped there: no Ray, no GPUs): the v1 runner where this VERL has the v1
+    trainer, the legacy one when ``trainer.use_v1=false`` or on releases without v1."""
     from verl.trainer import main_ppo
 
     from seccrm.integrations.verl import main as entry
+    from seccrm.integrations.verl import v1
 
     calls: list[tuple[Any, Any]] = []
     monkeypatch.setattr(main_ppo, "run_ppo", lambda config, task_runner_class: calls.append((config, task_runner_class)))
+    monkeypatch.setattr(main_ppo, "validate_config", lambda **kwargs: None, raising=False)  # needs GPU settings
     entry.run(_compose(f"actor_rollout_ref.model.path={tokenizer_dir}", "++trainer.use_v1=true"))
     (config, runner), = calls
-    assert config.trainer.use_v1 is False
     assert config.reward.custom_reward_function.name == "compute_score"
-    assert runner.__ray_actor_class__ is entry.SECTaskRunner  # ray.remote(...) around seccrm's runner
+    if v1.available():
+        assert config.trainer.use_v1 is True
+        assert runner.__ray_actor_class__ is entry.SECTaskRunnerV1  # ray.remote(...) around seccrm's v1 runner
+        assert issubclass(entry.SECTaskRunnerV1, main_ppo.TaskRunnerV1.__ray_actor_class__)
+    else:
+        assert config.trainer.use_v1 is False
+        assert runner.__ray_actor_class__ is entry.SECTaskRunner
+    calls.clear()
+    entry.run(_compose(f"actor_rollout_ref.model.path={tokenizer_dir}", "++trainer.use_v1=false"))
+    (config, runner), = calls
+    assert config.trainer.use_v1 is False and runner.__ray_actor_class__ is entry.SECTaskRunner

@@ -22,7 +22,9 @@ Supported VERL versions (tested: 0.7.1 and 0.9.1, each in its own virtual enviro
   On 0.7, ``python -m seccrm.integrations.verl.main`` works too; it updates the bandit before the
   step's checkpoint rather than after it and logs the curriculum metrics through VERL's logger.
 - 0.8 and later: the hook is gone; ``python -m seccrm.integrations.verl.main`` (same config keys)
-  builds the sampler and updates it from the batch VERL hands to the actor update.
+  builds the sampler. It runs VERL's v1 trainer (the default, :mod:`.v1`: the bandit learns from
+  each step's rows in TransferQueue) or, with ``trainer.use_v1=false``, the legacy trainer (the
+  bandit learns from the batch handed to the actor update).
 
 Nothing here imports VERL at module level except :mod:`.sampler` and :mod:`.main`, so the exporter
 and the reward run without it.

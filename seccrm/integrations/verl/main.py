@@ -18,9 +18,11 @@ second call from updating twice. VERL 0.6 has no ``_update_actor`` step: the tra
 is and VERL's own hook updates the sampler. VERL 0.5 cannot take another task runner: use
 ``python -m verl.trainer.main_ppo`` there.
 
-VERL 0.8+ defaults to its "v1" trainer (``trainer.use_v1=true``), which builds its dataloader
-itself; this entry point runs the ``RayPPOTrainer`` trainer (``trainer.use_v1=false``), which VERL
-0.9 still ships, and says so when it switches.
+VERL 0.8+ defaults to its "v1" trainer (``trainer.use_v1=true``). Where it is installed (with
+TransferQueue), this entry point runs it with :class:`SECTaskRunnerV1`, whose ``run`` applies
+:func:`seccrm.integrations.verl.v1.install` (the same sampler factory, and every v1 trainer's
+``step`` followed by the bandit's update). ``trainer.use_v1=false`` keeps the legacy
+``RayPPOTrainer`` path above; releases without v1 (0.5-0.7) always take it.
 """
 
 from __future__ import annotations
@@ -31,18 +33,12 @@ import os
 from types import ModuleType
 from typing import Any
 
+from seccrm.integrations.verl import v1
+from seccrm.integrations.verl.sampler import create_sampler
+
+__all__ = ["SECTaskRunner", "create_sampler", "install", "main", "run", "sec_trainer_class"]
+
 _SECCRM_TRAINER = "_seccrm_trainer"
-
-
-def create_sampler(data_config: Any, dataset: Any, fallback: Any) -> Any:
-    """``data.sampler.class_path`` / ``class_name`` built with VERL's loader, or ``fallback(...)``."""
-    opts = data_config.get("sampler") if hasattr(data_config, "get") else None
-    if not opts or not opts.get("class_path"):
-        return fallback(data_config, dataset)
-    from verl.utils.import_utils import load_extern_object
-
-    cls = load_extern_object(opts.get("class_path"), opts.get("class_name") or "SECSampler")
-    return cls(data_source=dataset, data_config=data_config)
 
 
 def sec_trainer_class(base: type) -> type:
@@ -104,6 +100,27 @@ class SECTaskRunner(_plain_task_runner()):  # type: ignore[misc]
         return super().run(config)
 
 
+def _plain_task_runner_v1() -> type | None:
+    """VERL's ``TaskRunnerV1`` as a plain class, or None where this VERL has no v1 trainer."""
+    if not v1.available():
+        return None
+    from verl.trainer import main_ppo
+
+    base = main_ppo.TaskRunnerV1
+    return getattr(base, "__ray_actor_class__", base)  # type: ignore[no-any-return]
+
+
+_V1_BASE = _plain_task_runner_v1()
+if _V1_BASE is not None:
+
+    class SECTaskRunnerV1(_V1_BASE):  # type: ignore[misc, valid-type]
+        """VERL's v1 task runner; ``run`` installs the sampler factory and the SEC trainers first."""
+
+        def run(self, config: Any) -> Any:
+            v1.install()
+            return super().run(config)
+
+
 def run(config: Any) -> None:
     """Prepare the config as VERL's own ``main`` does, then run VERL with :class:`SECTaskRunner`."""
     import ray
@@ -118,7 +135,16 @@ def run(config: Any) -> None:
     if hasattr(main_ppo, "migrate_legacy_reward_impl"):  # VERL 0.7: legacy reward keys -> reward.*
         config = main_ppo.migrate_legacy_reward_impl(config)
     if config.trainer.get("use_v1", False):
-        print("seccrm: running VERL's RayPPOTrainer (trainer.use_v1=false): the v1 trainer has no sampler hook")
+        if _V1_BASE is not None:
+            if hasattr(main_ppo, "validate_config"):  # what VERL's own main does before run_ppo
+                main_ppo.validate_config(config=config, use_reference_policy=main_ppo.need_reference_policy(config),
+                                         use_critic=main_ppo.need_critic(config))
+            print("seccrm: running VERL's v1 trainer "
+                  f"(trainer_mode={config.trainer.v1.get('trainer_mode', 'sync')}) with the SEC sampler")
+            main_ppo.run_ppo(config, task_runner_class=ray.remote(num_cpus=1)(SECTaskRunnerV1))
+            return
+        print("seccrm: running VERL's RayPPOTrainer (trainer.use_v1=false): this VERL has no v1 trainer "
+              "(or TransferQueue is not installed)")
         with open_dict(config):
             config.trainer.use_v1 = False
     main_ppo.run_ppo(config, task_runner_class=ray.remote(num_cpus=1)(SECTaskRunner))

@@ -125,6 +125,20 @@ def completion_stats(batch: Any) -> tuple[list[str], list[float], list[float] | 
     return arms, per_row.tolist(), rewards
 
 
+def create_sampler(data_config: Any, dataset: Any, fallback: Any) -> Any:
+    """``data.sampler.class_path`` / ``class_name`` built with VERL's loader, or ``fallback(...)``.
+
+    The stand-in for VERL's ``create_rl_sampler`` that :mod:`.main` installs in VERL's trainers.
+    """
+    opts = data_config.get("sampler") if hasattr(data_config, "get") else None
+    if not opts or not opts.get("class_path"):
+        return fallback(data_config, dataset)
+    from verl.utils.import_utils import load_extern_object
+
+    cls = load_extern_object(opts.get("class_path"), opts.get("class_name") or "SECSampler")
+    return cls(data_source=dataset, data_config=data_config)
+
+
 def _option(config: Any, key: str, default: Any = None) -> Any:
     """``config.get(key)`` for a DictConfig, a dict or None."""
     if config is None:
@@ -191,11 +205,20 @@ class SECSampler(_SamplerBase):  # type: ignore[misc, valid-type]
         """Learn from one trained batch (a ``DataProto`` with advantages); returns curriculum metrics."""
         if batch.meta_info.get(UPDATED_FLAG):
             return self.last_metrics
-        arms, advantages, rewards = completion_stats(batch)
+        metrics = self.update_from_stats(*completion_stats(batch))
+        batch.meta_info[UPDATED_FLAG] = True
+        return metrics
+
+    def update_from_stats(self, arms: list[str], advantages: list[float],
+                          rewards: list[float] | None = None) -> dict[str, float]:
+        """Learn from one step's completions: the arm, advantage and reward of each (any order).
+
+        :meth:`update` reads them from a legacy ``DataProto`` batch; VERL's v1 trainer keeps its batch in
+        TransferQueue, and :mod:`seccrm.integrations.verl.v1` reads them from there.
+        """
         self.last_metrics = self.curriculum.update(arms, advantages, rewards)
         if self.total_steps:  # the schedules draw the next batch at this progress
             self.curriculum.set_progress(self.curriculum.step, int(self.total_steps))
-        batch.meta_info[UPDATED_FLAG] = True
         if self.metrics_path:
             with open(self.metrics_path, "a", encoding="utf-8") as f:
                 f.write(json.dumps({"update": self.curriculum.step, **self.last_metrics}, sort_keys=True) + "\n")
