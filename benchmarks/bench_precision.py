@@ -6,7 +6,9 @@ What ``--bf16 auto`` should pick depends on the CPU's matrix units, so this meas
 assuming: ``--steps`` GRPO steps of the ``cpu-demo`` preset in each mode (``off`` = float32, ``on`` =
 float32 weights with bf16 autocast and bf16 rollouts), alternating modes ``--repeats`` times so that a
 change in the machine's load hits both, from the same seed (the same prompts). Also times one prefill
-of a ``--prompt-tokens`` prompt in each dtype. Prints per-mode medians and what ``auto`` resolves to.
+of a ``--prompt-tokens`` prompt in each dtype, and a forward and backward over 4 sequences of
+``--prompt-tokens`` + 64 tokens (the loss on the last 64) in float32 and under bf16 autocast. Prints
+per-mode medians and what ``auto`` resolves to.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--prompt-tokens", type=int, default=1000)
+    ap.add_argument("--skip-train", action="store_true", help="only the prefill and the forward/backward timings")
     args = ap.parse_args()
 
     import torch
@@ -51,6 +54,25 @@ def main() -> None:
     for name, vals in prefill.items():
         print(f"prefill of {args.prompt_tokens} tokens, {name}: median {statistics.median(vals):.2f} s "
               f"({', '.join(f'{v:.2f}' for v in vals)})")
+
+    model, _ = load_model_and_tokenizer(args.model, dtype=torch.float32, device="cpu")
+    model.train()
+    ids = torch.randint(1000, 20000, (4, args.prompt_tokens + 64), generator=torch.Generator().manual_seed(0))
+    fwd_bwd: dict[str, list[float]] = {"fp32": [], "mixed": []}
+    for _ in range(args.repeats):
+        for mode in ("fp32", "mixed"):
+            t0 = time.perf_counter()
+            with precision.autocast(mode, "cpu"):
+                logits = model(input_ids=ids, logits_to_keep=64).logits
+            logits.float().logsumexp(-1).mean().backward()
+            model.zero_grad(set_to_none=True)
+            fwd_bwd[mode].append(time.perf_counter() - t0)
+    for name, vals in fwd_bwd.items():
+        print(f"forward+backward 4 x {args.prompt_tokens + 64} tokens, {name}: median {statistics.median(vals):.2f} s "
+              f"({', '.join(f'{v:.2f}' for v in vals)})")
+    del model
+    if args.skip_train:
+        return
 
     times: dict[str, dict[str, list[float]]] = {m: {"step": [], "rollout": [], "update": []} for m in ("off", "on")}
     for _ in range(args.repeats):
