@@ -1,20 +1,41 @@
 """Models as agents in multi-turn episodes (`seccrm.world.episode`).
 
-`model_policy` turns a model into an episode policy: each turn it encodes the whole conversation with
-the chat template and decodes the next message, cut after the first ``</execute>`` or ``</answer>``.
-This is the plain loop (the conversation is prefilled again every turn); decoding that keeps each
-episode's cache across turns is not built yet.
+Two ways to play an episode with a model:
+
+- :func:`play_episode` (the default for training and evaluation): token in, token out. The episode is
+  one token sequence: the prompt, then each model turn as the tokens it sampled, then the
+  environment's reply as the chat template renders it (:func:`turn_suffix_ids`), and so on. One KV
+  cache per episode is kept across turns, so a turn feeds only the reply's tokens before decoding
+  again; nothing is prefilled twice. A turn stops at its first ``</execute>`` or ``</answer>`` (or
+  EOS, or the turn's token limit). With ``reuse_cache=False`` the same function is the plain loop
+  that prefills the whole history at every turn: the same tokens, more compute (a test and
+  ``benchmarks/bench_episodes.py`` compare the two).
+- :func:`model_policy`: a policy over messages (re-encodes the whole conversation with the chat
+  template each turn); ``seccrm play --model`` and any caller of ``run_episode`` use it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from seccrm.engine.rollout import encode_prompts, generate_rollouts
-from seccrm.world.episode import Policy
+from seccrm.engine.models import eos_token_ids
+from seccrm.engine.rollout import (
+    _CACHE_KW,
+    RolloutBatch,
+    _answer_stop,
+    encode_prompts,
+    generate_rollouts,
+    sample_next_tokens,
+)
+from seccrm.logs import warn_once
+from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
+
+logger = logging.getLogger(__name__)
 
 _STOP = re.compile(r"</execute>|</answer>", re.I)
 
@@ -68,32 +89,137 @@ def conversation_tokens(tokenizer: Any, messages: list[dict[str, str]], n_prompt
     return ids, mask
 
 
+def turn_suffix_ids(tokenizer: Any, before: list[dict[str, str]], turn_text: str, reply: str) -> list[int]:
+    """The tokens the chat template puts after a model turn ``turn_text``: the end of that turn, the
+    environment's ``reply`` as a user message, and the opening of the next assistant turn.
+
+    ``before`` is the conversation up to the turn. Raises ValueError when the template does not render
+    the conversation by appending (it rewrites earlier turns): token-in, token-out episodes need that.
+    """
+    opened = tokenizer.apply_chat_template(before, tokenize=False, add_generation_prompt=True)
+    closed = tokenizer.apply_chat_template([*before, {"role": "assistant", "content": turn_text}], tokenize=False)
+    nxt = tokenizer.apply_chat_template([*before, {"role": "assistant", "content": turn_text},
+                                         {"role": "user", "content": reply}], tokenize=False, add_generation_prompt=True)
+    head = opened + turn_text
+    if not (closed.startswith(head) and nxt.startswith(head)):
+        raise ValueError("the chat template does not render a conversation by appending turns")
+    return [int(i) for i in tokenizer(nxt[len(head):], add_special_tokens=False)["input_ids"]]
+
+
+class _TurnStop:
+    """True once a turn's tokens complete ``</execute>`` or ``</answer>`` (checked only on tokens with '>')."""
+
+    def __init__(self, tokenizer: Any):
+        self.tokenizer, self.candidates = tokenizer, _answer_stop(tokenizer).candidates
+
+    def __call__(self, ids: list[int]) -> bool:
+        if ids[-1] not in self.candidates:
+            return False
+        return _STOP.search(self.tokenizer.decode(ids[-16:], skip_special_tokens=False)) is not None
+
+
+@torch.no_grad()
+def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any], org_path: str | Path,
+                 settings: EpisodeSettings, temperature: float = 0.7, top_p: float = 0.9, greedy: bool = False,
+                 seed: int = 0, reuse_cache: bool = True,
+                 prompt_ids: list[int] | None = None) -> tuple[Episode, list[int], list[int], int]:
+    """Play one episode token in, token out (module docstring).
+
+    Returns the finished episode, its completion ids (everything after the prompt), the loss mask over
+    them (1 on sampled tokens, 0 on the environment's) and how many tokens the model was fed (prefill
+    and decoding together: what the cache saves).
+    """
+    from transformers import DynamicCache
+
+    was_training = model.training
+    model.eval()
+    try:
+        ep = Episode(instance, org_path, settings)
+        ids = list(prompt_ids) if prompt_ids is not None else encode_prompts(tokenizer, [ep.messages])[0]
+        n_prompt = len(ids)
+        device = next(model.parameters()).device
+        gen = torch.Generator(device=device).manual_seed(seed)
+        eos, stop = set(eos_token_ids(model, tokenizer)), _TurnStop(tokenizer)
+        cache, cached, fed = None, 0, 0               # `cached`: how many of `ids` the cache holds
+        mask: list[int] = []
+
+        def forward(new: list[int]) -> torch.Tensor:
+            nonlocal cached, fed
+            out = model(input_ids=torch.tensor([new], device=device), **{_CACHE_KW: cache}, use_cache=True,
+                        logits_to_keep=1)
+            cached += len(new)
+            fed += len(new)
+            return out.logits[:, -1].float()
+
+        while not ep.done:
+            if cache is None or not reuse_cache:
+                cache, cached = DynamicCache(), 0
+            logits = forward(ids[cached:])
+            turn: list[int] = []
+            for step in range(settings.max_new_tokens_per_turn):
+                token = int(sample_next_tokens(logits, temperature, top_p, gen, greedy)[0])
+                turn.append(token)
+                if token in eos or stop(turn) or step == settings.max_new_tokens_per_turn - 1:
+                    break
+                ids.append(token)                     # fed next: the cache then holds it
+                logits = forward([token])
+            ids.append(turn[-1])                      # sampled, not yet fed
+            mask.extend([1] * len(turn))
+            text = cut_turn(tokenizer.decode(turn, skip_special_tokens=True))
+            before = ep.messages[:]
+            reply = ep.act(text, len(turn))
+            if reply is None:
+                break
+            suffix = turn_suffix_ids(tokenizer, before, text, reply)
+            ids.extend(suffix)
+            mask.extend([0] * len(suffix))
+        return ep, ids[n_prompt:], mask, fed
+    finally:
+        model.train(was_training)
+
+
 def episode_rollouts(model: torch.nn.Module, tokenizer: Any, instances: list[dict[str, Any]], n: int,
                      settings: Any, temperature: float = 0.7, top_p: float = 0.9, seed: int = 0,
                      org_path: Any = None) -> tuple[Any, list[dict[str, Any]], list[Any]]:
     """``n`` sampled episodes per instance: (a RolloutBatch whose completions are the whole episodes
     after the prompt, with ``loss_mask`` marking the model's tokens; the verifier's details per
-    episode, with turns, failed queries and tokens; the episodes)."""
-    from seccrm.engine.rollout import RolloutBatch
-    from seccrm.world.episode import run_episode
+    episode, with turns, failed queries and tokens; the episodes).
 
+    Episodes are played token in, token out with one cache each (:func:`play_episode`). Where the chat
+    template does not append turns, they fall back, with a logged reason, to the message loop
+    (:func:`model_policy`), whose model turns are re-tokenised from their text.
+    """
     prompt_ids, completion_ids, loss_mask, texts, details, episodes = [], [], [], [], [], []
     for g, inst in enumerate(instances):
         base = encode_prompts(tokenizer, [inst["messages"]])[0]
         prompt_ids.append(base)
         for j in range(n):
-            policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=False,
-                                  temperature=temperature, top_p=top_p, seed=seed + 1000 * (g * n + j))
-            ep = run_episode(policy, inst, org_path(inst), settings)
-            ids, mask = conversation_tokens(tokenizer, ep.messages, len(inst["messages"]))
-            if ids[:len(base)] != base:
-                raise ValueError("the chat template does not render the prompt as a prefix of the episode; "
-                                 "agentic training needs a template that appends turns")
-            completion_ids.append(ids[len(base):])
-            loss_mask.append(mask[len(base):])
+            episode_seed = seed + 1000 * (g * n + j)
+            try:
+                ep, ids, mask, _ = play_episode(model, tokenizer, inst, org_path(inst), settings, temperature,
+                                                top_p, seed=episode_seed, prompt_ids=base)
+            except ValueError as err:
+                warn_once(logger, f"episodes fall back to the message loop (re-tokenised turns): {err}")
+                ep, ids, mask = _message_loop_episode(model, tokenizer, inst, org_path(inst), settings, temperature,
+                                                      top_p, episode_seed, base)
+            completion_ids.append(ids)
+            loss_mask.append(mask)
             texts.append(ep.final_text)
             details.append(ep.score())
             episodes.append(ep)
     ro = RolloutBatch(prompt_ids=prompt_ids, completion_ids=completion_ids, group_size=n, texts=texts,
                       finished=[ep.end_reason == "answer" for ep in episodes], loss_mask=loss_mask)
     return ro, details, episodes
+
+
+def _message_loop_episode(model: torch.nn.Module, tokenizer: Any, inst: dict[str, Any], org: Any, settings: Any,
+                          temperature: float, top_p: float, seed: int, base: list[int]
+                          ) -> tuple[Episode, list[int], list[int]]:
+    policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=False,
+                          temperature=temperature, top_p=top_p, seed=seed)
+    ep = run_episode(policy, inst, org, settings)
+    ids, mask = conversation_tokens(tokenizer, ep.messages, len(inst["messages"]))
+    if ids[:len(base)] != base:
+        raise ValueError("the chat template does not render the prompt as a prefix of the episode; "
+                         "agentic training needs a template that appends turns")
+    return ep, ids[len(base):], mask[len(base):]
