@@ -21,6 +21,7 @@ from typing import Any
 
 from seccrm.world.rewards import score_details
 from seccrm.world.sandbox import Sandbox, SandboxLimits, schema_text
+from seccrm.world.tasks.base import definitions_for
 
 _EXECUTE = re.compile(r"<execute>(.*?)</execute>", re.S | re.I)
 _ANSWER_OPEN = re.compile(r"<answer>", re.I)
@@ -72,6 +73,27 @@ def agent_messages(question: str, schema: str, system: str = AGENT_SYSTEM) -> li
     """The opening conversation of an episode: the protocol and schema, then the question."""
     return [{"role": "system", "content": system.format(schema=schema)},
             {"role": "user", "content": question}]
+
+
+_TABLE_TITLE = re.compile(r"^.+ \(\d+ rows?\)$")
+
+
+def question_only(instance: dict[str, Any], schema: str) -> dict[str, Any]:
+    """A seccrm single-turn instance as an episode: its user message without the record tables (every
+    paragraph that opens with ``Title (N rows)``), i.e. the date, the context lines, the question and
+    the answer format, with the definitions the question uses, under the agent's protocol and the
+    org's ``schema``. The gold is unchanged.
+
+    A generic rendering: it keeps whatever the question names (entities, ids, dates), but no task has
+    been checked to be solvable from it by queries alone (there is no oracle agent over seccrm's own
+    tasks yet); imported CRMArena-Pro tasks are episodes already.
+    """
+    user = next(m["content"] for m in instance["messages"] if m["role"] == "user")
+    kept = [p for p in user.split("\n\n") if not _TABLE_TITLE.match(p.strip().split("\n", 1)[0])]
+    text = "\n\n".join(kept)
+    defs = definitions_for(text)
+    return {**instance, "messages": agent_messages(f"{defs}\n{text}" if defs else text, schema),
+            "metadata": {**instance.get("metadata", {}), "rendering": "question_only"}}
 
 
 class Episode:
