@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from seccrm.data import load_split
@@ -24,3 +25,27 @@ def test_question_only_drops_every_record_table_and_keeps_the_question(tiny_suit
         assert len(user) < len(original)
         tasks.add(inst["task"])
     assert len(tasks) >= 19
+
+
+def test_an_agentic_build_has_the_single_suite_instances_question_only(tiny_suite: Path, tmp_path: Path) -> None:
+    from seccrm.data import build_suite
+    from seccrm.data.check import check_suite
+
+    manifest = build_suite(tmp_path / "agentic", seed=0, size="tiny", train_per_task=12, test_per_task=6,
+                           progress=False, mode="agentic")
+    assert manifest["agentic"] and manifest["mode"] == "agentic"
+    schema = schema_for(tiny_suite / "org.sqlite")
+    kept, seen = 0, set()
+    for split in ("train", "val", "test"):
+        single = {r["id"]: r for r in load_split(tiny_suite, split)}
+        for a in load_split(tmp_path / "agentic", split):
+            s = single[a["id"]]                                   # the same instance, question-only
+            assert a["messages"] == question_only(s, schema)["messages"] and a["answer"] == s["answer"]
+            key = json.dumps(a["messages"])
+            assert key not in seen                                 # each episode once, in one split
+            seen.add(key)
+            kept += 1
+    total = sum(len(load_split(tiny_suite, s)) for s in ("train", "val", "test"))
+    dropped = manifest["agentic_dropped"]
+    assert kept + dropped["duplicate"] + dropped["ambiguous"] == total and dropped["duplicate"] > 0
+    assert check_suite(tmp_path / "agentic") == []

@@ -37,6 +37,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--confidentiality", action="store_true",
                    help="also build the optional CONFIDENTIALITY skill (3 tasks, 3 levels: refuse what the "
                    "policy forbids, answer the near misses); off by default so the report's 12 arms stay")
+    p.add_argument("--mode", choices=("single", "agentic"), default="single",
+                   help="'single' (default): the records a question needs are in its prompt; 'agentic': "
+                   "question-only instances (the question and the org's schema, no records) for episodes "
+                   "that query the org; same instances, ids, splits and golds as 'single'")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("check", help="verify a built suite (determinism, gold answers, ids, splits, counts)")
@@ -128,11 +132,17 @@ def cmd_build(args: argparse.Namespace) -> int:
         manifest = build_suite(args.out, seed=args.seed, size=args.size, train_per_task=args.train_per_task,
                                test_per_task=args.test_per_task, progress=not args.no_progress,
                                workers=args.workers,
-                               optional_skills=("CONFIDENTIALITY",) if args.confidentiality else ())
+                               optional_skills=("CONFIDENTIALITY",) if args.confidentiality else (),
+                               mode=args.mode)
     except ValueError as e:
         raise UserError(str(e)) from e
     print(counts_table(manifest["counts"]))
     print("\n" + prompts_summary(manifest))
+    if manifest.get("mode") == "agentic":
+        d = manifest["agentic_dropped"]
+        print(f"\nagentic: {d['duplicate']} instances dropped as duplicates (they differed only in the records "
+              f"shown, so their episodes are the same), {d['ambiguous']} as ambiguous (copies of one question "
+              "with different golds)")
     print(f"\nwrote {args.out} (seed {args.seed}, size {args.size}) in {time.perf_counter() - t0:.1f} s")
     return 0
 

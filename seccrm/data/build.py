@@ -71,10 +71,14 @@ from seccrm.world.arms import (
     arm_name,
     train_tasks,
 )
+from seccrm.world.episode import question_only, schema_for
 from seccrm.world.org import build_org, open_org
 from seccrm.world.rewards import answer_kind, register_data_dir
 from seccrm.world.tasks import all_tasks, get_task
 from seccrm.world.tasks.base import Org
+
+BUILD_MODES = ("single", "agentic")
+"""``single``: the records a question needs are in its prompt; ``agentic``: question-only episodes."""
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 ORG_FILE = "org.sqlite"
@@ -359,8 +363,12 @@ def default_workers(n_jobs: int) -> int:
 
 def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_per_task: int = 750,
                 test_per_task: int = 100, progress: bool = True, workers: int | None = None,
-                optional_skills: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+                optional_skills: tuple[str, ...] | list[str] = (), mode: str = "single") -> dict[str, Any]:
     """Build the org and the three task sets in ``out_dir``; return the manifest (also in suite.json).
+
+    ``mode="agentic"`` writes every instance question-only (``seccrm.world.episode.question_only``: the
+    question and the org's schema, no records) for episodes that query the org; the instances, ids,
+    splits and golds are those of the single-turn suite of the same arguments.
 
     The manifest holds the build parameters, ``counts[split][task][difficulty]``, the distinct
     prompts ``distinct[split][task][difficulty]``, the redraws per pool ``redraws[task][difficulty]``,
@@ -371,6 +379,8 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
 
     if train_per_task < 0 or test_per_task < 0:
         raise ValueError("train_per_task and test_per_task must be >= 0")
+    if mode not in BUILD_MODES:
+        raise ValueError(f"mode must be one of {', '.join(BUILD_MODES)}, got {mode!r}")
     train_tasks(optional_skills)          # an unknown optional skill raises here, before any work
     missing = [t for t in TASK_SKILLS if t not in all_tasks()]
     if missing:
@@ -385,7 +395,7 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     out.mkdir()
     try:
         manifest = _build_into(out, seed, size, train_per_task, test_per_task, progress, workers,
-                               tuple(optional_skills))
+                               tuple(optional_skills), mode)
         _swap_in(out, final, manifest)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -411,7 +421,7 @@ def _swap_in(tmp: Path, final: Path, manifest: dict[str, Any]) -> None:
 
 
 def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_task: int, progress: bool,
-                workers: int | None, optional_skills: tuple[str, ...] = ()) -> dict[str, Any]:
+                workers: int | None, optional_skills: tuple[str, ...] = (), mode: str = "single") -> dict[str, Any]:
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)
     jobs = pools(train_per_task, test_per_task, optional_skills)
     n_workers = workers or default_workers(sum(job[3] for job in jobs))
@@ -431,15 +441,47 @@ def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_t
         redraws.setdefault(task, {})[difficulty] = sum(r["metadata"]["redraws"] for r in recs)
         if kind == "train" and len(val) != n_val(n):
             val_short.setdefault(task, {})[difficulty] = n_val(n) - len(val)
+    dropped: dict[str, int] = {}
+    if mode == "agentic":
+        records, dropped = _question_only_records(records, schema_for(org_file))
     write_splits(out, records)
     counts, distinct = split_stats(records)
     files = [ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
     manifest = {"format": SUITE_FORMAT, "seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
-                "optional_skills": list(optional_skills),
+                "optional_skills": list(optional_skills), "mode": mode, "agentic": mode == "agentic",
+                **({"agentic_dropped": dropped} if mode == "agentic" else {}),
                 "val_fraction": VAL_FRACTION, "max_redraws": MAX_REDRAWS, "counts": counts,
                 "distinct": distinct, "redraws": redraws, "val_short": val_short,
                 "sha256": {name: sha256_file(out / name) for name in files}}
     return manifest
+
+
+def _question_only_records(records: dict[str, list[dict[str, Any]]], schema: str
+                           ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """The records question-only, once each. Instances that differ only in the records they show
+    become the same episode: the first (train, then val, then test) is kept and later copies are
+    dropped, so that no episode sits in two splits; a question whose copies have different golds
+    cannot be answered from the org alone and is dropped altogether. Returns the records and the
+    counts dropped (``duplicate``, ``ambiguous``)."""
+    rendered = {split: [question_only(r, schema) for r in recs] for split, recs in records.items()}
+    golds: dict[str, set[str]] = defaultdict(set)
+    for recs in rendered.values():
+        for r in recs:
+            golds[prompt_key(r["messages"])].add(answer_key(r))
+    seen: set[str] = set()
+    out: dict[str, list[dict[str, Any]]] = {s: [] for s in records}
+    dropped = {"duplicate": 0, "ambiguous": 0}
+    for split in SPLITS:
+        for r in rendered.get(split, []):
+            key = prompt_key(r["messages"])
+            if len(golds[key]) > 1:
+                dropped["ambiguous"] += 1
+            elif key in seen:
+                dropped["duplicate"] += 1
+            else:
+                seen.add(key)
+                out[split].append(r)
+    return out, dropped
 
 
 def split_stats(records: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -40,6 +40,7 @@ from seccrm.data.build import (
 )
 from seccrm.files import sha256_file
 from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES, HELD_OUT_TASKS, arm_name, train_tasks
+from seccrm.world.episode import question_only, schema_for
 from seccrm.world.org import open_org
 from seccrm.world.org.schema import ID_PREFIXES, object_of_id
 from seccrm.world.rewards import (
@@ -103,7 +104,8 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
     manifest = json.loads((d / MANIFEST_FILE).read_text())
     p.rebuild = (f"rebuild it with `seccrm build --out {d} --seed {manifest.get('seed')} --size "
                  f"{manifest.get('size')} --train-per-task {manifest.get('train_per_task')} "
-                 f"--test-per-task {manifest.get('test_per_task')}`")
+                 f"--test-per-task {manifest.get('test_per_task')}"
+                 f"{' --mode agentic' if manifest.get('mode') == 'agentic' else ''}`")
     for name, digest in sorted(manifest.get("sha256", {}).items()):
         if not (d / name).is_file():
             p.add("files", f"{name} is missing; {REBUILD}")
@@ -213,8 +215,9 @@ def _check_shared_prompts(splits: dict[str, list[dict[str, Any]]], p: _Problems)
 
 
 def _check_counts(splits: dict[str, list[dict[str, Any]]], manifest: dict[str, Any], p: _Problems) -> None:
-    """Instances per (split, task, level) as the parameters imply; distinct prompts as suite.json says."""
-    want = expected_counts(manifest)
+    """Instances per (split, task, level) as the parameters imply (an agentic suite: as suite.json says,
+    after its duplicate episodes were dropped); distinct prompts as suite.json says."""
+    want = manifest["counts"] if manifest.get("mode") == "agentic" else expected_counts(manifest)
     for split, recs in splits.items():
         got: dict[str, Counter[str]] = defaultdict(Counter)
         keys: dict[tuple[str, str], set[str]] = defaultdict(set)
@@ -311,6 +314,7 @@ def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifes
             p.add("determinism", f"{ORG_FILE} was built with seed {org.meta.get('seed')}, suite.json says "
                   f"{manifest.get('seed')}; {REBUILD}")
             return
+        schema = schema_for(d / ORG_FILE) if manifest.get("mode") == "agentic" else None
         for split, recs in splits.items():
             groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
             for r in recs:
@@ -319,16 +323,19 @@ def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifes
             for _, group in sorted(groups.items()):
                 k = min(per_arm, len(group))
                 for r in (group[i * len(group) // k] for i in range(k)):
-                    _compare_rebuilt(org, r, split, manifest["seed"], p)
+                    _compare_rebuilt(org, r, split, manifest["seed"], p, schema)
     finally:
         org.conn.close()
 
 
-def _compare_rebuilt(org: Any, r: dict[str, Any], split: str, seed: int, p: _Problems) -> None:
+def _compare_rebuilt(org: Any, r: dict[str, Any], split: str, seed: int, p: _Problems,
+                     schema: str | None = None) -> None:
     try:
         index = int(str(r["id"]).rsplit("-", 1)[1])
         redraw = r["metadata"].get("redraws", 0) if isinstance(r["metadata"], dict) else 0
         again = make_record(org, r["task"], r["difficulty"], index, seed, redraw)
+        if schema is not None:                                  # an agentic suite: its question-only form
+            again = question_only(again, schema)
     except Exception as e:  # noqa: BLE001  (report any generator failure as a problem)
         p.add("determinism", f"{split}: rebuilding {r['id']} failed: {type(e).__name__}: {e}")
         return
