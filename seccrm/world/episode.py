@@ -153,6 +153,11 @@ class Episode:
         self.messages.append({"role": "user", "content": turn.observation})
         return turn.observation
 
+    def stop(self, reason: str) -> None:
+        """End the episode from outside (a driver's own budget ran out); a no-op once it is over."""
+        if not self.done:
+            self._end(reason)
+
     def _end(self, reason: str) -> None:
         self.done, self.end_reason = True, reason
         self.sandbox.close()

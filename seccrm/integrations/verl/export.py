@@ -71,6 +71,20 @@ def verl_row(record: dict[str, Any], index: int, split: str, org_path: str) -> d
     }
 
 
+def _org_file(src: Path) -> Path:
+    """The suite's org: ``org.sqlite`` of a built suite, or the file an imported suite names in suite.json."""
+    if (src / ORG_FILE).is_file():
+        return src / ORG_FILE
+    try:
+        named = json.loads((src / "suite.json").read_text(encoding="utf-8")).get("org_file", {}).get("path")
+    except (OSError, ValueError, AttributeError):
+        named = None
+    if named and Path(named).is_file():
+        return Path(named)
+    raise FileNotFoundError(f"{src / ORG_FILE} not found; build the suite first: seccrm build --out {src}"
+                            + (f" (suite.json names {named}, which is missing)" if named else ""))
+
+
 def _schema() -> Any:
     """The Parquet schema: fixed so that every split (and every export) has the same column types."""
     import pyarrow as pa
@@ -108,12 +122,11 @@ def export_verl(data_dir: str | Path, out_dir: str | Path, org_path: str | None 
     """
 
     src, out = Path(data_dir), Path(out_dir)
-    if not (src / ORG_FILE).is_file():
-        raise FileNotFoundError(f"{src / ORG_FILE} not found; build the suite first: seccrm build --out {src}")
+    org_src = _org_file(src)
     out.mkdir(parents=True, exist_ok=True)
     org_copy = out / ORG_FILE
-    if src.resolve() != out.resolve():
-        shutil.copyfile(src / ORG_FILE, org_copy)
+    if org_src.resolve() != org_copy.resolve():
+        shutil.copyfile(org_src, org_copy)
     recorded_org = org_path or str(org_copy.resolve())
     manifest: dict[str, Any] = {"source": str(src.resolve()), "org_path": recorded_org, "splits": {}}
     for split, name in SPLIT_FILES.items():
