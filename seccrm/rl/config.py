@@ -151,9 +151,12 @@ def validate(cfg: TrainConfig) -> list[str]:
     if cfg.mini_batches < 1 or cfg.prompts_per_step % cfg.mini_batches:
         problems.append(f"--prompts-per-step ({cfg.prompts_per_step}) must split evenly into "
                         f"--mini-batches ({cfg.mini_batches}) of whole prompt groups")
-    elif cfg.micro_batch_groups < 1 or (cfg.prompts_per_step // cfg.mini_batches) % cfg.micro_batch_groups:
-        problems.append(f"a mini-batch of {cfg.prompts_per_step // max(cfg.mini_batches, 1)} prompt groups "
-                        f"does not split into micro-batches of {cfg.micro_batch_groups} groups")
+    elif cfg.micro_batch_groups < 1:
+        problems.append(f"--micro-batch-groups must be >= 1, got {cfg.micro_batch_groups}")
+    elif (cfg.prompts_per_step // cfg.mini_batches) % cfg.micro_batch_groups:
+        problems.append(f"a mini-batch of {cfg.prompts_per_step // cfg.mini_batches} prompt groups "
+                        f"(--prompts-per-step / --mini-batches) does not split into micro-batches of "
+                        f"--micro-batch-groups {cfg.micro_batch_groups}")
     need(0 < cfg.temperature <= 10, "--temperature must be in (0, 10] for sampling rollouts")
     need(0 < cfg.top_p <= 1, "--top-p must be in (0, 1]")
     need(0 < cfg.lr <= 1, "--lr must be in (0, 1]")
