@@ -5,30 +5,38 @@ CRMArena-Pro's own terms for imported suites.
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from seccrm.engine.episodes import model_policy
+from seccrm.engine.episodes import model_policy, play_episode
 from seccrm.evaluation.evaluate import summarise
 from seccrm.evaluation.stats import bootstrap_ci
-from seccrm.world.episode import EpisodeSettings, Policy, run_episode
+from seccrm.logs import warn_once
+from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
 from seccrm.world.rewards import org_path
 
+logger = logging.getLogger(__name__)
 
-def evaluate_episodes(instances: list[dict[str, Any]], policy: Policy, settings: EpisodeSettings | None = None,
-                      desc: str = "episodes", progress: bool = True,
-                      keep_trajectories: bool = False) -> dict[str, Any]:
-    """Play one episode per instance with ``policy``; rows, a summary (accuracy and reward with
-    intervals, by task / skill / difficulty) and the agentic means (turns, failed queries, tokens)."""
+
+def evaluate_episodes(instances: list[dict[str, Any]], policy: Policy | None, settings: EpisodeSettings | None = None,
+                      desc: str = "episodes", progress: bool = True, keep_trajectories: bool = False,
+                      play: Callable[[dict[str, Any]], Episode] | None = None) -> dict[str, Any]:
+    """Play one episode per instance with ``policy`` (or ``play(instance)``, which returns the finished
+    episode); rows, a summary (accuracy and reward with intervals, by task / skill / difficulty) and the
+    agentic means (turns, failed queries, tokens)."""
+    if policy is None and play is None:
+        raise ValueError("give a policy or a play function")
     rows, trajectories = [], []
     t0 = time.perf_counter()
     for inst in tqdm(instances, desc=desc, unit="ep", disable=not progress, file=sys.stderr, leave=False):
-        ep = run_episode(policy, inst, org_path(inst), settings)
+        ep = play(inst) if play is not None else run_episode(policy, inst, org_path(inst), settings)  # type: ignore[arg-type]
         d = ep.score()
         rows.append({"id": inst["id"], "task": inst["task"], "skill": inst["skill"],
                      "difficulty": inst["difficulty"], "reward": float(d["reward"]),
@@ -90,7 +98,17 @@ def crmarena_pro_summary(rows: list[dict[str, Any]], instances: list[dict[str, A
 def evaluate_model_episodes(model: Any, tokenizer: Any, instances: list[dict[str, Any]],
                             settings: EpisodeSettings | None = None, greedy: bool = True,
                             **kw: Any) -> dict[str, Any]:
-    """`evaluate_episodes` with the model as the agent (greedy by default)."""
+    """`evaluate_episodes` with the model as the agent (greedy by default), played token in, token out
+    with one cache per episode (`seccrm.engine.episodes.play_episode`), as training plays them; the
+    message loop where the chat template does not append turns (logged)."""
     settings = settings or EpisodeSettings()
     policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=greedy)
-    return evaluate_episodes(instances, policy, settings, **kw)
+
+    def play(inst: dict[str, Any]) -> Episode:
+        try:
+            return play_episode(model, tokenizer, inst, org_path(inst), settings, greedy=greedy)[0]
+        except ValueError as err:
+            warn_once(logger, f"episodes fall back to the message loop: {err}")
+            return run_episode(policy, inst, org_path(inst), settings)
+
+    return evaluate_episodes(instances, None, settings, play=play, **kw)
