@@ -49,3 +49,19 @@ def test_an_agentic_build_has_the_single_suite_instances_question_only(tiny_suit
     dropped = manifest["agentic_dropped"]
     assert kept + dropped["duplicate"] + dropped["ambiguous"] == total and dropped["duplicate"] > 0
     assert check_suite(tmp_path / "agentic") == []
+
+
+def test_single_turn_training_on_an_agentic_suite_is_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from seccrm.data import build_suite, suite_mode
+    from seccrm.rl.config import TrainConfig
+    from seccrm.rl.trainer import Trainer
+
+    build_suite(tmp_path / "agentic", seed=0, size="tiny", train_per_task=4, test_per_task=2, progress=False,
+                mode="agentic")
+    assert suite_mode(tmp_path / "agentic") == "agentic" and suite_mode(tmp_path) == "single"
+    cfg = TrainConfig(data=str(tmp_path / "agentic"), model="tiny", out=str(tmp_path / "run"), steps=1)
+    with pytest.raises(ValueError, match="--mode agentic"):
+        Trainer(cfg)
+    assert not (tmp_path / "run" / ".lock").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.cli.common import at_least
-from seccrm.data import load_split
+from seccrm.data import load_split, suite_mode
 from seccrm.data.baselines import BASELINE_TITLES, baseline_table
 from seccrm.engine.models import load_model_and_tokenizer, pick_device
 from seccrm.engine.precision import eval_dtype
@@ -23,14 +23,6 @@ from seccrm.world.rewards import score
 
 CONSTANT_ANSWERS = {"always None": "<answer>None</answer>",
                     "always refuse": "<answer>I cannot share that: it is confidential.</answer>"}
-
-
-def suite_mode(data: str | Path) -> str:
-    """'agentic' for a suite of question-only instances (an imported benchmark), else 'single'."""
-    manifest = Path(data) / "suite.json"
-    if manifest.is_file() and json.loads(manifest.read_text(encoding="utf-8")).get("agentic"):
-        return "agentic"
-    return "single"
 
 
 def constant_baselines(instances: list[dict[str, Any]]) -> dict[str, float]:

@@ -18,8 +18,9 @@ from seccrm.data.build import (
     prompt_key,
     read_jsonl,
     stable_seed,
+    suite_mode,
 )
 from seccrm.data.check import check_suite
 
 __all__ = ["SPLITS", "build_suite", "check_suite", "instance_id", "load_split", "make_record", "pools",
-           "prompt_key", "read_jsonl", "stable_seed"]
+           "prompt_key", "read_jsonl", "stable_seed", "suite_mode"]

@@ -509,6 +509,15 @@ def write_splits(out: Path, records: dict[str, list[dict[str, Any]]]) -> None:
 _VERIFIED: set[tuple[str, int, int, str]] = set()
 
 
+def suite_mode(data_dir: str | Path) -> str:
+    """'agentic' for a suite of question-only instances (``--mode agentic`` builds, imports), else 'single'."""
+    manifest = Path(data_dir) / MANIFEST_FILE
+    try:
+        return "agentic" if json.loads(manifest.read_text(encoding="utf-8")).get("agentic") else "single"
+    except (OSError, ValueError, AttributeError):
+        return "single"
+
+
 def suite_manifest(data_dir: str | Path) -> dict[str, Any]:
     """``suite.json`` of a suite folder; ValueError when it is missing, unreadable or of a newer format."""
     d = Path(data_dir)

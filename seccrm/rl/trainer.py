@@ -48,7 +48,7 @@ import torch
 from tqdm.auto import tqdm
 
 from seccrm.curriculum import ArmPools, build_curriculum
-from seccrm.data import load_split
+from seccrm.data import load_split, suite_mode
 from seccrm.engine import precision
 from seccrm.engine.episodes import episode_rollouts
 from seccrm.engine.fast_decode import FastRollouts
@@ -172,6 +172,9 @@ class Trainer:
 
         self.cfg = cfg
         self.run_dir = Path(cfg.out)
+        if cfg.mode == "single" and suite_mode(cfg.data) == "agentic":
+            raise ValueError(f"{cfg.data} is an agentic suite (question-only instances: the records are not in "
+                             "the prompts); train on it with --mode agentic")
         self.lock = RunLock(self.run_dir)
         if not cfg.resume and holds_run(self.run_dir):
             if not cfg.overwrite:
