@@ -14,8 +14,8 @@ The ``--bf16`` setting resolves to one of three modes:
 ``auto`` resolves to ``mixed`` on a CUDA GPU with bf16 support and on a CPU with AMX tiles (where a
 bf16 matmul runs several times faster than a float32 one), and to ``fp32`` elsewhere. AVX512-BF16
 alone is not enough: on a 2-core Xeon with AVX512-BF16 and no AMX, a SmolLM2 forward and backward ran
-1.2-1.6x slower under bf16 autocast than in float32, and a prefill 1.4x slower in bf16
-(``benchmarks/bench_precision.py``, BENCHMARKS.md).
+1.25x slower under bf16 autocast than in float32, a prefill 1.5x slower in bf16, and a demo training
+step 1.35x slower (``benchmarks/bench_precision.py``, BENCHMARKS.md).
 """
 
 from __future__ import annotations
