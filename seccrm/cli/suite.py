@@ -16,7 +16,14 @@ from seccrm.data.check import baseline_rows, check_suite
 from seccrm.data.schema import check_rows
 from seccrm.errors import UserError
 from seccrm.files import write_text_atomic
-from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES, HELD_OUT_TASKS, SKILLS, TASK_SKILLS
+from seccrm.world.arms import (
+    ALL_TASK_SKILLS,
+    DIFFICULTIES,
+    HELD_OUT_TASKS,
+    OPTIONAL_SKILLS,
+    SKILLS,
+    TASK_SKILLS,
+)
 from seccrm.world.rewards import InstanceError, register_data_dir, score_details
 from seccrm.world.tasks import all_tasks
 
@@ -80,7 +87,7 @@ def counts_table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
     cells: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))   # row -> column -> n
     for split, tasks in counts.items():
         for task, levels in tasks.items():
-            for row in (task, TASK_SKILLS[task], "all"):
+            for row in (task, ALL_TASK_SKILLS[task], "all"):
                 for d, n in levels.items():
                     cells[row][d] += n
                     cells[row][split] += n
@@ -89,10 +96,10 @@ def counts_table(counts: dict[str, dict[str, dict[str, int]]]) -> str:
     def line(name: str, *label: str) -> list[Any]:
         c = cells[name]
         return [name, *label, *[c[k] for k in cols], sum(c[s] for s in splits)]
-    present = [t for t in TASK_SKILLS if t in cells]
+    present = [t for t in ALL_TASK_SKILLS if t in cells]
     return "\n\n".join([
-        _table(["task", "skill", *cols, "total"], [line(t, TASK_SKILLS[t]) for t in present]),
-        _table(["skill", *cols, "total"], [line(s) for s in SKILLS if s in cells] + [line("all")]),
+        _table(["task", "skill", *cols, "total"], [line(t, ALL_TASK_SKILLS[t]) for t in present]),
+        _table(["skill", *cols, "total"], [line(s) for s in (*SKILLS, *OPTIONAL_SKILLS) if s in cells] + [line("all")]),
     ])
 
 
@@ -104,7 +111,7 @@ def prompts_summary(manifest: dict[str, Any]) -> str:
     counts, distinct = manifest["counts"], manifest.get("distinct", {})
     short = manifest.get("val_short", {})
     rows, n_all, k_all = [], 0, 0
-    for task in TASK_SKILLS:
+    for task in ALL_TASK_SKILLS:
         for d in DIFFICULTIES:
             per = {s: (counts[s][task][d], distinct[s][task][d]) for s in counts if task in counts[s]}
             n, k = sum(c for c, _ in per.values()), sum(c for _, c in per.values())

@@ -6,7 +6,9 @@ Defences, each one enough on its own for what it guards:
 
 - the file is opened ``mode=ro`` and the connection is ``PRAGMA query_only``: no write reaches it;
 - an authorizer allows SELECT, reads of the main database (the org's tables and the query's own
-  CTEs: nothing else can be there), and a list of plain functions;
+  CTEs: nothing else can be there), and a list of plain functions; the hidden columns of a seccrm
+  org (``AGENT_HIDDEN_COLUMNS``: its JSON rules and the facts gold answers are computed from) read as
+  NULL and are left out of the schema the agent is shown;
   everything else (INSERT, UPDATE, DELETE, CREATE of any kind including temp tables, DROP, ATTACH,
   PRAGMA, transactions, ``load_extension``, ``randomblob`` / ``zeroblob``) is denied;
 - ``SQLITE_LIMIT_ATTACHED`` is 0, strings and blobs are capped at ``max_value_bytes``, SQL text at
@@ -25,8 +27,11 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from seccrm.world.org.schema import AGENT_HIDDEN_COLUMNS, META_TABLE
 
 # Functions a query may call: SQL's plain scalar and aggregate functions and the date helpers. Not
 # printf / format: a width of 10^9 builds the whole string inside one call, where no time limit reaches.
@@ -83,7 +88,8 @@ class Sandbox:
     60
     """
 
-    def __init__(self, org_path: str | Path, limits: SandboxLimits | None = None):
+    def __init__(self, org_path: str | Path, limits: SandboxLimits | None = None,
+                 hidden: Mapping[str, tuple[str, ...]] | None = None):
         self.path = Path(org_path)
         if not self.path.is_file():
             raise FileNotFoundError(f"no org database at {self.path}")
@@ -96,6 +102,8 @@ class Sandbox:
         except sqlite3.DatabaseError as e:
             self._conn.close()
             raise ValueError(f"{self.path} is not an SQLite database ({e})") from None
+        self.hidden = {(t, col) for t, cols in (default_hidden(self.tables) if hidden is None else hidden).items()
+                       for col in cols}
         c = self._conn
         c.execute("PRAGMA query_only = ON")
         c.execute("PRAGMA cache_size = -8000")      # 8 MB of page cache; large sorts spill to temp files
@@ -111,6 +119,8 @@ class Sandbox:
     def _authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
                    trigger: str | None) -> int:
         if action == sqlite3.SQLITE_READ:
+            if (arg1, arg2) in self.hidden:
+                return sqlite3.SQLITE_IGNORE          # the column reads as NULL
             # the org's tables, the schema table and the query's own CTEs (temp tables cannot be
             # created and nothing can be attached, so "main" holds nothing else)
             return sqlite3.SQLITE_OK if db in (None, "", "main") else sqlite3.SQLITE_DENY
@@ -204,17 +214,25 @@ def _cell(value: object, cap: int) -> str:
     return text if len(text) <= cap else text[:cap - 1] + "…"
 
 
+def default_hidden(tables: set[str]) -> dict[str, tuple[str, ...]]:
+    """The columns hidden from agents in an org with these tables: ``AGENT_HIDDEN_COLUMNS`` for a
+    seccrm org (it has the ``OrgInfo`` table), none for any other (an imported CRMArena-Pro org)."""
+    return dict(AGENT_HIDDEN_COLUMNS) if META_TABLE in tables else {}
+
+
 def schema_text(org_path: str | Path, max_columns: int = 60) -> str:
     """The org's tables and columns with their types, one line per table, introspected from the file
-    (works for any SQLite org: seccrm's or an imported CRMArena-Pro one)."""
+    (works for any SQLite org: seccrm's or an imported CRMArena-Pro one), without hidden columns."""
     with Sandbox(org_path) as box:
+        hidden = box.hidden
         conn = sqlite3.connect(box.path.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         lines = []
         for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
                                     "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
             quoted = name.replace('"', '""')
-            cols = [f"{c[1]} {c[2] or 'TEXT'}".strip() for c in conn.execute(f'PRAGMA table_info("{quoted}")')]
+            cols = [f"{c[1]} {c[2] or 'TEXT'}".strip() for c in conn.execute(f'PRAGMA table_info("{quoted}")')
+                    if (name, c[1]) not in hidden]
             shown = cols[:max_columns] + ([f"... {len(cols) - max_columns} more"] if len(cols) > max_columns else [])
             lines.append(f"{name}({', '.join(shown)})")
         return "\n".join(lines)

@@ -170,6 +170,16 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 # (seed, size preset, today's date, generator version).
 META_TABLE = "OrgInfo"
 
+# Columns an agent's queries cannot read (they read as NULL and the schema it is shown leaves them
+# out): the machine-readable rules and the facts gold answers are computed from, which a model is meant
+# to reach through the text of articles, transcripts, emails and chats, as in single-turn prompts.
+AGENT_HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {
+    "Knowledge__kav": ("PolicyRule__c",),
+    "Lead": ("Budget__c", "TimelineDays__c", "NeedFamily__c"),
+    "Case": ("OfferedSolution__c",),
+    "VoiceCallTranscript__c": ("Competitors__c", "Topics__c"),
+}
+
 # (table, column) pairs worth an index: the task queries join and filter on these.
 INDEXES: list[tuple[str, str]] = [
     ("Case", "OwnerId"), ("Case", "IssueId__c"), ("Case", "OrderItemId__c"), ("Case", "AccountId"),
