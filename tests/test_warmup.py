@@ -60,3 +60,49 @@ def test_answer_nll_equals_the_full_forward_and_trains_the_answer_tokens() -> No
     assert n == 3 and torch.allclose(nll, ref, atol=1e-4)
     nll.backward()
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_masked_answer_nll_counts_only_the_masked_tokens() -> None:
+    import torch
+
+    from seccrm.engine.models import load_model_and_tokenizer
+    from seccrm.rl.warmup import answer_nll
+
+    model, _ = load_model_and_tokenizer("tiny")
+    model.eval()
+    prompt, target, mask = [5, 9, 13, 21], [40, 41, 42, 43, 44], [1, 1, 0, 0, 1]
+    nll, n = answer_nll(model, prompt, target, mask)
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt + target])).logits[0].float()
+    per = -torch.log_softmax(logits[len(prompt) - 1:-1], -1).gather(1, torch.tensor(target)[:, None])[:, 0]
+    assert n == 3 and torch.allclose(nll, per[[0, 1, 4]].sum(), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_episode_warmup_learns_from_the_scripted_analysts(tmp_path: Path) -> None:
+    """On an agentic suite the targets are the analysts' whole episodes: the loss covers exactly their
+    turns (the decoded masked tokens are the queries and the answer), never the sandbox's results."""
+    from seccrm.data import build_suite, load_split
+    from seccrm.engine.models import load_model_and_tokenizer
+    from seccrm.rl.warmup import episode_demonstrations, format_warmup, run_warmup
+
+    data = tmp_path / "agentic"
+    build_suite(data, seed=0, size="tiny", train_per_task=4, test_per_task=2, progress=False, mode="agentic")
+    insts = load_split(data, "train")
+    model, tok = load_model_and_tokenizer("tiny")
+    demos = episode_demonstrations(tok, insts, data / "org.sqlite")
+    assert len(demos) == len(insts)                                   # every training episode is solved
+    for i, (_prompt, cont, mask) in list(demos.items())[:20]:
+        said = tok.decode([t for t, m in zip(cont, mask, strict=True) if m])
+        heard = tok.decode([t for t, m in zip(cont, mask, strict=True) if not m])
+        assert said.count("<execute>") >= 1 and said.rstrip().endswith("</answer>")
+        assert "<result>" in heard and "<result>" not in said
+        assert insts[i]["answer"][0].split(",")[0][:10] in said
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    log = format_warmup(model, tok, insts, steps=2, batch_size=2, progress=False, episodes_org=data / "org.sqlite")
+    assert all(r["warmup/loss"] > 0 for r in log if "warmup/loss" in r)
+    assert any((before[k] != v).any() for k, v in model.state_dict().items())
+    out = run_warmup(str(data), "tiny", tmp_path / "w", steps=1, batch_size=2, lr=1e-4, check_every=1, probe_size=2)
+    import json
+    rows = [json.loads(x) for x in (tmp_path / "w" / "warmup_metrics.jsonl").read_text().splitlines()]
+    assert "warmup/queried" in rows[0] and (out / "config.json").exists()

@@ -149,7 +149,8 @@ def cmd_build(args: argparse.Namespace) -> int:
         d = manifest["agentic_dropped"]
         print(f"\nagentic: {d['duplicate']} instances dropped as duplicates (they differed only in the records "
               f"shown, so their episodes are the same), {d['ambiguous']} as ambiguous (copies of one question "
-              "with different golds)")
+              f"with different golds), {d.get('records_shown', 0)} whose gold is about the records their prompt "
+              "showed")
     print(f"\nwrote {args.out} (seed {args.seed}, size {args.size}) in {time.perf_counter() - t0:.1f} s")
     return 0
 

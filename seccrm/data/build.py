@@ -71,7 +71,7 @@ from seccrm.world.arms import (
     arm_name,
     train_tasks,
 )
-from seccrm.world.episode import question_only, schema_for
+from seccrm.world.episode import gold_depends_on_records_shown, question_only, schema_for
 from seccrm.world.org import build_org, open_org
 from seccrm.world.rewards import answer_kind, register_data_dir
 from seccrm.world.tasks import all_tasks, get_task
@@ -461,8 +461,9 @@ def _question_only_records(records: dict[str, list[dict[str, Any]]], schema: str
     """The records question-only, once each. Instances that differ only in the records they show
     become the same episode: the first (train, then val, then test) is kept and later copies are
     dropped, so that no episode sits in two splits; a question whose copies have different golds
-    cannot be answered from the org alone and is dropped altogether. Returns the records and the
-    counts dropped (``duplicate``, ``ambiguous``)."""
+    cannot be answered from the org alone and is dropped altogether, as is a question whose gold is
+    about the records its prompt showed (``gold_depends_on_records_shown``). Returns the records and
+    the counts dropped (``duplicate``, ``ambiguous``, ``records_shown``)."""
     rendered = {split: [question_only(r, schema) for r in recs] for split, recs in records.items()}
     golds: dict[str, set[str]] = defaultdict(set)
     for recs in rendered.values():
@@ -470,11 +471,13 @@ def _question_only_records(records: dict[str, list[dict[str, Any]]], schema: str
             golds[prompt_key(r["messages"])].add(answer_key(r))
     seen: set[str] = set()
     out: dict[str, list[dict[str, Any]]] = {s: [] for s in records}
-    dropped = {"duplicate": 0, "ambiguous": 0}
+    dropped = {"duplicate": 0, "ambiguous": 0, "records_shown": 0}
     for split in SPLITS:
         for r in rendered.get(split, []):
             key = prompt_key(r["messages"])
-            if len(golds[key]) > 1:
+            if gold_depends_on_records_shown(r):
+                dropped["records_shown"] += 1
+            elif len(golds[key]) > 1:
                 dropped["ambiguous"] += 1
             elif key in seen:
                 dropped["duplicate"] += 1

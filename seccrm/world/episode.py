@@ -96,6 +96,24 @@ def question_only(instance: dict[str, Any], schema: str) -> dict[str, Any]:
             "metadata": {**instance.get("metadata", {}), "rendering": "question_only"}}
 
 
+def gold_depends_on_records_shown(instance: dict[str, Any]) -> bool:
+    """True for the single-turn instances whose gold is about the records the prompt shows rather than
+    the org, so that their question-only episode has no answer to find:
+
+    - a ``knowledge_qa`` article-form question ("which of the articles above answers it?") whose gold
+      is None because the answering article was left out of those shown: the org holds it;
+    - an ``internal_operation_data`` question a customer may ask ("how many cases ... in the records
+      below?"): the gold counts a sample of the account's cases shown in the prompt.
+    """
+    meta = instance.get("metadata", {})
+    task = instance.get("task")
+    if task == "knowledge_qa":
+        return meta.get("form") == "article" and meta.get("article_shown") is False
+    if task == "internal_operation_data":
+        return meta.get("refuse") is False
+    return False
+
+
 class Episode:
     """The environment of one episode over one org. Drive it with :meth:`act`.
 
