@@ -84,9 +84,9 @@ def question_only(instance: dict[str, Any], schema: str) -> dict[str, Any]:
     the answer format, with the definitions the question uses, under the agent's protocol and the
     org's ``schema``. The gold is unchanged.
 
-    A generic rendering: it keeps whatever the question names (entities, ids, dates), but no task has
-    been checked to be solvable from it by queries alone (there is no oracle agent over seccrm's own
-    tasks yet); imported CRMArena-Pro tasks are episodes already.
+    A generic rendering: it keeps whatever the question names (entities, ids, dates). The scripted
+    analysts of `seccrm.world.oracle` solve every episode of a built agentic suite from it by queries
+    alone (docs/tasks.md); imported CRMArena-Pro tasks are episodes already.
     """
     user = next(m["content"] for m in instance["messages"] if m["role"] == "user")
     kept = [p for p in user.split("\n\n") if not _TABLE_TITLE.match(p.strip().split("\n", 1)[0])]
