@@ -30,6 +30,7 @@ def test_question_only_drops_every_record_table_and_keeps_the_question(tiny_suit
 def test_an_agentic_build_has_the_single_suite_instances_question_only(tiny_suite: Path, tmp_path: Path) -> None:
     from seccrm.data import build_suite
     from seccrm.data.check import check_suite
+    from seccrm.world.references import rewrite_levels
 
     manifest = build_suite(tmp_path / "agentic", seed=0, size="tiny", train_per_task=12, test_per_task=6,
                            progress=False, mode="agentic")
@@ -40,7 +41,9 @@ def test_an_agentic_build_has_the_single_suite_instances_question_only(tiny_suit
         single = {r["id"]: r for r in load_split(tiny_suite, split)}
         for a in load_split(tmp_path / "agentic", split):
             s = single[a["id"]]                                   # the same instance, question-only
-            assert a["messages"] == question_only(s, schema)["messages"] and a["answer"] == s["answer"]
+            plain = question_only(s, schema)                       # then rewritten for its level
+            assert a["messages"] == rewrite_levels([plain], tiny_suite / "org.sqlite")[0]["messages"]
+            assert a["answer"] == s["answer"]
             key = json.dumps(a["messages"])
             assert key not in seen                                 # each episode once, in one split
             seen.add(key)

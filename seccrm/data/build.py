@@ -73,6 +73,7 @@ from seccrm.world.arms import (
 )
 from seccrm.world.episode import gold_depends_on_records_shown, question_only, schema_for
 from seccrm.world.org import build_org, open_org
+from seccrm.world.references import rewrite_levels
 from seccrm.world.rewards import answer_kind, register_data_dir
 from seccrm.world.tasks import all_tasks, get_task
 from seccrm.world.tasks.base import Org
@@ -368,7 +369,9 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
 
     ``mode="agentic"`` writes every instance question-only (``seccrm.world.episode.question_only``: the
     question and the org's schema, no records) for episodes that query the org; the instances, ids,
-    splits and golds are those of the single-turn suite of the same arguments.
+    splits and golds are those of the single-turn suite of the same arguments, and each level changes
+    what the agent must look up (``seccrm.world.references``: medium names one kind of reference by
+    name instead of id, hard every kind; ``metadata["references"]`` says which).
 
     The manifest holds the build parameters, ``counts[split][task][difficulty]``, the distinct
     prompts ``distinct[split][task][difficulty]``, the redraws per pool ``redraws[task][difficulty]``,
@@ -444,6 +447,7 @@ def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_t
     dropped: dict[str, int] = {}
     if mode == "agentic":
         records, dropped = _question_only_records(records, schema_for(org_file))
+        records = {split: rewrite_levels(recs, org_file) for split, recs in records.items()}
     write_splits(out, records)
     counts, distinct = split_stats(records)
     files = [ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]

@@ -43,6 +43,7 @@ from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES, HELD_OUT_TASKS, arm
 from seccrm.world.episode import question_only, schema_for
 from seccrm.world.org import open_org
 from seccrm.world.org.schema import ID_PREFIXES, object_of_id
+from seccrm.world.references import rewrite_levels
 from seccrm.world.rewards import (
     InstanceError,
     gold_completion,
@@ -314,7 +315,8 @@ def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifes
             p.add("determinism", f"{ORG_FILE} was built with seed {org.meta.get('seed')}, suite.json says "
                   f"{manifest.get('seed')}; {REBUILD}")
             return
-        schema = schema_for(d / ORG_FILE) if manifest.get("mode") == "agentic" else None
+        agentic = manifest.get("mode") == "agentic"
+        schema = schema_for(d / ORG_FILE) if agentic else None
         for split, recs in splits.items():
             groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
             for r in recs:
@@ -323,19 +325,19 @@ def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifes
             for _, group in sorted(groups.items()):
                 k = min(per_arm, len(group))
                 for r in (group[i * len(group) // k] for i in range(k)):
-                    _compare_rebuilt(org, r, split, manifest["seed"], p, schema)
+                    _compare_rebuilt(org, r, split, manifest["seed"], p, schema, d / ORG_FILE)
     finally:
         org.conn.close()
 
 
 def _compare_rebuilt(org: Any, r: dict[str, Any], split: str, seed: int, p: _Problems,
-                     schema: str | None = None) -> None:
+                     schema: str | None = None, org_file: Path | None = None) -> None:
     try:
         index = int(str(r["id"]).rsplit("-", 1)[1])
         redraw = r["metadata"].get("redraws", 0) if isinstance(r["metadata"], dict) else 0
         again = make_record(org, r["task"], r["difficulty"], index, seed, redraw)
-        if schema is not None:                                  # an agentic suite: its question-only form
-            again = question_only(again, schema)
+        if schema is not None and org_file is not None:         # an agentic suite: its question-only form,
+            again = rewrite_levels([question_only(again, schema)], org_file)[0]   # rewritten for its level
     except Exception as e:  # noqa: BLE001  (report any generator failure as a problem)
         p.add("determinism", f"{split}: rebuilding {r['id']} failed: {type(e).__name__}: {e}")
         return

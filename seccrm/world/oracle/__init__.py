@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
+from seccrm.world.references import NAMED, PEOPLE_BY_NAME, POLICY_BY_POINTER, name_pattern
 from seccrm.world.sandbox import SandboxLimits
 from seccrm.world.tasks.base import (
     MONTHS,
@@ -189,6 +190,59 @@ class Question:
 # Playing
 # ----------------------------------------------------------------------------------------------
 
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def resolve_references(q: Question) -> Script:
+    """Undo an agentic level's rewrites (`seccrm.world.references`) by queries, as an analyst would
+    before starting: look up the records named by name (one query per kind of record), the candidates'
+    User Ids (one query), and read each policy given by its article. Returns the question with the ids
+    and the policy text back in place, in the forms the single-turn prompt states them."""
+    text = q.text
+    for named in NAMED:
+        pattern = name_pattern(named)
+        wanted = list(dict.fromkeys(m.groups()[1:] for m in pattern.finditer(text)))
+        if not wanted:
+            continue
+        cols = ", ".join(f"{expr} AS n{i}" for i, expr in enumerate(named.names))
+        where = " OR ".join("(" + " AND ".join(f"{expr} = {_sql_str(v)}" for expr, v in zip(named.names, values,
+                                                                                           strict=True)) + ")"
+                            for values in wanted)
+        rows = yield from q.rows(f'SELECT Id, {cols} FROM "{named.table}" WHERE {where}')
+        ids = {tuple(r[f"n{i}"] or "" for i in range(len(named.names))): r["Id"] for r in rows}
+        missing = [v for v in wanted if v not in ids]
+        if missing or len(rows) != len(wanted):
+            raise OracleError(f"{named.table}: {len(rows)} records for the names {wanted}")
+
+        def restore(m: re.Match[str], named: Any = named, ids: dict[tuple[str, ...], str | None] = ids) -> str:
+            values = m.groups()[1:]
+            label = f"{named.label} " if named.label else ""
+            return f"{m.group(1)} {' from '.join(values)} ({label}{ids[values]})"
+        text = pattern.sub(restore, text)
+    lists = list(PEOPLE_BY_NAME.finditer(text))
+    if lists:
+        names = list(dict.fromkeys(n for m in lists for n in re.findall(r'"([^"\n]+)"', m.group(2))))
+        rows = yield from q.rows(f'SELECT Id, Name FROM "User" WHERE Name IN ({", ".join(map(_sql_str, names))})')
+        user = {r["Name"]: r["Id"] for r in rows}
+        if len(rows) != len(names) or set(user) != set(names):
+            raise OracleError(f"User: {len(rows)} records for the names {names}")
+        text = PEOPLE_BY_NAME.sub(lambda m: m.group(1) + ", ".join(
+            str(user[n]) for n in re.findall(r'"([^"\n]+)"', m.group(2))), text)
+    paragraphs = text.split("\n\n")
+    for i, p in enumerate(paragraphs):
+        if m := POLICY_BY_POINTER.match(p):
+            body = yield from q.read("Knowledge__kav", "FAQ_Answer__c", f"Id = '{m.group('id')}'")
+            paragraphs[i] = f"{m.group('title')} (knowledge article {m.group('id')}):\n{body}"
+    return "\n\n".join(paragraphs)
+
+
+def _analyst(task: str, text: str) -> Script:
+    """The task's analyst, after the question's references are resolved."""
+    resolved = yield from resolve_references(Question(text))
+    return (yield from _ORACLES[task](Question(resolved)))
+
+
 def question_text(instance: dict[str, Any]) -> str:
     """The episode's question: its (last) user message."""
     return next(m["content"] for m in reversed(instance["messages"]) if m["role"] == "user")
@@ -200,7 +254,7 @@ def oracle_policy(instance: dict[str, Any]) -> Policy:
     _load()
     if instance["task"] not in _ORACLES:
         raise KeyError(f"no oracle for task {instance['task']!r}; known: {', '.join(sorted(_ORACLES))}")
-    script = _ORACLES[instance["task"]](Question(question_text(instance)))
+    script = _analyst(instance["task"], question_text(instance))
     started = False
 
     def policy(messages: list[dict[str, str]]) -> tuple[str, int]:
@@ -231,7 +285,7 @@ def _load() -> None:
 
 
 __all__ = ["ORACLE_SETTINGS", "OracleError", "Question", "Script", "oracle", "oracle_policy", "oracles",
-           "parse_result", "play_oracle", "question_text"]
+           "parse_result", "play_oracle", "question_text", "resolve_references"]
 
 
 def oracle_table(instances: list[dict[str, Any]], org: str | Path,
