@@ -43,3 +43,25 @@ def test_demo_runs_every_stage_writes_the_report_and_resumes(tmp_path: Path) -> 
     assert {p: p.stat().st_mtime_ns for p in (out / "eval").glob("*.json")} == stamps
     assert sorted(p.name for p in (out / "sec" / "checkpoints").iterdir()) == ckpts
     assert len((out / "sec" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_agentic_demo_plays_episodes_in_every_stage_and_reports_them(tmp_path: Path) -> None:
+    from seccrm.experiments.demo import run_demo
+
+    out = tmp_path / "agentic"
+    md = run_demo(out, model="tiny", seed=0, mode="agentic", steps=1, warmup_steps=1, size="tiny",
+                  train_per_task=6, test_per_task=3, eval_val=4, eval_test=3, eval_base=2, probe_n=2, probe_k=2,
+                  max_new_tokens=12, max_turns=2, bf16="off")
+    assert json.loads((out / "data" / "suite.json").read_text())["agentic"]
+    for stage in ("base", "warmup", "sec"):
+        res = json.loads((out / "eval" / f"{stage}_val.json").read_text())
+        assert res["agentic"]["turns"] >= 1 and all("turns" in r for r in res["rows"])
+        trajectories = (out / "eval" / f"{stage}_val_trajectories.jsonl").read_text().splitlines()
+        assert len(trajectories) == res["summary"]["n"]
+    assert json.loads((out / "eval" / "sec_val.json").read_text())["probe"]["summary"]["k"] == 2
+    metrics = [json.loads(line) for line in (out / "sec" / "metrics.jsonl").open()]
+    assert [m["step"] for m in metrics] == [1]
+    text = md.read_text()
+    assert "## Episodes (agentic mode)" in text and "### What the model did" in text
+    with pytest.raises(ValueError, match="agentic demo"):
+        run_demo(out, model="tiny", mode="single", steps=1)

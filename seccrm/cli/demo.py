@@ -7,12 +7,12 @@ import argparse
 import seccrm.experiments.demo as _lib
 from seccrm.cli.common import at_least, train_sets
 from seccrm.errors import UserError
-from seccrm.experiments.demo import DEMO_DEFAULTS, run_demo
+from seccrm.experiments.demo import AGENTIC_DEMO, DEMO_DEFAULTS, run_demo
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     try:
-        md = run_demo(args.out, model=args.model, seed=args.seed, steps=args.steps, warmup_steps=args.warmup_steps,
+        md = run_demo(args.out, model=args.model, seed=args.seed, mode=args.mode, steps=args.steps, warmup_steps=args.warmup_steps,
                       size=args.size, train_per_task=args.train_per_task, eval_val=args.eval_val,
                       eval_test=args.eval_test, bf16=args.bf16, train_overrides=train_sets(args.train))
     except (ValueError, FileNotFoundError) as e:
@@ -27,9 +27,14 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--out", default="runs/demo", help="Run directory (default: runs/demo). Rerun to resume.")
     p.add_argument("--model", default="smollm2", help="Model spec or Hugging Face folder (default: smollm2).")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=at_least(1), default=None, help=f"GRPO steps (default {DEMO_DEFAULTS['steps']}).")
+    p.add_argument("--mode", choices=("single", "agentic"), default="single",
+                   help="'single' (default): the records are in the prompt, one answer; 'agentic': the model "
+                   "queries the org over several turns (question-only suite, warm-up on the scripted analysts' "
+                   "episodes, GRPO on episodes, evaluation by episodes; smaller defaults, see above).")
+    p.add_argument("--steps", type=at_least(1), default=None, help=f"GRPO steps (default {DEMO_DEFAULTS['steps']}; agentic {AGENTIC_DEMO['steps']}).")
     p.add_argument("--warmup-steps", type=at_least(0), default=None,
-                   help=f"Format warm-up steps; 0 skips it (default {DEMO_DEFAULTS['warmup_steps']}).")
+                   help=f"Format warm-up steps; 0 skips it (default {DEMO_DEFAULTS['warmup_steps']}; agentic "
+                   f"{AGENTIC_DEMO['warmup_steps']}).")
     p.add_argument("--size", choices=("tiny", "small", "full"), default=None, help="Org size (default small).")
     p.add_argument("--train-per-task", type=at_least(1), default=None)
     p.add_argument("--eval-val", type=at_least(0), default=None, help="Validation instances evaluated per stage.")

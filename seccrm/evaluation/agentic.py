@@ -16,7 +16,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from seccrm.engine.episodes import model_policy, play_episode
-from seccrm.evaluation.evaluate import summarise
+from seccrm.evaluation.evaluate import probe_result, probe_row, summarise
 from seccrm.evaluation.stats import bootstrap_ci
 from seccrm.logs import warn_once
 from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
@@ -112,3 +112,22 @@ def evaluate_model_episodes(model: Any, tokenizer: Any, instances: list[dict[str
             return run_episode(policy, inst, org_path(inst), settings)
 
     return evaluate_episodes(instances, None, settings, play=play, **kw)
+
+
+def sample_probe_episodes(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k: int = 4,
+                          settings: EpisodeSettings | None = None, temperature: float = 0.7, top_p: float = 0.9,
+                          seed: int = 0, desc: str = "probe", progress: bool = True) -> dict[str, Any]:
+    """The sampled-reward probe in agentic mode: ``k`` episodes per instance sampled at the rollout
+    temperature, in the format of `seccrm.evaluation.evaluate.sample_probe` (mean reward, share
+    correct, pass@k and format rate per instance, with intervals)."""
+    settings = settings or EpisodeSettings()
+    rows = []
+    for n, inst in enumerate(tqdm(instances, desc=desc, unit="inst", disable=not progress, file=sys.stderr,
+                                  leave=False)):
+        rewards = []
+        for m in range(k):
+            ep = play_episode(model, tokenizer, inst, org_path(inst), settings, temperature=temperature,
+                              top_p=top_p, seed=seed + n * k + m)[0]
+            rewards.append(float(ep.score()["reward"]))
+        rows.append(probe_row(inst, rewards))
+    return probe_result(rows, k, temperature)

@@ -112,20 +112,29 @@ def sample_probe(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k:
                                    temperature=temperature, top_p=top_p, seed=seed + start)
             for j, i in enumerate(idx):
                 rewards = [float(score_details(instances[i], ro.texts[j * k + m])["reward"]) for m in range(k)]
-                rows[i] = {"id": instances[i]["id"], "task": instances[i]["task"],
-                           "mean_reward": sum(rewards) / k, "correct_rate": sum(r >= 1.0 for r in rewards) / k,
-                           "pass_at_k": float(any(r >= 1.0 for r in rewards)),
-                           "format_rate": sum(r >= 0.1 for r in rewards) / k}
+                rows[i] = probe_row(instances[i], rewards)
             bar.update(len(idx))
     if was_training:
         model.train()
-    done = [r for r in rows if r is not None]
-    summary: dict[str, Any] = {"k": k, "n": len(done), "temperature": temperature}
+    return probe_result([r for r in rows if r is not None], k, temperature)
+
+
+def probe_row(instance: dict[str, Any], rewards: list[float]) -> dict[str, Any]:
+    """One instance's line of the sampled probe, from the rewards of its k samples."""
+    k = len(rewards)
+    return {"id": instance["id"], "task": instance["task"], "mean_reward": sum(rewards) / k,
+            "correct_rate": sum(r >= 1.0 for r in rewards) / k, "pass_at_k": float(any(r >= 1.0 for r in rewards)),
+            "format_rate": sum(r >= 0.1 for r in rewards) / k}
+
+
+def probe_result(rows: list[dict[str, Any]], k: int, temperature: float) -> dict[str, Any]:
+    """The probe's rows and their means, each with a bootstrap interval over instances."""
+    summary: dict[str, Any] = {"k": k, "n": len(rows), "temperature": temperature}
     for key in ("mean_reward", "correct_rate", "pass_at_k", "format_rate"):
-        vals = [r[key] for r in done]
+        vals = [r[key] for r in rows]
         summary[key] = float(np.mean(vals)) if vals else float("nan")
         summary[f"{key}_ci95"] = bootstrap_ci(vals)
-    return {"rows": done, "summary": summary}
+    return {"rows": rows, "summary": summary}
 
 
 def paired_difference(a: list[float], b: list[float], seed: int = 0) -> dict[str, float]:

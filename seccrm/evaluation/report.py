@@ -292,6 +292,9 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
                       "theirs are chosen on the test instances, an upper bound).", "",
                       baselines_table(evals, baselines), ""]
         parts += ["## Held-out POLICY tasks", "", held_out_table(evals), ""]
+    if any("agentic" in e for st in evals.values() for e in st.values()):
+        parts += ["## Episodes (agentic mode)", "", agentic_table(evals), ""]
+        parts += episode_views(run_dir, _stages(evals))
     warm = run_dir / "warmup" / "warmup_metrics.jsonl"
     if warm.is_file():
         checks = [r for r in read_metrics(warm) if r.get("check")]
@@ -312,6 +315,54 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     md = out_dir / "report.md"
     md.write_text("\n".join(parts))
     return md
+
+
+def agentic_table(evals: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Per stage and split: accuracy, format rate, and what the episodes took (turns, failed queries,
+    tokens written) and how they ended."""
+    lines = ["| Stage | split | n | accuracy | format rate | turns | failed queries | model tokens | ended by |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for stage in _stages(evals):
+        for split in ("val", "test"):
+            e = evals[stage].get(split)
+            if not e or "agentic" not in e:
+                continue
+            s, a = e["summary"], e["agentic"]
+            ends = ", ".join(f"{k} {v}" for k, v in a.get("end_reasons", {}).items())
+            lines.append(f"| {STAGE_TITLES.get(stage, stage.upper() + ' (RL)')} | {split} | {s['n']} | "
+                         f"{_pct(s['accuracy'])} | {_pct(s['format_rate'])} | {a['turns']:.1f} | "
+                         f"{a['failed_queries']:.2f} | {a['model_tokens']:.0f} | {ends} |")
+    return "\n".join(lines)
+
+
+def _clip(text: str, n: int = 400) -> str:
+    text = " ".join(str(text).split()).replace("`", "'")
+    return text if len(text) <= n else text[:n] + f" ... ({len(text) - n} more characters)"
+
+
+def episode_views(run_dir: Path, stages: list[str], per_kind: int = 1) -> list[str]:
+    """A few episodes of the last agentic stage on validation, turn by turn (one that ended correct and
+    one that did not, where there are), read from ``eval/<stage>_val_trajectories.jsonl``."""
+    for stage in reversed(stages):
+        path = run_dir / "eval" / f"{stage}_val_trajectories.jsonl"
+        if not path.is_file():
+            continue
+        evals = json.loads((run_dir / "eval" / f"{stage}_val.json").read_text())
+        correct = {r["id"]: r["correct"] for r in evals.get("rows", [])}
+        trajectories = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        picked = ([t for t in trajectories if correct.get(t["id"])][:per_kind]
+                  + [t for t in trajectories if not correct.get(t["id"])][:per_kind])
+        out = [f"### What the model did ({STAGE_TITLES.get(stage, stage.upper() + ' (RL)')}, validation)", "",
+               f"All {len(trajectories)} episodes are in `eval/{path.name}`.", ""]
+        for t in picked:
+            out += [f"**{t['id']}** ({'correct' if correct.get(t['id']) else 'wrong'}; ended by {t['end_reason']})", ""]
+            for i, turn in enumerate(t["turns"], 1):
+                out.append(f"{i}. model: `{_clip(turn['text'], 300) or '(nothing)'}`")
+                if turn.get("observation"):
+                    out.append(f"   result: `{_clip(turn['observation'], 200)}`")
+            out.append("")
+        return out
+    return []
 
 
 # ============================================================================ experiment reports

@@ -1,6 +1,13 @@
 """The main job: build a small org and suite, evaluate the base model, warm up the answer format, train
 with SEC, evaluate again, and write a report with tables and curriculum plots.
 
+``--mode agentic`` runs the same stages on episodes: the suite is built question-only (the model
+queries the org through the sandbox, `seccrm.world.episode`), the warm-up imitates the scripted
+analysts' episodes (`seccrm.world.oracle`), GRPO trains on whole episodes, and every evaluation plays
+episodes (accuracy, format rate, turns, failed queries, tokens; trajectories saved beside each
+evaluation and a few shown in the report). Its defaults (``AGENTIC_DEMO``) are smaller: an episode
+costs several turns of decoding.
+
 Every stage writes its output atomically and is skipped when its output already exists, so a killed
 demo continues where it stopped when run again with the same ``--out``.
 """
@@ -13,19 +20,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seccrm.data import build_suite, load_split
+from seccrm.data import build_suite, load_split, suite_mode
 from seccrm.data.baselines import write_baselines
 from seccrm.engine import precision
 from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer
 from seccrm.engine.rollout import encode_prompts
+from seccrm.evaluation.agentic import evaluate_model_episodes, sample_probe_episodes
 from seccrm.evaluation.evaluate import evaluate_instances, sample_probe
 from seccrm.evaluation.report import write_run_report
-from seccrm.files import write_json_atomic
+from seccrm.files import write_json_atomic, write_text_atomic
 from seccrm.rl.checkpoint import latest_checkpoint
 from seccrm.rl.config import PRESETS, TrainConfig
 from seccrm.rl.metrics import machine_summary
 from seccrm.rl.trainer import Trainer
 from seccrm.rl.warmup import run_warmup
+from seccrm.world.episode import EpisodeSettings
 
 DEMO_DEFAULTS: dict[str, Any] = dict(
     size="small", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4, probe_n=48,
@@ -38,6 +47,14 @@ DEMO_DEFAULTS: dict[str, Any] = dict(
 
 # The demo's GRPO recipe on top of the cpu-demo preset, chosen by measurement (docs/results.md).
 DEMO_TRAIN: dict[str, Any] = dict(eval_limit=0, dynamic_sampling=1)
+
+# Agentic mode: what changes. Prompts are the question and the schema (about 1,400 SmolLM2 tokens);
+# max_new_tokens is per turn; the warm-up imitates the analysts' episodes of training instances.
+AGENTIC_DEMO: dict[str, Any] = dict(
+    eval_val=60, eval_test=24, eval_base=8, probe_k=4, probe_n=24, warmup_steps=24, warmup_check_every=0,
+    steps=12, max_prompt_tokens=3000, test_max_prompt_tokens=3000, max_new_tokens=160, max_turns=6)
+AGENTIC_TRAIN: dict[str, Any] = dict(mode="agentic", prompts_per_step=2, group_size=6, micro_batch_groups=1,
+                                     dynamic_sampling=0)
 
 
 def _log(msg: str) -> None:
@@ -85,9 +102,10 @@ def choose_eval_sets(out: Path, data: Path, tokenizer: Any, limits: dict[str, in
 
 def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[str, list[str]],
                 max_new_tokens: int, timings: dict[str, float], bf16: str = "auto", probe_k: int = 0,
-                limit: int = 0, probe_n: int = 0) -> None:
+                limit: int = 0, probe_n: int = 0, episodes: EpisodeSettings | None = None) -> None:
     """Evaluate one stage on the chosen sets (the first ``limit`` of each when set), greedy, plus the
-    sampled probe on validation when ``probe_k``."""
+    sampled probe on validation when ``probe_k``; with ``episodes``, as agentic episodes under those
+    settings, their trajectories saved in ``eval/<stage>_<split>_trajectories.jsonl``."""
 
     todo = [s for s in ("val", "test") if not (out / "eval" / f"{stage}_{s}.json").exists()]
     if not todo:
@@ -98,24 +116,41 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
     for split in todo:
         by_id = {i["id"]: i for i in load_split(data, split)}
         insts = [by_id[i] for i in sets[split]][:limit or None]
-        res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
+        if episodes is not None:
+            res = evaluate_model_episodes(model, tok, insts, episodes, desc=f"episodes {stage} {split}",
+                                          keep_trajectories=True)
+            write_text_atomic(out / "eval" / f"{stage}_{split}_trajectories.jsonl",
+                              "".join(json.dumps(t) + "\n" for t in res.pop("trajectories")))
+        else:
+            res = evaluate_instances(model, tok, insts, max_new_tokens=max_new_tokens, desc=f"eval {stage} {split}")
         res.update(model=model_spec, split=split, stage=stage, dtype=str(dtype).removeprefix("torch."))
         if probe_k and split == "val":
-            res["probe"] = sample_probe(model, tok, insts[:probe_n or None], k=probe_k,
-                                        max_new_tokens=max_new_tokens, desc=f"probe {stage} {split}")
+            probe_set = insts[:probe_n or None]
+            res["probe"] = (sample_probe_episodes(model, tok, probe_set, k=probe_k, settings=episodes,
+                                                  desc=f"probe {stage} {split}") if episodes is not None else
+                            sample_probe(model, tok, probe_set, k=probe_k, max_new_tokens=max_new_tokens,
+                                         desc=f"probe {stage} {split}"))
         write_json_atomic(out / "eval" / f"{stage}_{split}.json", res)
         s = res["summary"]
         probe = res.get("probe", {}).get("summary")
         extra = (f"; sampled reward {probe['mean_reward']:.3f}, pass@{probe['k']} {probe['pass_at_k']:.3f}"
                  if probe else "")
+        if "agentic" in res:
+            extra += (f"; {res['agentic']['turns']:.1f} turns, {res['agentic']['failed_queries']:.1f} failed "
+                      "queries per episode")
         _log(f"{stage:7s} {split:4s}: accuracy {s['accuracy']:.3f}, format rate {s['format_rate']:.3f} "
              f"(n={s['n']}){extra}")
     timings[f"eval_{stage}_s"] = time.perf_counter() - t0
 
 
-def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides: Any) -> Path:
-
-    opts = {**DEMO_DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, mode: str = "single", **overrides: Any) -> Path:
+    if mode not in ("single", "agentic"):
+        raise ValueError(f"mode must be single or agentic, got {mode!r}")
+    agentic = mode == "agentic"
+    opts = {**DEMO_DEFAULTS, **(AGENTIC_DEMO if agentic else {}),
+            **{k: v for k, v in overrides.items() if v is not None}}
+    episodes = (EpisodeSettings(max_turns=opts["max_turns"], max_new_tokens_per_turn=opts["max_new_tokens"])
+                if agentic else None)
     out = Path(out)
     (out / "eval").mkdir(parents=True, exist_ok=True)
     timings_path = out / "timings.json"
@@ -125,10 +160,12 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     stages = 5
 
     _log(f"[1/{stages}] build the org and the task suite -> {data}")
+    if (data / "test.jsonl").exists() and suite_mode(data) != mode:
+        raise ValueError(f"{out} holds a {suite_mode(data)} demo; run --mode {mode} with another --out")
     if not (data / "test.jsonl").exists():
         t0 = time.perf_counter()
         build_suite(data, seed=seed, size=opts["size"], train_per_task=opts["train_per_task"],
-                    test_per_task=opts["test_per_task"])
+                    test_per_task=opts["test_per_task"], mode=mode)
         timings["build_s"] = time.perf_counter() - t0
     limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
     max_new = opts["max_new_tokens"]
@@ -141,12 +178,14 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
     bf16 = opts["bf16"]
     # The base model has not learned the answer format (it almost never writes an answer block) and
     # decodes to the token limit: a small sample of each set says so at a fraction of the cost.
-    _eval_stage(out, "base", model, data, sets, max_new, timings, bf16, 0, limit=opts["eval_base"])
+    _eval_stage(out, "base", model, data, sets, max_new, timings, bf16, 0, limit=opts["eval_base"],
+                episodes=episodes)
 
     warm_model = out / "warmup" / "model"
     if opts["warmup_steps"] > 0:
-        _log(f"[3/{stages}] format warm-up: at most {opts['warmup_steps']} supervised steps on training instances, "
-             f"checked every {opts['warmup_check_every']}")
+        _log(f"[3/{stages}] format warm-up: at most {opts['warmup_steps']} supervised steps on training "
+             + ("episodes of the scripted analysts" if agentic else
+                f"instances, checked every {opts['warmup_check_every']}"))
         if not (warm_model / "config.json").exists():
             t0 = time.perf_counter()
             run_warmup(str(data), model, out / "warmup", opts["warmup_steps"], opts["warmup_batch"],
@@ -154,15 +193,17 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
                        check_every=opts["warmup_check_every"], probe_size=opts["warmup_probe"], target_format=0.8)
             timings["warmup_s"] = time.perf_counter() - t0
         _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16, probe_k,
-                    probe_n=opts["probe_n"])
+                    probe_n=opts["probe_n"], episodes=episodes)
         start_model = str(warm_model)
     else:
         start_model = model
 
-    _log(f"[4/{stages}] GRPO with the SEC curriculum: {opts['steps']} steps")
+    _log(f"[4/{stages}] GRPO with the SEC curriculum{' on episodes' if agentic else ''}: {opts['steps']} steps")
     cfg = TrainConfig(**{**PRESETS["cpu-demo"], "data": str(data), "model": start_model, "out": str(out / "sec"),
                          "steps": opts["steps"], "seed": seed, "max_prompt_tokens": opts["max_prompt_tokens"],
                          "curriculum": "sec", "resume": True, "bf16": bf16, **DEMO_TRAIN,
+                         **({**AGENTIC_TRAIN, "max_new_tokens": max_new, "max_turns": opts["max_turns"]}
+                            if agentic else {}),
                          **opts.get("train_overrides", {})})
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
@@ -171,13 +212,14 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, **overrides
         timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - t0
     del trainer
     final = latest_checkpoint(out / "sec")
-    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k, probe_n=opts["probe_n"])
+    _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k, probe_n=opts["probe_n"],
+                episodes=episodes)
 
     _log(f"[5/{stages}] write the report")
     timings["total_this_invocation_s"] = time.perf_counter() - t_start
     write_json_atomic(timings_path, timings)
     info = {"command": "seccrm demo " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["demo"] else "run_demo()",
-            "model": model, "seed": seed, "machine": machine_summary(),
+            "model": model, "seed": seed, "mode": mode, "machine": machine_summary(),
             "precision": precision.resolve(bf16, "cpu"), **{f"time {k}": f"{v:.0f} s" for k, v in timings.items()},
             **{k: v for k, v in opts.items()}}
     write_json_atomic(out / "run_info.json", info)
