@@ -252,3 +252,24 @@ def test_tiny_experiment_end_to_end_and_resume(tiny_suite: Path, tmp_path: Path)
     assert main(["report", str(exp)]) == 0
     text = (exp / "report.md").read_text()
     assert "| uniform | 1 seed |" in text and (exp / "evolution_sec.png").is_file()
+
+
+@pytest.mark.slow
+def test_an_agentic_suite_gives_an_agentic_experiment(tmp_path: Path) -> None:
+    from seccrm.data import build_suite
+
+    data = tmp_path / "agentic"
+    build_suite(data, seed=0, size="tiny", train_per_task=6, test_per_task=3, progress=False, mode="agentic")
+    plan = ex.make_plan(str(data), "tiny", str(tmp_path / "exp"), curricula=["sec"], seeds=[0], steps=1,
+                        warmup_steps=1, eval_val=3, eval_test=2,
+                        train_overrides={"max_turns": 2, "max_new_tokens": 12, "save_every": 1})
+    assert plan["train"]["mode"] == "agentic" and plan["eval_max_prompt_tokens"] == 0
+    with pytest.raises(ValueError, match="agentic suite"):
+        ex.make_plan(str(data), "tiny", "x", train_overrides={"mode": "single"})
+    exp = ex.run_experiment(plan)
+    for path in (exp / "eval" / "base_val.json", exp / "eval" / "warmup_val.json",
+                 exp / "runs" / "sec" / "seed0" / "eval_test.json"):
+        res = json.loads(path.read_text())
+        assert "agentic" in res and all("turns" in r for r in res["rows"]), path
+    metrics = [json.loads(line) for line in (exp / "runs" / "sec" / "seed0" / "metrics.jsonl").open()]
+    assert [m["step"] for m in metrics] == [1]

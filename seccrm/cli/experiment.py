@@ -6,6 +6,7 @@ import argparse
 
 import seccrm.experiments.compare as _lib
 from seccrm.cli.common import at_least, csv_of, train_sets
+from seccrm.data import suite_mode
 from seccrm.errors import UserError
 from seccrm.experiments.compare import (
     ALL_CURRICULA,
@@ -21,6 +22,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
     warm = args.warmup_steps if args.warmup_steps in (None, "auto") else int(args.warmup_steps)
     try:
+        if args.mode != "auto" and args.mode != suite_mode(args.data):
+            raise ValueError(f"{args.data} is a {suite_mode(args.data)} suite; build one with "
+                             f"`seccrm build --mode {args.mode}` for a {args.mode} experiment")
         plan = make_plan(args.data, args.model, args.out, preset=args.preset, curricula=args.curricula,
                          seeds=args.seeds, steps=args.steps, warmup_steps=warm, eval_val=args.eval_val,
                          eval_test=args.eval_test, eval_max_prompt_tokens=args.eval_max_prompt_tokens,
@@ -39,6 +43,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                        description=_lib.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="Suite directory from `seccrm build`.")
     p.add_argument("--model", default="smollm2", help="'smollm2', 'tiny' (tests) or a local HF folder.")
+    p.add_argument("--mode", choices=("auto", "single", "agentic"), default="auto",
+                   help="The suite decides: a suite built with --mode agentic gives an agentic experiment "
+                   "(training and evaluation on episodes). Naming a mode checks that the suite has it.")
     p.add_argument("--out", required=True, help="Experiment directory. Rerun the same command to resume.")
     p.add_argument("--preset", choices=sorted(EXPERIMENT_PRESETS), default="cpu-exp",
                    help="Budget: cpu-exp (2-core CPU, ~90 min) or gpu-exp (one GPU). Default cpu-exp.")

@@ -27,6 +27,10 @@ reporting.
 Presets (``--preset``): ``cpu-exp`` for the embedded SmolLM2-135M on a 2-core CPU (every curriculum,
 2 seeds, short prompts, a few steps: see docs/results.md for what it measured) and ``gpu-exp`` for one
 GPU (every curriculum, 100 steps of 64 prompts, the full suite; any local model folder).
+
+On an agentic suite (``seccrm build --mode agentic``) the experiment is agentic: the warm-up imitates
+the scripted analysts' episodes, every run trains on episodes (``AGENTIC_TRAIN`` on top of the
+preset) and every evaluation plays them (accuracy, format rate, turns, failed queries, tokens).
 """
 
 from __future__ import annotations
@@ -41,11 +45,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from seccrm.data import load_split
+from seccrm.data import load_split, suite_mode
 from seccrm.data.baselines import write_baselines
 from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer, pick_device
 from seccrm.engine.precision import eval_dtype
 from seccrm.engine.rollout import encode_prompts
+from seccrm.evaluation.agentic import evaluate_model_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
 from seccrm.files import write_json_atomic
 from seccrm.rl.checkpoint import OPTIMIZER_FILE, complete_checkpoints, latest_checkpoint, verify_checkpoint
@@ -54,6 +59,7 @@ from seccrm.rl.metrics import machine_summary
 from seccrm.rl.trainer import Trainer
 from seccrm.rl.warmup import run_warmup
 from seccrm.world.arms import DIFFICULTIES, TASK_SKILLS
+from seccrm.world.episode import EpisodeSettings
 
 ALL_CURRICULA: tuple[str, ...] = ("sec", "sec_decay", "uniform", "easy2hard", "hard2easy", "ucb", "learnability")
 WARMUP_FORMAT_THRESHOLD = 0.5  # auto warm-up: below this base format rate on validation
@@ -83,6 +89,15 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+# On an agentic suite (``seccrm build --mode agentic``): every run trains on episodes and every
+# evaluation plays them. Per-turn lengths long enough for a query; no prompt-length filter (an
+# episode's prompt is mostly the schema, about 1,400 SmolLM2 tokens); fewer, smaller groups, since
+# an episode costs several turns of decoding.
+AGENTIC_TRAIN: dict[str, Any] = dict(mode="agentic", max_turns=6, max_new_tokens=160, eval_max_new_tokens=160,
+                                     max_prompt_tokens=3000, prompts_per_step=2, group_size=6,
+                                     micro_batch_groups=1)
+
+
 def _log(msg: str) -> None:
     print(f"[seccrm experiment] {msg}", file=sys.stderr, flush=True)
 
@@ -95,6 +110,12 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
     if preset not in EXPERIMENT_PRESETS:
         raise ValueError(f"unknown experiment preset {preset!r}; known: {', '.join(EXPERIMENT_PRESETS)}")
     p = json.loads(json.dumps(EXPERIMENT_PRESETS[preset]))  # a deep copy, tuples as lists
+    agentic = suite_mode(data) == "agentic"
+    if agentic:
+        p["train"] = {**p["train"], **{k: v for k, v in AGENTIC_TRAIN.items()
+                                       if preset == "cpu-exp" or k in ("mode", "max_turns")}}
+        p["eval_max_new_tokens"] = p["train"]["eval_max_new_tokens"]
+        p["eval_max_prompt_tokens"] = 0
     unknown = [c for c in (curricula or []) if c not in ALL_CURRICULA]
     if unknown:
         raise ValueError(f"unknown curricula {unknown}; known: {', '.join(ALL_CURRICULA)}")
@@ -111,6 +132,8 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
                                       else eval_max_prompt_tokens),
         "train": {**p["train"], **(train_overrides or {})}, "note": p["note"],
     }
+    if agentic and plan["train"].get("mode") != "agentic":
+        raise ValueError(f"{data} is an agentic suite: its runs train on episodes (leave --train mode unset)")
     plan["train"].pop("model", None)  # the starting model is the experiment's, not the preset's
     if isinstance(plan["warmup_steps"], str) and plan["warmup_steps"] != "auto":
         plan["warmup_steps"] = int(plan["warmup_steps"])
@@ -224,9 +247,17 @@ class Evaluator:
         device = pick_device(self.plan["train"].get("device", "auto"))
         dtype = eval_dtype(self.plan["train"].get("bf16", "auto"), device)
         model, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device=str(device))
+        train = self.plan["train"]
+        episodes = (EpisodeSettings(max_turns=int(train.get("max_turns", 6)),
+                                    max_new_tokens_per_turn=int(self.plan["eval_max_new_tokens"]))
+                    if train.get("mode") == "agentic" else None)
         for split in todo:
-            res = evaluate_instances(model, tok, self.subsets[split], desc=f"eval {label} {split}",
-                                     max_new_tokens=self.plan["eval_max_new_tokens"])
+            if episodes is not None:
+                res = evaluate_model_episodes(model, tok, self.subsets[split], episodes,
+                                              desc=f"episodes {label} {split}")
+            else:
+                res = evaluate_instances(model, tok, self.subsets[split], desc=f"eval {label} {split}",
+                                         max_new_tokens=self.plan["eval_max_new_tokens"])
             res.update(model=model_spec, split=split, label=label, dtype=str(dtype).removeprefix("torch."))
             write_json_atomic(targets[split], res)
             out[split] = res
