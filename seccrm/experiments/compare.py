@@ -95,7 +95,7 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
 # an episode costs several turns of decoding.
 AGENTIC_TRAIN: dict[str, Any] = dict(mode="agentic", max_turns=6, max_new_tokens=160, eval_max_new_tokens=160,
                                      max_prompt_tokens=3000, prompts_per_step=2, group_size=6,
-                                     micro_batch_groups=1)
+                                     micro_batch_groups=1, micro_batch_completions=1)
 
 
 def _log(msg: str) -> None:
@@ -113,7 +113,8 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
     agentic = suite_mode(data) == "agentic"
     if agentic:
         p["train"] = {**p["train"], **{k: v for k, v in AGENTIC_TRAIN.items()
-                                       if preset == "cpu-exp" or k in ("mode", "max_turns")}}
+                                       if preset == "cpu-exp" or k in ("mode", "max_turns",
+                                                                       "micro_batch_completions")}}
         p["eval_max_new_tokens"] = p["train"]["eval_max_new_tokens"]
         p["eval_max_prompt_tokens"] = 0
     unknown = [c for c in (curricula or []) if c not in ALL_CURRICULA]

@@ -55,6 +55,7 @@ DEMO_TRAIN: dict[str, Any] = dict(eval_limit=0, dynamic_sampling=1)
 AGENTIC_DEMO: dict[str, Any] = dict(
     eval_val=32, eval_test=8, eval_base=8, probe_k=0, warmup_steps=24, warmup_check_every=0, steps=6, max_prompt_tokens=3000, test_max_prompt_tokens=3000, max_new_tokens=160, max_turns=6)
 AGENTIC_TRAIN: dict[str, Any] = dict(mode="agentic", prompts_per_step=2, group_size=6, micro_batch_groups=1,
+                                     micro_batch_completions=1,
                                      dynamic_sampling=0)
 
 

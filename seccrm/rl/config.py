@@ -63,6 +63,9 @@ class TrainConfig:
     entropy_coef: float = _f(0.0, "Entropy bonus (0 = none).")
     mini_batches: int = _f(1, "Optimizer steps per rollout batch (the batch is split into this many).")
     micro_batch_groups: int = _f(1, "Prompt groups per forward/backward pass (gradient accumulation).")
+    micro_batch_completions: int = _f(0, "At most this many completions of one group per forward/backward pass "
+                                      "(0 = whole groups): for long completions, such as agentic episodes on a "
+                                      "CPU, whose activations would not fit. The loss and gradients are the same.")
     logits_chunk: int = _f(1024, "Tokens per chunk when computing log-probs and entropy.")
     share_prompt: bool = _f(True, "Compute each prompt once per group in rollouts and training.")
     rollout_backend: str = _f("auto", "Rollouts: 'auto' (the fast engine with CUDA graphs on a GPU, the "
@@ -174,6 +177,7 @@ def validate(cfg: TrainConfig) -> list[str]:
     need(cfg.mode in ("single", "agentic"), "--mode must be single or agentic")
     need(cfg.max_turns >= 1, "--max-turns must be >= 1")
     need(cfg.bf16 in ("auto", "on", "off", "mixed", "pure"), "--bf16 must be auto, on, off or pure")
+    need(cfg.micro_batch_completions >= 0, "--micro-batch-completions must be >= 0")
     need(cfg.gradient_checkpointing in ("auto", "on", "off"), "--gradient-checkpointing must be auto, on or off")
     need(re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device) is not None,
          f"--device must be auto, cpu, cuda or cuda:N, got {cfg.device!r}")

@@ -509,17 +509,17 @@ class Trainer:
             finite = True
             active = [g for g in mgroups if not skip or bool(adv[g * n:(g + 1) * n].ne(0).any())]
             skipped_groups += len(mgroups) - len(active)
-            for mg in length_buckets(active, ro, cfg.micro_batch_groups):
-                rows = [g * n + j for g in mg for j in range(n)]
+            for mg, rows, per_prompt in micro_batches(length_buckets(active, ro, cfg.micro_batch_groups), n,
+                                                      cfg.micro_batch_completions):
                 with self._autocast():
                     logp, ent, mask = completion_logprobs(
-                        self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], n,
+                        self.model, [ro.prompt_ids[g] for g in mg], [ro.completion_ids[r] for r in rows], per_prompt,
                         chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt,
                         temperature=cfg.temperature)
                 if ro.loss_mask is not None:   # agentic: the environment's tokens carry no loss
                     mask = mask * _loss_mask(ro, rows, mask)
                 old = logp.detach() if old_lp is None else _rows(old_lp, rows, logp.shape[1])
-                ref = self._ref_logprobs(ro, mg, rows) if cfg.kl_coef > 0 else None
+                ref = self._ref_logprobs(ro, mg, rows, per_prompt) if cfg.kl_coef > 0 else None
                 loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
                                       kl_coef=cfg.kl_coef, entropy=ent, entropy_coef=cfg.entropy_coef,
                                       num_tokens=n_tokens)
@@ -565,17 +565,17 @@ class Trainer:
                 out.extend(lp)
         return out
 
-    def _ref_logprobs(self, ro: Any, mg: list[int], rows: list[int]) -> torch.Tensor:
+    def _ref_logprobs(self, ro: Any, mg: list[int], rows: list[int], per_prompt: int) -> torch.Tensor:
         with torch.no_grad(), self._autocast():
             if self.ref_model is not None:
                 lp, _, _ = completion_logprobs(self.ref_model, [ro.prompt_ids[g] for g in mg],
-                                               [ro.completion_ids[r] for r in rows], self.cfg.group_size,
+                                               [ro.completion_ids[r] for r in rows], per_prompt,
                                                chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
                                                temperature=self.cfg.temperature)
             else:
                 with self.model.disable_adapter():
                     lp, _, _ = completion_logprobs(self.model, [ro.prompt_ids[g] for g in mg],
-                                                   [ro.completion_ids[r] for r in rows], self.cfg.group_size,
+                                                   [ro.completion_ids[r] for r in rows], per_prompt,
                                                    chunk_size=self.cfg.logits_chunk, share_prompt=self.cfg.share_prompt,
                                                    temperature=self.cfg.temperature)
         return lp
@@ -587,6 +587,16 @@ class Trainer:
         s = res["summary"]
         return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
                 "eval/val/format_rate": s["format_rate"]}
+
+
+def micro_batches(buckets: list[list[int]], n: int, completions: int = 0
+                  ) -> list[tuple[list[int], list[int], int]]:
+    """(groups, completion rows, completions per group) of each forward/backward pass: every bucket
+    whole, or with ``completions`` > 0 each group's completions in parts of at most that many."""
+    if completions <= 0 or completions >= n:
+        return [(mg, [g * n + j for g in mg for j in range(n)], n) for mg in buckets]
+    return [([g], [g * n + j for j in range(start, min(start + completions, n))], min(completions, n - start))
+            for mg in buckets for g in mg for start in range(0, n, completions)]
 
 
 def length_buckets(groups: list[int], ro: Any, size: int) -> list[list[int]]:
