@@ -113,8 +113,7 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
     agentic = suite_mode(data) == "agentic"
     if agentic:
         p["train"] = {**p["train"], **{k: v for k, v in AGENTIC_TRAIN.items()
-                                       if preset == "cpu-exp" or k in ("mode", "max_turns",
-                                                                       "micro_batch_completions")}}
+                                       if preset == "cpu-exp" or k in ("mode", "max_turns")}}
         p["eval_max_new_tokens"] = p["train"]["eval_max_new_tokens"]
         p["eval_max_prompt_tokens"] = 0
     unknown = [c for c in (curricula or []) if c not in ALL_CURRICULA]
