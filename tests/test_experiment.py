@@ -82,12 +82,19 @@ def test_evaluation_subsets_respect_the_prompt_limit(tiny_suite: Path) -> None:
     tok = load_tokenizer("tiny")
     lengths = {s: [len(p) for p in encode_prompts(tok, [i["messages"] for i in full[s]])] for s in full}
     limit = sorted(lengths["val"] + lengths["test"])[len(lengths["val"] + lengths["test"]) // 2]   # the median
-    plan["eval_max_prompt_tokens"] = limit
+    plan["eval_max_prompt_tokens"] = plan["eval_test_max_prompt_tokens"] = limit
     cut = ex.Evaluator(plan).subsets
     for split in ("val", "test"):
         kept = {i["id"] for i in cut[split]}
         assert kept == {i["id"] for i, n in zip(full[split], lengths[split], strict=True) if n <= limit}
     assert 0 < sum(len(v) for v in cut.values()) < sum(len(v) for v in full.values())
+    plan["eval_test_max_prompt_tokens"] = 0            # the test split's own limit: here none
+    own = ex.Evaluator(plan).subsets
+    assert own["val"] == cut["val"] and own["test"] == full["test"]
+    # The CPU preset keeps the held-out prompts (longer: several policy articles) that its val limit would cut.
+    cpu = ex.make_plan(str(tiny_suite), "tiny", "x")
+    assert (cpu["eval_max_prompt_tokens"], cpu["eval_test_max_prompt_tokens"]) == (1024, 1536)
+    assert ex.make_plan(str(tiny_suite), "tiny", "x", eval_max_prompt_tokens=900)["eval_test_max_prompt_tokens"] == 900
 
 
 def test_evaluation_sets_are_stored_and_reused(tiny_suite: Path, tmp_path: Path) -> None:

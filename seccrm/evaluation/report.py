@@ -772,8 +772,12 @@ def _setup_lines(exp: Experiment) -> list[str]:
             ("format warm-up", f"{warm.get('steps', '?')} steps ({warm.get('reason', 'no record')})" if warm else "no record"),
             ("evaluation", f"greedy, {p.get('eval_val', '?')} validation and {p.get('eval_test', '?')} test instances "
                            "(fixed stratified subsets, the same for every model"
-                           + (f"; only prompts of at most {p['eval_max_prompt_tokens']} tokens)"
-                              if p.get("eval_max_prompt_tokens") else ")")),
+                           + (f"; only prompts of at most {p['eval_max_prompt_tokens']} tokens"
+                              if p.get("eval_max_prompt_tokens") else "")
+                           + (f", on test {p['eval_test_max_prompt_tokens']}"
+                              if p.get("eval_test_max_prompt_tokens", p.get("eval_max_prompt_tokens"))
+                              != p.get("eval_max_prompt_tokens") and p.get("eval_test_max_prompt_tokens") else "")
+                           + ")"),
             ("evaluation sets", _composition(exp)),
             ("training prompts", f"at most {t['max_prompt_tokens']} tokens" if t.get("max_prompt_tokens") else "all"),
             ("machine", p.get("machine", "?")), ("command", f"`{p.get('command', '?')}`")]

@@ -75,6 +75,7 @@ EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
         curricula=("sec", "uniform", "learnability"), seeds=(0, 1, 2, 3, 4), steps=12,
         warmup_steps="auto", warmup_default_steps=12, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=3,
         eval_val=200, eval_test=48, eval_max_new_tokens=32, eval_max_prompt_tokens=1024,
+        eval_test_max_prompt_tokens=1536,   # the held-out prompts show several policy articles
         note="CPU budget: SEC, uniform and learnability over 5 seeds, 12 steps of 4 prompts x 8 completions "
              "at lr 2e-5 without std scaling, prompts of at most 1,024 tokens, evaluation on 200 validation "
              "and 48 test instances (add curricula with --curricula)."),
@@ -115,7 +116,7 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
         p["train"] = {**p["train"], **{k: v for k, v in AGENTIC_TRAIN.items()
                                        if preset == "cpu-exp" or k in ("mode", "max_turns")}}
         p["eval_max_new_tokens"] = p["train"]["eval_max_new_tokens"]
-        p["eval_max_prompt_tokens"] = 0
+        p["eval_max_prompt_tokens"] = p["eval_test_max_prompt_tokens"] = 0
     unknown = [c for c in (curricula or []) if c not in ALL_CURRICULA]
     if unknown:
         raise ValueError(f"unknown curricula {unknown}; known: {', '.join(ALL_CURRICULA)}")
@@ -130,6 +131,8 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
         "eval_test": int(eval_test or p["eval_test"]), "eval_max_new_tokens": p["eval_max_new_tokens"],
         "eval_max_prompt_tokens": int(p["eval_max_prompt_tokens"] if eval_max_prompt_tokens is None
                                       else eval_max_prompt_tokens),
+        "eval_test_max_prompt_tokens": int(p.get("eval_test_max_prompt_tokens", 0) if eval_max_prompt_tokens is None
+                                           else eval_max_prompt_tokens),
         "train": {**p["train"], **(train_overrides or {})}, "note": p["note"],
     }
     if agentic and plan["train"].get("mode") != "agentic":
@@ -143,7 +146,8 @@ def make_plan(data: str, model: str, out: str, preset: str = "cpu-exp", curricul
 
 # Settings a rerun may not change: they decide what every run and evaluation means.
 _FIXED = ("data", "model", "steps", "warmup_steps", "warmup_default_steps", "warmup_batch", "warmup_lr",
-          "eval_val", "eval_test", "eval_max_new_tokens", "eval_max_prompt_tokens", "train")
+          "eval_val", "eval_test", "eval_max_new_tokens", "eval_max_prompt_tokens", "eval_test_max_prompt_tokens",
+          "train")
 
 
 def _effective_train(plan: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +159,8 @@ def _effective_train(plan: dict[str, Any]) -> dict[str, Any]:
 
 def merge_plan(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """The stored plan extended by ``new``'s curricula and seeds; ValueError when fixed settings differ."""
+    # plans stored before the test split had its own prompt limit used the validation one for both
+    old = {"eval_test_max_prompt_tokens": old.get("eval_max_prompt_tokens", 0), **old}
     differ = [k for k in _FIXED if k != "train" and old.get(k) != new.get(k)]
     if _effective_train(old) != _effective_train(new):
         differ.append("train")
@@ -223,14 +229,17 @@ class Evaluator:
                                  "was the suite rebuilt? Use the suite the experiment started with.")
             self.subsets = {s: [by_id[s][i] for i in ids[s]] for s in ids}
             return
-        self.subsets = {s: stratified_subset(self._fitting(splits[s]), plan[f"eval_{s}"]) for s in splits}
+        self.subsets = {s: stratified_subset(self._fitting(splits[s], s), plan[f"eval_{s}"]) for s in splits}
         if sets_file is not None:
             write_json_atomic(sets_file, {s: [i["id"] for i in v] for s, v in self.subsets.items()})
 
-    def _fitting(self, instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The instances whose prompt fits ``eval_max_prompt_tokens`` (0 = all), so that a CPU budget
-        is not spent on 4,000-token prompts; the report states the limit."""
-        limit = self.plan.get("eval_max_prompt_tokens", 0)
+    def _fitting(self, instances: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+        """The instances whose prompt fits the split's limit (``eval_max_prompt_tokens``, for test
+        ``eval_test_max_prompt_tokens``; 0 = all), so that a CPU budget is not spent on 4,000-token
+        prompts; the report states the limits."""
+        key = "eval_test_max_prompt_tokens" if split == "test" and "eval_test_max_prompt_tokens" in self.plan \
+            else "eval_max_prompt_tokens"
+        limit = self.plan.get(key, 0)
         if not limit:
             return instances
         tok = load_tokenizer(self.plan["model"])
