@@ -214,6 +214,9 @@ def test_a_killed_experiment_continues_where_it_stopped(tmp_path: Path, fakes: d
     assert [(c, s) for c, s, _ in fakes["train"]][2:] == [("ucb", 0), ("sec", 1), ("uniform", 1), ("ucb", 1)]
     stored = json.loads((tmp_path / "exp" / "experiment.json").read_text())
     assert stored["curricula"] == ["sec", "uniform", "ucb"]
+    md = write_experiment_report(tmp_path / "exp", figures=False).read_text()
+    assert "Does SEC beat uniform and UCB (DUMP)?" in md  # SEC against every other curriculum, not only uniform
+    assert "SEC (hold) does not beat UCB (DUMP)** on validation accuracy" in md
     with pytest.raises(ValueError, match="other settings"):
         ex.run_experiment(_plan(tmp_path, steps=5))
 

@@ -13,6 +13,8 @@ import pytest
 
 from seccrm.evaluation.evaluate import summarise
 from seccrm.evaluation.report import (
+    RunLogs,
+    arm_table,
     compare,
     load_experiment,
     paired_scores,
@@ -186,3 +188,17 @@ def test_verdict_wording_for_each_case() -> None:
     noise = verdict(comp(0.05, 0.6, -0.08, 0.25), "x")
     assert "does not beat uniform significantly" in noise and "within noise" in noise
     assert "per seed +5.0, +5.0, +5.0" in noise
+
+
+def test_arm_table_says_where_a_curriculum_went_and_what_signal_each_arm_showed() -> None:
+    def run(seed: int, last_a: float) -> RunLogs:
+        rows = [{"step": 1, "curriculum/p/A": 0.5, "curriculum/p/B": 0.5, "curriculum/n/A": 3.0, "curriculum/n/B": 1.0,
+                 "curriculum/r/A": 0.8, "curriculum/r/B": 0.0, "curriculum/reward/A": 0.4, "curriculum/reward/B": 0.0},
+                {"step": 2, "curriculum/p/A": last_a, "curriculum/p/B": 1 - last_a, "curriculum/n/A": 4.0,
+                 "curriculum/n/B": 0.0, "curriculum/r/A": 0.6, "curriculum/reward/A": 0.5}]
+        return RunLogs("sec", seed, rows, {}, {}, {})
+
+    lines = arm_table({0: run(0, 0.7), 1: run(1, 0.9)}).splitlines()
+    assert lines[2] == "| A | 0.800 | 87.5% | 0.70 | 0.450 |"  # most favoured first; r over the steps that drew it
+    assert lines[3] == "| B | 0.200 | 12.5% | 0.00 | 0.000 |"
+    assert arm_table({}) == ""

@@ -611,6 +611,44 @@ def arm_ratio(runs: dict[int, RunLogs]) -> list[tuple[int, float, str, str]]:
     return out
 
 
+def arm_table(runs: dict[int, RunLogs]) -> str:
+    """Where a curriculum went, arm by arm: the last step's probability (mean over seeds), the share
+    of the run's prompts the arm got, and the learning signal it showed when drawn (mean r over the
+    steps that drew it, then over seeds), with its mean reward. Sorted by final probability."""
+    final: dict[str, list[float]] = {}
+    drawn: dict[str, list[float]] = {}
+    signal: dict[str, list[float]] = {}
+    reward: dict[str, list[float]] = {}
+    for r in runs.values():
+        if not r.metrics:
+            continue
+        for k, v in r.metrics[-1].items():
+            if k.startswith("curriculum/p/"):
+                final.setdefault(k.removeprefix("curriculum/p/"), []).append(float(v))
+        n = {a: sum(float(row.get(f"curriculum/n/{a}", 0.0)) for row in r.metrics) for a in final}
+        total = sum(n.values()) or 1.0
+        for a in final:
+            drawn.setdefault(a, []).append(n[a] / total)
+            rs = [float(row[f"curriculum/r/{a}"]) for row in r.metrics if f"curriculum/r/{a}" in row]
+            ws = [float(row[f"curriculum/reward/{a}"]) for row in r.metrics if f"curriculum/reward/{a}" in row]
+            if rs:
+                signal.setdefault(a, []).append(sum(rs) / len(rs))
+            if ws:
+                reward.setdefault(a, []).append(sum(ws) / len(ws))
+    if not final:
+        return ""
+
+    def cell(xs: list[float] | None, fmt: str) -> str:
+        return format(sum(xs) / len(xs), fmt) if xs else "-"
+
+    lines = ["| arm | probability at the last step | share of prompts drawn | signal r when drawn | "
+             "reward when drawn |", "|---|---|---|---|---|"]
+    for a in sorted(final, key=lambda a: -sum(final[a]) / len(final[a])):
+        lines.append(f"| {a} | {cell(final[a], '.3f')} | {cell(drawn.get(a), '.1%')} | "
+                     f"{cell(signal.get(a), '.2f')} | {cell(reward.get(a), '.3f')} |")
+    return "\n".join(lines)
+
+
 def experiment_baselines_table(exp: Experiment) -> str:
     """The trivial baselines on the experiment's own evaluation sets, beside the start and the curricula."""
 
@@ -810,8 +848,11 @@ def write_experiment_report(exp_dir: str | Path, out: str | Path | None = None, 
     parts = [f"# seccrm experiment report: {exp.path.name}", ""] + _setup_lines(exp) + [""]
     comps = [c for cur in exp.runs if cur != "uniform" for split in ("test", "val")
              if (c := compare(exp, cur, "uniform", split)) is not None]
+    rivals = [cur for cur in exp.runs if cur not in ("sec", "uniform")]  # SEC against the other curricula too
+    comps += [c for cur in rivals for split in ("test", "val") if (c := compare(exp, "sec", cur, split)) is not None]
     sec = [c for c in comps if c.a == "sec"]
-    parts += ["## Does SEC beat uniform?", ""]
+    parts += ["## Does SEC beat uniform" + "".join(f" and {_title(c)}" for c in rivals[:1])
+              + (" and the other curricula" if len(rivals) > 1 else "") + "?", ""]
     if sec:
         parts += [f"- {verdict(c, {'test': 'held-out test accuracy', 'val': 'validation accuracy'}[c.split])}"
                   for c in sec]
@@ -826,6 +867,11 @@ def write_experiment_report(exp_dir: str | Path, out: str | Path | None = None, 
     if ratios:
         parts += ["", "SEC's arm probabilities at the last step, most- over least-favoured arm: " + "; ".join(
             f"seed {s}: {r:.1f}:1 ({hi} over {lo})" for s, r, hi, lo in ratios) + "."]
+        cfg = _read_json(next(iter(sorted(exp.path.glob("runs/sec/seed*/config.json"))), exp.path / "none"), {})
+        signal = f" (`{cfg['curriculum_signal']}`)" if cfg.get("curriculum_signal") else ""
+        parts += ["", f"Where SEC went, arm by arm (mean over seeds; r is the curriculum's learning signal{signal} "
+                  "when the arm was drawn):",
+                  "", arm_table(exp.runs["sec"])]
     btable = experiment_baselines_table(exp)
     if btable:
         parts += ["", "## Beside the trivial baselines (same evaluation instances)", "", btable]
