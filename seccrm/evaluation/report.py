@@ -822,6 +822,10 @@ def _setup_lines(exp: Experiment) -> list[str]:
     if exp.timings:
         rows.append(("wall time", ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v / 60:.1f} min"
                                             for k, v in exp.timings.items())))
+    sec_cfg = _read_json(next(iter(sorted(exp.path.glob("runs/sec*/seed*/config.json"))), exp.path / "none"), {})
+    if "tau" in sec_cfg:
+        rows.append(("SEC", f"tau {sec_cfg['tau']}, alpha {sec_cfg.get('alpha', '?')}, learning signal "
+                            f"`{sec_cfg.get('curriculum_signal', '?')}`"))
     stats = next(exp.path.glob("runs/*/seed*/data_stats.json"), None)  # same data and limit for every run
     if stats is not None:
         pools = json.loads(stats.read_text()).get("pool_sizes", {})
