@@ -202,3 +202,32 @@ def test_arm_table_says_where_a_curriculum_went_and_what_signal_each_arm_showed(
     assert lines[2] == "| A | 0.800 | 87.5% | 0.70 | 0.450 |"  # most favoured first; r over the steps that drew it
     assert lines[3] == "| B | 0.200 | 12.5% | 0.00 | 0.000 |"
     assert arm_table({}) == ""
+
+
+def test_answer_shape_counts_none_hedging_apart_from_the_other_answers() -> None:
+    """Planted evaluation: 4 `None` answers (1 right), 3 other answers (2 right, 2 distinct), 1 with no
+    answer block; the table averages two seeds' evaluations."""
+    from seccrm.evaluation.report import answer_shape, answer_shape_table
+
+    def row(completion: str, reward: float) -> dict[str, Any]:
+        return {"id": "x", "task": "t", "reward": reward, "completion": completion}
+
+    e = {"rows": [row("<answer>None</answer>", 1.0), row("think <answer> none </answer>", 0.1),
+                  row("<answer>None</answer>", 0.1), row("<answer>None</answer>", 0.1),
+                  row("<answer>005A</answer>", 1.0), row("<answer>005A</answer>", 1.0),
+                  row("<answer>005B</answer>", 0.1), row("I do not know", 0.0)]}
+    s = answer_shape(e)
+    assert s["n"] == 8 and s["none_share"] == 0.5 and s["none_acc"] == 0.25
+    assert s["other_acc"] == pytest.approx(2 / 3) and s["no_block"] == 0.125
+    assert s["distinct"] == pytest.approx(3 / 7)  # None, 005A, 005B among 7 answers given
+    only_none = {"rows": [row("<answer>None</answer>", 0.1)] * 4}
+    assert math.isnan(answer_shape(only_none)["other_acc"])
+    table = answer_shape_table([("RL", [e, only_none])])
+    assert "| RL | 75.0% | 12.5% | 66.7% | 6.2% |" in table  # 'n/a' seeds are left out of a column's mean
+
+
+def test_reports_say_what_the_models_answer(tmp_path: Path) -> None:
+    exp = make_experiment(tmp_path, {"base": 0.2, "warmup": 0.3, "sec": 0.6, "uniform": 0.3}, seeds=(0, 1))
+    text = write_experiment_report(exp, figures=False).read_text()
+    section = text.split("## What the models answer")[1].split("## 1. Overall")[0]
+    assert "| SEC (hold) (mean of 2 seeds) | 0.0% | n/a |" in section and "After format warm-up" in section

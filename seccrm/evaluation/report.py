@@ -27,6 +27,7 @@ from seccrm.evaluation.evaluate import paired_difference
 from seccrm.evaluation.stats import paired_bootstrap, paired_permutation_test, relative_change, t_interval
 from seccrm.files import read_jsonl
 from seccrm.world.arms import ALL_ARMS, HELD_OUT_TASKS, TASK_TITLES
+from seccrm.world.rewards import extract_answer
 
 STAGE_ORDER = ("base", "warmup")
 STAGE_TITLES = {"base": "Baseline (base model)", "warmup": "After format warm-up"}
@@ -292,6 +293,9 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
                       "theirs are chosen on the test instances, an upper bound).", "",
                       baselines_table(evals, baselines), ""]
         parts += ["## Held-out POLICY tasks", "", held_out_table(evals), ""]
+        parts += _shape_section({split: [(STAGE_TITLES.get(st, st.upper() + " (RL)"), [evals[st][split]])
+                                         for st in _stages(evals) if split in evals[st]]
+                                 for split in ("val", "test")}, baselines)
     if any("agentic" in e for st in evals.values() for e in st.values()):
         parts += ["## Episodes (agentic mode)", "", agentic_table(evals), ""]
         parts += episode_views(run_dir, _stages(evals))
@@ -315,6 +319,71 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     md = out_dir / "report.md"
     md.write_text("\n".join(parts))
     return md
+
+
+# ---------------------------------------------------------------------------- what the model answers
+SHAPE_KEYS = ("none_share", "none_acc", "other_acc", "no_block", "distinct")
+SHAPE_HEAD = ("`None` answers", "accuracy when `None`", "accuracy otherwise", "no answer block",
+              "distinct / given")
+
+
+def _rate(xs: list[bool]) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def answer_shape(e: dict[str, Any]) -> dict[str, float]:
+    """What a model answered in one evaluation: the share of ``None`` answers, its accuracy when it
+    answered ``None`` and when it answered anything else, the share with no answer block, and distinct
+    answers per answer given. A policy that learns to answer ``None`` when unsure shows here first:
+    the ``None`` share rises while the accuracy of its other answers may rise too."""
+    given, missing = [], 0
+    for r in e.get("rows", []):
+        content = extract_answer(str(r.get("completion", "")))[0]
+        if content is None:
+            missing += 1
+        else:
+            answer = " ".join(content.split())
+            given.append(("None" if answer.lower() == "none" else answer, float(r.get("reward", 0.0)) >= 1.0))
+    n = len(given) + missing
+    none = [ok for a, ok in given if a == "None"]
+    other = [ok for a, ok in given if a != "None"]
+    return {"n": n, "none_share": len(none) / n if n else math.nan, "none_acc": _rate(none),
+            "other_acc": _rate(other), "no_block": missing / n if n else math.nan,
+            "distinct": len({a for a, _ in given}) / len(given) if given else math.nan}
+
+
+def _shape_row(title: str, shapes: list[dict[str, float]]) -> str:
+    cells = []
+    for k in SHAPE_KEYS:
+        vals = [s[k] for s in shapes if not math.isnan(s[k])]
+        cells.append(_pct(sum(vals) / len(vals)) if vals else "n/a")
+    return f"| {title} | " + " | ".join(cells) + " |"
+
+
+def answer_shape_table(rows: list[tuple[str, list[dict[str, Any]]]]) -> str:
+    """One row per model (a list of evaluations: several seeds are averaged), the columns of
+    :func:`answer_shape`."""
+    lines = ["| Model | " + " | ".join(SHAPE_HEAD) + " |", "|---" * (len(SHAPE_HEAD) + 1) + "|"]
+    lines += [_shape_row(title, [answer_shape(e) for e in evals]) for title, evals in rows if evals]
+    return "\n".join(lines)
+
+
+def _shape_section(rows_by_split: dict[str, list[tuple[str, list[dict[str, Any]]]]],
+                   baselines: dict[str, Any]) -> list[str]:
+    """The "What the models answer" section: one table per split, with the share of ``None`` golds."""
+    out: list[str] = []
+    for split, rows in rows_by_split.items():
+        if not any(evals for _, evals in rows):
+            continue
+        gold = baselines.get(split, {}).get("overall", {}).get("always_none")
+        note = f" `None` is the gold answer of {_pct(gold)} of these instances." if gold is not None else ""
+        out += [f"{'Validation' if split == 'val' else 'Held-out test'}:{note}", "", answer_shape_table(rows), ""]
+    if out:
+        out = ["## What the models answer (greedy)", "",
+               "Accuracy when `None` is the share of its `None` answers that were right; accuracy otherwise, "
+               "of its other answers. A model that answers `None` more often after RL while its other answers "
+               "get no better has learnt to hedge, not the task.", ""] + out
+    return out
 
 
 def agentic_table(evals: dict[str, dict[str, dict[str, Any]]]) -> str:
@@ -879,7 +948,15 @@ def write_experiment_report(exp_dir: str | Path, out: str | Path | None = None, 
     btable = experiment_baselines_table(exp)
     if btable:
         parts += ["", "## Beside the trivial baselines (same evaluation instances)", "", btable]
-    parts += ["", "## 1. Overall: baseline vs trained", "", experiment_overall_table(exp), "",
+    base = {f.stem.removeprefix("baselines_"): json.loads(f.read_text())
+            for f in sorted((exp.path / "eval").glob("baselines_*.json"))}
+    shapes = {split: [(STAGE_TITLES[st], [exp.stages[st][split]]) for st in STAGE_ORDER
+                      if split in exp.stages.get(st, {})]
+              + [(f"{_title(cur)} (mean of {sum(split in r.evals for r in runs.values())} seeds)",
+                  [r.evals[split] for r in runs.values() if split in r.evals]) for cur, runs in exp.runs.items()]
+              for split in ("val", "test")}
+    parts += [""] + _shape_section(shapes, base)
+    parts += ["## 1. Overall: baseline vs trained", "", experiment_overall_table(exp), "",
               "## 2. Held-out POLICY tasks (test accuracy, mean over seeds)", "", experiment_held_out_table(exp), "",
               "## 3. Training", "", experiment_training_table(exp), "", "### Every run", "", per_seed_table(exp), ""]
     if comps:
