@@ -231,3 +231,15 @@ def test_reports_say_what_the_models_answer(tmp_path: Path) -> None:
     text = write_experiment_report(exp, figures=False).read_text()
     section = text.split("## What the models answer")[1].split("## 1. Overall")[0]
     assert "| SEC (hold) (mean of 2 seeds) | 0.0% | n/a |" in section and "After format warm-up" in section
+
+
+def test_a_sec_run_that_never_saw_a_signal_is_named_as_such() -> None:
+    from seccrm.evaluation.report import _ratio_text
+
+    flat = RunLogs("sec", 3, [{"step": 1, "train/signal_groups": 0.0}, {"step": 2, "train/signal_groups": 0.0}],
+                   {}, {}, {})
+    assert _ratio_text(flat, 1.0, "CRUD/easy", "CRUD/easy") == (
+        "1.0:1 (all arms equal: no drawn group mixed right and wrong answers)")
+    seen = RunLogs("sec", 0, [{"step": 1, "train/signal_groups": 0.25}], {}, {}, {})
+    assert _ratio_text(seen, 1.0, "A", "B") == "1.0:1 (all arms equal)"
+    assert _ratio_text(seen, 3.14, "KNOWLEDGE/easy", "CRUD/easy") == "3.1:1 (KNOWLEDGE/easy over CRUD/easy)"

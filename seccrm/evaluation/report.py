@@ -680,6 +680,13 @@ def arm_ratio(runs: dict[int, RunLogs]) -> list[tuple[int, float, str, str]]:
     return out
 
 
+def _ratio_text(run: RunLogs | None, ratio: float, hi: str, lo: str) -> str:
+    if ratio > 1 + 1e-6:
+        return f"{ratio:.1f}:1 ({hi} over {lo})"
+    signal = sum(float(m.get("train/signal_groups") or 0.0) for m in (run.metrics if run else []))
+    return "1.0:1 (all arms equal" + (": no drawn group mixed right and wrong answers)" if signal == 0 else ")")
+
+
 def arm_table(runs: dict[int, RunLogs]) -> str:
     """Where a curriculum went, arm by arm: the last step's probability (mean over seeds), the share
     of the run's prompts the arm got, and the learning signal it showed when drawn (mean r over the
@@ -939,7 +946,7 @@ def write_experiment_report(exp_dir: str | Path, out: str | Path | None = None, 
     ratios = arm_ratio(exp.runs.get("sec", {}))
     if ratios:
         parts += ["", "SEC's arm probabilities at the last step, most- over least-favoured arm: " + "; ".join(
-            f"seed {s}: {r:.1f}:1 ({hi} over {lo})" for s, r, hi, lo in ratios) + "."]
+            f"seed {s}: {_ratio_text(exp.runs['sec'].get(s), r, hi, lo)}" for s, r, hi, lo in ratios) + "."]
         cfg = _read_json(next(iter(sorted(exp.path.glob("runs/sec/seed*/config.json"))), exp.path / "none"), {})
         signal = f" (`{cfg['curriculum_signal']}`)" if cfg.get("curriculum_signal") else ""
         parts += ["", f"Where SEC went, arm by arm (mean over seeds; r is the curriculum's learning signal{signal} "
