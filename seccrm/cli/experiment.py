@@ -48,10 +48,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    "(training and evaluation on episodes). Naming a mode checks that the suite has it.")
     p.add_argument("--out", required=True, help="Experiment directory. Rerun the same command to resume.")
     p.add_argument("--preset", choices=sorted(EXPERIMENT_PRESETS), default="cpu-exp",
-                   help="Budget: cpu-exp (2-core CPU, ~90 min) or gpu-exp (one GPU). Default cpu-exp.")
+                   help="Budget: cpu-exp (SmolLM2 on a 2-core CPU, about 3 h for its 15 runs) or gpu-exp (one GPU). "
+                   "Default cpu-exp.")
     p.add_argument("--curricula", type=csv_of(str), default=None,
                    help=f"Comma-separated, from {','.join(ALL_CURRICULA)} (default: the preset's).")
-    p.add_argument("--seeds", type=csv_of(int), default=None, help="Comma-separated seeds (default: 0,1,2).")
+    p.add_argument("--seeds", type=csv_of(int), default=None, help="Comma-separated seeds (default: the preset's; cpu-exp 0-4, gpu-exp 0-2).")
     p.add_argument("--steps", type=at_least(1), default=None, help="GRPO steps of every run (default: the preset's).")
     p.add_argument("--warmup-steps", default=None,
                    help="Format warm-up steps; 0 skips it; 'auto' (default) runs the preset's number of "

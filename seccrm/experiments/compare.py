@@ -66,8 +66,8 @@ WARMUP_FORMAT_THRESHOLD = 0.5  # auto warm-up: below this base format rate on va
 
 # Each preset: the training settings (a TrainConfig preset plus overrides) and the experiment's own.
 EXPERIMENT_PRESETS: dict[str, dict[str, Any]] = {
-    # The embedded SmolLM2-135M on a 2-core CPU (about 8 minutes a run: docs/results.md): SEC, uniform and
-    # learnability over 5 seeds of 12 short steps. SEC's tau is 0.15, not the paper's 0.5: tau sets how
+    # The embedded SmolLM2-135M on a 2-core CPU (about 11 minutes a run, 3.5 of them training, and 3 hours
+    # in all: docs/results.md): SEC, uniform and learnability over 5 seeds of 12 short steps. SEC's tau is 0.15, not the paper's 0.5: tau sets how
     # greedy the softmax is relative to the signal's scale, and the correctness signal of a 135M model
     # averages at most 0.2 on its best arm (0.01-0.2 over the arms), against 0.5-0.8 for the paper's
     # |A|. At 0.5, SEC stayed within 0.10-0.17 of uniform and drew exactly uniform's arms for all 12
