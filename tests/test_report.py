@@ -11,17 +11,19 @@ from typing import Any
 import numpy as np
 import pytest
 
+from seccrm.evaluation.comparisons import Comparison, compare, paired_scores, ratio_text, verdict
 from seccrm.evaluation.evaluate import summarise
-from seccrm.evaluation.report import (
-    RunLogs,
-    arm_table,
-    compare,
+from seccrm.evaluation.report import write_experiment_report, write_run_report
+from seccrm.evaluation.results import (
+    EvalResult,
+    EvalRow,
+    ResultError,
+    RunResult,
+    Score,
     load_experiment,
-    paired_scores,
-    verdict,
-    write_experiment_report,
-    write_run_report,
+    load_run,
 )
+from seccrm.evaluation.tables import answer_shape, answer_shape_table, arm_table
 from seccrm.world.arms import ALL_ARMS, HELD_OUT_TASKS, TRAIN_TASKS
 
 TEST_IDS = [(f"{t}-{d}-{i:05d}", t, d) for t in HELD_OUT_TASKS for d in ("easy", "medium", "hard") for i in range(20)]
@@ -172,7 +174,6 @@ def test_single_run_report_still_works(tmp_path: Path) -> None:
 
 
 def test_verdict_wording_for_each_case() -> None:
-    from seccrm.evaluation.report import Comparison
     from seccrm.evaluation.stats import PairedResult
 
     def comp(diff: float, p: float, lo: float, hi: float) -> Comparison:
@@ -191,12 +192,12 @@ def test_verdict_wording_for_each_case() -> None:
 
 
 def test_arm_table_says_where_a_curriculum_went_and_what_signal_each_arm_showed() -> None:
-    def run(seed: int, last_a: float) -> RunLogs:
+    def run(seed: int, last_a: float) -> RunResult:
         rows = [{"step": 1, "curriculum/p/A": 0.5, "curriculum/p/B": 0.5, "curriculum/n/A": 3.0, "curriculum/n/B": 1.0,
                  "curriculum/r/A": 0.8, "curriculum/r/B": 0.0, "curriculum/reward/A": 0.4, "curriculum/reward/B": 0.0},
                 {"step": 2, "curriculum/p/A": last_a, "curriculum/p/B": 1 - last_a, "curriculum/n/A": 4.0,
                  "curriculum/n/B": 0.0, "curriculum/r/A": 0.6, "curriculum/reward/A": 0.5}]
-        return RunLogs("sec", seed, rows, {}, {}, {})
+        return RunResult("sec", seed, rows, {}, {}, {})
 
     lines = arm_table({0: run(0, 0.7), 1: run(1, 0.9)}).splitlines()
     assert lines[2] == "| A | 0.800 | 87.5% | 0.70 | 0.450 |"  # most favoured first; r over the steps that drew it
@@ -207,20 +208,21 @@ def test_arm_table_says_where_a_curriculum_went_and_what_signal_each_arm_showed(
 def test_answer_shape_counts_none_hedging_apart_from_the_other_answers() -> None:
     """Planted evaluation: 4 `None` answers (1 right), 3 other answers (2 right, 2 distinct), 1 with no
     answer block; the table averages two seeds' evaluations."""
-    from seccrm.evaluation.report import answer_shape, answer_shape_table
+    def row(completion: str, reward: float) -> EvalRow:
+        return EvalRow("x", "t", reward, completion, reward >= 1.0)
 
-    def row(completion: str, reward: float) -> dict[str, Any]:
-        return {"id": "x", "task": "t", "reward": reward, "completion": completion}
+    def result(rows: list[EvalRow]) -> EvalResult:
+        return EvalResult(Score(len(rows), 0.0, (0.0, 0.0), 0.0), {}, {}, {}, rows)
 
-    e = {"rows": [row("<answer>None</answer>", 1.0), row("think <answer> none </answer>", 0.1),
+    e = result([row("<answer>None</answer>", 1.0), row("think <answer> none </answer>", 0.1),
                   row("<answer>None</answer>", 0.1), row("<answer>None</answer>", 0.1),
                   row("<answer>005A</answer>", 1.0), row("<answer>005A</answer>", 1.0),
-                  row("<answer>005B</answer>", 0.1), row("I do not know", 0.0)]}
+                  row("<answer>005B</answer>", 0.1), row("I do not know", 0.0)])
     s = answer_shape(e)
     assert s["n"] == 8 and s["none_share"] == 0.5 and s["none_acc"] == 0.25
     assert s["other_acc"] == pytest.approx(2 / 3) and s["no_block"] == 0.125
     assert s["distinct"] == pytest.approx(3 / 7)  # None, 005A, 005B among 7 answers given
-    only_none = {"rows": [row("<answer>None</answer>", 0.1)] * 4}
+    only_none = result([row("<answer>None</answer>", 0.1)] * 4)
     assert math.isnan(answer_shape(only_none)["other_acc"])
     table = answer_shape_table([("RL", [e, only_none])])
     assert "| RL | 75.0% | 12.5% | 66.7% | 6.2% |" in table  # 'n/a' seeds are left out of a column's mean
@@ -234,12 +236,89 @@ def test_reports_say_what_the_models_answer(tmp_path: Path) -> None:
 
 
 def test_a_sec_run_that_never_saw_a_signal_is_named_as_such() -> None:
-    from seccrm.evaluation.report import _ratio_text
-
-    flat = RunLogs("sec", 3, [{"step": 1, "train/signal_groups": 0.0}, {"step": 2, "train/signal_groups": 0.0}],
+    flat = RunResult("sec", 3, [{"step": 1, "train/signal_groups": 0.0}, {"step": 2, "train/signal_groups": 0.0}],
                    {}, {}, {})
-    assert _ratio_text(flat, 1.0, "CRUD/easy", "CRUD/easy") == (
+    assert ratio_text(flat, 1.0, "CRUD/easy", "CRUD/easy") == (
         "1.0:1 (all arms equal: no drawn group mixed right and wrong answers)")
-    seen = RunLogs("sec", 0, [{"step": 1, "train/signal_groups": 0.25}], {}, {}, {})
-    assert _ratio_text(seen, 1.0, "A", "B") == "1.0:1 (all arms equal)"
-    assert _ratio_text(seen, 3.14, "KNOWLEDGE/easy", "CRUD/easy") == "3.1:1 (KNOWLEDGE/easy over CRUD/easy)"
+    seen = RunResult("sec", 0, [{"step": 1, "train/signal_groups": 0.25}], {}, {}, {})
+    assert ratio_text(seen, 1.0, "A", "B") == "1.0:1 (all arms equal)"
+    assert ratio_text(seen, 3.14, "KNOWLEDGE/easy", "CRUD/easy") == "3.1:1 (KNOWLEDGE/easy over CRUD/easy)"
+
+
+# ------------------------------------------------------------------ a fixed run directory, every number known
+def _fixed_eval(correct: dict[str, list[int]]) -> dict[str, Any]:
+    """An evaluation whose task ``t`` has the given per-instance correctness (1 right, 0 formatted wrong)."""
+    rows = [{"id": f"{t}-{i}", "task": t, "skill": "POLICY", "difficulty": "easy", "reward": 1.0 if c else 0.1,
+             "completion": "<answer>None</answer>" if i == 0 else f"<answer>{t}{i}</answer>"}
+            for t, cs in correct.items() for i, c in enumerate(cs)]
+    return {"summary": summarise(rows), "rows": rows}
+
+
+def make_fixed_run(root: Path) -> Path:
+    """The demo's layout with hand-chosen results: per held-out task 4 test instances; base gets 1 of 4
+    right on each task, the warm-up 2, SEC 3; validation holds 2 instances of one training task."""
+    run = root / "fixed"
+    (run / "eval").mkdir(parents=True)
+    (run / "sec").mkdir()
+    for stage, k in (("base", 1), ("warmup", 2), ("sec", 3)):
+        test = {t: [1] * k + [0] * (4 - k) for t in HELD_OUT_TASKS}
+        (run / "eval" / f"{stage}_test.json").write_text(json.dumps(_fixed_eval(test)))
+        (run / "eval" / f"{stage}_val.json").write_text(json.dumps(_fixed_eval({TRAIN_TASKS[0]: [int(k > 1), 0]})))
+    for split in ("test", "val"):
+        (run / "eval" / f"baselines_{split}.json").write_text(json.dumps(
+            {"overall": {"always_none": 0.25, "best_constant": 0.0, "position": 0.125}, "best": 0.25}))
+    (run / "sec" / "metrics.jsonl").write_text("".join(json.dumps(
+        {"step": s, "train/reward": 0.1 * s, "train/accuracy": 0.05 * s, "time/step_s": 60.0,
+         "curriculum/p/CRUD/easy": 0.5, "curriculum/p/POLICY/easy": 0.5}) + "\n" for s in (1, 2, 3, 4)))
+    return run
+
+
+def test_a_fixed_run_directory_gives_known_tables(tmp_path: Path) -> None:
+    run = make_fixed_run(tmp_path)
+    result = load_run(run)   # a run directory is an experiment with one seed per RL stage
+    assert list(result.stages) == ["base", "warmup"] and list(result.runs) == ["sec"] and list(result.runs["sec"]) == [0]
+    text = write_run_report(run).read_text()
+    for line in (
+        "| Task | Baseline (base model) | After format warm-up | SEC | Change (last vs base) |",
+        "| Quote Approval | 25.0% (n=4) | 50.0% (n=4) | 75.0% (n=4) | +200.0% |",
+        "| *baseline: always None* | 25.0% | 25.0% |",
+        "| SEC (RL) | 75.0% | 50.0% |",
+        "| sec | 4 | 0.300 | 15.0% | 50.0% [0.0%, 100.0%] | 4.0 min |",   # reward and accuracy: mean of steps 2-4
+        # what the models answer on test: 1 `None` of 4 per task, right; 3 other answers, wrong; 10 distinct of 12
+        "| Baseline (base model) | 25.0% | 100.0% | 0.0% | 0.0% | 83.3% |",
+    ):
+        assert line in text.splitlines(), line
+    overall = next(ln for ln in text.splitlines() if ln.startswith("| SEC (RL) | 75.0% ["))
+    assert "| +200.0% | 50.0% [" in overall and overall.endswith("| 100.0% | 100.0% |")
+    assert "Baseline (base model) 25.0% -> SEC 75.0%" not in text   # the headline starts from the warm-up
+    assert "After format warm-up 50.0% -> SEC 75.0% (+25.0 points" in text and "**beaten**" in text
+
+
+def test_a_missing_key_is_named_not_printed_as_na(tmp_path: Path) -> None:
+    from seccrm.cli import main
+    run = make_fixed_run(tmp_path)
+    f = run / "eval" / "warmup_test.json"
+    res = json.loads(f.read_text())
+    del res["summary"]["accuracy"]
+    f.write_text(json.dumps(res))
+    with pytest.raises(ResultError, match=r"warmup_test\.json summary: missing key 'accuracy'"):
+        write_run_report(run)
+    assert main(["report", str(run)]) == 2
+    exp = make_experiment(tmp_path / "e", {"base": .2, "warmup": .3, "sec": .4, "uniform": .4}, seeds=(0,))
+    (exp / "eval" / "baselines_test.json").write_text(json.dumps({"overall": {"always_none": 0.1}}))
+    with pytest.raises(ResultError, match=r"baselines_test\.json: missing key 'best'"):
+        write_experiment_report(exp, figures=False)
+
+
+def test_score_counts_every_task_it_scored_optional_skills_included() -> None:
+    """`seccrm score` on a suite built with --confidentiality: the optional tasks get their rows and
+    the `all` row counts every completion (it once counted 80 of 95)."""
+    from seccrm.cli.suite import _score_table
+    from seccrm.world.arms import OPTIONAL_TASK_SKILLS
+
+    d = {"reward": 1.0, "correct": True}
+    by_task = {t: [d] * 5 for t in TRAIN_TASKS[:16]} | {t: [d] * 5 for t in OPTIONAL_TASK_SKILLS}
+    lines = _score_table(by_task).splitlines()
+    n = sum(len(v) for v in by_task.values())
+    assert n == 95 and lines[-1].split()[:2] == ["all", str(n)]
+    assert all(any(ln.split()[0] == t for ln in lines) for t in OPTIONAL_TASK_SKILLS)

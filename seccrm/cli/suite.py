@@ -254,7 +254,9 @@ def _score_table(by_task: dict[str, list[dict[str, Any]]]) -> str:
         n = len(ds)
         return [name, n, sum(d["reward"] for d in ds) / n, sum(d["correct"] for d in ds) / n,
                 sum(d["reward"] >= 0.1 for d in ds) / n]
-    order = [t for t in TASK_SKILLS if t in by_task]
+    # every task scored, optional skills (--confidentiality) and unknown names included: the `all` row
+    # counts each completion the command scored
+    order = [t for t in ALL_TASK_SKILLS if t in by_task] + sorted(t for t in by_task if t not in ALL_TASK_SKILLS)
     rows = [row(t, by_task[t]) for t in order]
     rows.append(row("all", [d for t in order for d in by_task[t]]))
     return _table(["task", "n", "mean_reward", "accuracy", "format_rate"], rows)
