@@ -12,13 +12,6 @@ The package is a house of rooms; imports run down this list only (``tests/test_a
 - ``seccrm.data``         the suite builder, loader and checker; the trivial baselines
 - ``seccrm.world``        what the model practises on, without torch: the org, the 19 tasks, the verifiers
 - ``seccrm.files``, ``seccrm.logs``, ``seccrm.errors``  helpers every room shares
-
-The earlier flat module names (``seccrm.rewards``, ``seccrm.trainer``, ...) still import
-(``seccrm._compat``).
 """
 
 __version__ = "0.1.0"
-
-from seccrm import _compat
-
-_compat.install()

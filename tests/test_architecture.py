@@ -9,7 +9,6 @@ Layers, top to bottom (a module may import its own room and any room below it):
 from __future__ import annotations
 
 import ast
-import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"curriculum", "data"},
     {"world"},
-    {"files", "logs", "errors", "_compat"},
+    {"files", "logs", "errors"},
 ]
 HEAVY = ("torch", "transformers", "peft", "numpy")
 
@@ -129,29 +128,3 @@ def test_loading_the_world_and_the_data_layer_leaves_torch_unloaded() -> None:
             "seccrm.curriculum; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
-
-
-OLD_PATHS = [
-    ("seccrm.rewards", "score"), ("seccrm.curriculum", "SEC"), ("seccrm.data", "load_split"),
-    ("seccrm.trainer", "Trainer"), ("seccrm.grpo", "policy_loss"), ("seccrm.grpo", "chunked_logprobs_entropy"),
-    ("seccrm.evaluate", "relative_improvement"), ("seccrm.models", "load_model_and_tokenizer"),
-    ("seccrm.org.generate", "build_org"), ("seccrm.tasks", "get_task"), ("seccrm.config", "TrainConfig"),
-    ("seccrm.checkpoint", "save_checkpoint"), ("seccrm.cli", "main"), ("seccrm.cli", "CLIError"),
-    ("seccrm.metrics", "read_jsonl"), ("seccrm.integrations.verl.sampler", "SECSampler"),
-]
-
-
-@pytest.mark.parametrize(("module", "attr"), OLD_PATHS)
-def test_old_import_paths_still_work(module: str, attr: str) -> None:
-    if module.startswith("seccrm.integrations.verl.sampler"):
-        pytest.importorskip("torch")
-    assert hasattr(importlib.import_module(module), attr)
-
-
-def test_an_old_path_is_the_same_module_object() -> None:
-    import seccrm.org.generate as old
-    import seccrm.trainer as old_trainer
-
-    import seccrm.world.org.generate as new
-    from seccrm.rl import trainer
-    assert old is new and old_trainer is trainer

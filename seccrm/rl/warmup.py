@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from seccrm.data import load_split, suite_mode
 from seccrm.engine import precision
 from seccrm.engine.models import load_model_and_tokenizer
-from seccrm.engine.rollout import encode_prompts, generate_rollouts
+from seccrm.engine.rollout import _CACHE_KW, encode_prompts, generate_rollouts
 from seccrm.world.rewards import extract_answer, score_details
 
 
@@ -62,9 +62,10 @@ def answer_nll(model: Any, prompt: list[int], target: list[int],
     """
     device = next(model.parameters()).device
     with torch.no_grad():
-        cache = model(input_ids=torch.tensor([prompt[:-1]], device=device), use_cache=True).past_key_values
+        out = model(input_ids=torch.tensor([prompt[:-1]], device=device), use_cache=True)
+    cache = getattr(out, _CACHE_KW)
     inp = torch.tensor([[prompt[-1]] + target[:-1]], device=device)
-    logits = model(input_ids=inp, past_key_values=cache, use_cache=False).logits[0].float()   # [T, V]
+    logits = model(input_ids=inp, **{_CACHE_KW: cache}, use_cache=False).logits[0].float()   # [T, V]
     logp = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(target, device=device)[:, None])[:, 0]
     if mask is None:
         return -logp.sum(), len(target)
@@ -221,7 +222,7 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
             with precision.autocast(mode, next(model.parameters()).device):
                 nll, _ = answer_nll(model, prompts[i], targets[i], masks.get(i))
             (nll / total).backward()
-            loss_sum += float(nll)
+            loss_sum += nll.detach().item()
         loss = torch.tensor(loss_sum / total)
         gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         if torch.isfinite(loss) and torch.isfinite(gnorm):
