@@ -14,7 +14,7 @@ from seccrm.data.baselines import BASELINE_TITLES, baseline_table
 from seccrm.engine.models import load_model_and_tokenizer, pick_device
 from seccrm.engine.precision import eval_dtype
 from seccrm.errors import UserError
-from seccrm.evaluation.agentic import crmarena_pro_summary, evaluate_model_episodes
+from seccrm.evaluation.agentic import crmarena_pro_summary, evaluate_model_episodes, sample_probe_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
 from seccrm.files import write_json_atomic, write_text_atomic
 from seccrm.rl.checkpoint import MANIFEST, CheckpointError, verify_checkpoint
@@ -40,6 +40,9 @@ def _cmd_eval_agentic(args: argparse.Namespace, instances: list[dict[str, Any]],
     res.update(mode="agentic", model=args.model, split=args.split, data=str(args.data),
                dtype=str(dtype).removeprefix("torch."), baselines=constant_baselines(instances),
                settings={"max_turns": settings.max_turns, "max_new_tokens_per_turn": settings.max_new_tokens_per_turn})
+    if args.k:
+        res["sampled"] = sample_probe_episodes(model, tok, instances, k=args.k, settings=settings,
+                                               temperature=args.temperature, desc=f"{args.k} episodes each")
     if any((i.get("metadata") or {}).get("source") == "crmarena-pro" for i in instances):
         res["crmarena_pro"] = crmarena_pro_summary(res["rows"], instances)
     write_json_atomic(args.out, res)
@@ -49,6 +52,11 @@ def _cmd_eval_agentic(args: argparse.Namespace, instances: list[dict[str, Any]],
     print(f"{args.split} (agentic): accuracy {s['accuracy']:.3f} (95% CI {s['accuracy_ci95'][0]:.3f}-"
           f"{s['accuracy_ci95'][1]:.3f}), format rate {s['format_rate']:.3f}, n={s['n']}; per episode: "
           f"{a['turns']:.1f} turns, {a['failed_queries']:.1f} failed queries, {a['model_tokens']:.0f} tokens")
+    if "sampled" in res:
+        p = res["sampled"]["summary"]
+        print(f"  {args.k} sampled episodes per instance (temperature {args.temperature:g}): pass@{args.k} "
+              f"{p['pass_at_k']:.3f} {_ci(p['pass_at_k_ci95'])}, pass^{args.k} {p['pass_hat_k']:.3f} "
+              f"{_ci(p['pass_hat_k_ci95'])}, mean reward {p['mean_reward']:.3f}, avg@{args.k} {p['correct_rate']:.3f}")
     for name, acc in res["baselines"].items():
         print(f"  baseline {name:14s} {acc:.3f}")
     if "crmarena_pro" in res:
@@ -61,12 +69,18 @@ def _cmd_eval_agentic(args: argparse.Namespace, instances: list[dict[str, Any]],
     return 0
 
 
+def _ci(ci: list[float] | tuple[float, float]) -> str:
+    return f"(95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
 
     try:
         instances = load_split(args.data, args.split)
         if args.limit:
             instances = instances[: args.limit]
+        if not instances:
+            raise ValueError(f"the {args.split} split of {args.data} has no instances")
         if (Path(args.model) / MANIFEST).is_file():     # one of our checkpoints: check every file's hash
             verify_checkpoint(args.model)
         device = pick_device(args.device)
@@ -116,6 +130,11 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    "answers. 'auto' (default): agentic for suites that say so (imported benchmarks).")
     p.add_argument("--max-turns", type=at_least(1), default=EpisodeSettings().max_turns,
                    help="Agentic: model turns per episode, the answer included (CRMArena-Pro allows 20).")
+    p.add_argument("--k", type=at_least(0), default=0,
+                   help="Agentic: also sample K episodes per instance and report pass@K (at least one of the K "
+                   "succeeds) and pass^K (all K succeed: tau-bench's reliability measure). 0 (default): greedy only.")
+    p.add_argument("--temperature", type=float, default=0.7,
+                   help="Agentic, with --k: the sampling temperature of those episodes (default 0.7, the rollouts').")
     p.add_argument("--save-trajectories", default=None, metavar="FILE",
                    help="Agentic: write every episode (messages, queries, results) to this JSONL file.")
     p.set_defaults(func=cmd_eval)

@@ -95,39 +95,45 @@ def crmarena_pro_summary(rows: list[dict[str, Any]], instances: list[dict[str, A
             "fuzzy_mean_f1": float(np.mean(fuzzy_f1)) if fuzzy_f1 else None}
 
 
+def episode_player(model: Any, tokenizer: Any, settings: EpisodeSettings, greedy: bool = True,
+                   temperature: float = 0.7, top_p: float = 0.9) -> Callable[[dict[str, Any], int], Episode]:
+    """``play(instance, seed)``: one episode played token in, token out with one cache per episode
+    (`seccrm.engine.episodes.play_episode`), as training plays them; the message loop where the chat
+    template does not append turns (logged once). Every agentic evaluation plays through this."""
+
+    def play(inst: dict[str, Any], seed: int = 0) -> Episode:
+        try:
+            return play_episode(model, tokenizer, inst, org_path(inst), settings, greedy=greedy,
+                                temperature=temperature, top_p=top_p, seed=seed)[0]
+        except ValueError as err:
+            warn_once(logger, f"episodes fall back to the message loop: {err}")
+            policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn,
+                                  greedy=greedy, temperature=temperature, top_p=top_p, seed=seed)
+            return run_episode(policy, inst, org_path(inst), settings)
+
+    return play
+
+
 def evaluate_model_episodes(model: Any, tokenizer: Any, instances: list[dict[str, Any]],
                             settings: EpisodeSettings | None = None, greedy: bool = True,
                             **kw: Any) -> dict[str, Any]:
-    """`evaluate_episodes` with the model as the agent (greedy by default), played token in, token out
-    with one cache per episode (`seccrm.engine.episodes.play_episode`), as training plays them; the
-    message loop where the chat template does not append turns (logged)."""
+    """`evaluate_episodes` with the model as the agent (greedy by default), through `episode_player`."""
     settings = settings or EpisodeSettings()
-    policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=greedy)
-
-    def play(inst: dict[str, Any]) -> Episode:
-        try:
-            return play_episode(model, tokenizer, inst, org_path(inst), settings, greedy=greedy)[0]
-        except ValueError as err:
-            warn_once(logger, f"episodes fall back to the message loop: {err}")
-            return run_episode(policy, inst, org_path(inst), settings)
-
-    return evaluate_episodes(instances, None, settings, play=play, **kw)
+    play = episode_player(model, tokenizer, settings, greedy=greedy)
+    return evaluate_episodes(instances, None, settings, play=lambda inst: play(inst), **kw)
 
 
 def sample_probe_episodes(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k: int = 4,
                           settings: EpisodeSettings | None = None, temperature: float = 0.7, top_p: float = 0.9,
                           seed: int = 0, desc: str = "probe", progress: bool = True) -> dict[str, Any]:
-    """The sampled-reward probe in agentic mode: ``k`` episodes per instance sampled at the rollout
+    """The sampled probe in agentic mode: ``k`` episodes per instance sampled at the rollout
     temperature, in the format of `seccrm.evaluation.evaluate.sample_probe` (mean reward, share
-    correct, pass@k and format rate per instance, with intervals)."""
+    correct, pass@k, pass^k and format rate per instance, with intervals)."""
     settings = settings or EpisodeSettings()
+    play = episode_player(model, tokenizer, settings, greedy=False, temperature=temperature, top_p=top_p)
     rows = []
     for n, inst in enumerate(tqdm(instances, desc=desc, unit="inst", disable=not progress, file=sys.stderr,
                                   leave=False)):
-        rewards = []
-        for m in range(k):
-            ep = play_episode(model, tokenizer, inst, org_path(inst), settings, temperature=temperature,
-                              top_p=top_p, seed=seed + n * k + m)[0]
-            rewards.append(float(ep.score()["reward"]))
+        rewards = [float(play(inst, seed + n * k + m).score()["reward"]) for m in range(k)]
         rows.append(probe_row(inst, rewards))
     return probe_result(rows, k, temperature)

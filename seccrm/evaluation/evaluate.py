@@ -120,18 +120,21 @@ def sample_probe(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k:
 
 
 def probe_row(instance: dict[str, Any], rewards: list[float]) -> dict[str, Any]:
-    """One instance's line of the sampled probe, from the rewards of its k samples."""
+    """One instance's line of the sampled probe, from the rewards of its k samples: mean reward, share
+    correct, pass@k (at least one of the k correct), pass^k (all k correct: tau-bench's reliability
+    measure) and format rate."""
     k = len(rewards)
+    right = [r >= 1.0 for r in rewards]
     return {"id": instance["id"], "task": instance["task"], "mean_reward": sum(rewards) / k,
-            "correct_rate": sum(r >= 1.0 for r in rewards) / k, "pass_at_k": float(any(r >= 1.0 for r in rewards)),
+            "correct_rate": sum(right) / k, "pass_at_k": float(any(right)), "pass_hat_k": float(all(right)),
             "format_rate": sum(r >= 0.1 for r in rewards) / k}
 
 
 def probe_result(rows: list[dict[str, Any]], k: int, temperature: float) -> dict[str, Any]:
     """The probe's rows and their means, each with a bootstrap interval over instances."""
     summary: dict[str, Any] = {"k": k, "n": len(rows), "temperature": temperature}
-    for key in ("mean_reward", "correct_rate", "pass_at_k", "format_rate"):
-        vals = [r[key] for r in rows]
+    for key in ("mean_reward", "correct_rate", "pass_at_k", "pass_hat_k", "format_rate"):
+        vals = [r[key] for r in rows if key in r]
         summary[key] = float(np.mean(vals)) if vals else float("nan")
         summary[f"{key}_ci95"] = bootstrap_ci(vals)
     return {"rows": rows, "summary": summary}
