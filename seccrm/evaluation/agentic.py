@@ -120,7 +120,7 @@ def evaluate_model_episodes(model: Any, tokenizer: Any, instances: list[dict[str
     """`evaluate_episodes` with the model as the agent (greedy by default), through `episode_player`."""
     settings = settings or EpisodeSettings()
     play = episode_player(model, tokenizer, settings, greedy=greedy)
-    return evaluate_episodes(instances, None, settings, play=lambda inst: play(inst), **kw)
+    return evaluate_episodes(instances, None, settings, play=lambda inst: play(inst, 0), **kw)
 
 
 def sample_probe_episodes(model: Any, tokenizer: Any, instances: list[dict[str, Any]], k: int = 4,
