@@ -118,3 +118,32 @@ def test_assistant_messages_inside_the_prompt_carry_no_loss() -> None:
     ids, mask = conversation_tokens(tok, msgs, 4)
     model_text = tok.decode([t for t, m in zip(ids, mask, strict=True) if m])
     assert "41" in model_text and "EXAMPLE" not in model_text
+
+
+@pytest.mark.slow
+def test_periodic_validation_in_agentic_mode_plays_episodes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Question-only prompts have no answer without querying: the trainer's validation plays episodes."""
+    import seccrm.rl.trainer as trainer_mod
+    from seccrm.data.importers.crmarena_pro import import_crmarena_pro
+    from seccrm.rl.config import TrainConfig
+
+    tasks, org = write_fixture(tmp_path / "src")
+    suite = tmp_path / "suite"
+    import_crmarena_pro(tasks, org, suite, train_share=0.6)
+    played: list[int] = []
+    real = trainer_mod.evaluate_model_episodes
+
+    def spy(model, tok, instances, settings, **kw):  # type: ignore[no-untyped-def]
+        played.append(len(instances))
+        assert settings.max_turns == 2
+        return real(model, tok, instances, settings, **kw)
+
+    def single_turn(*a: object, **k: object) -> None:
+        raise AssertionError("single-turn evaluation of an agentic run")
+    monkeypatch.setattr(trainer_mod, "evaluate_model_episodes", spy)
+    monkeypatch.setattr(trainer_mod, "evaluate_instances", single_turn)
+    cfg = TrainConfig(data=str(suite), model="tiny", out=str(tmp_path / "run"), steps=1, prompts_per_step=2,
+                      group_size=2, max_new_tokens=8, max_turns=2, mode="agentic", eval_every=0, eval_limit=2,
+                      device="cpu", bf16="off", seed=4)
+    row = trainer_mod.Trainer(cfg).evaluate_val()
+    assert played == [2] and 0.0 <= row["eval/val/accuracy"] <= 1.0

@@ -56,6 +56,7 @@ from seccrm.engine.forward import completion_logprobs
 from seccrm.engine.models import LoraSettings, apply_lora, load_model_and_tokenizer, pick_device
 from seccrm.engine.rollout import RolloutBatch, encode_prompts, generate_rollouts
 from seccrm.engine.shared_prefix import unsupported_reason
+from seccrm.evaluation.agentic import evaluate_model_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
 from seccrm.rl.checkpoint import (
     CheckpointError,
@@ -400,10 +401,9 @@ class Trainer:
         seed = (derive_seed(cfg.seed, "rollout", self.step) if round_idx == 0
                 else derive_seed(cfg.seed, "rollout", self.step, round_idx))
         if cfg.mode == "agentic":
-            settings = EpisodeSettings(max_turns=cfg.max_turns, max_new_tokens_per_turn=cfg.max_new_tokens,
-                                       max_model_tokens=cfg.max_turns * cfg.max_new_tokens)
             with torch.no_grad(), self._autocast():
-                ro, details, _ = episode_rollouts(self._decoding_model(), self.tokenizer, batch, n, settings,
+                ro, details, _ = episode_rollouts(self._decoding_model(), self.tokenizer, batch, n,
+                                                  self._episode_settings(),
                                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=seed,
                                                   org_path=org_path)
             return arms, batch, ro, details
@@ -580,10 +580,21 @@ class Trainer:
                                                    temperature=self.cfg.temperature)
         return lp
 
+    def _episode_settings(self) -> EpisodeSettings:
+        cfg = self.cfg
+        return EpisodeSettings(max_turns=cfg.max_turns, max_new_tokens_per_turn=cfg.max_new_tokens,
+                               max_model_tokens=cfg.max_turns * cfg.max_new_tokens)
+
     def evaluate_val(self) -> dict[str, Any]:
-        with self._autocast():
-            res = evaluate_instances(self._decoding_model(), self.tokenizer, self.val_instances,
-                                     max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
+        """Greedy accuracy on the validation subset: single answers, or in agentic mode whole episodes
+        played with the training's episode settings (question-only prompts have no answer without them)."""
+        with torch.no_grad(), self._autocast():
+            if self.cfg.mode == "agentic":
+                res = evaluate_model_episodes(self._decoding_model(), self.tokenizer, self.val_instances,
+                                              self._episode_settings(), desc="eval val episodes")
+            else:
+                res = evaluate_instances(self._decoding_model(), self.tokenizer, self.val_instances,
+                                         max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
         s = res["summary"]
         return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
                 "eval/val/format_rate": s["format_rate"]}
