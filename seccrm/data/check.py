@@ -4,7 +4,8 @@ Like Gymnasium's env checker, it returns readable problems rather than raising o
 an empty list means the suite is sound. Checked: files and their recorded hashes, record format,
 the split rules (held-out tasks only in test, no id and no prompt in two splits), counts and distinct
 prompts against suite.json, that every gold answer
-scores 1.0 with ``seccrm.world.rewards``, that every id in an answer exists in the org with the right
+scores 1.0 with ``seccrm.world.rewards``, that None is the gold of at most 20% of every (split, task,
+level) on any org, that every id in an answer exists in the org with the right
 prefix, the Parquet twins, determinism (a sample of instances rebuilt from the recorded seed), and
 that no trivial guess (always None, the best constant, the best fixed position among the prompt's
 candidates) beats ``seccrm.data.baselines.MAX_BASELINE`` on any (task, split, level): not checked for the
@@ -22,11 +23,13 @@ from seccrm.data.baselines import (
     BASELINE_TITLES,
     BASELINES,
     MAX_BASELINE,
+    NONE,
     POSITIONS,
     over_cap,
     suite_baselines,
 )
 from seccrm.data.build import (
+    ANSWER_CAP,
     MANIFEST_FILE,
     ORG_FILE,
     RECORD_KEYS,
@@ -125,12 +128,34 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
     _check_shared_prompts(splits, p)
     _check_counts(splits, manifest, p)
     _check_answers(d, splits, p)
+    _check_none_share(splits, p)
     _check_parquet(d, splits, p)
     _check_determinism(d, splits, manifest, rebuild_per_arm, p)
     register_data_dir(d)
     if manifest.get("size") != "tiny":   # the tiny org (tests) has too few agents and records for the caps
         _check_baselines(splits, p)
     return p.result()
+
+
+def _check_none_share(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> None:
+    """None is the gold of at most ANSWER_CAP of every (split, task, level), rounded up to a whole
+    instance (``shared/specs/crm-tasks.md``), on every org size: the builder's quota holds anywhere."""
+    cells: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])   # [None golds, instances]
+    for split, recs in splits.items():
+        for r in recs:
+            if isinstance(r.get("answer"), list) and r.get("task") in ALL_TASK_SKILLS and r.get("difficulty"):
+                cell = cells[(split, r["task"], r["difficulty"])]
+                cell[0] += r["answer"] == [NONE]
+                cell[1] += 1
+    for (split, task, diff), (k, n) in sorted(cells.items()):
+        if over_cap(k / n, n, exact=True, cap=ANSWER_CAP):
+            k_all, n_all = (sum(c[i] for (s, t, _), c in cells.items() if (s, t) == (split, task)) for i in (0, 1))
+            p.add("none-share", f"{split}: {task}/{diff}: None is the gold of {k} of {n} instances ({k / n:.0%}; "
+                  f"{k_all / n_all:.0%} of the task's {n_all} in {split}), above the {ANSWER_CAP:.0%} cap: "
+                  f"always answering None would score that much. {REBUILD} with the current seccrm; if it "
+                  f"persists, {task}'s generator has too few distinct {diff} questions with another answer "
+                  f"on this org (the builder fills the slots it cannot fill otherwise with None): give that "
+                  f"level more questions in seccrm/world/tasks/, or build another org (--size, --seed)")
 
 
 def baseline_rows(splits: dict[str, list[dict[str, Any]]]) -> list[list[Any]]:

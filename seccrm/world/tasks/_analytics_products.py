@@ -242,11 +242,16 @@ def qualifying_months(months: list[str], counts: list[int]) -> list[str]:
 
 
 def trend_window(rng: random.Random, today: dt.date, difficulty: str) -> Window:
-    """Easy: 3-5 explicit months; medium: a quarter or season; hard: the past 4-12 months or
-    2-4 quarters. Periods never exceed 12 months, so a month name is unambiguous."""
+    """Easy: 2-6 explicit months starting up to 3 years back; medium: a quarter or season; hard: the
+    past 4-12 months or 2-4 quarters. Periods never exceed 12 months, so a month name is unambiguous.
+
+    Easy draws from every explicit period of the org's history: a product's spike month is rare (the
+    small org of seed 11 had only 94 distinct easy spike questions with 3-5 months, a 3-case margin
+    and 4-45 cases, against 212 answer slots in a pool of 250, and the builder filled the rest with
+    None: 62% of the level), and each extra period length adds questions."""
     if difficulty == "easy":
-        n = rng.randint(3, 5)
-        start = add_months(dt.date(today.year, today.month, 1), -rng.randint(n, 26))
+        n = rng.randint(2, 6)
+        start = add_months(dt.date(today.year, today.month, 1), -rng.randint(n, 36))
         end = add_months(start, n)
         last = add_months(start, n - 1)
         return Window(start, end, f"from {MONTHS[start.month - 1]} {start.year} to "
@@ -263,15 +268,15 @@ class MonthlyTrend(_ProductTask):
     name = "monthly_trend_analysis"
     answer = AnswerKind("month", allow_none=True)
     levels = {
-        "easy": "3-5 explicit months, one product's cases (4-45) sorted by date, no distractors; the "
-                "spike month, or the flat period, is at least 3 cases clear of the threshold.",
+        "easy": "2-6 explicit months, one product's cases (4-60) sorted by date, no distractors; the "
+                "spike month, or the flat period, is at least 2 cases clear of the threshold.",
         "medium": "A quarter or season, 8-70 cases shuffled, half as many distractors (other products, "
                   "dates just outside); at least 1 case clear of the threshold.",
         "hard": "The past 4-12 months or 2-4 quarters before today, 15-140 cases, as many distractors "
                 "(the current month's cases included); months near the threshold are kept.",
     }
-    ROWS: ClassVar[dict[str, tuple[int, int]]] = {"easy": (4, 45), "medium": (8, 70), "hard": (15, 140)}
-    CLEAR: ClassVar[dict[str, int]] = {"easy": 3, "medium": 1, "hard": 0}
+    ROWS: ClassVar[dict[str, tuple[int, int]]] = {"easy": (4, 60), "medium": (8, 70), "hard": (15, 140)}
+    CLEAR: ClassVar[dict[str, int]] = {"easy": 2, "medium": 1, "hard": 0}
     P_NONE: ClassVar[float] = 0.2           # share of flat periods (None) aimed at, at every level
 
     def gold(self, org: Org, product: str, w: Window) -> list[int]:
