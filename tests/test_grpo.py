@@ -429,3 +429,11 @@ def test_all_equal_groups_get_exactly_zero_advantage():
     for scale in (True, False):
         a = group_advantages(r, 8, scale_by_std=scale)
         assert torch.equal(a[:8], torch.zeros(8)) and a[8:].abs().min() > 0
+
+
+def test_the_variance_filter_keeps_the_groups_whose_rewards_vary_most_in_draw_order() -> None:
+    from seccrm.rl.trainer import variance_filter
+    rewards = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.1, 0.0, 0.1], [1.0, 0.0, 0.0]])
+    assert variance_filter(rewards, [0, 1, 2, 3], 0.5) == [1, 3]
+    assert variance_filter(rewards, [0, 1, 2, 3], 1.0) == [0, 1, 2, 3]
+    assert variance_filter(rewards, [0, 2], 0.1) == [2]                # at least one group

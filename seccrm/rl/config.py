@@ -74,6 +74,15 @@ class TrainConfig:
                    "the model queries the org (<execute>SQL</execute>) before it answers; the loss covers the "
                    "model's own tokens of every turn, not the query results.")
     max_turns: int = _f(6, "Agentic: model turns per episode, the answer included (--max-new-tokens per turn).")
+    form_needs_query: bool = _f(True, "Agentic: the 0.1 for a well-formed wrong answer is earned by a well-formed "
+                                "episode, at least one query that ran and then the answer (off: the report's "
+                                "rule, any well-formed answer; see seccrm/world/episode_reward.py).")
+    query_bonus: float = _f(0.0, "Agentic: reward added per query that ran, up to --query-bonus-cap (0 = off).")
+    query_bonus_cap: float = _f(0.0, "Agentic: most the per-query bonus adds over one episode.")
+    repeat_penalty: float = _f(0.0, "Agentic: reward subtracted per query repeating an earlier one (0 = off).")
+    turn_penalty: float = _f(0.0, "Agentic: reward subtracted per model turn (0 = off).")
+    variance_keep: float = _f(1.0, "Share of each step's groups the update keeps, those whose rewards vary most "
+                              "(RAGEN's reward-variance filter against multi-turn collapse; 1 = every group).")
     # --- optimiser -----------------------------------------------------------------------------
     lr: float = _f(1e-6, "AdamW learning rate.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
@@ -176,6 +185,9 @@ def validate(cfg: TrainConfig) -> list[str]:
     need(cfg.rollout_backend in ("auto", "fast", "shared"), "--rollout-backend must be auto, fast or shared")
     need(cfg.mode in ("single", "agentic"), "--mode must be single or agentic")
     need(cfg.max_turns >= 1, "--max-turns must be >= 1")
+    need(0.0 < cfg.variance_keep <= 1.0, "--variance-keep must be in (0, 1]: the share of groups kept")
+    for name in ("query_bonus", "query_bonus_cap", "repeat_penalty", "turn_penalty"):
+        need(0.0 <= getattr(cfg, name) <= 1.0, f"--{name.replace('_', '-')} must be within [0, 1]")
     need(cfg.bf16 in ("auto", "on", "off", "mixed", "pure"), "--bf16 must be auto, on, off or pure")
     need(cfg.micro_batch_completions >= 0, "--micro-batch-completions must be >= 0")
     need(cfg.gradient_checkpointing in ("auto", "on", "off"), "--gradient-checkpointing must be auto, on or off")

@@ -453,6 +453,8 @@ class Trainer:
         keep = list(range(len(batch)))
         if cfg.dynamic_sampling:   # groups that mix correct and wrong first, then the others in draw order
             keep = sorted(keep, key=lambda g: (not bool(has_signal[g]), g))[:cfg.prompts_per_step]
+        if cfg.variance_keep < 1.0:
+            keep = variance_filter(rewards.view(-1, n), keep, cfg.variance_keep)
         upd_ro = ro if len(keep) == len(batch) else _select_groups(ro, keep)
         rows = torch.tensor([g * n + j for g in keep for j in range(n)])
         upd = self._policy_update(upd_ro, adv[rows])
@@ -470,6 +472,7 @@ class Trainer:
             "train/signal_groups": has_signal.float().mean().item(),
             "train/format_only_groups": ((grouped.std(dim=1) > 0) & ~has_signal).float().mean().item(),
             "train/drawn_groups": float(len(batch)),
+            "train/updated_groups": float(len(keep)),
             "train/prompt_len": sum(len(p) for p in ro.prompt_ids) / len(ro.prompt_ids),
             "train/lr": cfg.lr,
             "time/rollout_s": t_roll, "time/score_s": t_score,
@@ -598,6 +601,15 @@ class Trainer:
         s = res["summary"]
         return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
                 "eval/val/format_rate": s["format_rate"]}
+
+
+def variance_filter(grouped_rewards: torch.Tensor, groups: list[int], share: float) -> list[int]:
+    """The ``share`` of ``groups`` (at least one) whose rewards vary most, in their given order: RAGEN's
+    filter against multi-turn collapse. ``grouped_rewards``: shape (num_groups, group_size)."""
+    count = max(1, math.ceil(share * len(groups)))
+    std = grouped_rewards.std(dim=1)
+    best = sorted(groups, key=lambda g: (-float(std[g]), groups.index(g)))[:count]
+    return [g for g in groups if g in best]
 
 
 def micro_batches(buckets: list[list[int]], n: int, completions: int = 0
