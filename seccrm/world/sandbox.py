@@ -1,56 +1,62 @@
 """Read-only SQL over an org, for agentic episodes: the model writes a query, the sandbox answers
 with a compact table or an error message, and nothing the model writes can change the org, read
-another file, or hold the process for long.
+another file, read the answer key, or hold the process for long or take much memory.
 
 Defences, each one enough on its own for what it guards:
 
-- the file is opened ``mode=ro`` and the connection is ``PRAGMA query_only``: no write reaches it;
-- an authorizer allows SELECT, reads of the main database (the org's tables and the query's own
-  CTEs: nothing else can be there), and a list of plain functions; the hidden columns of a seccrm
-  org (``AGENT_HIDDEN_COLUMNS``: its JSON rules and the facts gold answers are computed from) read as
-  NULL and are left out of the schema the agent is shown;
-  everything else (INSERT, UPDATE, DELETE, CREATE of any kind including temp tables, DROP, ATTACH,
-  PRAGMA, transactions, ``load_extension``, ``randomblob`` / ``zeroblob``) is denied;
-- ``SQLITE_LIMIT_ATTACHED`` is 0, strings and blobs are capped at ``max_value_bytes``, SQL text at
-  ``max_sql_chars``;
-- a progress handler stops a query after ``time_limit_s`` (recursive CTEs, cross joins of the largest
-  tables) and after ``max_vm_steps`` virtual-machine steps, so CPU time is bounded as well as wall time;
+- agents query **their own copy of the org**, without the answer key: `seccrm.world.agent_org`
+  drops the hidden columns (``AGENT_HIDDEN_COLUMNS``: a seccrm org's JSON rules and the facts gold
+  answers are computed from) from a copy built once per suite; `seccrm.world.episode` opens that
+  copy, the verifiers and the suite checker the full org;
+- every query runs in a **worker process** (`seccrm.world.sandbox_worker`, reused across queries
+  and sandboxes) under ``RLIMIT_AS`` (``worker_memory_bytes``), ``RLIMIT_CPU``, no file writes,
+  SQLite's hard heap limit with temporary storage in memory, and SQLite's own limits (values of
+  ``max_value_bytes``, SQL of ``max_sql_chars``, LIKE patterns, columns, expression depth, compound
+  selects, function arguments, program size, no attached databases). A progress handler stops a
+  query after ``time_limit_s`` or ``max_vm_steps``; work that no progress handler reaches (one long
+  ``trim`` / ``LIKE`` / ``instr`` call, a query that takes long to compile) is ended by the parent,
+  which kills the worker ``kill_after_s`` later, answers with an error and starts a new one;
+- the file is opened ``mode=ro`` with ``query_only`` and ``trusted_schema = OFF``; an authorizer
+  allows SELECT, reads of the main database (the org's tables and the query's own CTEs) and a list
+  of plain functions; hidden columns read as NULL and are left out of the schema the agent is shown,
+  and, since SQLite does not consult the authorizer for the columns a ``USING`` or ``NATURAL`` join
+  compares, a sandbox opened on a file that still has hidden columns (a full org: the second layer)
+  refuses NATURAL joins and USING joins in queries that name a hidden column; everything else (writes, CREATE of any kind, ATTACH, PRAGMA,
+  transactions, ``load_extension``, ``randomblob`` / ``zeroblob``, ``printf``) is denied;
 - at most ``max_rows`` rows are shown and at most ``count_rows`` are counted ("N more rows"), and
   the rendered table is cut at ``max_chars`` characters.
 
 Every failure comes back as ``QueryResult(ok=False, text="error: ...")``, never as an exception:
-hostile SQL is an observation for the model, not a crash of the trainer. Each episode gets its own
-connection (no state is shared between episodes; the org has none to share anyway).
+hostile SQL is an observation for the model, not a crash of the trainer. docs/failure-modes.md has
+the measured bounds.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from seccrm.world.org.schema import AGENT_HIDDEN_COLUMNS, META_TABLE
+from seccrm.world.sandbox_pool import Worker, acquire, release
+from seccrm.world.sandbox_worker import ALLOWED_FUNCTIONS
 
-# Functions a query may call: SQL's plain scalar and aggregate functions and the date helpers. Not
-# printf / format: a width of 10^9 builds the whole string inside one call, where no time limit reaches.
-ALLOWED_FUNCTIONS = frozenset("""
-abs avg coalesce count date datetime group_concat hex ifnull iif instr julianday length like lower
-ltrim max min nullif quote replace round rtrim strftime substr substring sum time
-total trim typeof unicode upper glob char unixepoch cast
-""".split())
-
-_ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION}
-_RECURSIVE = getattr(sqlite3, "SQLITE_RECURSIVE", 33)
+__all__ = ["ALLOWED_FUNCTIONS", "QueryResult", "Sandbox", "SandboxLimits", "default_hidden", "schema_text"]
 
 
 @dataclass(frozen=True)
 class SandboxLimits:
     """How much one query may take and show. Defaults suit a small model on CPU."""
 
-    time_limit_s: float = 2.0
+    time_limit_s: float = 1.5
     """Wall time per query; a longer one is interrupted."""
+    kill_after_s: float = 0.5
+    """Grace after ``time_limit_s`` before the worker is killed (work no progress handler reaches)."""
     max_vm_steps: int = 200_000_000
     """SQLite virtual-machine steps per query (CPU work, whatever the clock says)."""
     max_rows: int = 20
@@ -61,10 +67,19 @@ class SandboxLimits:
     """Characters of the rendered result (cells are cut to ``max_cell_chars`` first)."""
     max_cell_chars: int = 200
     """Characters of one cell."""
-    max_value_bytes: int = 1_000_000
-    """Largest string or blob a query may build (SQLITE_LIMIT_LENGTH)."""
+    max_value_bytes: int = 16_384
+    """Largest string or blob a query may build or read (SQLITE_LIMIT_LENGTH); a seccrm org's longest
+    value is under 2 KB. An imported org with longer values needs more."""
     max_sql_chars: int = 4_000
     """Longest query text accepted."""
+    worker_memory_bytes: int = 512 * 2**20
+    """Address space of the worker process (RLIMIT_AS)."""
+
+    def __post_init__(self) -> None:
+        if self.time_limit_s <= 0 or self.kill_after_s <= 0:
+            raise ValueError("time_limit_s and kill_after_s must be > 0")
+        if self.worker_memory_bytes < 64 * 2**20:
+            raise ValueError("worker_memory_bytes below 64 MB leaves the worker no room to start")
 
 
 @dataclass(frozen=True)
@@ -80,12 +95,16 @@ class QueryResult:
 
 
 class Sandbox:
-    """Read-only queries over one org file.
+    """Read-only queries over one org file, run in a worker process.
 
-    >>> box = Sandbox("data/tiny/org.sqlite")                        # doctest: +SKIP
+    >>> box = Sandbox("data/tiny/agent_org.sqlite")                  # doctest: +SKIP
     >>> print(box.run("SELECT COUNT(*) AS n FROM Account").text)     # doctest: +SKIP
     n
     60
+    >>> box.close()                                                  # doctest: +SKIP
+
+    ``close()`` (or the ``with`` block) hands the worker back for the next sandbox; one that is never
+    closed hands it back when it is garbage-collected.
     """
 
     def __init__(self, org_path: str | Path, limits: SandboxLimits | None = None,
@@ -94,45 +113,38 @@ class Sandbox:
         if not self.path.is_file():
             raise FileNotFoundError(f"no org database at {self.path}")
         self.limits = limits or SandboxLimits()
-        self._conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True,
-                                     check_same_thread=False)
-        try:
-            self.tables = {r[0] for r in self._conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
-        except sqlite3.DatabaseError as e:
-            self._conn.close()
-            raise ValueError(f"{self.path} is not an SQLite database ({e})") from None
-        self.hidden = {(t, col) for t, cols in (default_hidden(self.tables) if hidden is None else hidden).items()
-                       for col in cols}
-        c = self._conn
-        c.execute("PRAGMA query_only = ON")
-        c.execute("PRAGMA cache_size = -8000")      # 8 MB of page cache; large sorts spill to temp files
-        c.setlimit(sqlite3.SQLITE_LIMIT_ATTACHED, 0)
-        c.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, self.limits.max_value_bytes)
-        c.setlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH, self.limits.max_sql_chars)
-        c.set_authorizer(self._authorize)
-        self._deadline = 0.0
-        self._steps = 0
-        c.set_progress_handler(self._progress, 10_000)
+        candidates = AGENT_HIDDEN_COLUMNS if hidden is None else hidden
+        self._spec = {"path": str(self.path.resolve()),
+                      "limits": dataclasses.asdict(self.limits),
+                      "hidden": sorted([t, c] for t, cols in candidates.items() for c in cols),
+                      "hidden_if_table": META_TABLE if hidden is None else None}
+        self._lock = threading.Lock()
+        self._worker: Worker | None = acquire(self.limits.worker_memory_bytes)
+        self.peak_rss_mb = 0.0
+        """The worker's peak resident memory over this sandbox's queries (MB; 0 before any)."""
+        reply = self._call({"op": "open", "db": self._spec}, self.limits.time_limit_s + 5.0)
+        if reply is None or "open_error" in reply:
+            self.close()
+            why = "the worker did not answer" if reply is None else reply["open_error"]
+            raise ValueError(why if "not an SQLite database" in why else f"cannot open {self.path}: {why}")
+        self.tables: set[str] = set(reply["tables"])
+        self.hidden: set[tuple[str, str]] = {(t, c) for t, c in reply["hidden"]}
 
-    # --- guards --------------------------------------------------------------------------------
-    def _authorize(self, action: int, arg1: str | None, arg2: str | None, db: str | None,
-                   trigger: str | None) -> int:
-        if action == sqlite3.SQLITE_READ:
-            if (arg1, arg2) in self.hidden:
-                return sqlite3.SQLITE_IGNORE          # the column reads as NULL
-            # the org's tables, the schema table and the query's own CTEs (temp tables cannot be
-            # created and nothing can be attached, so "main" holds nothing else)
-            return sqlite3.SQLITE_OK if db in (None, "", "main") else sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_FUNCTION:
-            return sqlite3.SQLITE_OK if (arg2 or "").lower() in ALLOWED_FUNCTIONS else sqlite3.SQLITE_DENY
-        if action == sqlite3.SQLITE_SELECT or action == _RECURSIVE:
-            return sqlite3.SQLITE_OK
-        return sqlite3.SQLITE_DENY
+    @property
+    def worker_pid(self) -> int | None:
+        """The worker process's id (None once closed)."""
+        return self._worker.pid if self._worker is not None else None
 
-    def _progress(self) -> int:
-        self._steps += 10_000
-        return int(time.monotonic() > self._deadline or self._steps > self.limits.max_vm_steps)
+    def _call(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
+        """One request to the worker; None when it did not answer in time or died (it is then killed
+        and a fresh one takes its place)."""
+        if self._worker is None:
+            raise RuntimeError("the sandbox is closed")
+        reply = self._worker.call(request, timeout_s)
+        if reply is None:
+            self._worker.kill()
+            self._worker = acquire(self.limits.worker_memory_bytes)
+        return reply
 
     # --- queries -------------------------------------------------------------------------------
     def run(self, sql: str) -> QueryResult:
@@ -146,57 +158,27 @@ class Sandbox:
             return QueryResult(False, "error: the query contains a NUL character")
         if len(sql) > lim.max_sql_chars:
             return QueryResult(False, f"error: query longer than {lim.max_sql_chars} characters")
-        self._deadline, self._steps = t0 + lim.time_limit_s, 0
-        cur = None
-        try:
-            cur = self._conn.execute(sql)
-            header = [d[0] for d in cur.description or ()]
-            rows = cur.fetchmany(lim.max_rows)
-            more = 0
-            truncated = False
-            if len(rows) == lim.max_rows:
-                while more < lim.count_rows and cur.fetchone() is not None:
-                    more += 1
-                truncated = more == lim.count_rows and cur.fetchone() is not None
-        except sqlite3.Warning as e:          # e.g. more than one statement
-            return QueryResult(False, f"error: {e}", seconds=time.monotonic() - t0)
-        except sqlite3.Error as e:
-            return QueryResult(False, self._explain(e), seconds=time.monotonic() - t0)
-        except (ValueError, OverflowError, MemoryError) as e:
-            return QueryResult(False, f"error: {e}", seconds=time.monotonic() - t0)
-        finally:
-            if cur is not None:
-                cur.close()
-        text = self._render(header, rows, more, truncated)
-        return QueryResult(True, text, len(rows), len(rows) + more, truncated, time.monotonic() - t0)
-
-    def _explain(self, e: sqlite3.Error) -> str:
-        msg = str(e)
-        if "interrupted" in msg:
-            return (f"error: the query was stopped after {self.limits.time_limit_s:g} s or "
-                    f"{self.limits.max_vm_steps:,} steps; narrow it down (filters, LIMIT)")
-        if "not authorized" in msg or "prohibited" in msg:
-            return "error: not allowed: the sandbox runs read-only SELECT queries over the org's tables"
-        return f"error: {msg}"
-
-    def _render(self, header: list[str], rows: list[tuple[object, ...]], more: int, truncated: bool) -> str:
-        lim = self.limits
-        if not header:
-            return "(no result)"
-        lines = [" | ".join(header)]
-        for row in rows:
-            lines.append(" | ".join(_cell(v, lim.max_cell_chars) for v in row))
-        if not rows:
-            lines.append("(0 rows)")
-        text = "\n".join(lines)
-        if len(text) > lim.max_chars:
-            text = text[:lim.max_chars].rsplit("\n", 1)[0] + f"\n[cut at {lim.max_chars} characters]"
-        if more:
-            text += f"\n... {more}{'+' if truncated else ''} more rows"
-        return text
+        with self._lock:
+            reply = self._call({"op": "run", "db": self._spec, "sql": sql}, lim.time_limit_s + lim.kill_after_s)
+        seconds = time.monotonic() - t0
+        if reply is None:
+            return QueryResult(False, f"error: the query was stopped after {lim.time_limit_s + lim.kill_after_s:g} s "
+                                      "(or ran out of memory); narrow it down (filters, LIMIT, shorter strings)",
+                               seconds=seconds)
+        self.peak_rss_mb = max(self.peak_rss_mb, float(reply.get("peak_kb", 0)) / 1024)
+        if "open_error" in reply:
+            return QueryResult(False, f"error: {reply['open_error']}", seconds=seconds)
+        return QueryResult(bool(reply["ok"]), str(reply["text"]), int(reply.get("rows_shown", 0)),
+                           int(reply.get("rows_total", 0)), bool(reply.get("truncated", False)), seconds)
 
     def close(self) -> None:
-        self._conn.close()
+        """Hand the worker back (idempotent)."""
+        worker, self._worker = getattr(self, "_worker", None), None
+        if worker is not None:
+            release(worker)
+
+    def __del__(self) -> None:
+        self.close()
 
     def __enter__(self) -> Sandbox:
         return self
@@ -205,36 +187,44 @@ class Sandbox:
         self.close()
 
 
-def _cell(value: object, cap: int) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bytes):
-        return f"<{len(value)} bytes>"
-    text = str(value).replace("\n", " ").replace("|", "/")
-    return text if len(text) <= cap else text[:cap - 1] + "…"
-
-
 def default_hidden(tables: set[str]) -> dict[str, tuple[str, ...]]:
     """The columns hidden from agents in an org with these tables: ``AGENT_HIDDEN_COLUMNS`` for a
     seccrm org (it has the ``OrgInfo`` table), none for any other (an imported CRMArena-Pro org)."""
     return dict(AGENT_HIDDEN_COLUMNS) if META_TABLE in tables else {}
 
 
+def open_untrusted(path: str | Path) -> sqlite3.Connection:
+    """A read-only connection to an org file from anywhere (``trusted_schema = OFF``: no function
+    of the file's schema runs with more rights than a query's); ValueError when it is not SQLite."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no org database at {p}")
+    conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        conn.execute("PRAGMA trusted_schema = OFF")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as e:
+        conn.close()
+        raise ValueError(f"{p} is not an SQLite database ({e})") from None
+    return conn
+
+
 def schema_text(org_path: str | Path, max_columns: int = 60) -> str:
     """The org's tables and columns with their types, one line per table, introspected from the file
     (works for any SQLite org: seccrm's or an imported CRMArena-Pro one), without hidden columns."""
-    with Sandbox(org_path) as box:
-        hidden = box.hidden
-        conn = sqlite3.connect(box.path.resolve().as_uri() + "?mode=ro", uri=True)
+    conn = open_untrusted(org_path)
     try:
+        names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                            "AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        hidden = {(t, c) for t, cols in default_hidden(set(names)).items() for c in cols}
         lines = []
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
-                                    "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
-            quoted = name.replace('"', '""')
-            cols = [f"{c[1]} {c[2] or 'TEXT'}".strip() for c in conn.execute(f'PRAGMA table_info("{quoted}")')
+        for name in names:
+            cols = [f"{c[1]} {c[2] or 'TEXT'}".strip() for c in conn.execute("SELECT * FROM pragma_table_info(?)", (name,))
                     if (name, c[1]) not in hidden]
             shown = cols[:max_columns] + ([f"... {len(cols) - max_columns} more"] if len(cols) > max_columns else [])
             lines.append(f"{name}({', '.join(shown)})")
         return "\n".join(lines)
+    except sqlite3.DatabaseError as e:
+        raise ValueError(f"{org_path} is not a readable SQLite database ({e})") from None
     finally:
         conn.close()

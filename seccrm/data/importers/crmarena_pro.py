@@ -23,12 +23,16 @@ What the import does:
   from the upstream grader are listed in docs/crmarena-pro.md.
 - **Provenance.** ``suite.json`` records both files' paths and sha256; the rows point at the org by
   its absolute path (``metadata["org_path"]``). Neither file is copied.
+- **Untrusted org file.** The org is opened read-only with ``trusted_schema = OFF`` (here and in the
+  sandbox) and must pass ``PRAGMA integrity_check`` (:func:`check_org_file`): a damaged or doctored
+  file is refused with an ImportError_ (a ValueError) that says so, before any row is written.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -37,7 +41,7 @@ from seccrm.data.build import MANIFEST_FILE, SPLITS, SUITE_FORMAT, write_parquet
 from seccrm.files import sha256_file, write_json_atomic, write_text_atomic
 from seccrm.world.arms import TASK_SKILLS, arm_name
 from seccrm.world.episode import agent_messages
-from seccrm.world.sandbox import schema_text
+from seccrm.world.sandbox import open_untrusted, schema_text
 from seccrm.world.tasks.base import NONE_ANSWER
 
 SOURCE = "crmarena-pro"
@@ -160,7 +164,8 @@ def import_crmarena_pro(tasks: str | Path, org: str | Path, out: str | Path, spl
     if not 0.0 <= train_share < 1.0:
         raise ValueError(f"train_share must be in [0, 1), got {train_share}")
     rows = read_rows(tasks_p)
-    schema = schema_text(org_p)              # also checks that the org is a readable SQLite file
+    check_org_file(org_p)
+    schema = schema_text(org_p)
     name = split_name or tasks_p.stem
     instances = []
     for r in rows:
@@ -192,3 +197,22 @@ def import_crmarena_pro(tasks: str | Path, org: str | Path, out: str | Path, spl
     }
     write_json_atomic(out_p / MANIFEST_FILE, manifest)
     return manifest
+
+
+def check_org_file(path: str | Path) -> None:
+    """Refuse an org file that is not SQLite or fails SQLite's ``PRAGMA integrity_check``
+    (``ImportError_`` naming the file and the first faults); opened with ``trusted_schema = OFF``."""
+    p = Path(path)
+    try:
+        conn = open_untrusted(p)
+    except (ValueError, FileNotFoundError) as e:
+        raise ImportError_(str(e)) from None
+    try:
+        faults = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)")]
+    except sqlite3.DatabaseError as e:
+        faults = [str(e)]
+    finally:
+        conn.close()
+    if faults != ["ok"]:
+        raise ImportError_(f"{p} fails SQLite's integrity check ({'; '.join(faults).replace(chr(10), ' ')[:300]}): the file is damaged "
+                           f"or was altered; fetch the benchmark's org file again")
