@@ -2,7 +2,7 @@
 
 Layout of a suite directory::
 
-    org.sqlite      the org (seccrm.world.org.build_org)
+    org.sqlite      the org (seccrm.world.org.build_org); agent_org.sqlite: the agents' copy, no answer key
     train.jsonl     the 16 training tasks, 75% of each (task, difficulty) pool
     val.jsonl       the other 25%
     test.jsonl      the three held-out POLICY tasks, all levels
@@ -63,6 +63,7 @@ from typing import Any
 
 from seccrm.data.schema import check_rows
 from seccrm.files import read_jsonl, sha256_file, write_text_atomic
+from seccrm.world.agent_org import build_agent_org
 from seccrm.world.arms import (
     ALL_TASK_SKILLS,
     DIFFICULTIES,
@@ -83,6 +84,7 @@ BUILD_MODES = ("single", "agentic")
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 ORG_FILE = "org.sqlite"
+AGENT_ORG_FILE = "agent_org.sqlite"   # what agentic episodes query (seccrm.world.agent_org)
 MANIFEST_FILE = "suite.json"
 SUITE_FORMAT = 2   # 1: suites written before the format was recorded (same rows); 2: adds "format"
 VAL_FRACTION = 0.25
@@ -426,6 +428,7 @@ def _swap_in(tmp: Path, final: Path, manifest: dict[str, Any]) -> None:
 def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_task: int, progress: bool,
                 workers: int | None, optional_skills: tuple[str, ...] = (), mode: str = "single") -> dict[str, Any]:
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)
+    build_agent_org(org_file, out / AGENT_ORG_FILE)
     jobs = pools(train_per_task, test_per_task, optional_skills)
     n_workers = workers or default_workers(sum(job[3] for job in jobs))
     records: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
@@ -450,7 +453,7 @@ def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_t
         records = {split: rewrite_levels(recs, org_file) for split, recs in records.items()}
     write_splits(out, records)
     counts, distinct = split_stats(records)
-    files = [ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
+    files = [ORG_FILE, AGENT_ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
     manifest = {"format": SUITE_FORMAT, "seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
                 "optional_skills": list(optional_skills), "mode": mode, "agentic": mode == "agentic",
                 **({"agentic_dropped": dropped} if mode == "agentic" else {}),

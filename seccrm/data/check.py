@@ -1,7 +1,8 @@
 """The suite checker: what ``seccrm check DIR`` verifies, each problem with how to fix it.
 
 Like Gymnasium's env checker, it returns readable problems rather than raising on the first one:
-an empty list means the suite is sound. Checked: files and their recorded hashes, record format,
+an empty list means the suite is sound. Checked: files and their recorded hashes, that the agents'
+copy of the org (``agent_org.sqlite``) holds none of the hidden columns and was made from the org, record format,
 the split rules (held-out tasks only in test, no id and no prompt in two splits), counts and distinct
 prompts against suite.json, that every gold answer
 scores 1.0 with ``seccrm.world.rewards``, that None is the gold of at most 20% of every (split, task,
@@ -29,6 +30,7 @@ from seccrm.data.baselines import (
     suite_baselines,
 )
 from seccrm.data.build import (
+    AGENT_ORG_FILE,
     ANSWER_CAP,
     MANIFEST_FILE,
     ORG_FILE,
@@ -42,6 +44,7 @@ from seccrm.data.build import (
     read_jsonl,
 )
 from seccrm.files import sha256_file
+from seccrm.world.agent_org import agent_copy_problems
 from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES, HELD_OUT_TASKS, arm_name, train_tasks
 from seccrm.world.episode import question_only, schema_for
 from seccrm.world.org import open_org
@@ -117,6 +120,9 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
             p.add("files", f"{name} changed after it was built (sha256 differs from suite.json); {REBUILD}")
     if not (d / ORG_FILE).is_file():
         return p.result()
+    if AGENT_ORG_FILE in manifest.get("sha256", {}) and (d / AGENT_ORG_FILE).is_file():
+        for problem in agent_copy_problems(d / ORG_FILE, d / AGENT_ORG_FILE):
+            p.add("agent-org", f"{problem}: agents could read the answer key; {REBUILD}")
     splits: dict[str, list[dict[str, Any]]] = {}
     for split in SPLITS:
         try:

@@ -7,6 +7,12 @@ episode; the answer is scored by the same verifiers as a single-turn completion.
 at ``max_turns`` model turns, at a budget of ``max_model_tokens`` tokens written by the model, or at a
 turn with neither tag (the model stopped acting).
 
+The sandbox queries the agents' copy of the org (`seccrm.world.agent_org`: the answer key dropped);
+the verifier reads the org the instance names. Turns are parsed in linear time (``str.find``, no
+backtracking regex on model output), and the token budget holds on every turn: a turn that takes the
+episode past ``max_model_tokens``, an answering one included, ends it with ``token_budget``, and
+:meth:`Episode.score` gives such an episode no reward (``formatted`` and ``correct`` False).
+
 This module is text only (no model, no torch): the engine drives it with a policy that turns the
 conversation so far into the model's next message.
 """
@@ -19,12 +25,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from seccrm.world.rewards import score_details
+from seccrm.world.agent_org import agent_org
+from seccrm.world.rewards import REWARD_WRONG, score_details
 from seccrm.world.sandbox import Sandbox, SandboxLimits, schema_text
 from seccrm.world.tasks.base import definitions_for
 
-_EXECUTE = re.compile(r"<execute>(.*?)</execute>", re.S | re.I)
-_ANSWER_OPEN = re.compile(r"<answer>", re.I)
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def parse_turn(text: str) -> tuple[str | None, bool]:
+    """The query of a model turn and whether it answers, in one linear pass: the query is the text
+    between the first ``<execute>`` and the first ``</execute>`` after it (None without both); the turn
+    answers when an ``<answer>`` tag (any case) comes before that query or there is no query.
+
+    >>> parse_turn("<EXECUTE> SELECT 1 </execute>")
+    ('SELECT 1', False)
+    >>> parse_turn("<answer>42</answer> <execute>SELECT 1</execute>")
+    (None, True)
+    """
+    low = text.translate(_ASCII_LOWER)         # ASCII only: indices stay those of ``text``
+    query = None
+    start = low.find("<execute>")
+    if start >= 0:
+        end = low.find("</execute>", start + 9)
+        if end >= 0:
+            query = text[start + 9:end].strip()
+    answer = low.find("<answer>")
+    answers = answer >= 0 and (query is None or answer < start)
+    return (None if answers else query), answers
 
 AGENT_SYSTEM = """You are a CRM analyst with read-only SQL access to the company's Salesforce org (SQLite).
 Work in turns. To look at data, write one query as <execute>SELECT ...</execute> and stop; the result
@@ -128,7 +156,7 @@ class Episode:
                  messages: list[dict[str, str]] | None = None):
         self.instance = instance
         self.settings = settings or EpisodeSettings()
-        self.sandbox = Sandbox(org_path, self.settings.sandbox)
+        self.sandbox = Sandbox(agent_org(org_path), self.settings.sandbox)
         self.messages: list[dict[str, str]] = [dict(m) for m in (messages or instance["messages"])]
         self.turns: list[Turn] = []
         self.done = False
@@ -150,9 +178,11 @@ class Episode:
         turn = Turn(text=text, tokens=tokens)
         self.turns.append(turn)
         self.messages.append({"role": "assistant", "content": text})
-        query = _EXECUTE.search(text)
-        answer = _ANSWER_OPEN.search(text)
-        if answer is not None and (query is None or answer.start() < query.start()):
+        if self.model_tokens > self.settings.max_model_tokens:     # over budget: no answer counts
+            self._end("token_budget")
+            return None
+        query, answers = parse_turn(text)
+        if answers:
             self._end("answer")
             return None
         if query is None:
@@ -161,10 +191,10 @@ class Episode:
         if len(self.turns) >= self.settings.max_turns:
             self._end("turn_limit")
             return None
-        if self.model_tokens >= self.settings.max_model_tokens:
+        if self.model_tokens >= self.settings.max_model_tokens:    # no token left to answer with
             self._end("token_budget")
             return None
-        turn.query = query.group(1).strip()
+        turn.query = query
         result = self.sandbox.run(turn.query)
         turn.query_ok = result.ok
         turn.observation = f"<result>\n{result.text}\n</result>"
@@ -187,8 +217,14 @@ class Episode:
         return self.turns[-1].text if self.turns else ""
 
     def score(self) -> dict[str, Any]:
-        """The verifier's details for the episode, plus turns, failed queries, tokens and why it ended."""
+        """The verifier's details for the episode, plus turns, failed queries, tokens and why it ended.
+        An episode that ran over its token budget scores ``REWARD_WRONG``, unformatted, whatever its
+        last turn says (``error`` says why)."""
         details = score_details(self.instance, self.final_text)
+        if self.end_reason == "token_budget":
+            details.update(reward=REWARD_WRONG, correct=False, formatted=False,
+                           error=f"over the token budget ({self.model_tokens} > {self.settings.max_model_tokens})"
+                           if self.model_tokens > self.settings.max_model_tokens else "token budget spent")
         details.update(turns=len(self.turns), failed_queries=self.failed_queries,
                        model_tokens=self.model_tokens, end_reason=self.end_reason)
         return details
