@@ -41,3 +41,25 @@ def test_shaping_terms_add_up_and_are_reported_by_name() -> None:
 def test_impossible_shaping_is_refused() -> None:
     with pytest.raises(ValueError, match="repeat_penalty"):
         EpisodeReward(repeat_penalty=-0.1)
+
+
+def test_an_episode_pays_form_only_after_a_query_that_ran(tiny_suite) -> None:  # type: ignore[no-untyped-def]
+    from seccrm.data import load_split
+    from seccrm.world.episode import Episode, EpisodeSettings
+    from seccrm.world.rewards import org_path
+
+    val = load_split(tiny_suite, "val")
+    inst, other = next((a, b) for a in val for b in val
+                       if a["task"] == b["task"] and a["answer"] != b["answer"] and "None" not in b["answer"])
+    wrong = f"<answer>{other['answer'][0]}</answer>"          # a well-formed wrong answer of the task's kind
+    guess = Episode(inst, org_path(inst))
+    guess.act(wrong)
+    assert guess.score()["reward"] == 0.0 and guess.score()["formatted"]
+    looked = Episode(inst, org_path(inst))
+    looked.act("<execute>SELECT COUNT(*) FROM Account</execute>")
+    looked.act(wrong)
+    d = looked.score()
+    assert d["reward"] == pytest.approx(0.1) and d["reward_parts"]["queries_ran"] == 1
+    report = Episode(inst, org_path(inst), EpisodeSettings(reward=EpisodeReward(form_needs_query=False)))
+    report.act(wrong)
+    assert report.score()["reward"] == pytest.approx(0.1)

@@ -70,6 +70,7 @@ from seccrm.rl.grpo import group_advantages, group_has_signal, policy_loss, sign
 from seccrm.rl.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
 from seccrm.world.arms import ALL_ARMS
 from seccrm.world.episode import EpisodeSettings
+from seccrm.world.episode_reward import EpisodeReward
 from seccrm.world.rewards import org_path, score_details
 
 
@@ -432,8 +433,7 @@ class Trainer:
             a, b, ro, d = self._rollout_round(r)
             arms, batch, details = arms + a, batch + b, details + d
             rounds.append(ro)
-            rewards = torch.tensor([x["reward"] for x in details], dtype=torch.float32)
-            if int(group_has_signal(rewards, n).sum()) >= cfg.prompts_per_step:
+            if int(group_has_signal(_correctness(details), n).sum()) >= cfg.prompts_per_step:
                 break
         ro = rounds[0] if len(rounds) == 1 else RolloutBatch(
             prompt_ids=[p for x in rounds for p in x.prompt_ids],
@@ -445,11 +445,14 @@ class Trainer:
         adv = group_advantages(rewards, n, scale_by_std=cfg.scale_adv_by_std)
         comp_arms = [arms[i // n] for i in range(len(ro.texts))]
         # The curriculum learns from every drawn group, kept for the update or not.
-        signal = signal_advantages(rewards, n, cfg.curriculum_signal, scale_by_std=cfg.scale_adv_by_std)
+        # correctness is the verifier's own field: shaped episode rewards leave the 1.0 / 0.1 / 0 levels
+        correct = _correctness(details)
+        signal = signal_advantages(correct if cfg.curriculum_signal == "correctness" else rewards, n,
+                                   cfg.curriculum_signal, scale_by_std=cfg.scale_adv_by_std)
         self.curriculum.update(comp_arms, signal.tolist(), rewards=rewards.tolist())
         t_score = time.perf_counter() - t0 - t_roll
 
-        has_signal = group_has_signal(rewards, n)
+        has_signal = group_has_signal(correct, n)
         keep = list(range(len(batch)))
         if cfg.dynamic_sampling:   # groups that mix correct and wrong first, then the others in draw order
             keep = sorted(keep, key=lambda g: (not bool(has_signal[g]), g))[:cfg.prompts_per_step]
@@ -461,7 +464,7 @@ class Trainer:
         grouped = rewards.view(-1, n)
         metrics: dict[str, Any] = {
             "train/reward": rewards.mean().item(),
-            "train/accuracy": (rewards >= 1.0).float().mean().item(),
+            "train/accuracy": correct.mean().item(),
             "train/format_rate": (rewards >= 0.1).float().mean().item(),
             # the verifier's own components, by name (not read back from the 1.0 / 0.1 levels)
             "reward/correct": sum(bool(d["correct"]) for d in details) / len(details),
@@ -585,8 +588,11 @@ class Trainer:
 
     def _episode_settings(self) -> EpisodeSettings:
         cfg = self.cfg
+        reward = EpisodeReward(form_needs_query=cfg.form_needs_query, per_query=cfg.query_bonus,
+                               max_query_bonus=cfg.query_bonus_cap, repeat_penalty=cfg.repeat_penalty,
+                               turn_penalty=cfg.turn_penalty)
         return EpisodeSettings(max_turns=cfg.max_turns, max_new_tokens_per_turn=cfg.max_new_tokens,
-                               max_model_tokens=cfg.max_turns * cfg.max_new_tokens)
+                               max_model_tokens=cfg.max_turns * cfg.max_new_tokens, reward=reward)
 
     def evaluate_val(self) -> dict[str, Any]:
         """Greedy accuracy on the validation subset: single answers, or in agentic mode whole episodes
@@ -601,6 +607,11 @@ class Trainer:
         s = res["summary"]
         return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
                 "eval/val/format_rate": s["format_rate"]}
+
+
+def _correctness(details: list[dict[str, Any]]) -> torch.Tensor:
+    """``[B]`` 1.0 where the verifier says correct, else 0.0."""
+    return torch.tensor([float(bool(d["correct"])) for d in details], dtype=torch.float32)
 
 
 def variance_filter(grouped_rewards: torch.Tensor, groups: list[int], share: float) -> list[int]:
@@ -662,6 +673,11 @@ def _agent_metrics(details: list[dict[str, Any]], arms: list[str]) -> dict[str, 
         if not key:
             out["agent/model_tokens"] = sum(d["model_tokens"] for d in rows) / len(rows)
             out["agent/answered"] = sum(d["end_reason"] == "answer" for d in rows) / len(rows)
+    # the episode reward's terms, each under its own name (seccrm.world.episode_reward)
+    parts = [d["reward_parts"] for d in details if "reward_parts" in d]
+    for name in sorted(parts[0]) if parts else ():
+        prefix = "agent/" if name == "queries_ran" else "reward/"
+        out[prefix + name] = sum(float(p[name]) for p in parts) / len(parts)
     return out
 
 

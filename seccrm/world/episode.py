@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.world.agent_org import agent_org
+from seccrm.world.episode_reward import EpisodeReward, pay_episode
 from seccrm.world.rewards import REWARD_WRONG, score_details
 from seccrm.world.sandbox import Sandbox, SandboxLimits, schema_text
 from seccrm.world.tasks.base import definitions_for
@@ -74,6 +75,9 @@ class EpisodeSettings:
     max_new_tokens_per_turn: int = 160
     """Tokens the model may write in one turn."""
     sandbox: SandboxLimits = field(default_factory=SandboxLimits)
+    reward: EpisodeReward = field(default_factory=EpisodeReward)
+    """How the episode is paid (`seccrm.world.episode_reward`): by default the 0.1 for form needs a
+    query that ran before the answer."""
 
     def __post_init__(self) -> None:
         if self.max_turns < 1 or self.max_model_tokens < 1 or self.max_new_tokens_per_turn < 1:
@@ -225,8 +229,12 @@ class Episode:
             details.update(reward=REWARD_WRONG, correct=False, formatted=False,
                            error=f"over the token budget ({self.model_tokens} > {self.settings.max_model_tokens})"
                            if self.model_tokens > self.settings.max_model_tokens else "token budget spent")
-        details.update(turns=len(self.turns), failed_queries=self.failed_queries,
-                       model_tokens=self.model_tokens, end_reason=self.end_reason)
+        queries = [(t.query, bool(t.query_ok)) for t in self.turns if t.query is not None]
+        paid = pay_episode(bool(details["correct"]), bool(details["formatted"]), [q for q, _ in queries],
+                           [ok for _, ok in queries], len(self.turns), self.settings.reward)
+        details.update(reward=paid.pop("reward"), reward_parts=paid, turns=len(self.turns),
+                       failed_queries=self.failed_queries, model_tokens=self.model_tokens,
+                       end_reason=self.end_reason)
         return details
 
     def trajectory(self) -> dict[str, Any]:
