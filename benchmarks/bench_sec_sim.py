@@ -49,7 +49,7 @@ from seccrm.curriculum import build_curriculum
 from seccrm.evaluation.stats import paired_bootstrap
 from seccrm.rl.config import TrainConfig
 from seccrm.rl.grpo import signal_advantages
-from seccrm.rl.trainer import derive_seed
+from seccrm.seeding import derive_seed
 from seccrm.world.arms import ALL_ARMS
 
 KINDS: tuple[str, ...] = ("learnable", "solved", "impossible")

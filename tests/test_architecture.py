@@ -25,7 +25,7 @@ LAYERS: list[set[str]] = [
     {"engine"},
     {"curriculum", "data"},
     {"world"},
-    {"files", "logs", "errors"},
+    {"files", "logs", "errors", "seeding"},
 ]
 HEAVY = ("torch", "transformers", "peft", "numpy")
 

@@ -63,6 +63,7 @@ from typing import Any
 
 from seccrm.data.schema import check_rows
 from seccrm.files import read_jsonl, sha256_file, write_text_atomic
+from seccrm.seeding import SUITE, derive_seed
 from seccrm.world.agent_org import build_agent_org
 from seccrm.world.arms import (
     ALL_TASK_SKILLS,
@@ -104,8 +105,7 @@ def stable_seed(*parts: object) -> int:
     >>> stable_seed(0, "handle_time", "easy", 42) == stable_seed(0, "handle_time", "easy", 42)
     True
     """
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    return derive_seed(*parts, fmt=SUITE)
 
 
 def per_difficulty(n: int) -> dict[str, int]:

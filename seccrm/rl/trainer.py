@@ -33,7 +33,6 @@ Where this departs from ``shared/specs/sec-grpo.md`` and why:
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import random
@@ -68,16 +67,11 @@ from seccrm.rl.checkpoint import (
 from seccrm.rl.config import TrainConfig
 from seccrm.rl.grpo import group_advantages, group_has_signal, policy_loss, signal_advantages
 from seccrm.rl.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
+from seccrm.seeding import derive_seed
 from seccrm.world.arms import ALL_ARMS
 from seccrm.world.episode import EpisodeSettings
 from seccrm.world.episode_reward import EpisodeReward
 from seccrm.world.rewards import org_path, score_details
-
-
-def derive_seed(*parts: Any) -> int:
-    """A stable 63-bit seed from any parts (seed once, derive the rest)."""
-    h = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
-    return int.from_bytes(h[:8], "little") >> 1
 
 
 class _StopFlag:

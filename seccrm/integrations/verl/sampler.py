@@ -41,6 +41,7 @@ from collections.abc import Iterator, Mapping, Sized
 from typing import Any
 
 from seccrm.curriculum import ArmPools, Curriculum, DifficultySchedule, build_curriculum
+from seccrm.seeding import derive_seed
 from seccrm.world.arms import ALL_ARMS
 
 try:  # VERL 0.5 to 0.7.x: the interface VERL's trainer recognises and calls update() on
@@ -52,13 +53,6 @@ STATE_FORMAT = 1
 UPDATED_FLAG = "seccrm_sampler_updated"
 """Set in ``batch.meta_info`` by :meth:`SECSampler.update`, so that a batch updates the bandit once
 even when both seccrm's hook and VERL's own (0.7) see it."""
-
-
-def derive_seed(*parts: Any) -> int:
-    """The seed derivation of ``seccrm.rl.trainer`` (imported lazily: the trainer module is heavy)."""
-    from seccrm.rl.trainer import derive_seed as trainer_derive_seed
-
-    return trainer_derive_seed(*parts)
 
 
 def dataset_rows(dataset: Sized) -> tuple[list[str], list[str]]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import random
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from seccrm.seeding import ORG, derive_seed
 
 TODAY = dt.date(2025, 6, 30)          # the org's "now"
 DATA_START = dt.date(2023, 1, 1)      # first case, lead and opportunity (30 months before TODAY)
@@ -15,9 +16,8 @@ ORDERS_START = dt.date(2022, 7, 1)    # orders start earlier so that every case 
 
 
 def stable_seed(*parts: object) -> int:
-    """A 64-bit seed from its parts (SHA-256; Python's ``hash()`` is salted per process)."""
-    digest = hashlib.sha256("/".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    """The org generator's seed stream (`seccrm.seeding`)."""
+    return derive_seed(*parts, fmt=ORG)
 
 
 def ts(x: dt.datetime) -> str:
