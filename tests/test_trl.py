@@ -1,5 +1,7 @@
 """SEC inside TRL's GRPOTrainer: a tiny-model run whose arm draws follow the bandit, whose Q values
-equal seccrm.curriculum.SEC fed the same advantages, and whose resume continues the bandit exactly."""
+equal seccrm.curriculum.SEC fed the same advantages, and whose resume continues the bandit exactly;
+multi-turn episodes through TRL's tool calling, whose loss covers the assistant's tokens only.
+Several processes: tests/test_trl_multiprocess.py."""
 
 from __future__ import annotations
 
@@ -44,9 +46,11 @@ def varied(prompts: Any, completions: list[Any], **_: Any) -> list[float]:
 
 
 def _short(ds: Any, n: int = 48) -> Any:
-    """The n instances with the shortest prompts: TRL's log-prob kernel is slow on CPU for long ones."""
+    """The n instances with the shortest prompts, each cut to its last line: TRL's log-prob kernel runs
+    over the prompt too and is slow on CPU for long ones (the rewards read the ``instance`` column)."""
+    from trl_worker import short_prompts
     lengths = [sum(len(m["content"]) for m in p) for p in ds["prompt"]]
-    return ds.select(sorted(range(len(ds)), key=lambda i: lengths[i])[:n])
+    return short_prompts(ds.select(sorted(range(len(ds)), key=lambda i: lengths[i])[:n]))
 
 
 def _trainer(tiny_suite: Path, out: Path, steps: int, **kw: Any) -> SECGRPOTrainer:
@@ -119,11 +123,10 @@ def test_resume_from_a_trl_checkpoint_continues_the_bandit_exactly(tiny_suite: P
 
 def test_the_sampler_draws_arms_at_the_bandits_probabilities(tiny_suite: Path) -> None:
     from seccrm.curriculum import build_curriculum
-    from seccrm.integrations.trl import CurriculumSampler
-    from seccrm.integrations.trl.core import _pools
+    from seccrm.integrations.trl import CurriculumSampler, arm_pools
 
     ds = suite_dataset(tiny_suite, "train")
-    pools, arms = _pools(ds, 0)
+    pools, arms = arm_pools(ds, 0)
     cur = build_curriculum("sec", arms, 0, {"tau": 0.5})
     cur.update([arms[0]] * 8, [1.0] * 8)                  # favour one arm
     probs = cur.probs()
@@ -141,9 +144,96 @@ def test_the_sampler_draws_arms_at_the_bandits_probabilities(tiny_suite: Path) -
     assert abs(counts.get(arms[0], 0) / n - probs[arms[0]]) < 4 * (probs[arms[0]] * (1 - probs[arms[0]]) / n) ** 0.5
 
 
-def test_the_recipe_script_explains_itself() -> None:
+@pytest.mark.parametrize("recipe", ["train_sec_grpo.py", "train_sec_grpo_agentic.py"])
+def test_the_recipe_scripts_explain_themselves(recipe: str) -> None:
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "recipes/trl/train_sec_grpo.py", "--help"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, f"recipes/trl/{recipe}", "--help"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 0 and "GRPOTrainer" in done.stdout and "--curriculum" in done.stdout
+
+
+# ------------------------------------------------------------------------------------ multi-turn
+@pytest.fixture(scope="module")
+def agentic_suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from seccrm.data import build_suite
+    out = tmp_path_factory.mktemp("agentic")
+    build_suite(out, seed=0, size="tiny", train_per_task=6, test_per_task=2, progress=False, mode="agentic")
+    return out
+
+
+def test_rewards_read_the_last_assistant_message_of_an_episode(tiny_suite: Path) -> None:
+    ds = suite_dataset(tiny_suite, "train")
+    gold = load_split(tiny_suite, "train")[0]["answer"][0]
+    call = {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "sql"}}]}
+    result = {"role": "tool", "name": "sql", "content": f"<answer>{gold}</answer>"}
+    episodes = [[call, result, {"role": "assistant", "content": f"<answer>{gold}</answer>"}],
+                [call, result],                                       # stopped at the budget: no answer
+                [call, result, {"role": "assistant", "content": "nothing"}]]
+    inst = [ds["instance"][0]] * 3
+    assert correct_reward(None, episodes, inst) == [1.0, 0.0, 0.0]   # a tool result that quotes the gold earns nothing
+
+
+def test_agentic_dataset_wants_an_agentic_suite_and_names_the_tool(tiny_suite: Path, agentic_suite: Path) -> None:
+    from seccrm.integrations.trl import agentic_dataset
+    with pytest.raises(ValueError, match="--mode agentic"):
+        agentic_dataset(tiny_suite)
+    ds = agentic_dataset(agentic_suite, "train")
+    system, user = ds["prompt"][0][0], ds["prompt"][0][1]
+    assert system["role"] == "system" and "`sql` tool" in system["content"] and '"Case"' in system["content"]
+    assert "<execute>" not in system["content"] and user["role"] == "user"
+
+
+def test_the_environment_runs_queries_through_the_sandbox(agentic_suite: Path) -> None:
+    from seccrm.integrations.trl import CRMEnvironment, agentic_dataset
+    row = agentic_dataset(agentic_suite, "train")[0]
+    env = CRMEnvironment()
+    with pytest.raises(RuntimeError, match="reset"):
+        env.sql("SELECT 1")
+    env.reset(**row)
+    counted = env.sql("SELECT COUNT(*) FROM Account")
+    assert "COUNT(*)" in counted and not counted.startswith("error")
+    assert env.sql("DELETE FROM Account").startswith("error") and env.sql("SELEC x").startswith("error")
+    assert (env.queries, env.failed_queries) == (3, 2)
+    env.reset(**row)
+    assert (env.queries, env.failed_queries) == (0, 0)
+
+
+@pytest.mark.slow
+def test_multi_turn_episodes_train_on_the_assistants_tokens_and_feed_the_bandit(agentic_suite: Path,
+                                                                                tmp_path: Path) -> None:
+    from trl_worker import build_trainer
+    trainer = build_trainer(str(agentic_suite), str(tmp_path / "run"), "agentic", steps=2, per_device=4)
+    batches: list[tuple[list[str], list[float], dict[str, Any]]] = []
+    update = trainer._update_curriculum
+
+    def spy(inputs: list[dict[str, Any]], output: dict[str, Any]) -> None:
+        batches.append(([x["arm"] for x in inputs], output["advantages"].tolist(), output))
+        update(inputs, output)
+    trainer._update_curriculum = spy
+    mirror = SEC(trainer.curriculum.arms, alpha=0.3, tau=0.5)
+    trainer.train()
+    emitted = {tuple(c) for c in trainer._generate_single_turn.emitted}
+    tok = trainer.processing_class
+    with_tool = 0
+    for arms, advantages, out in batches:
+        for ids, keep, tool in zip(out["completion_ids"], out["completion_mask"], out["tool_mask"], strict=True):
+            ids = ids[keep.bool()].tolist()
+            loss = [i for i, t in zip(ids, tool[:len(ids)].tolist(), strict=True) if t]   # what the loss sees
+            outside = tok.decode([i for i, t in zip(ids, tool[:len(ids)].tolist(), strict=True) if not t])
+            turns = [c for c in emitted if tuple(loss[:len(c)]) == c]
+            assert turns, f"the loss covers tokens the policy did not write: {tok.decode(loss)!r}"
+            rest = tuple(loss[len(turns[0]):])
+            assert not rest or rest in emitted, f"the loss covers tokens the policy did not write: {tok.decode(loss)!r}"
+            assert "tool_response" not in tok.decode(loss)
+            if rest:                                  # two turns: a tool result between them, out of the loss
+                with_tool += 1
+                assert "<tool_response>" in outside and "</tool_response>" in outside
+        mirror.update(arms, advantages)
+    assert with_tool >= 2
+    drawn = {a for arms, _, _ in batches for a in arms}
+    q = trainer.curriculum.q
+    assert all(abs(q[a] - mirror.q[a]) < 1e-6 for a in q)
+    assert {a for a in q if q[a] != 0.0} == drawn                   # drawn arms moved, the others held
+    logged = [h for h in trainer.state.log_history if "agent/queries" in h]
+    assert logged and all(0 < h["agent/queries"] <= 1 for h in logged)

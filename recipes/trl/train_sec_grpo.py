@@ -28,12 +28,14 @@ def main() -> None:
     p.add_argument("--num-generations", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-6)
     p.add_argument("--max-completion-length", type=int, default=256)
+    p.add_argument("--cpu", action="store_true", help="train on the CPU in float32 (a smoke run; TRL defaults to bf16)")
     p.add_argument("--resume", action="store_true")
     a = p.parse_args()
     args = GRPOConfig(output_dir=a.out, max_steps=a.steps, learning_rate=a.lr, num_generations=a.num_generations,
                       per_device_train_batch_size=a.num_generations, gradient_accumulation_steps=a.prompts_per_step,
                       max_completion_length=a.max_completion_length, temperature=0.7, top_p=0.9, beta=0.0,
-                      logging_steps=1, save_steps=25, report_to=[], seed=0)
+                      logging_steps=1, save_steps=25, report_to=[], seed=0,
+                      **({"use_cpu": True, "bf16": False} if a.cpu else {}))
     trainer = SECGRPOTrainer(model=a.model, reward_funcs=reward_functions(),
                              train_dataset=suite_dataset(a.data, "train"), args=args, curriculum=a.curriculum,
                              curriculum_options={"alpha": 0.3, "tau": 0.5})

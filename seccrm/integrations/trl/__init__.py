@@ -9,11 +9,25 @@
                              curriculum="sec")
     trainer.train()
 
+Multi-turn episodes (an agentic suite; the model calls a ``sql`` tool through its chat template)::
+
+    from seccrm.integrations.trl import CRMEnvironment, agentic_dataset
+
+    trainer = SECGRPOTrainer(model="path/to/Qwen2.5-3B-Instruct", reward_funcs=reward_functions(),
+                             train_dataset=agentic_dataset("data/agentic", "train"),
+                             environment_factory=CRMEnvironment,
+                             args=GRPOConfig(..., max_tool_calling_iterations=6), curriculum="sec")
+
 - :func:`reward_functions`: the project's reward as TRL reward functions, one per component
   (``correct``: 1.0 when right; ``formatted``: 0.1 when well formed but wrong), so TRL logs each
   under its name and their sum is seccrm's 1.0 / 0.1 / 0.0 reward.
 - :func:`suite_dataset`: a built suite's split in TRL's conversational format (``prompt`` = the
-  instance's messages), with the columns the rewards and the curriculum read.
+  instance's messages), with the columns the rewards and the curriculum read; :func:`agentic_dataset`
+  the same for an agentic suite, its system message telling the model to call the ``sql`` tool.
+- :class:`CRMEnvironment`: TRL's ``environment_factory`` for the org: ``reset`` opens the instance's
+  org, the ``sql`` method is the tool, run by seccrm's sandbox. TRL parses the tool calls, returns the
+  results in the tool role and masks them out of the loss (``tool_mask``); the rewards read the
+  model's last message.
 - :class:`CurriculumSampler`: the curriculum as the trainer's sampler. Every prompt slot draws its
   arm from the bandit and an instance from that arm's pool; each prompt is repeated
   ``num_generations`` times in a row (TRL's contract, so a group lands whole across processes).
@@ -30,15 +44,11 @@ bandit's *probabilities* for a batch are those of one update earlier than in ``s
 price of the prefetch.
 """
 
-from seccrm.integrations.trl.core import (
-    STATE_FILE,
-    CurriculumSampler,
-    SECGRPOTrainer,
-    correct_reward,
-    formatted_reward,
-    reward_functions,
-    suite_dataset,
-)
+from seccrm.integrations.trl.data import TOOLS_SYSTEM, agentic_dataset, suite_dataset
+from seccrm.integrations.trl.environment import CRMEnvironment
+from seccrm.integrations.trl.rewards import correct_reward, final_text, formatted_reward, reward_functions
+from seccrm.integrations.trl.sampler import CurriculumSampler, arm_pools
+from seccrm.integrations.trl.trainer import STATE_FILE, SECGRPOTrainer
 
-__all__ = ["STATE_FILE", "CurriculumSampler", "SECGRPOTrainer", "correct_reward", "formatted_reward",
-           "reward_functions", "suite_dataset"]
+__all__ = ["STATE_FILE", "TOOLS_SYSTEM", "CRMEnvironment", "CurriculumSampler", "SECGRPOTrainer", "agentic_dataset",
+           "arm_pools", "correct_reward", "final_text", "formatted_reward", "reward_functions", "suite_dataset"]
