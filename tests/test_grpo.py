@@ -432,7 +432,7 @@ def test_all_equal_groups_get_exactly_zero_advantage():
 
 
 def test_the_variance_filter_keeps_the_groups_whose_rewards_vary_most_in_draw_order() -> None:
-    from seccrm.rl.trainer import variance_filter
+    from seccrm.rl.batching import variance_filter
     rewards = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.1, 0.0, 0.1], [1.0, 0.0, 0.0]])
     assert variance_filter(rewards, [0, 1, 2, 3], 0.5) == [1, 3]
     assert variance_filter(rewards, [0, 1, 2, 3], 1.0) == [0, 1, 2, 3]

@@ -180,7 +180,7 @@ def test_a_stop_signal_finishes_the_step_saves_and_exits(tiny_suite, tmp_path, s
 
 def test_length_buckets_partition_groups_by_length():
     from seccrm.engine.rollout import RolloutBatch
-    from seccrm.rl.trainer import length_buckets
+    from seccrm.rl.batching import length_buckets
     prompts = [[1] * 30, [1] * 5, [1] * 30, [1] * 12, [1] * 5]
     comps = [[2] * k for k in (4, 9, 1, 1, 2, 2, 7, 3, 5, 5)]          # 5 groups x 2 completions
     ro = RolloutBatch(prompts, comps, 2, [""] * 10, [True] * 10)
@@ -276,7 +276,7 @@ def test_a_finished_run_is_never_overwritten_silently(tiny_suite, tmp_path, monk
 def test_two_trainers_on_one_folder_are_refused(tiny_suite, tmp_path):
     import os
 
-    from seccrm.rl.trainer import RunLock
+    from seccrm.rl.run_dir import RunLock
     lock = RunLock(tmp_path / "run")
     with pytest.raises(ValueError, match=f"pid {os.getpid()}"):
         RunLock(tmp_path / "run")
@@ -293,7 +293,8 @@ def test_lengths_beyond_the_model_context_are_refused_before_work(tiny_suite, tm
 def test_completions_in_parts_give_the_same_update(tiny_suite, tmp_path, monkeypatch):
     """--micro-batch-completions splits each group's completions over several forward/backward passes
     (for long episodes on a CPU); the loss is a token sum with one normaliser, so the step is the same."""
-    from seccrm.rl.trainer import Trainer, micro_batches
+    from seccrm.rl.batching import micro_batches
+    from seccrm.rl.trainer import Trainer
     assert micro_batches([[0, 1]], 4, 3) == [([0], [0, 1, 2], 3), ([0], [3], 1), ([1], [4, 5, 6], 3), ([1], [7], 1)]
     assert micro_batches([[0, 1]], 4, 0) == [([0, 1], list(range(8)), 4)]
     _varied_reward(monkeypatch)

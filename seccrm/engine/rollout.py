@@ -62,6 +62,26 @@ class RolloutBatch:
     def num_groups(self) -> int:
         return len(self.prompt_ids)
 
+    def select_groups(self, groups: list[int]) -> RolloutBatch:
+        """The rollouts of ``groups`` only, in that order (group-major rows)."""
+        n = self.group_size
+        rows = [g * n + j for g in groups for j in range(n)]
+        return RolloutBatch(prompt_ids=[self.prompt_ids[g] for g in groups],
+                            completion_ids=[self.completion_ids[r] for r in rows], group_size=n,
+                            texts=[self.texts[r] for r in rows], finished=[self.finished[r] for r in rows],
+                            loss_mask=None if self.loss_mask is None else [self.loss_mask[r] for r in rows])
+
+    @classmethod
+    def concat(cls, batches: list[RolloutBatch]) -> RolloutBatch:
+        """One batch of the groups of ``batches`` in order (all with the same group size)."""
+        if len({b.group_size for b in batches}) != 1:
+            raise ValueError("batches of different group sizes cannot be joined")
+        masks = [b.loss_mask for b in batches]
+        return cls(prompt_ids=[p for b in batches for p in b.prompt_ids],
+                   completion_ids=[c for b in batches for c in b.completion_ids], group_size=batches[0].group_size,
+                   texts=[t for b in batches for t in b.texts], finished=[f for b in batches for f in b.finished],
+                   loss_mask=None if any(m is None for m in masks) else [r for m in masks if m for r in m])
+
 
 class PromptDecoder(Protocol):
     """What ``generate_rollouts`` needs from a model: prefill prompts once, then decode rows."""

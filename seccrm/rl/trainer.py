@@ -36,7 +36,6 @@ import copy
 import json
 import math
 import random
-import signal
 import sys
 import time
 from collections import defaultdict
@@ -57,6 +56,16 @@ from seccrm.engine.rollout import RolloutBatch, encode_prompts, generate_rollout
 from seccrm.engine.shared_prefix import unsupported_reason
 from seccrm.evaluation.agentic import evaluate_model_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
+from seccrm.rl.batching import (
+    correctness,
+    gather_rows,
+    length_buckets,
+    loss_mask,
+    micro_batches,
+    model_tokens,
+    rollout_metrics,
+    variance_filter,
+)
 from seccrm.rl.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -67,100 +76,12 @@ from seccrm.rl.checkpoint import (
 from seccrm.rl.config import TrainConfig
 from seccrm.rl.grpo import group_advantages, group_has_signal, policy_loss, signal_advantages
 from seccrm.rl.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoardLogger
+from seccrm.rl.run_dir import RunLock, StopFlag, holds_run, move_aside
 from seccrm.seeding import derive_seed
 from seccrm.world.arms import ALL_ARMS
 from seccrm.world.episode import EpisodeSettings
 from seccrm.world.episode_reward import EpisodeReward
 from seccrm.world.rewards import org_path, score_details
-
-
-class _StopFlag:
-    """Ctrl-C (SIGINT) or SIGTERM (what ``docker stop``, Kubernetes and SLURM send): finish the step,
-    write a checkpoint, exit (130 after SIGINT, 143 after SIGTERM). A second signal stops at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signum: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _StopFlag:
-        def handler(signum: int, frame: Any) -> None:
-            if self.requested:
-                raise KeyboardInterrupt
-            self.requested, self.signum = True, signum
-            name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
-            print(f"\n[seccrm] {name}: stopping after this step (checkpoint first); signal again to abort",
-                  file=sys.stderr)
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, handler)
-            except ValueError:  # not the main thread (e.g. inside some test runners)
-                pass
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-    def stop(self) -> None:
-        """Leave the loop: KeyboardInterrupt (exit 130) after SIGINT, SystemExit(143) after SIGTERM."""
-        if self.signum == signal.SIGTERM:
-            raise SystemExit(143)
-        raise KeyboardInterrupt
-
-
-class RunLock:
-    """An exclusive lock on a run directory, held while a trainer lives (``RUN/.lock``, ``flock``).
-
-    A second process pointed at the same directory is refused with the first one's pid. The lock
-    goes with its process (the kernel drops it even after ``kill -9``), so it is never stale.
-    """
-
-    def __init__(self, run_dir: Path):
-        import fcntl
-        import os
-
-        run_dir.mkdir(parents=True, exist_ok=True)
-        self.path = run_dir / ".lock"
-        self._fd: int | None = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            other = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(self._fd)
-            self._fd = None
-            raise ValueError(f"{run_dir} is in use by another seccrm process (pid {other}); wait for it, stop "
-                             "it, or use another --out") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
-
-    def release(self) -> None:
-        import os
-        if self._fd is not None:
-            os.close(self._fd)   # closing the descriptor drops the flock
-            self._fd = None
-
-    def __del__(self) -> None:
-        self.release()
-
-
-def holds_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` already holds (part of) a training run."""
-    return any((run_dir / name).exists() for name in ("metrics.jsonl", "config.json", "checkpoints"))
-
-
-def move_aside(run_dir: Path) -> Path:
-    """Move everything in ``run_dir`` but its lock into ``RUN.replaced-<time>`` beside it; return that."""
-    aside = run_dir.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}")
-    n = 1
-    while aside.exists():
-        n += 1
-        aside = aside.with_name(f"{run_dir.name}.replaced-{time.strftime('%Y%m%d-%H%M%S')}-{n}")
-    aside.mkdir()
-    for item in run_dir.iterdir():
-        if item.name != ".lock":
-            item.rename(aside / item.name)
-    return aside
 
 
 class Trainer:
@@ -358,7 +279,7 @@ class Trainer:
         last: dict[str, Any] = {}
         bar = tqdm(total=cfg.steps, initial=self.step, desc=f"train [{cfg.curriculum}]", unit="step",
                    dynamic_ncols=True, file=sys.stderr)
-        with _StopFlag() as stop:
+        with StopFlag() as stop:
             try:
                 while self.step < cfg.steps:
                     last = self.train_step()
@@ -427,20 +348,16 @@ class Trainer:
             a, b, ro, d = self._rollout_round(r)
             arms, batch, details = arms + a, batch + b, details + d
             rounds.append(ro)
-            if int(group_has_signal(_correctness(details), n).sum()) >= cfg.prompts_per_step:
+            if int(group_has_signal(correctness(details), n).sum()) >= cfg.prompts_per_step:
                 break
-        ro = rounds[0] if len(rounds) == 1 else RolloutBatch(
-            prompt_ids=[p for x in rounds for p in x.prompt_ids],
-            completion_ids=[c for x in rounds for c in x.completion_ids], group_size=n,
-            texts=[t for x in rounds for t in x.texts], finished=[f for x in rounds for f in x.finished],
-            loss_mask=None if rounds[0].loss_mask is None else [m for x in rounds for m in x.loss_mask])
+        ro = rounds[0] if len(rounds) == 1 else RolloutBatch.concat(rounds)
         t_roll = time.perf_counter() - t0
         rewards = torch.tensor([d["reward"] for d in details], dtype=torch.float32)
         adv = group_advantages(rewards, n, scale_by_std=cfg.scale_adv_by_std)
         comp_arms = [arms[i // n] for i in range(len(ro.texts))]
         # The curriculum learns from every drawn group, kept for the update or not.
         # correctness is the verifier's own field: shaped episode rewards leave the 1.0 / 0.1 / 0 levels
-        correct = _correctness(details)
+        correct = correctness(details)
         signal = signal_advantages(correct if cfg.curriculum_signal == "correctness" else rewards, n,
                                    cfg.curriculum_signal, scale_by_std=cfg.scale_adv_by_std)
         self.curriculum.update(comp_arms, signal.tolist(), rewards=rewards.tolist())
@@ -452,36 +369,14 @@ class Trainer:
             keep = sorted(keep, key=lambda g: (not bool(has_signal[g]), g))[:cfg.prompts_per_step]
         if cfg.variance_keep < 1.0:
             keep = variance_filter(rewards.view(-1, n), keep, cfg.variance_keep)
-        upd_ro = ro if len(keep) == len(batch) else _select_groups(ro, keep)
+        upd_ro = ro if len(keep) == len(batch) else ro.select_groups(keep)
         rows = torch.tensor([g * n + j for g in keep for j in range(n)])
         upd = self._policy_update(upd_ro, adv[rows])
-        grouped = rewards.view(-1, n)
-        metrics: dict[str, Any] = {
-            "train/reward": rewards.mean().item(),
-            "train/accuracy": correct.mean().item(),
-            "train/format_rate": (rewards >= 0.1).float().mean().item(),
-            # the verifier's own components, by name (not read back from the 1.0 / 0.1 levels)
-            "reward/correct": sum(bool(d["correct"]) for d in details) / len(details),
-            "reward/formatted": sum(bool(d["formatted"]) for d in details) / len(details),
-            "train/response_len": sum(len(c) for c in ro.completion_ids) / len(ro.completion_ids),
-            "train/truncated_rate": 1.0 - sum(ro.finished) / len(ro.finished),
-            "train/zero_adv_groups": (grouped.std(dim=1) == 0).float().mean().item(),
-            "train/signal_groups": has_signal.float().mean().item(),
-            "train/format_only_groups": ((grouped.std(dim=1) > 0) & ~has_signal).float().mean().item(),
-            "train/drawn_groups": float(len(batch)),
-            "train/updated_groups": float(len(keep)),
-            "train/prompt_len": sum(len(p) for p in ro.prompt_ids) / len(ro.prompt_ids),
-            "train/lr": cfg.lr,
-            "time/rollout_s": t_roll, "time/score_s": t_score,
-            "time/update_s": upd.pop("time/update_s"), "time/step_s": time.perf_counter() - t0,
-            **upd, **self.curriculum.metrics(),
-        }
-        by_task: dict[str, list[float]] = defaultdict(list)
-        for i, det in enumerate(details):
-            by_task[batch[i // n]["task"]].append(det["reward"])
-        metrics.update({f"task_reward/{t}": sum(v) / len(v) for t, v in sorted(by_task.items())})
-        if cfg.mode == "agentic":
-            metrics.update(_agent_metrics(details, [batch[i // n]["arm"] for i in range(len(details))]))
+        metrics = rollout_metrics(rewards, correct, has_signal, details, batch, ro, kept=len(keep),
+                                  agentic=cfg.mode == "agentic")
+        metrics.update({"train/lr": cfg.lr, "time/rollout_s": t_roll, "time/score_s": t_score,
+                        "time/update_s": upd.pop("time/update_s"), "time/step_s": time.perf_counter() - t0,
+                        **upd, **self.curriculum.metrics()})
         return metrics
 
     def _policy_update(self, ro: Any, adv: torch.Tensor) -> dict[str, Any]:
@@ -504,7 +399,7 @@ class Trainer:
         skipped_groups = 0
         for mb in range(cfg.mini_batches):
             mgroups = groups[mb * per_mini:(mb + 1) * per_mini]
-            n_tokens = sum(max(_model_tokens(ro, g * n + j), 1) for g in mgroups for j in range(n))
+            n_tokens = sum(max(model_tokens(ro, g * n + j), 1) for g in mgroups for j in range(n))
             self.optimizer.zero_grad(set_to_none=True)
             finite = True
             active = [g for g in mgroups if not skip or bool(adv[g * n:(g + 1) * n].ne(0).any())]
@@ -517,8 +412,8 @@ class Trainer:
                         chunk_size=cfg.logits_chunk, with_entropy=True, share_prompt=cfg.share_prompt,
                         temperature=cfg.temperature)
                 if ro.loss_mask is not None:   # agentic: the environment's tokens carry no loss
-                    mask = mask * _loss_mask(ro, rows, mask)
-                old = logp.detach() if old_lp is None else _rows(old_lp, rows, logp.shape[1])
+                    mask = mask * loss_mask(ro, rows, mask)
+                old = logp.detach() if old_lp is None else gather_rows(old_lp, rows, logp.shape[1])
                 ref = self._ref_logprobs(ro, mg, rows, per_prompt) if cfg.kl_coef > 0 else None
                 loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
                                       kl_coef=cfg.kl_coef, entropy=ent, entropy_coef=cfg.entropy_coef,
@@ -586,7 +481,8 @@ class Trainer:
                                max_query_bonus=cfg.query_bonus_cap, repeat_penalty=cfg.repeat_penalty,
                                turn_penalty=cfg.turn_penalty)
         return EpisodeSettings(max_turns=cfg.max_turns, max_new_tokens_per_turn=cfg.max_new_tokens,
-                               max_model_tokens=cfg.max_turns * cfg.max_new_tokens, reward=reward)
+                               max_model_tokens=cfg.max_turns * cfg.max_new_tokens, reward=reward,
+                               protocol=cfg.protocol)
 
     def evaluate_val(self) -> dict[str, Any]:
         """Greedy accuracy on the validation subset: single answers, or in agentic mode whole episodes
@@ -601,97 +497,3 @@ class Trainer:
         s = res["summary"]
         return {"eval/val/accuracy": s["accuracy"], "eval/val/reward": s["mean_reward"],
                 "eval/val/format_rate": s["format_rate"]}
-
-
-def _correctness(details: list[dict[str, Any]]) -> torch.Tensor:
-    """``[B]`` 1.0 where the verifier says correct, else 0.0."""
-    return torch.tensor([float(bool(d["correct"])) for d in details], dtype=torch.float32)
-
-
-def variance_filter(grouped_rewards: torch.Tensor, groups: list[int], share: float) -> list[int]:
-    """The ``share`` of ``groups`` (at least one) whose rewards vary most, in their given order: RAGEN's
-    filter against multi-turn collapse. ``grouped_rewards``: shape (num_groups, group_size)."""
-    count = max(1, math.ceil(share * len(groups)))
-    std = grouped_rewards.std(dim=1)
-    best = sorted(groups, key=lambda g: (-float(std[g]), groups.index(g)))[:count]
-    return [g for g in groups if g in best]
-
-
-def micro_batches(buckets: list[list[int]], n: int, completions: int = 0
-                  ) -> list[tuple[list[int], list[int], int]]:
-    """(groups, completion rows, completions per group) of each forward/backward pass: every bucket
-    whole, or with ``completions`` > 0 each group's completions in parts of at most that many."""
-    if completions <= 0 or completions >= n:
-        return [(mg, [g * n + j for g in mg for j in range(n)], n) for mg in buckets]
-    return [([g], [g * n + j for j in range(start, min(start + completions, n))], min(completions, n - start))
-            for mg in buckets for g in mg for start in range(0, n, completions)]
-
-
-def length_buckets(groups: list[int], ro: Any, size: int) -> list[list[int]]:
-    """``groups`` in micro-batches of at most ``size``, neighbours in length together.
-
-    Groups are sorted by prompt length, then by their longest completion, so that each micro-batch
-    pads its prompts and its completions to lengths close to their own. The mini-batch's loss is a
-    sum over its tokens (normalised by its total token count), so the order changes only float rounding.
-    """
-    n = ro.group_size
-
-    def key(g: int) -> tuple[int, int, int]:
-        return (len(ro.prompt_ids[g]), max(len(c) for c in ro.completion_ids[g * n:(g + 1) * n]), g)
-
-    ordered = sorted(groups, key=key)
-    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
-
-
-def _select_groups(ro: Any, groups: list[int]) -> Any:
-    """The rollouts of ``groups`` only, in that order (a new RolloutBatch; group-major rows)."""
-
-    n = ro.group_size
-    rows = [g * n + j for g in groups for j in range(n)]
-    return RolloutBatch(prompt_ids=[ro.prompt_ids[g] for g in groups],
-                        completion_ids=[ro.completion_ids[r] for r in rows], group_size=n,
-                        texts=[ro.texts[r] for r in rows], finished=[ro.finished[r] for r in rows],
-                        loss_mask=None if ro.loss_mask is None else [ro.loss_mask[r] for r in rows])
-
-
-def _agent_metrics(details: list[dict[str, Any]], arms: list[str]) -> dict[str, float]:
-    """Episode means (turns, failed queries, model tokens, share answered), overall and per arm."""
-    out: dict[str, float] = {}
-    by_arm: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for d, a in zip(details, arms, strict=True):
-        by_arm[a].append(d)
-    for key, rows in [("", details), *sorted(by_arm.items())]:
-        suffix = f"/{key}" if key else ""
-        out[f"agent/turns{suffix}"] = sum(d["turns"] for d in rows) / len(rows)
-        out[f"agent/failed_queries{suffix}"] = sum(d["failed_queries"] for d in rows) / len(rows)
-        if not key:
-            out["agent/model_tokens"] = sum(d["model_tokens"] for d in rows) / len(rows)
-            out["agent/answered"] = sum(d["end_reason"] == "answer" for d in rows) / len(rows)
-    # the episode reward's terms, each under its own name (seccrm.world.episode_reward)
-    parts = [d["reward_parts"] for d in details if "reward_parts" in d]
-    for name in sorted(parts[0]) if parts else ():
-        prefix = "agent/" if name == "queries_ran" else "reward/"
-        out[prefix + name] = sum(float(p[name]) for p in parts) / len(parts)
-    return out
-
-
-def _model_tokens(ro: Any, row: int) -> int:
-    """Tokens of one completion that the loss covers: all of them, or the model's own in an episode."""
-    return len(ro.completion_ids[row]) if ro.loss_mask is None else sum(ro.loss_mask[row])
-
-
-def _loss_mask(ro: Any, rows: list[int], like: torch.Tensor) -> torch.Tensor:
-    """[len(rows), T] 0/1 of ``ro.loss_mask`` for ``rows``, padded with 0 to ``like``'s width."""
-    out = torch.zeros_like(like)
-    for i, r in enumerate(rows):
-        m = ro.loss_mask[r][:like.shape[1]]
-        out[i, :len(m)] = torch.tensor(m, dtype=like.dtype, device=like.device)
-    return out
-
-
-def _rows(old: list[torch.Tensor], rows: list[int], width: int) -> torch.Tensor:
-    out = torch.zeros(len(rows), width, dtype=old[0].dtype, device=old[0].device)
-    for i, r in enumerate(rows):
-        k = min(width, old[r].shape[0])
-        out[i, :k] = old[r][:k]
-    return out
