@@ -24,15 +24,18 @@ CurriculumFactory = Callable[..., Curriculum]
 
 _REGISTRY: dict[str, CurriculumFactory] = {}
 _OPTIONS: dict[str, tuple[str, ...]] = {}
+_TITLES: dict[str, str] = {}
 
 CURRICULA: KeysView[str] = _REGISTRY.keys()
 """The registered names, in registration order (a live view of the registry)."""
 
 
-def register_curriculum(name: str, factory: CurriculumFactory, options: Sequence[str] = ()) -> CurriculumFactory:
+def register_curriculum(name: str, factory: CurriculumFactory, options: Sequence[str] = (),
+                        title: str = "") -> CurriculumFactory:
     """Register ``factory`` under ``name``; a name already taken raises ValueError.
 
-    ``options``: the config settings (keyword arguments of ``factory``) that `build_curriculum` hands on.
+    ``options``: the config settings (keyword arguments of ``factory``) that `build_curriculum` hands on;
+    ``title``: how reports print it (default: the name).
     """
     if not name or name != name.lower() or "-" in name:
         raise ValueError(f"curriculum names are non-empty, lower case, without hyphens; got {name!r}")
@@ -40,7 +43,13 @@ def register_curriculum(name: str, factory: CurriculumFactory, options: Sequence
         raise ValueError(f"a curriculum named {name!r} is already registered")
     _REGISTRY[name] = factory
     _OPTIONS[name] = tuple(options)
+    _TITLES[name] = title or name
     return factory
+
+
+def curriculum_title(name: str) -> str:
+    """How reports print the curriculum ``name`` (an unregistered name as it is)."""
+    return _TITLES.get(name, name)
 
 
 def _key(name: str) -> str:
@@ -79,13 +88,13 @@ def _sec_decay(arms: Sequence[str], **kwargs: Any) -> Curriculum:
     return SEC(arms, unsampled="decay", **kwargs)
 
 
-for _name, _factory, _options in (
-    ("sec", SEC, ("alpha", "tau", "unsampled")),
-    ("sec_decay", _sec_decay, ("alpha", "tau")),
-    ("uniform", Uniform, ()),
-    ("easy2hard", EasyToHard, ()),
-    ("hard2easy", HardToEasy, ()),
-    ("ucb", UCB, ()),
-    ("learnability", Learnability, ()),
+for _name, _factory, _options, _title in (
+    ("sec", SEC, ("alpha", "tau", "unsampled"), "SEC (hold)"),
+    ("sec_decay", _sec_decay, ("alpha", "tau"), "SEC (decay)"),
+    ("uniform", Uniform, (), "uniform"),
+    ("easy2hard", EasyToHard, (), "easy-to-hard"),
+    ("hard2easy", HardToEasy, (), "hard-to-easy"),
+    ("ucb", UCB, (), "UCB (DUMP)"),
+    ("learnability", Learnability, (), "learnability (LILO)"),
 ):
-    register_curriculum(_name, _factory, _options)
+    register_curriculum(_name, _factory, _options, _title)

@@ -8,19 +8,17 @@ from typing import Any
 
 import numpy as np
 
+from seccrm.curriculum.registry import curriculum_title
 from seccrm.evaluation.results import ExperimentResult, RunResult
-from seccrm.evaluation.stats import PairedResult, paired_bootstrap, paired_permutation_test
+from seccrm.evaluation.stats import PairedResult, paired_test
 
 ALPHA = 0.05  # significance level of the paired tests
-CURRICULUM_TITLES = {"sec": "SEC (hold)", "sec_decay": "SEC (decay)", "uniform": "uniform",
-                     "easy2hard": "easy-to-hard", "hard2easy": "hard-to-easy", "ucb": "UCB (DUMP)",
-                     "learnability": "learnability (LILO)"}
 STAGE_TITLES = {"base": "Baseline (base model)", "warmup": "After format warm-up"}
 
 
 def title(cur: str) -> str:
     """A curriculum's name as the reports print it."""
-    return CURRICULUM_TITLES.get(cur, cur)
+    return curriculum_title(cur)
 
 
 def paired_scores(exp: ExperimentResult, a: str, b: str, split: str = "test") -> tuple[Any, Any, list[int], list[str]]:
@@ -48,8 +46,8 @@ class Comparison:
 
 
 def _compare(a: str, b: str, split: str, A: Any, B: Any, seed: int) -> Comparison:
-    return Comparison(a, b, split, paired_permutation_test(A, B, seed=seed), paired_bootstrap(A, B, seed=seed),
-                      [float(x) for x in (A - B).mean(axis=1)])
+    t = paired_test(A, B, seed=seed)
+    return Comparison(a, b, split, t.permutation, t.bootstrap, [float(x) for x in (A - B).mean(axis=1)])
 
 
 def compare(exp: ExperimentResult, a: str, b: str, split: str = "test", seed: int = 0) -> Comparison | None:

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from seccrm.engine.rollout import encode_prompts, generate_rollouts
-from seccrm.evaluation.stats import bootstrap_ci, paired_bootstrap, paired_permutation_test
+from seccrm.evaluation.stats import bootstrap_ci
 from seccrm.evaluation.stats import relative_change as relative_improvement  # noqa: F401  (its old name)
 from seccrm.world.rewards import score_details
 
@@ -138,11 +138,3 @@ def probe_result(rows: list[dict[str, Any]], k: int, temperature: float) -> dict
         summary[key] = float(np.mean(vals)) if vals else float("nan")
         summary[f"{key}_ci95"] = bootstrap_ci(vals)
     return {"rows": rows, "summary": summary}
-
-
-def paired_difference(a: list[float], b: list[float], seed: int = 0) -> dict[str, float]:
-    """Paired comparison of per-instance scores ``a - b``: mean, bootstrap 95% interval, permutation p."""
-
-    boot = paired_bootstrap(a, b, seed=seed)
-    perm = paired_permutation_test(a, b, seed=seed)
-    return {"diff": boot.mean_diff, "lo": boot.ci_low, "hi": boot.ci_high, "p": perm.p_value, "n": len(a)}

@@ -31,7 +31,6 @@ from seccrm.evaluation.comparisons import (
     title,
     verdict,
 )
-from seccrm.evaluation.evaluate import paired_difference
 from seccrm.evaluation.plots import mean_rows, plot_accuracy, plot_arms, plot_curriculum, plot_curves
 from seccrm.evaluation.results import (
     CURRICULUM_ORDER,
@@ -40,6 +39,7 @@ from seccrm.evaluation.results import (
     load_experiment,
     load_run,
 )
+from seccrm.evaluation.stats import paired_test
 from seccrm.evaluation.tables import (
     agentic_table,
     arm_table,
@@ -63,7 +63,8 @@ def _paired_line(a: dict[str, float], b: dict[str, float], points: bool = True) 
     ids = sorted(set(a) & set(b))
     if not ids:
         return "n/a", None
-    d = paired_difference([a[i] for i in ids], [b[i] for i in ids])
+    t = paired_test([a[i] for i in ids], [b[i] for i in ids])
+    d = {"diff": t.diff, "lo": t.lo, "hi": t.hi, "p": t.p, "n": len(ids)}
     if points:
         return (f"{100 * d['diff']:+.1f} points, paired 95% CI [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], "
                 f"p = {d['p']:.3g}", d)

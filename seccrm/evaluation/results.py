@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seccrm.curriculum.registry import CURRICULA
 from seccrm.data.schema import check_rows
 from seccrm.files import read_jsonl
 
 STAGE_ORDER = ("base", "warmup")
-CURRICULUM_ORDER = ("sec", "sec_decay", "uniform", "easy2hard", "hard2easy", "ucb", "learnability")
+CURRICULUM_ORDER = tuple(CURRICULA)   # the registry's order
 
 
 class ResultError(ValueError):

@@ -204,6 +204,37 @@ def paired_bootstrap(a: ArrayLike, b: ArrayLike, level: float = 0.95, resamples:
     return PairedResult(float(d.mean()), float(lo), float(hi), p, S, n_inst, "two-level paired bootstrap")
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """The paired comparison every report states: the two-level bootstrap (interval) and the
+    sign-flip permutation test (p-value) of the same ``a - b``."""
+
+    bootstrap: PairedResult
+    permutation: PairedResult
+
+    @property
+    def diff(self) -> float:
+        return self.bootstrap.mean_diff
+
+    @property
+    def lo(self) -> float:
+        return self.bootstrap.ci_low
+
+    @property
+    def hi(self) -> float:
+        return self.bootstrap.ci_high
+
+    @property
+    def p(self) -> float:
+        return self.permutation.p_value
+
+
+def paired_test(a: ArrayLike, b: ArrayLike, seed: int = 0) -> PairedTest:
+    """Paired comparison of ``a`` against ``b`` (shapes (seeds, instances) or (instances,)): the one
+    entry point reports and experiments use."""
+    return PairedTest(paired_bootstrap(a, b, seed=seed), paired_permutation_test(a, b, seed=seed))
+
+
 def relative_change(base: float, new: float) -> float:
     """``(new - base) / base``; nan when ``base`` is 0 or not finite."""
     if not base or not math.isfinite(base) or not math.isfinite(new):

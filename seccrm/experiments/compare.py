@@ -45,6 +45,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from seccrm.curriculum.registry import CURRICULA
 from seccrm.data import load_split, suite_mode
 from seccrm.data.baselines import write_baselines
 from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer, pick_device
@@ -61,7 +62,7 @@ from seccrm.rl.warmup import run_warmup
 from seccrm.world.arms import DIFFICULTIES, TASK_SKILLS
 from seccrm.world.episode import EpisodeSettings
 
-ALL_CURRICULA: tuple[str, ...] = ("sec", "sec_decay", "uniform", "easy2hard", "hard2easy", "ucb", "learnability")
+ALL_CURRICULA: tuple[str, ...] = tuple(CURRICULA)   # the registry's names
 WARMUP_FORMAT_THRESHOLD = 0.5  # auto warm-up: below this base format rate on validation
 
 # Each preset: the training settings (a TrainConfig preset plus overrides) and the experiment's own.
