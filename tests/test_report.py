@@ -322,3 +322,22 @@ def test_score_counts_every_task_it_scored_optional_skills_included() -> None:
     n = sum(len(v) for v in by_task.values())
     assert n == 95 and lines[-1].split()[:2] == ["all", str(n)]
     assert all(any(ln.split()[0] == t for ln in lines) for t in OPTIONAL_TASK_SKILLS)
+
+
+def test_the_no_signal_table_pairs_sec_against_each_curriculum_by_seed() -> None:
+    from seccrm.evaluation.results import RunResult
+    from seccrm.evaluation.tables import no_signal_share, no_signal_table
+
+    def run(cur: str, seed: int, signal: list[float]) -> RunResult:
+        rows = [{"step": i + 1, "train/signal_groups": s, "train/drawn_groups": 4.0} for i, s in enumerate(signal)]
+        return RunResult(cur, seed, rows, {})
+
+    runs = {"sec": {0: run("sec", 0, [0.5, 0.5]), 1: run("sec", 1, [0.25, 0.75]), 2: run("sec", 2, [0.5, 1.0])},
+            "uniform": {0: run("uniform", 0, [0.25, 0.25]), 1: run("uniform", 1, [0.0, 0.5]),
+                        2: run("uniform", 2, [0.25, 0.5])}}
+    assert no_signal_share(runs["sec"][0]) == 0.5 and no_signal_share(runs["uniform"][1]) == 0.75
+    table = no_signal_table(runs)
+    sec_line, uni_line = table.splitlines()[2:4]
+    assert "SEC" in sec_line and "| 3 | 41.7% | - |" in sec_line
+    assert "uniform | 3 | 70.8% | -29.2 points [" in uni_line and "(3 seeds)" in uni_line
+    assert no_signal_table({"uniform": runs["uniform"]}) == ""       # nothing to compare SEC with

@@ -10,7 +10,7 @@ from typing import Any
 
 from seccrm.cli.common import at_least
 from seccrm.data import load_split, suite_mode
-from seccrm.data.baselines import BASELINE_TITLES, baseline_table
+from seccrm.data.baselines import baseline_table, baseline_title
 from seccrm.engine.models import load_model_and_tokenizer, pick_device
 from seccrm.engine.precision import eval_dtype
 from seccrm.errors import UserError
@@ -101,7 +101,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     print(f"{args.split}: accuracy {s['accuracy']:.3f} (95% CI {s['accuracy_ci95'][0]:.3f}-"
           f"{s['accuracy_ci95'][1]:.3f}), format rate {s['format_rate']:.3f}, n={s['n']}")
     for name, acc in base["overall"].items():
-        print(f"  baseline {BASELINE_TITLES[name]:34s} {acc:.3f}")
+        print(f"  baseline {baseline_title(name, args.split):48s} {acc:.3f}")
     beaten = s["accuracy"] > base["best"]
     print(f"  the model {'beats' if beaten else 'does NOT beat'} every trivial baseline (best {base['best']:.3f})")
     for task, b in s["by_task"].items():

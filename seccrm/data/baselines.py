@@ -32,8 +32,18 @@ from seccrm.world.rewards import US_STATES, instance_answer_kind, score
 
 NONE = "None"
 BASELINES: tuple[str, ...] = ("always_none", "best_constant", "position")
-BASELINE_TITLES: dict[str, str] = {"always_none": "always None", "best_constant": "best constant (chosen on train)",
-                                   "position": "best position (chosen on train)"}
+BASELINE_TITLES: dict[str, str] = {"always_none": "always None", "best_constant": "best constant",
+                                   "position": "best position"}
+
+
+def baseline_title(name: str, split: str) -> str:
+    """How a baseline is named for ``split``: constants and positions are chosen on the training split,
+    except for the held-out test tasks, which have no training instances: theirs are chosen on the
+    scored test instances themselves (an upper bound, not a fair guess)."""
+    base = BASELINE_TITLES.get(name, name)
+    if name == "always_none":
+        return base
+    return f"{base} (chosen on {'these test instances' if split == 'test' else 'train'})"
 # No trivial baseline may score above this share on any (task, split, difficulty) of a sound suite.
 MAX_BASELINE = 0.20
 # Positions the position baseline tries: the first few candidates, then the last ones (negative).

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.data.baselines import (
-    BASELINE_TITLES,
     BASELINES,
     MAX_BASELINE,
     NONE,
     POSITIONS,
+    baseline_title,
     over_cap,
     suite_baselines,
 )
@@ -192,7 +192,7 @@ def _check_baselines(splits: dict[str, list[dict[str, Any]]], p: _Problems) -> N
         n = int(b["n"])
         for name in BASELINES:
             if over_cap(b[name], n, exact=name != "position", tests=tests):
-                p.add("baselines", f"{split}: {task}/{diff}: the {BASELINE_TITLES[name]} baseline scores "
+                p.add("baselines", f"{split}: {task}/{diff}: the {baseline_title(name, split)} baseline scores "
                       f"{b[name]:.0%} of {n} instances, above the {MAX_BASELINE:.0%} cap: a model could game "
                       f"it without reading the question. Rebuild with the current builder (it balances "
                       f"answers); if it persists, the task's generator needs more candidates or "

@@ -19,7 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from seccrm.data.baselines import BASELINE_TITLES
+from seccrm.data.baselines import baseline_title
 from seccrm.evaluation.comparisons import (
     STAGE_TITLES,
     Comparison,
@@ -47,6 +47,7 @@ from seccrm.evaluation.tables import (
     episode_views,
     held_out_table,
     models,
+    no_signal_table,
     overall_table,
     pct,
     per_seed_table,
@@ -91,7 +92,7 @@ def headline(r: ExperimentResult) -> list[str]:
         if overall:
             best_name = max(overall, key=lambda k: overall[k])
             verdict_text = (f"; best trivial baseline {pct(overall[best_name])} "
-                            f"({BASELINE_TITLES.get(best_name, best_name)}): "
+                            f"({baseline_title(best_name, split)}): "
                             + ("**beaten**" if a1 > overall[best_name] else "**NOT beaten**"))
         moved = d is not None and d["lo"] > 0
         out.append(f"- **{what}, n = {e1.summary.n}**: {STAGE_TITLES.get(start, start)} {pct(a0)} -> "
@@ -215,7 +216,16 @@ def _sec_lines(exp: ExperimentResult) -> list[str]:
     return ["", "SEC's arm probabilities at the last step, most- over least-favoured arm: " + "; ".join(
         f"seed {s}: {ratio_text(exp.runs['sec'].get(s), x, hi, lo)}" for s, x, hi, lo in ratios) + ".",
         "", f"Where SEC went, arm by arm (mean over seeds; r is the curriculum's learning signal{signal} "
-        "when the arm was drawn):", "", arm_table(exp.runs["sec"])]
+        "when the arm was drawn):", "", arm_table(exp.runs["sec"])] + _no_signal_lines(exp)
+
+
+def _no_signal_lines(exp: ExperimentResult) -> list[str]:
+    table = no_signal_table(exp.runs)
+    if not table:
+        return []
+    return ["", "Prompts that taught nothing: the share of drawn groups whose completions were all right or "
+            "all wrong (no correctness signal, so no gradient from correctness), per curriculum; SEC should "
+            "draw fewer of them:", "", table]
 
 
 METHOD = [

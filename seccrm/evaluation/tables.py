@@ -212,6 +212,8 @@ def baselines_table(r: ExperimentResult) -> str:
         means = {s: seed_stat(runs, s)[0] for s in splits}
         lines.append(f"| {title(cur)} (mean of seeds) | " + " | ".join(
             pct(m) + ("" if m > r.baselines[s].best else " (not above every baseline)") for s, m in means.items()) + " |")
+    lines += ["", "Constants and positions are chosen on the training split for validation; the held-out test "
+              "tasks have no training instances, so theirs are chosen on the scored test instances (an upper bound)."]
     return "\n".join(lines)
 
 
@@ -359,4 +361,38 @@ def arm_table(runs: dict[int, RunResult]) -> str:
     for a in sorted(final, key=lambda a: -sum(final[a]) / len(final[a])):
         lines.append(f"| {a} | {cell(final[a], '.3f')} | {cell(drawn.get(a), '.1%')} | "
                      f"{cell(signal.get(a), '.2f')} | {cell(reward.get(a), '.3f')} |")
+    return "\n".join(lines)
+
+
+def no_signal_share(run: RunResult) -> float:
+    """The share of a run's drawn prompt groups that gave no correctness signal (every completion right
+    or every one wrong), from ``train/signal_groups`` and ``train/drawn_groups`` per step; nan when the
+    log lacks them. What SEC is for: drawing fewer prompts that teach nothing."""
+    steps = [r for r in run.metrics if "train/signal_groups" in r and "train/drawn_groups" in r]
+    drawn = sum(float(r["train/drawn_groups"]) for r in steps)
+    signal = sum(float(r["train/signal_groups"]) * float(r["train/drawn_groups"]) for r in steps)
+    return 1.0 - signal / drawn if drawn else math.nan
+
+
+def no_signal_table(runs: dict[str, dict[int, RunResult]], against: str = "sec") -> str:
+    """Per curriculum, the share of drawn groups without a correctness signal (mean over seeds), and
+    ``against`` minus it paired by seed with a t interval over the seeds' differences."""
+    shares = {c: {s: no_signal_share(r) for s, r in by_seed.items()} for c, by_seed in runs.items()}
+    shares = {c: {s: v for s, v in d.items() if not math.isnan(v)} for c, d in shares.items()}
+    if against not in shares or not shares[against]:
+        return ""
+    lines = [f"| curriculum | seeds | drawn groups without a correctness signal | {title(against)} minus it, "
+             "paired by seed, 95% t interval |", "|---|---|---|---|"]
+    for c, d in shares.items():
+        if not d:
+            continue
+        mean = sum(d.values()) / len(d)
+        common = sorted(set(d) & set(shares[against]))
+        diff = "-"
+        if c != against and len(common) >= 2:
+            m, lo, hi = t_interval([shares[against][s] - d[s] for s in common])
+            diff = f"{100 * m:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}] ({len(common)} seeds)"
+        elif c != against and len(common) == 1:
+            diff = f"{100 * (shares[against][common[0]] - d[common[0]]):+.1f} points (1 seed, no interval)"
+        lines.append(f"| {title(c)} | {len(d)} | {mean:.1%} | {diff} |")
     return "\n".join(lines)
