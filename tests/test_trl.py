@@ -237,3 +237,20 @@ def test_multi_turn_episodes_train_on_the_assistants_tokens_and_feed_the_bandit(
     assert {a for a in q if q[a] != 0.0} == drawn                   # drawn arms moved, the others held
     logged = [h for h in trainer.state.log_history if "agent/queries" in h]
     assert logged and all(0 < h["agent/queries"] <= 1 for h in logged)
+
+
+def test_the_agentic_form_reward_needs_a_query_that_ran(tiny_suite: Path) -> None:
+    from seccrm.integrations.trl.rewards import episode_formatted_reward
+    ds = suite_dataset(tiny_suite, "train")
+    golds = {a for r in load_split(tiny_suite, "train") for a in r["answer"]}
+    inst = load_split(tiny_suite, "train")[0]
+    wrong = next(g for g in sorted(golds) if g not in inst["answer"] and g != "None")
+    call = {"role": "assistant", "content": "", "tool_calls": [{"type": "function", "function": {"name": "sql"}}]}
+    ran = {"role": "tool", "name": "sql", "content": "n\n3"}
+    failed = {"role": "tool", "name": "sql", "content": "error: no such table: Foo"}
+    answer = {"role": "assistant", "content": f"<answer>{wrong}</answer>"}
+    episodes = [[answer], [call, failed, answer], [call, ran, answer]]
+    forms = formatted_reward(None, episodes, [ds["instance"][0]] * 3)
+    assert episode_formatted_reward(None, episodes, [ds["instance"][0]] * 3) == [0.0, 0.0, forms[2]]
+    assert forms[2] == pytest.approx(0.1)
+    assert [fn.__name__ for fn in reward_functions(agentic=True)] == ["correct", "formatted"]

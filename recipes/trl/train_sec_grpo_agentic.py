@@ -50,7 +50,7 @@ def main() -> None:
                       max_completion_length=a.max_completion_length, max_tool_calling_iterations=a.max_tool_calls,
                       temperature=0.7, top_p=0.9, beta=0.0, logging_steps=1, save_steps=25, report_to=[], seed=0,
                       **({"use_cpu": True, "bf16": False} if a.cpu else {}))
-    trainer = SECGRPOTrainer(model=a.model, processing_class=tokenizer, reward_funcs=reward_functions(),
+    trainer = SECGRPOTrainer(model=a.model, processing_class=tokenizer, reward_funcs=reward_functions(agentic=True),
                              train_dataset=agentic_dataset(a.data, "train"), environment_factory=CRMEnvironment,
                              args=args, curriculum=a.curriculum, curriculum_options={"alpha": 0.3, "tau": 0.5})
     last = None

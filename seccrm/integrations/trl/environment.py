@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from seccrm.world.agent_org import agent_org
 from seccrm.world.rewards import org_path
 from seccrm.world.sandbox import Sandbox, SandboxLimits
 
@@ -53,7 +54,7 @@ class CRMEnvironment:
         if self._org is None:
             raise RuntimeError("the environment has no episode: TRL calls reset(**row) before the first tool call")
         if self._sandbox is None:                      # opened on the first query, closed at the next reset
-            self._sandbox = Sandbox(self._org, self._limits)
+            self._sandbox = Sandbox(agent_org(self._org), self._limits)   # the answer key left out
         result = self._sandbox.run(str(query))
         self.queries += 1
         self.failed_queries += 0 if result.ok else 1

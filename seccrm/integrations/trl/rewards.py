@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from seccrm.world.rewards import score_details
+from seccrm.world.rewards import REWARD_FORMAT, score_details
 
 
 def final_text(completion: Any) -> str:
@@ -43,16 +43,36 @@ def correct_reward(prompts: list[Any], completions: list[Any], instance: list[st
     return [1.0 if d["correct"] else 0.0 for d in _details(completions, instance)]
 
 
+def queries_that_ran(completion: Any) -> int:
+    """Tool results in a multi-turn completion that are not errors (the sandbox's errors start with
+    ``error:``); 0 for a single-turn completion."""
+    if not isinstance(completion, list):
+        return 0
+    return sum(1 for m in completion if isinstance(m, dict) and m.get("role") == "tool"
+               and not str(m.get("content", "")).lstrip().startswith("error"))
+
+
 def formatted_reward(prompts: list[Any], completions: list[Any], instance: list[str], **_: Any) -> list[float]:
     """0.1 for a well-formed but wrong answer, else 0.0: with :func:`correct_reward` it sums to
     seccrm's reward."""
-    return [float(d["reward"]) if not d["correct"] else 0.0 for d in _details(completions, instance)]
+    return [REWARD_FORMAT if d["formatted"] and not d["correct"] else 0.0 for d in _details(completions, instance)]
+
+
+def episode_formatted_reward(prompts: list[Any], completions: list[Any], instance: list[str],
+                             **_: Any) -> list[float]:
+    """The multi-turn form reward: 0.1 for a well-formed *episode*, at least one query that ran and then
+    a well-formed but wrong answer, as `seccrm.world.episode_reward` pays (an answer alone teaches the
+    policy to stop querying)."""
+    return [REWARD_FORMAT if d["formatted"] and not d["correct"] and queries_that_ran(c) >= 1 else 0.0
+            for c, d in zip(completions, _details(completions, instance), strict=True)]
 
 
 correct_reward.__name__ = "correct"
 formatted_reward.__name__ = "formatted"
+episode_formatted_reward.__name__ = "formatted"
 
 
-def reward_functions() -> list[Any]:
-    """``[correct, formatted]``: pass as ``reward_funcs``; weights 1 and 1 give seccrm's reward."""
-    return [correct_reward, formatted_reward]
+def reward_functions(agentic: bool = False) -> list[Any]:
+    """``[correct, formatted]``: pass as ``reward_funcs``; weights 1 and 1 give seccrm's reward. With
+    ``agentic``, the form term is :func:`episode_formatted_reward`."""
+    return [correct_reward, episode_formatted_reward if agentic else formatted_reward]
