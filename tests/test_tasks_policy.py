@@ -130,8 +130,10 @@ def oracle_policy_violation(org: Org, case_id: str) -> str:
 
 def oracle(org: Org, inst: Instance) -> list[str]:
     m = inst.metadata
-    if inst.task == "lead_qualification":
-        return oracle_lead_qualification(org, m["lead_id"])
+    if inst.task == "lead_qualification":  # the failures among the factors the question names
+        asked = m.get("factors_asked", policy.BANT_FACTORS)
+        assert f"which of the BANT factors {' and '.join(asked)} does" in user_text(inst) or len(asked) == 4
+        return [f for f in oracle_lead_qualification(org, m["lead_id"]) if f in asked] or [NONE_ANSWER]
     if inst.task == "quote_approval":
         if inst.difficulty != "easy":  # the question is about the whole quote
             assert sorted(m["line_ids"]) == sorted(ln["Id"] for ln in quote_lines(org, m["quote_id"]))
@@ -286,6 +288,16 @@ def test_hard_demands_more_than_easy(instances: dict, task: str) -> None:
 def test_easy_lead_qualification_shows_only_the_bant_article(instances: dict) -> None:
     counts = [len(i.metadata["articles_shown"]) for i in instances[("lead_qualification", "easy")]]
     assert all(c == 1 for c in counts), counts
+
+
+def test_easy_lead_qualification_asks_about_two_factors_of_a_one_call_lead(instances: dict) -> None:
+    """Easy names two factors (so its golds include pairs); medium and hard ask about all four."""
+    easy = instances[("lead_qualification", "easy")]
+    assert all(len(i.metadata["factors_asked"]) == 2 and len(i.metadata["transcripts"]) == 1 for i in easy)
+    assert len({tuple(i.metadata["factors_asked"]) for i in easy}) >= 4
+    assert any(len(i.answer) == 2 for i in easy) and any(len(i.answer) == 1 for i in easy)
+    for i in instances[("lead_qualification", "medium")] + instances[("lead_qualification", "hard")]:
+        assert "factors_asked" not in i.metadata and "which BANT factors does the lead fail?" in user_text(i)
 
 
 ID_TASKS = ("quote_approval", "invalid_config", "policy_violation_identification")

@@ -78,8 +78,9 @@ def _one(found: list[str], what: str) -> str:
 def lead_qualification(q: Question) -> Script:
     """Reads the BANT article's four criteria, the lead's Title from its record and its budget,
     needed product family and timeline from all its call transcripts (split over two calls for some
-    leads), then lists the factors that fail."""
+    leads), then lists the factors that fail: of the two the question names where it names two (easy)."""
     lead = q.id("00Q")
+    pair = re.search(r"which of the BANT factors (\w+) and (\w+) does", q.text)
     articles = yield from _texts(q, "Knowledge__kav", "FAQ_Answer__c",
                                  "ArticleType__c = 'Policy' AND Title LIKE '%BANT%'")
     rule = articles[_one(list(articles), "BANT article")]
@@ -98,7 +99,8 @@ def lead_qualification(q: Question) -> Script:
     days = int(_match(r"within (\d+) days", said))
     fails = {"Budget": budget < budget_min, "Authority": title not in titles, "Need": need not in needs,
              "Timeline": days > max_days}
-    return ", ".join(f for f, failed in fails.items() if failed) or "None"
+    asked = pair.groups() if pair else tuple(fails)
+    return ", ".join(f for f, failed in fails.items() if failed and f in asked) or "None"
 
 
 def _match(pattern: str, text: str) -> str:

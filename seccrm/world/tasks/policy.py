@@ -1,7 +1,7 @@
 """The four POLICY tasks: does a record obey the policy an article states, and if not, which article?
 
-- ``lead_qualification``: which BANT factors (Budget, Authority, Need, Timeline) a lead fails, read
-  from its call transcript against the BANT article; ``None`` when it meets all four.
+- ``lead_qualification``: which BANT factors (Budget, Authority, Need, Timeline; easy names two) a lead
+  fails, read from its call transcripts against the BANT article; ``None`` when it meets them.
 - ``quote_approval`` (held out): the ``discount_tiers`` article a quote line's Discount exceeds.
   Easy asks about one line of the quote, medium and hard about the whole quote.
 - ``invalid_config`` (held out): the quantity-limit, bundle or exclusion article a quote breaks.
@@ -19,17 +19,16 @@ task checks its own rule types only (the question says so), so within a task pre
 articles of the other kind appear at hard as distractors.
 
 How an instance is drawn: the generator first decides whether the gold will be ``None`` (with
-probability ``NONE_SHARE``, the same at every level; the builder then redraws instances to the
-suite's exact None share), then draws a record of that class from the level's candidate pool. Pools are built once per org: easy
-pools hold the simplest records (one line, one relevant rule, one chat, at most one failing factor);
-hard pools hold the upper half by a per-task hardness score (quantities at tier boundaries and
-discounts near the cap, several rule types on one quote, values near BANT thresholds, solutions that
-another issue's article allows). A pool is not narrowed below ``MIN_POOL`` records where the org
-allows, so that instances rarely repeat. Every article the gold depends on is always shown, so the
-gold is decidable from the prompt; the level decides how many distractors surround it. The
-three tasks that answer with an article Id show at least ``MIN_ARTICLES`` articles at every level
-(easy: the relevant one among 4 others), in random order, so that no fixed position among the
-articles shown is a good guess.
+probability ``NONE_SHARE``, the same at every level; the builder then redraws instances to the suite's
+exact None share), then draws a record of that class from the level's candidate pool. Pools are built
+once per org: easy pools hold the simplest records (one line, one relevant rule, one chat, one call);
+hard pools hold the upper half by a per-task hardness score (quantities at tier boundaries and discounts
+near the cap, several rule types on one quote, values near BANT thresholds, solutions that another
+issue's article allows). A pool is not narrowed below ``MIN_POOL`` records where the org allows, so that
+instances rarely repeat. Every article the gold depends on is always shown, so the gold is decidable
+from the prompt; the level decides how many distractors surround it. The three tasks that answer with an
+article Id show at least ``MIN_ARTICLES`` articles at every level (easy: the relevant one among 4
+others), in random order, so that no fixed position among the articles shown is a good guess.
 """
 
 from __future__ import annotations
@@ -39,7 +38,8 @@ import json
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from itertools import combinations
 from typing import Any, TypeVar
 
 from seccrm.world.org.schema import qi
@@ -240,8 +240,9 @@ class LeadRec:
     id: str
     transcripts: tuple[str, ...]          # VoiceCallTranscript__c ids, oldest first
     text_len: int
-    fails: tuple[str, ...]
+    fails: tuple[str, ...]                # of the factors asked about
     hardness: int
+    asked: tuple[str, ...] = BANT_FACTORS  # the factors the question asks about (easy: two, see lead_pairs)
 
 
 @dataclass
@@ -364,6 +365,10 @@ class _OrgData:
             out.append(LeadRec(r["Id"], tuple(i for i, _ in calls[r["Id"]]),
                                sum(n for _, n in calls[r["Id"]]), fails, 2 * near + len(fails)))
         return out
+
+    def lead_pairs(self) -> list[LeadRec]:  # each lead once per pair of factors, the pair's failures
+        return self.lazy("lead_pairs", lambda: [replace(r, fails=tuple(f for f in r.fails if f in p), asked=p)
+                                                for r in self.leads() for p in combinations(BANT_FACTORS, 2)])
 
     def cases(self) -> list[CaseRec]:
         return self.lazy("cases", self._load_cases)
@@ -618,8 +623,8 @@ class LeadQualification(Task):
     name = "lead_qualification"
     answer = AnswerKind("subset", choices=BANT_FACTORS, allow_none=True)
     levels = {
-        "easy": "One short call transcript, at most one failing factor, the BANT article alone, the lead's "
-                "Title in its record.",
+        "easy": "One short call transcript, two of the four factors asked about, the BANT article alone, the "
+                "lead's Title in its record.",
         "medium": "All the lead's calls, the BANT article among distractor policy articles.",
         "hard": "Values near the thresholds and several failing factors, Title only in the transcript, other "
                 "leads' calls in the same table, more distractor articles.",
@@ -630,41 +635,36 @@ class LeadQualification(Task):
         if data.bant is None:
             raise ValueError("lead_qualification: the org has no BANT article")
         want_none = rng.random() < NONE_SHARE
-        filters = {"easy": [lambda r: len(r.transcripts) == 1 and len(r.fails) <= 1,
-                            lambda r: len(r.fails) <= 1],
-                   "medium": [], "hard": [lambda r: len(r.fails) != 1]}[difficulty]
-        # Easy is already narrowed by the filter; halving it further would repeat the same few leads.
+        filters = {"easy": [lambda r: len(r.transcripts) == 1], "medium": [],
+                   "hard": [lambda r: len(r.fails) != 1]}[difficulty]
         hardness = None if difficulty == "easy" else (lambda r: (r.hardness, r.text_len))
-        lead = data.draw(rng, self.name, difficulty, want_none, data.leads(), lambda r: not r.fails,
-                         filters, hardness)
-        distract = {"easy": 0, "medium": 1, "hard": 3}[difficulty]
+        leads = data.lead_pairs() if difficulty == "easy" else data.leads()
+        lead = data.draw(rng, self.name, difficulty, want_none, leads, lambda r: not r.fails, filters, hardness)
         others = [a.id for a in data.articles if a.type != "bant"]
-        shown = [data.bant.id] + _sample(rng, others, distract)
+        shown = [data.bant.id] + _sample(rng, others, {"easy": 0, "medium": 1, "hard": 3}[difficulty])
         calls = list(lead.transcripts)
         if difficulty == "hard":  # other leads' first calls: the model must keep to this lead's
             pool = data.leads()
-            calls += [pool[rng.randrange(len(pool))].transcripts[0] for _ in range(2)]
-            calls = sorted(set(calls))
-        cols = ["Id", "FirstName", "LastName", "Company", "Industry", "State", "LeadSource", "Status"]
-        if difficulty != "hard":
-            cols.insert(4, "Title")
+            calls = sorted({*calls, *(pool[rng.randrange(len(pool))].transcripts[0] for _ in range(2))})
+        cols = ["Id", "FirstName", "LastName", "Company", *(["Title"] if difficulty != "hard" else []),
+                "Industry", "State", "LeadSource", "Status"]
         row = org.query(f"SELECT {', '.join(cols)} FROM Lead WHERE Id = ?", (lead.id,))
-        marks = ",".join("?" * len(calls))
         bodies = org.query("SELECT Id, LeadId__c, CreatedDate, TranscriptBody__c FROM VoiceCallTranscript__c "
-                           f"WHERE Id IN ({marks}) ORDER BY CreatedDate, Id", tuple(calls))
+                           f"WHERE Id IN ({','.join('?' * len(calls))}) ORDER BY CreatedDate, Id", tuple(calls))
         tables = [_articles_table(data, shuffled(rng, shown)), render_table("Lead", cols, row),
                   render_table("VoiceCallTranscript__c", ["Id", "LeadId__c", "CreatedDate", "TranscriptBody__c"],
                                bodies)]
-        question = (f"Using the BANT qualification article and lead {lead.id}'s call transcripts, which BANT "
-                    "factors does the lead fail?")
-        fmt = ("the failing factors as a comma-separated list drawn from Budget, Authority, Need, Timeline, "
-               "or None if the lead meets all four.")
+        which = "BANT factors" if len(lead.asked) == 4 else f"of the BANT factors {' and '.join(lead.asked)}"
+        question = (f"Using the BANT qualification article and lead {lead.id}'s call transcripts, which {which} "
+                    "does the lead fail?")
+        fmt = (f"the failing factors as a comma-separated list drawn from {', '.join(lead.asked)}, or None if the "
+               f"lead meets {'all four' if len(lead.asked) == 4 else 'both'}.")
         messages = build_messages(question, tables, fmt, context=LEAD_RULES)
         lead_row = org.query("SELECT Title, Budget__c, TimelineDays__c, NeedFamily__c FROM Lead WHERE Id = ?",
                              (lead.id,))[0]
-        meta = {"lead_id": lead.id, "rule_checked": "bant", "bant_article": data.bant.id,
-                "bant_rule": data.bant.rule, "lead_facts": dict(lead_row), "failed_factors": list(lead.fails),
-                "transcripts": list(lead.transcripts), "transcripts_shown": calls,
+        meta = {"lead_id": lead.id, "rule_checked": "bant", "bant_article": data.bant.id, "bant_rule": data.bant.rule,
+                "lead_facts": dict(lead_row), **({"factors_asked": list(lead.asked)} if len(lead.asked) < 4 else {}),
+                "failed_factors": list(lead.fails), "transcripts": list(lead.transcripts), "transcripts_shown": calls,
                 "articles_shown": sorted(shown), "hardness": lead.hardness, "wanted_none": want_none}
         return _instance(self.name, difficulty, messages, list(lead.fails) or [NONE_ANSWER], meta)
 
