@@ -256,17 +256,17 @@ def test_org_lookup_order(org: Path, tmp_path: Path, monkeypatch: pytest.MonkeyP
     good = a(action("Case", CASE[1], {"OwnerId": USER[2]}))
     i = inst([action("Case", CASE[1], {"OwnerId": USER[2]})], org="org.sqlite")
     monkeypatch.delenv("SECCRM_ORG", raising=False)
-    monkeypatch.setattr(rewards, "_DATA_DIRS", [])
     with pytest.raises(InstanceError, match="cannot find its org"):
-        score(i, good, K_ROUTE)
+        score(i, good, K_ROUTE)                              # no registry: a bare file name finds nothing
+    assert rewards.score_details(i, good, K_ROUTE, org=org)["reward"] == 1.0    # told its org
     monkeypatch.setenv("SECCRM_ORG", str(org))
     assert score(i, good, K_ROUTE) == 1.0
+    monkeypatch.setenv("SECCRM_ORG", str(tmp_path / "elsewhere.sqlite"))
+    assert rewards.org_path(i, org) == org                   # the argument first, as the VERL reward
     monkeypatch.delenv("SECCRM_ORG")
-    rewards.register_data_dir(tmp_path)                      # no org.sqlite there: not used
-    rewards.register_data_dir(org.parent)
-    rewards.register_data_dir(tmp_path)
-    assert rewards.org_path(i) == org.parent / "org.sqlite"
-    i_str = dict(i, metadata=json.dumps(i["metadata"]))     # Parquet twins hold metadata as JSON text
+    attached = rewards.attach_org([json.loads(json.dumps(i))], org.parent)[0]
+    assert rewards.org_path(attached) == (org.parent / "org.sqlite").resolve()
+    i_str = dict(attached, metadata=json.dumps(attached["metadata"]))   # Parquet twins hold metadata as JSON text
     assert score(i_str, good, K_ROUTE) == 1.0
 
 

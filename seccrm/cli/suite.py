@@ -24,7 +24,7 @@ from seccrm.world.arms import (
     SKILLS,
     TASK_SKILLS,
 )
-from seccrm.world.rewards import InstanceError, register_data_dir, score_details
+from seccrm.world.rewards import InstanceError, attach_org, score_details
 from seccrm.world.tasks import all_tasks
 
 
@@ -158,8 +158,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 def baselines_summary(d: Path) -> str:
     """The trivial baselines per task and split: what a model must beat before its score means anything."""
 
-    register_data_dir(d)
-    splits = {s: read_jsonl(d / f"{s}.jsonl") for s in ("train", "val", "test") if (d / f"{s}.jsonl").is_file()}
+    splits = {s: attach_org(read_jsonl(d / f"{s}.jsonl"), d) for s in ("train", "val", "test")
+              if (d / f"{s}.jsonl").is_file()}
     rows = baseline_rows(splits)
     head = ["task", "split", "n", "always None", "best constant", "best position"]
     return (f"trivial baselines (accuracy; constant and position chosen on train, on test for the held-out "
@@ -228,7 +228,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         if clash:
             raise UserError(f"--details {args.details} is an input of this command ({clash[0]}); writing it would "
                            "destroy it: choose another path")
-    register_data_dir(data.parent)
+    attach_org(list(records.values()), data.parent)
     pairs = _read_completions(comp, set(records))
     if not pairs:
         raise UserError(f"{comp} holds no completions: nothing to score")

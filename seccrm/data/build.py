@@ -76,7 +76,7 @@ from seccrm.world.arms import (
 from seccrm.world.episode import gold_depends_on_records_shown, question_only, schema_for
 from seccrm.world.org import build_org, open_org
 from seccrm.world.references import rewrite_levels
-from seccrm.world.rewards import answer_kind, register_data_dir
+from seccrm.world.rewards import answer_kind, attach_org
 from seccrm.world.tasks import all_tasks, get_task
 from seccrm.world.tasks.base import Org
 
@@ -575,9 +575,8 @@ def verify_suite_files(data_dir: str | Path, names: list[str]) -> None:
 def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     """The records of one split (``train``, ``val`` or ``test``) of a built suite.
 
-    Registers ``data_dir`` for scoring and records the org's absolute path in each record's
-    ``metadata["org_path"]`` (in memory only), so that ``seccrm.world.rewards.score`` finds the org of
-    these records from any working directory.
+    Records the org's absolute path in each record's ``metadata["org_path"]`` (in memory only), so
+    that ``seccrm.world.rewards.score`` finds the org of these records from any working directory.
     """
 
     if split not in SPLITS:
@@ -587,11 +586,6 @@ def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found; build the suite with `seccrm build --out {d}`")
     verify_suite_files(d, [f"{split}.jsonl"])
-    register_data_dir(d)
     records = read_jsonl(path)
     check_rows(path, records, "instance")
-    for r in records:
-        meta = r.get("metadata")
-        if isinstance(meta, dict) and meta.get("org"):
-            meta["org_path"] = str((d / meta["org"]).resolve())
-    return records
+    return attach_org(records, d)

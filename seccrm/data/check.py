@@ -52,9 +52,9 @@ from seccrm.world.org.schema import ID_PREFIXES, object_of_id
 from seccrm.world.references import rewrite_levels
 from seccrm.world.rewards import (
     InstanceError,
+    attach_org,
     gold_completion,
     instance_answer_kind,
-    register_data_dir,
     score_details,
     scratch_org,
 )
@@ -137,7 +137,8 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
     _check_none_share(splits, p)
     _check_parquet(d, splits, p)
     _check_determinism(d, splits, manifest, rebuild_per_arm, p)
-    register_data_dir(d)
+    for recs in splits.values():
+        attach_org(recs, d)
     if manifest.get("size") != "tiny":   # the tiny org (tests) has too few agents and records for the caps
         _check_baselines(splits, p)
     return p.result()

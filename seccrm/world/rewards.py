@@ -49,10 +49,10 @@ How the spec's rules are read here
     they are identical and the prediction changed exactly one row. The org file is only ever opened
     read-only.
 
-Finding the org (CRUD only): ``metadata["org_path"]`` if present; else ``metadata["org"]`` (a file
-name such as ``"org.sqlite"``) inside the most recently registered data directory that holds it
-(``seccrm.data.load_split`` registers its directory; ``register_data_dir`` does it by hand); else
-the ``SECCRM_ORG`` environment variable.
+Finding the org (CRUD only), first match wins, the same order as the VERL reward: the ``org``
+argument of :func:`score_details` (callers that know the org say so), the ``SECCRM_ORG`` environment
+variable, then ``metadata["org_path"]`` (set by ``seccrm.data.load_split`` and :func:`attach_org`).
+No process-wide registry: nothing outside the call decides which org a reward reads.
 
 Scoring never raises on any completion: every failure becomes reward 0.0 with its reason in
 ``error``. A broken *instance* (unknown task, missing answer, no org) raises ``InstanceError``.
@@ -490,9 +490,10 @@ def _check_field(obj: str, name: Any, value: Any, kind: AnswerKind, org: Scratch
     return str(value)
 
 
-def _score_action(content: str, answer: list[str], kind: AnswerKind, instance: dict[str, Any]) -> bool:
+def _score_action(content: str, answer: list[str], kind: AnswerKind, instance: dict[str, Any],
+                  org_file: str | os.PathLike[str] | None = None) -> bool:
     """Correct when the predicted action leaves the touched rows exactly as the gold action does."""
-    org = scratch_org(org_path(instance))
+    org = scratch_org(org_path(instance, org_file))
     try:
         gold = parse_action(answer[0], kind, org)
     except _Unparsable as e:
@@ -508,15 +509,15 @@ def _score_action(content: str, answer: list[str], kind: AnswerKind, instance: d
 # Finding the org of an instance
 # ----------------------------------------------------------------------------------------------
 
-_DATA_DIRS: list[Path] = []
-
-
-def register_data_dir(path: str | os.PathLike[str]) -> None:
-    """Let instances whose ``metadata["org"]`` is a bare file name find their org in ``path``."""
-    p = Path(path).resolve()
-    if p in _DATA_DIRS:
-        _DATA_DIRS.remove(p)
-    _DATA_DIRS.append(p)
+def attach_org(records: list[dict[str, Any]], data_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Record in each record's ``metadata["org_path"]`` (in memory) the absolute path of its org, the
+    file ``metadata["org"]`` names inside ``data_dir``; returns ``records``."""
+    d = Path(data_dir)
+    for r in records:
+        meta = r.get("metadata")
+        if isinstance(meta, dict) and meta.get("org"):
+            meta["org_path"] = str((d / str(meta["org"])).resolve())
+    return records
 
 
 def _metadata(instance: dict[str, Any]) -> dict[str, Any]:
@@ -529,23 +530,20 @@ def _metadata(instance: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def org_path(instance: dict[str, Any]) -> Path:
-    """The org file of an instance (see the module docstring for the search order)."""
-    meta = _metadata(instance)
-    if meta.get("org_path"):
-        return Path(str(meta["org_path"]))
-    name = meta.get("org")
-    if name:
-        for d in reversed(_DATA_DIRS):
-            path: Path = d / str(name)
-            if path.is_file():
-                return path
+def org_path(instance: dict[str, Any], org: str | os.PathLike[str] | None = None) -> Path:
+    """The org file of an instance: ``org`` if given, else ``SECCRM_ORG``, else the record's
+    ``metadata["org_path"]`` (the module docstring)."""
+    if org:
+        return Path(org)
     env = os.environ.get("SECCRM_ORG")
     if env:
         return Path(env)
+    meta = _metadata(instance)
+    if meta.get("org_path"):
+        return Path(str(meta["org_path"]))
     raise InstanceError(
-        f"instance {instance.get('id')}: cannot find its org; load it with seccrm.data.load_split(dir, split), "
-        "call seccrm.world.rewards.register_data_dir(dir), or set SECCRM_ORG=/path/to/org.sqlite")
+        f"instance {instance.get('id')}: cannot find its org; load it with seccrm.data.load_split(dir, split) "
+        "(or seccrm.world.rewards.attach_org(records, dir)), pass org=..., or set SECCRM_ORG=/path/to/org.sqlite")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -590,8 +588,11 @@ def instance_answer_kind(instance: dict[str, Any]) -> AnswerKind:
         raise InstanceError(f"instance {instance.get('id')}: bad metadata answer_kind {spec!r}: {e}") from e
 
 
-def score_details(instance: dict[str, Any], completion: str, kind: AnswerKind | None = None) -> dict[str, Any]:
+def score_details(instance: dict[str, Any], completion: str, kind: AnswerKind | None = None,
+                  org: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Score one completion and say why: ``{reward, correct, formatted, kind, f1, error}``.
+
+    ``org``: the org file CRUD actions are checked against (default: found as the module docstring says).
 
     ``kind`` overrides the instance's answer kind (:func:`instance_answer_kind`: the metadata's
     ``answer_kind`` if any, else the task's registered kind). ``f1`` is the token F1 for ``text_list``
@@ -615,7 +616,7 @@ def score_details(instance: dict[str, Any], completion: str, kind: AnswerKind | 
         if content is None:
             raise _Unparsable("no <answer>...</answer> block")
         if kind.kind == "action":
-            correct = _score_action(content, answer, kind, instance)
+            correct = _score_action(content, answer, kind, instance, org)
         else:
             correct, out["f1"] = _score_simple(content, answer, kind)
     except _Unparsable as e:
