@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from seccrm.engine.models import load_model_and_tokenizer
 from seccrm.errors import UserError
 from seccrm.world.episode import EpisodeSettings, Policy, run_episode
 from seccrm.world.oracle import ORACLE_SETTINGS, oracle_policy
+from seccrm.world.protocol import PROTOCOLS, get_protocol
 from seccrm.world.rewards import org_path
 
 
@@ -42,7 +44,7 @@ def human_policy() -> Policy:
 
 def _echo(policy: Policy) -> Policy:
     def wrapped(messages: list[dict[str, str]]) -> tuple[str, int]:
-        if messages[-1]["role"] == "user":
+        if messages[-1]["role"] in ("user", "tool"):
             print(f"\n--- {'environment' if len(messages) > 2 else 'question'} ---\n{messages[-1]['content']}")
         text, n = policy(messages)
         print(f"\n--- model ({n} tokens) ---\n{text}")
@@ -52,13 +54,14 @@ def _echo(policy: Policy) -> Policy:
 
 def cmd_play(args: argparse.Namespace) -> int:
     inst = _find(args.data, args.id)
-    settings = (ORACLE_SETTINGS if args.oracle else
-                EpisodeSettings(max_turns=args.max_turns, max_new_tokens_per_turn=args.max_new_tokens))
+    settings = (dataclasses.replace(ORACLE_SETTINGS, protocol=args.protocol) if args.oracle else
+                EpisodeSettings(max_turns=args.max_turns, max_new_tokens_per_turn=args.max_new_tokens,
+                                protocol=args.protocol))
     if args.human:
         policy = human_policy()
     elif args.oracle:
         try:
-            policy = oracle_policy(inst)
+            policy = oracle_policy(inst, args.protocol)
         except KeyError as e:
             raise UserError(str(e.args[0])) from None
     else:
@@ -66,8 +69,10 @@ def cmd_play(args: argparse.Namespace) -> int:
             model, tok = load_model_and_tokenizer(args.model)
         except (ValueError, FileNotFoundError, OSError) as e:
             raise UserError(str(e)) from e
-        policy = model_policy(model, tok, max_new_tokens=args.max_new_tokens, greedy=not args.sample)
-    print(f"--- system ---\n{inst['messages'][0]['content']}" if args.show_system else
+        policy = model_policy(model, tok, max_new_tokens=args.max_new_tokens, greedy=not args.sample,
+                              protocol=args.protocol)
+    system = get_protocol(args.protocol).opening(inst["messages"])[0]["content"]
+    print(f"--- system ({args.protocol}) ---\n{system}" if args.show_system else
           "(system message with the protocol and the schema: --show-system prints it)")
     ep = run_episode(_echo(policy), inst, org_path(inst), settings)
     d = ep.score()
@@ -113,8 +118,9 @@ def cmd_oracle(args: argparse.Namespace) -> int:
     if not insts:
         raise UserError(f"no instance of a task with an oracle in {args.data} ({args.splits})")
     rows = []
+    settings = dataclasses.replace(ORACLE_SETTINGS, protocol=args.protocol)
     for inst in tqdm(insts, desc="oracle episodes", unit="ep", dynamic_ncols=True, leave=False):
-        rows.extend(oracle_table([inst], org))
+        rows.extend(oracle_table([inst], org, settings))
     by: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by[(r["task"], r["difficulty"])].append(r)
@@ -132,7 +138,7 @@ def cmd_oracle(args: argparse.Namespace) -> int:
     for r in failed[:args.show_failures]:
         print(f"FAILED {r['id']} ({r['task']}/{r['difficulty']}): {r['end_reason']}: {r.get('error')}; "
               f"answer {r.get('answer', '')!r}, gold {r.get('gold')}")
-    print(f"{len(rows) - len(failed)} of {len(rows)} episodes solved by the oracles")
+    print(f"{len(rows) - len(failed)} of {len(rows)} episodes solved by the oracles (protocol {args.protocol})")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(rows, f, indent=1)
@@ -142,8 +148,8 @@ def cmd_oracle(args: argparse.Namespace) -> int:
 def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("play", help="Play one agentic episode with a model, or type the model's turns yourself.",
                        description="Run one episode of an instance: the question and the org's schema, then "
-                       "<execute>SQL</execute> turns answered by the read-only sandbox, until <answer>. "
-                       "Prints every turn and the score.")
+                       "<execute>SQL</execute> turns (or `sql` tool calls, --protocol tools) answered by the "
+                       "read-only sandbox, until <answer>. Prints every turn and the score.")
     p.add_argument("--data", required=True, help="Suite directory (built or imported).")
     p.add_argument("--id", required=True, help="Instance id, e.g. crmarena-pro-b2b-00003.")
     who = p.add_mutually_exclusive_group()
@@ -155,6 +161,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--max-turns", type=at_least(1), default=EpisodeSettings().max_turns)
     p.add_argument("--max-new-tokens", type=at_least(1), default=EpisodeSettings().max_new_tokens_per_turn)
     p.add_argument("--show-system", action="store_true", help="Print the system message (protocol and schema).")
+    _protocol_flag(p)
     p.add_argument("--out", default=None, help="Write the trajectory and score as JSON here.")
     p.set_defaults(func=cmd_play)
 
@@ -171,4 +178,12 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="At most this many instances per task and level (default 0: all).")
     p.add_argument("--show-failures", type=at_least(0), default=10, help="Failures to print (default 10).")
     p.add_argument("--json", default=None, help="Write one row per episode here.")
+    _protocol_flag(p)
     p.set_defaults(func=cmd_oracle)
+
+
+def _protocol_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--protocol", choices=PROTOCOLS, default="tags",
+                   help="How queries are written: 'tags' (<execute>SQL</execute>, results as <result> user "
+                   "messages; CRMArena-Pro's) or 'tools' (a native `sql` tool call through the chat template, "
+                   "results in the tool role). Default: tags.")

@@ -12,12 +12,19 @@ Two ways to play an episode with a model:
   ``benchmarks/bench_episodes.py`` compare the two).
 - :func:`model_policy`: a policy over messages (re-encodes the whole conversation with the chat
   template each turn); ``seccrm play --model`` and any caller of ``run_episode`` use it.
+
+Both speak the episode's protocol (``EpisodeSettings.protocol``, `seccrm.world.protocol`). Under
+``tools`` every rendering goes through :func:`chat_view`: the ``sql`` tool is passed to the template as
+``tools=[SQL_TOOL]`` where the template renders tools (Qwen2.5's, Hermes-style ones), and written into
+the system message in the same Hermes / Qwen2.5 format where it ignores them (SmolLM2's); results are
+``tool`` messages as the template renders them (SmolLM2's: a ``<|im_start|>tool`` turn; Qwen2.5's:
+``<tool_response>`` inside a user turn). A turn stops at the protocol's first closing tag
+(``</tool_call>`` or ``</answer>``), and the loss mask is 1 on exactly the sampled tokens either way.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -34,30 +41,79 @@ from seccrm.engine.rollout import (
 )
 from seccrm.logs import warn_once
 from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
+from seccrm.world.protocol import SQL_TOOL, declare_tools, get_protocol
 
 logger = logging.getLogger(__name__)
 
-_STOP = re.compile(r"</execute>|</answer>", re.I)
+
+def cut_turn(text: str, protocol: str = "tags") -> str:
+    """The model's turn up to and including its first closing tag: ``</execute>`` or ``</answer>``
+    (``</tool_call>`` or ``</answer>`` under ``tools``)."""
+    return get_protocol(protocol).cut(text)
 
 
-def cut_turn(text: str) -> str:
-    """The model's turn up to and including its first ``</execute>`` or ``</answer>`` tag."""
-    m = _STOP.search(text)
-    return text[:m.end()] if m else text
+_RENDERS_TOOLS: dict[str, bool] = {}
+
+
+def renders_tools(tokenizer: Any) -> bool:
+    """Whether the tokenizer's chat template puts ``tools`` into the prompt (Qwen2.5's does; SmolLM2's
+    ignores them). Decided once per template by rendering a probe with and without the tool."""
+    template = str(getattr(tokenizer, "chat_template", None) or "")
+    if template not in _RENDERS_TOOLS:
+        probe = [{"role": "user", "content": "x"}]
+        try:
+            with_tool = tokenizer.apply_chat_template(probe, tools=[SQL_TOOL], tokenize=False)
+        except (TypeError, ValueError):          # a template (or a stand-in) that takes no tools
+            _RENDERS_TOOLS[template] = False
+        else:
+            _RENDERS_TOOLS[template] = with_tool != tokenizer.apply_chat_template(probe, tokenize=False)
+    return _RENDERS_TOOLS[template]
+
+
+def chat_view(tokenizer: Any, messages: list[dict[str, str]], protocol: str = "tags"
+              ) -> tuple[list[dict[str, str]], dict[str, Any]]:
+    """The messages and the extra ``apply_chat_template`` arguments that show an episode to the model
+    under ``protocol``: unchanged for ``tags``; for ``tools``, ``tools=[SQL_TOOL]`` where the template
+    renders tools, else the same messages with the tool declared in the system message
+    (`seccrm.world.protocol.declare_tools`, the Hermes / Qwen2.5 format). Only the system message
+    differs between the two, so a view of a longer conversation extends the view of a shorter one."""
+    tools = get_protocol(protocol).tools
+    if not tools:
+        return messages, {}
+    if renders_tools(tokenizer):
+        return messages, {"tools": list(tools)}
+    return declare_tools(messages, tools), {}
+
+
+def render_chat(tokenizer: Any, messages: list[dict[str, str]], protocol: str = "tags", **kwargs: Any) -> Any:
+    """``tokenizer.apply_chat_template`` over the :func:`chat_view` of ``messages``."""
+    view, extra = chat_view(tokenizer, messages, protocol)
+    return tokenizer.apply_chat_template(view, **extra, **kwargs)
+
+
+def opening_ids(tokenizer: Any, messages: list[dict[str, str]], protocol: str = "tags") -> list[int]:
+    """Token ids of an episode's opening ``messages`` under ``protocol`` (the system message rewritten
+    for it, `seccrm.world.protocol.Protocol.opening`), ready for the model's first turn. Under ``tags``
+    they are ``encode_prompts``'s."""
+    if protocol == "tags":
+        return encode_prompts(tokenizer, [messages])[0]
+    opened = get_protocol(protocol).opening(messages)
+    ids = render_chat(tokenizer, opened, protocol, add_generation_prompt=True, tokenize=True, return_dict=False)
+    return [int(i) for i in ids]
 
 
 def model_policy(model: torch.nn.Module, tokenizer: Any, max_new_tokens: int = 160, greedy: bool = True,
-                 temperature: float = 0.7, top_p: float = 0.9, seed: int = 0) -> Policy:
+                 temperature: float = 0.7, top_p: float = 0.9, seed: int = 0, protocol: str = "tags") -> Policy:
     """An episode policy backed by ``model``: greedy by default, else sampled (seeded per turn)."""
     calls = [0]
 
     def policy(messages: list[dict[str, str]]) -> tuple[str, int]:
-        prompt = encode_prompts(tokenizer, [messages])
+        prompt = [opening_ids(tokenizer, messages, protocol)]
         ro = generate_rollouts(model, tokenizer, prompt, n=1, max_new_tokens=max_new_tokens, greedy=greedy,
                                temperature=temperature, top_p=top_p, seed=seed + calls[0],
                                stop_after_answer=True)
         calls[0] += 1
-        text = cut_turn(ro.texts[0])
+        text = cut_turn(ro.texts[0], protocol)
         tokens = len(tokenizer(text, add_special_tokens=False)["input_ids"]) if text != ro.texts[0] \
             else len(ro.completion_ids[0])
         return text, tokens
@@ -65,16 +121,17 @@ def model_policy(model: torch.nn.Module, tokenizer: Any, max_new_tokens: int = 1
     return policy
 
 
-def conversation_tokens(tokenizer: Any, messages: list[dict[str, str]], n_prompt: int) -> tuple[list[int], list[int]]:
+def conversation_tokens(tokenizer: Any, messages: list[dict[str, str]], n_prompt: int,
+                        protocol: str = "tags") -> tuple[list[int], list[int]]:
     """Token ids of a whole episode (the chat template over ``messages``) and a mask that is 1 on the
     tokens of the model's own turns (assistant contents) and 0 on everything the environment wrote.
 
     The ids are the tokenizer's own tokenization of the rendered conversation, so the model's turns
     are re-tokenised from their text (the sampled ids may split differently). The first ``n_prompt``
     messages are the prompt: their ids are the prefix of the result and carry no loss, even an
-    assistant message among them (a few-shot example).
+    assistant message among them (a few-shot example). ``protocol`` picks the rendering (:func:`chat_view`).
     """
-    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False)
+    text = render_chat(tokenizer, messages, protocol, tokenize=False, add_generation_prompt=False)
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
     spans, pos = [], 0
@@ -89,17 +146,20 @@ def conversation_tokens(tokenizer: Any, messages: list[dict[str, str]], n_prompt
     return ids, mask
 
 
-def turn_suffix_ids(tokenizer: Any, before: list[dict[str, str]], turn_text: str, reply: str) -> list[int]:
+def turn_suffix_ids(tokenizer: Any, before: list[dict[str, str]], turn_text: str, reply: str | dict[str, str],
+                    protocol: str = "tags") -> list[int]:
     """The tokens the chat template puts after a model turn ``turn_text``: the end of that turn, the
-    environment's ``reply`` as a user message, and the opening of the next assistant turn.
+    environment's ``reply`` (a message; a string is a user message), and the opening of the next
+    assistant turn, rendered under ``protocol`` (:func:`chat_view`).
 
     ``before`` is the conversation up to the turn. Raises ValueError when the template does not render
     the conversation by appending (it rewrites earlier turns): token-in, token-out episodes need that.
     """
-    opened = tokenizer.apply_chat_template(before, tokenize=False, add_generation_prompt=True)
-    closed = tokenizer.apply_chat_template([*before, {"role": "assistant", "content": turn_text}], tokenize=False)
-    nxt = tokenizer.apply_chat_template([*before, {"role": "assistant", "content": turn_text},
-                                         {"role": "user", "content": reply}], tokenize=False, add_generation_prompt=True)
+    reply_msg = {"role": "user", "content": reply} if isinstance(reply, str) else reply
+    turn = {"role": "assistant", "content": turn_text}
+    opened = render_chat(tokenizer, before, protocol, tokenize=False, add_generation_prompt=True)
+    closed = render_chat(tokenizer, [*before, turn], protocol, tokenize=False)
+    nxt = render_chat(tokenizer, [*before, turn, reply_msg], protocol, tokenize=False, add_generation_prompt=True)
     head = opened + turn_text
     if not (closed.startswith(head) and nxt.startswith(head)):
         raise ValueError("the chat template does not render a conversation by appending turns")
@@ -107,15 +167,17 @@ def turn_suffix_ids(tokenizer: Any, before: list[dict[str, str]], turn_text: str
 
 
 class _TurnStop:
-    """True once a turn's tokens complete ``</execute>`` or ``</answer>`` (checked only on tokens with '>')."""
+    """True once a turn's tokens complete one of ``stops`` (any case; checked only on tokens with '>')."""
 
-    def __init__(self, tokenizer: Any):
+    def __init__(self, tokenizer: Any, stops: tuple[str, ...] = ("</execute>", "</answer>")):
         self.tokenizer, self.candidates = tokenizer, _answer_stop(tokenizer).candidates
+        self.stops = tuple(s.lower() for s in stops)
 
     def __call__(self, ids: list[int]) -> bool:
         if ids[-1] not in self.candidates:
             return False
-        return _STOP.search(self.tokenizer.decode(ids[-16:], skip_special_tokens=False)) is not None
+        tail = self.tokenizer.decode(ids[-16:], skip_special_tokens=False).lower()
+        return any(s in tail for s in self.stops)
 
 
 @torch.no_grad()
@@ -135,11 +197,12 @@ def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any
     model.eval()
     try:
         ep = Episode(instance, org_path, settings)
-        ids = list(prompt_ids) if prompt_ids is not None else encode_prompts(tokenizer, [ep.messages])[0]
+        protocol = settings.protocol
+        ids = list(prompt_ids) if prompt_ids is not None else opening_ids(tokenizer, ep.messages, protocol)
         n_prompt = len(ids)
         device = next(model.parameters()).device
         gen = torch.Generator(device=device).manual_seed(seed)
-        eos, stop = set(eos_token_ids(model, tokenizer)), _TurnStop(tokenizer)
+        eos, stop = set(eos_token_ids(model, tokenizer)), _TurnStop(tokenizer, ep.protocol.stops)
         cache, cached, fed = None, 0, 0               # `cached`: how many of `ids` the cache holds
         mask: list[int] = []
 
@@ -165,12 +228,12 @@ def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any
                 logits = forward([token])
             ids.append(turn[-1])                      # sampled, not yet fed
             mask.extend([1] * len(turn))
-            text = cut_turn(tokenizer.decode(turn, skip_special_tokens=True))
+            text = cut_turn(tokenizer.decode(turn, skip_special_tokens=True), protocol)
             before = ep.messages[:]
             reply = ep.act(text, len(turn))
             if reply is None:
                 break
-            suffix = turn_suffix_ids(tokenizer, before, text, reply)
+            suffix = turn_suffix_ids(tokenizer, before, text, ep.messages[-1], protocol)
             ids.extend(suffix)
             mask.extend([0] * len(suffix))
         return ep, ids[n_prompt:], mask, fed
@@ -191,7 +254,7 @@ def episode_rollouts(model: torch.nn.Module, tokenizer: Any, instances: list[dic
     """
     prompt_ids, completion_ids, loss_mask, texts, details, episodes = [], [], [], [], [], []
     for g, inst in enumerate(instances):
-        base = encode_prompts(tokenizer, [inst["messages"]])[0]
+        base = opening_ids(tokenizer, inst["messages"], settings.protocol)
         prompt_ids.append(base)
         for j in range(n):
             episode_seed = seed + 1000 * (g * n + j)
@@ -216,9 +279,9 @@ def _message_loop_episode(model: torch.nn.Module, tokenizer: Any, inst: dict[str
                           temperature: float, top_p: float, seed: int, base: list[int]
                           ) -> tuple[Episode, list[int], list[int]]:
     policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=False,
-                          temperature=temperature, top_p=top_p, seed=seed)
+                          temperature=temperature, top_p=top_p, seed=seed, protocol=settings.protocol)
     ep = run_episode(policy, inst, org, settings)
-    ids, mask = conversation_tokens(tokenizer, ep.messages, len(inst["messages"]))
+    ids, mask = conversation_tokens(tokenizer, ep.messages, len(inst["messages"]), settings.protocol)
     if ids[:len(base)] != base:
         raise ValueError("the chat template does not render the prompt as a prefix of the episode; "
                          "agentic training needs a template that appends turns")

@@ -108,7 +108,8 @@ def episode_player(model: Any, tokenizer: Any, settings: EpisodeSettings, greedy
         except ValueError as err:
             warn_once(logger, f"episodes fall back to the message loop: {err}")
             policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn,
-                                  greedy=greedy, temperature=temperature, top_p=top_p, seed=seed)
+                                  greedy=greedy, temperature=temperature, top_p=top_p, seed=seed,
+                                  protocol=settings.protocol)
             return run_episode(policy, inst, org_path(inst), settings)
 
     return play

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.curriculum.registry import CURRICULA
+from seccrm.world.protocol import PROTOCOLS
 
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
@@ -74,6 +75,9 @@ class TrainConfig:
                    "the model queries the org (<execute>SQL</execute>) before it answers; the loss covers the "
                    "model's own tokens of every turn, not the query results.")
     max_turns: int = _f(6, "Agentic: model turns per episode, the answer included (--max-new-tokens per turn).")
+    protocol: str = _f("tags", "Agentic: how the model queries: 'tags' (<execute>SQL</execute>, results as "
+                       "<result> user messages; CRMArena-Pro's) or 'tools' (a native `sql` tool call through "
+                       "the chat template, results in the tool role; seccrm/world/protocol.py).")
     form_needs_query: bool = _f(True, "Agentic: the 0.1 for a well-formed wrong answer is earned by a well-formed "
                                 "episode, at least one query that ran and then the answer (off: the report's "
                                 "rule, any well-formed answer; see seccrm/world/episode_reward.py).")
@@ -184,6 +188,7 @@ def validate(cfg: TrainConfig) -> list[str]:
     need(cfg.dynamic_sampling >= 0, "--dynamic-sampling must be >= 0 (extra draw rounds)")
     need(cfg.rollout_backend in ("auto", "fast", "shared"), "--rollout-backend must be auto, fast or shared")
     need(cfg.mode in ("single", "agentic"), "--mode must be single or agentic")
+    need(cfg.protocol in PROTOCOLS, f"--protocol must be one of {', '.join(PROTOCOLS)}")
     need(cfg.max_turns >= 1, "--max-turns must be >= 1")
     need(0.0 < cfg.variance_keep <= 1.0, "--variance-keep must be in (0, 1]: the share of groups kept")
     for name in ("query_bonus", "query_bonus_cap", "repeat_penalty", "turn_penalty"):

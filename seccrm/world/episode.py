@@ -3,7 +3,9 @@
 The model sees a question and the org's schema, but no records. Each turn it either writes
 ``<execute>SQL</execute>``, and the environment answers with the query's result (a compact table or an
 error message, from `seccrm.world.sandbox`), or it writes ``<answer>...</answer>``, which ends the
-episode; the answer is scored by the same verifiers as a single-turn completion. An episode also ends
+episode. With ``EpisodeSettings(protocol="tools")`` the query is a native tool call instead, and the
+result comes back in the ``tool`` role (`seccrm.world.protocol`, where both protocols are parsed and
+rendered); the answer is scored by the same verifiers as a single-turn completion. An episode also ends
 at ``max_turns`` model turns, at a budget of ``max_model_tokens`` tokens written by the model, or at a
 turn with neither tag (the model stopped acting).
 
@@ -27,41 +29,11 @@ from typing import Any
 
 from seccrm.world.agent_org import agent_org
 from seccrm.world.episode_reward import EpisodeReward, pay_episode
+from seccrm.world.protocol import AGENT_SYSTEM, PROTOCOLS, get_protocol
+from seccrm.world.protocol import parse_turn as parse_turn  # re-exported: the tags parser lived here
 from seccrm.world.rewards import REWARD_WRONG, score_details
 from seccrm.world.sandbox import Sandbox, SandboxLimits, schema_text
 from seccrm.world.tasks.base import definitions_for
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def parse_turn(text: str) -> tuple[str | None, bool]:
-    """The query of a model turn and whether it answers, in one linear pass: the query is the text
-    between the first ``<execute>`` and the first ``</execute>`` after it (None without both); the turn
-    answers when an ``<answer>`` tag (any case) comes before that query or there is no query.
-
-    >>> parse_turn("<EXECUTE> SELECT 1 </execute>")
-    ('SELECT 1', False)
-    >>> parse_turn("<answer>42</answer> <execute>SELECT 1</execute>")
-    (None, True)
-    """
-    low = text.translate(_ASCII_LOWER)         # ASCII only: indices stay those of ``text``
-    query = None
-    start = low.find("<execute>")
-    if start >= 0:
-        end = low.find("</execute>", start + 9)
-        if end >= 0:
-            query = text[start + 9:end].strip()
-    answer = low.find("<answer>")
-    answers = answer >= 0 and (query is None or answer < start)
-    return (None if answers else query), answers
-
-AGENT_SYSTEM = """You are a CRM analyst with read-only SQL access to the company's Salesforce org (SQLite).
-Work in turns. To look at data, write one query as <execute>SELECT ...</execute> and stop; the result
-comes back in the next message. When you know the answer, write it as <answer>...</answer>.
-Quote table names that are SQL keywords ("Case", "Order"). Dates are ISO text (YYYY-MM-DD...).
-
-The org's tables:
-{schema}"""
 
 
 @dataclass(frozen=True)
@@ -78,10 +50,15 @@ class EpisodeSettings:
     reward: EpisodeReward = field(default_factory=EpisodeReward)
     """How the episode is paid (`seccrm.world.episode_reward`): by default the 0.1 for form needs a
     query that ran before the answer."""
+    protocol: str = "tags"
+    """How the model queries (`seccrm.world.protocol`): 'tags' (``<execute>``, CRMArena-Pro's) or
+    'tools' (a native ``sql`` tool call through the chat template, results in the ``tool`` role)."""
 
     def __post_init__(self) -> None:
         if self.max_turns < 1 or self.max_model_tokens < 1 or self.max_new_tokens_per_turn < 1:
             raise ValueError("max_turns, max_model_tokens and max_new_tokens_per_turn must be >= 1")
+        if self.protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {self.protocol!r}; known: {', '.join(PROTOCOLS)}")
 
     @classmethod
     def crmarena_pro(cls) -> EpisodeSettings:
@@ -161,7 +138,8 @@ class Episode:
         self.instance = instance
         self.settings = settings or EpisodeSettings()
         self.sandbox = Sandbox(agent_org(org_path), self.settings.sandbox)
-        self.messages: list[dict[str, str]] = [dict(m) for m in (messages or instance["messages"])]
+        self.protocol = get_protocol(self.settings.protocol)
+        self.messages: list[dict[str, str]] = self.protocol.opening(messages or instance["messages"])
         self.turns: list[Turn] = []
         self.done = False
         self.end_reason: str | None = None
@@ -175,8 +153,9 @@ class Episode:
         return sum(1 for t in self.turns if t.query_ok is False)
 
     def act(self, text: str, tokens: int = 0) -> str | None:
-        """Record the model's turn ``text`` (``tokens`` long); return the environment's reply, to be
-        appended as the next user message, or None when the episode is over."""
+        """Record the model's turn ``text`` (``tokens`` long); return the environment's reply (the
+        content of the message the protocol appends: a user message, or a ``tool`` one), or None when
+        the episode is over. A malformed tool call is answered with an error and the episode goes on."""
         if self.done:
             raise RuntimeError("the episode is over")
         turn = Turn(text=text, tokens=tokens)
@@ -185,11 +164,11 @@ class Episode:
         if self.model_tokens > self.settings.max_model_tokens:     # over budget: no answer counts
             self._end("token_budget")
             return None
-        query, answers = parse_turn(text)
-        if answers:
+        action = self.protocol.parse(text)
+        if action.answers:
             self._end("answer")
             return None
-        if query is None:
+        if action.query is None and action.error is None:
             self._end("no_action")
             return None
         if len(self.turns) >= self.settings.max_turns:
@@ -198,11 +177,17 @@ class Episode:
         if self.model_tokens >= self.settings.max_model_tokens:    # no token left to answer with
             self._end("token_budget")
             return None
-        turn.query = query
-        result = self.sandbox.run(turn.query)
-        turn.query_ok = result.ok
-        turn.observation = f"<result>\n{result.text}\n</result>"
-        self.messages.append({"role": "user", "content": turn.observation})
+        if action.query is None:                                     # a malformed call: an error to read
+            turn.query_ok, result_text = False, f"error: {action.error}"
+        else:
+            turn.query = action.query
+            result = self.sandbox.run(turn.query)
+            turn.query_ok, result_text = result.ok, result.text
+        if action.ignored_calls:
+            result_text += f"\n(one query per turn: {action.ignored_calls} more tool call(s) did not run)"
+        message = self.protocol.observation(result_text)
+        turn.observation = message["content"]
+        self.messages.append(message)
         return turn.observation
 
     def stop(self, reason: str) -> None:

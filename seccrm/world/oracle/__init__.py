@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
+from seccrm.world.protocol import get_protocol
 from seccrm.world.references import NAMED, PEOPLE_BY_NAME, POLICY_BY_POINTER, name_pattern
 from seccrm.world.sandbox import SandboxLimits
 from seccrm.world.tasks.base import (
@@ -75,12 +76,15 @@ def oracles() -> dict[str, Callable[[Question], Script]]:
 # ----------------------------------------------------------------------------------------------
 
 def parse_result(observation: str) -> list[Row]:
-    """The rows of a sandbox observation (``<result>`` table) as dicts; ``NULL`` cells are None.
+    """The rows of a sandbox observation (a ``<result>`` table, or a ``tool`` message's bare table) as
+    dicts; ``NULL`` cells are None.
 
     Raises :class:`OracleError` for an error, a result cut by the row or character cap, or a cell
     cut by the cell cap: an oracle must ask for what fits.
     """
-    body = observation.strip().removeprefix("<result>").removesuffix("</result>").strip("\n")
+    wrapped = observation.strip()
+    body = (wrapped.removeprefix("<result>").removesuffix("</result>") if wrapped.startswith("<result>")
+            else observation).strip("\n")
     if body.startswith("error:"):
         raise OracleError(f"the query failed: {body}")
     lines = body.split("\n")
@@ -248,10 +252,12 @@ def question_text(instance: dict[str, Any]) -> str:
     return next(m["content"] for m in reversed(instance["messages"]) if m["role"] == "user")
 
 
-def oracle_policy(instance: dict[str, Any]) -> Policy:
-    """The scripted analyst of the instance's task as an episode policy: each turn one
-    ``<execute>`` query, then ``<answer>``. Raises KeyError for a task without an oracle."""
+def oracle_policy(instance: dict[str, Any], protocol: str = "tags") -> Policy:
+    """The scripted analyst of the instance's task as an episode policy: each turn one query, written
+    as the ``protocol`` asks (``<execute>`` or a ``sql`` tool call), then ``<answer>``. Raises KeyError
+    for a task without an oracle."""
     _load()
+    write_call = get_protocol(protocol).call
     if instance["task"] not in _ORACLES:
         raise KeyError(f"no oracle for task {instance['task']!r}; known: {', '.join(sorted(_ORACLES))}")
     script = _analyst(instance["task"], question_text(instance))
@@ -268,7 +274,7 @@ def oracle_policy(instance: dict[str, Any]) -> Policy:
         except StopIteration as stop:
             text = f"<answer>{stop.value}</answer>"
         else:
-            text = f"<execute>{sql}</execute>"
+            text = write_call(sql)
         return text, 0
 
     return policy
@@ -277,7 +283,7 @@ def oracle_policy(instance: dict[str, Any]) -> Policy:
 def play_oracle(instance: dict[str, Any], org: str | Path,
                 settings: EpisodeSettings = ORACLE_SETTINGS) -> Episode:
     """Play ``instance`` (question-only) with its task's oracle; ``.score()`` says if it was right."""
-    return run_episode(oracle_policy(instance), instance, org, settings)
+    return run_episode(oracle_policy(instance, settings.protocol), instance, org, settings)
 
 
 def _load() -> None:
