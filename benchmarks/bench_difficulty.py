@@ -47,6 +47,7 @@ from seccrm.data.build import make_record
 from seccrm.world.arms import DIFFICULTIES
 from seccrm.world.org import build_org, open_org
 from seccrm.world.org import text as T
+from seccrm.world.org.schema import STAGES as SCHEMA_STAGES
 from seccrm.world.rewards import answer_kind, score
 from seccrm.world.tasks import all_tasks
 from seccrm.world.tasks.base import MONTHS, Org
@@ -56,7 +57,7 @@ Record = dict[str, Any]
 Tables = dict[str, list[dict[str, str]]]
 ID_RE = re.compile(r"\b[0-9A-Za-z]{18}\b")
 STATES = {s for _, states in T.TERRITORIES for s in states}
-STAGES = list(T.STAGES)
+STAGES = list(SCHEMA_STAGES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -479,7 +480,10 @@ FEATURES: dict[str, tuple[str, Callable[[dict[str, Any]], bool]]] = {
 def feature(task: str, m: dict[str, Any]) -> tuple[str, bool] | None:
     if task in FEATURES:
         label, test = FEATURES[task]
-        return label, test(m)
+        try:
+            return label, test(m)
+        except KeyError:         # a field the task's generator no longer records: no feature to show
+            return None
     if "window_phrase" in m:    # ANALYTICS: how the window is stated
         return "window 'past N'", "past" in m["window_phrase"]
     return None
@@ -494,6 +498,8 @@ def generate(org_file: Path, seed: int, per_level: int) -> list[Record]:
     org = Org(open_org(org_file))
     out = []
     for task in all_tasks():
+        if task not in CHOICES:          # the optional confidentiality tasks show no records to count
+            continue
         for level in DIFFICULTIES:
             for index in range(per_level):
                 rec = make_record(org, task, level, index, seed)
