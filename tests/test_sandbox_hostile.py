@@ -196,12 +196,17 @@ def test_the_using_join_leak_of_issue_28_returns_no_hidden_value(org: Path, box:
         assert full.run("SELECT count(*) AS n FROM Lead WHERE Budget__c IS NOT NULL").text == "n\n0"
 
 
-def test_a_query_no_progress_handler_reaches_is_killed_and_the_sandbox_goes_on(box: Sandbox) -> None:
+def test_a_query_no_progress_handler_reaches_is_bounded_and_the_sandbox_goes_on(box: Sandbox) -> None:
+    """A 24-level CTE expansion compiles without the progress handler ever firing (about 48 GB
+    unbounded). Whichever bound binds first on this machine, the memory cap (the worker survives) or
+    the deadline (the worker is killed and replaced), the query is refused in time and the next runs."""
     pid = box.worker_pid
     t0 = time.monotonic()
     r = box.run(_cte_expansion(24))
-    assert time.monotonic() - t0 < WALL_S and not r.ok and "stopped" in r.text
-    assert box.worker_pid != pid                              # killed and replaced
+    assert time.monotonic() - t0 < WALL_S and not r.ok
+    killed = "stopped" in r.text
+    assert killed or "memory" in r.text, r.text
+    assert (box.worker_pid != pid) == killed                  # killed and replaced only after the deadline
     assert box.run("SELECT count(*) FROM Account").ok
 
 
