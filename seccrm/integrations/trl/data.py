@@ -9,17 +9,10 @@ from typing import Any
 
 from seccrm.data import load_split, suite_mode
 from seccrm.world.episode import schema_for
+from seccrm.world.protocol import TOOLS_SYSTEM
 from seccrm.world.rewards import org_path
 
-TOOLS_SYSTEM = """You are a CRM analyst with read-only SQL access to the company's Salesforce org (SQLite).
-Work in turns. To look at data, call the `sql` tool with one query and stop; the result comes back
-as the tool's message. When you know the answer, write it as <answer>...</answer> without calling a tool.
-Quote table names that are SQL keywords ("Case", "Order"). Dates are ISO text (YYYY-MM-DD...).
-
-The org's tables:
-{schema}"""
-"""The system message of an agentic episode under native tool calls: `seccrm.world.episode.AGENT_SYSTEM`
-with the tool in place of the ``<execute>`` tags."""
+# The system message under native tool calls is the episodes' own (`seccrm.world.protocol`).
 
 
 def _row(r: dict[str, Any], messages: list[dict[str, str]]) -> dict[str, Any]:
