@@ -391,13 +391,13 @@ class SkewedAnswers:
 def test_make_pool_balances_none_and_caps_every_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     from collections import Counter
 
-    from seccrm.data.build import NONE_SHARE, answer_cap, answer_key, stratified_order
+    from seccrm.data.build import NONE_QUOTA, answer_cap, answer_key, stratified_order
 
     monkeypatch.setattr("seccrm.data.build.get_task", lambda name: SkewedAnswers(name))
     for size in (8, 20, 60):
         recs = make_pool(None, "top_issue_identification", "hard", size, seed=0)   # None allowed
         counts = Counter(answer_key(r) for r in recs)
-        assert counts["None"] == int(size * NONE_SHARE)
+        assert counts["None"] == int(size * NONE_QUOTA)
         assert max(counts.values()) <= answer_cap(size)
     recs = make_pool(None, "handle_time", "easy", 20, seed=0)                     # None not allowed
     assert Counter(answer_key(r) for r in recs)["None"] <= answer_cap(20)

@@ -264,7 +264,7 @@ def test_same_seed_same_instance_even_with_a_fresh_cache(org: Org, org_path: Pat
 
 @pytest.mark.parametrize("task", TASKS)
 def test_none_share_is_balanced(instances: dict, task: str) -> None:
-    """None golds at every level, about NONE_SHARE of them (the same share at every level)."""
+    """None golds at every level, about NONE_DRAW_RATE of them (the same share at every level)."""
     shares = {d: statistics.mean(i.answer == [NONE_ANSWER] for i in instances[(task, d)]) for d in DIFFICULTIES}
     overall = statistics.mean(shares.values())
     assert 0.1 <= overall <= 0.35, shares

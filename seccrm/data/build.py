@@ -21,8 +21,8 @@ Determinism: every instance draws from its own ``random.Random`` seeded by a sta
 (seed, task, difficulty, index), so the same seed gives the same bytes. Files are written in a fixed
 order with sorted keys.
 
-Answer balance: slot ``i`` of a pool wants a None gold when ``floor((i + 1) * NONE_SHARE)`` exceeds
-``floor(i * NONE_SHARE)`` (an exact 15% of the pool, spread evenly), and no answer may take more than
+Answer balance: slot ``i`` of a pool wants a None gold when ``floor((i + 1) * NONE_QUOTA)`` exceeds
+``floor(i * NONE_QUOTA)`` (an exact 15% of the pool, spread evenly), and no answer may take more than
 ``answer_cap(pool size)`` slots. A draw that does not fit its slot is redrawn like a repeat; when no draw
 fits, the first draw that keeps the cap is kept (a task that rarely yields None then has fewer).
 Validation is chosen by proportional allocation over the gold answers (``stratified_order``), so
@@ -90,11 +90,11 @@ MANIFEST_FILE = "suite.json"
 SUITE_FORMAT = 2   # 1: suites written before the format was recorded (same rows); 2: adds "format"
 VAL_FRACTION = 0.25
 MAX_REDRAWS = 40  # draws after the first for an instance that repeats a prompt or breaks the answer balance
-# Answer balance (``shared/specs/crm-tasks.md``): in every pool, about NONE_SHARE of the golds are None
+# Answer balance (``shared/specs/crm-tasks.md``): in every pool, about NONE_QUOTA of the golds are None
 # (for tasks whose answer may be None) and no single answer holds more than ANSWER_CAP of the golds, so
 # that no constant answer games a task; the same share at every level, so difficulty does not change
 # the answer distribution.
-NONE_SHARE = 0.15
+NONE_QUOTA = 0.15
 ANSWER_CAP = 0.20
 RECORD_KEYS: tuple[str, ...] = ("id", "task", "skill", "difficulty", "arm", "messages", "answer", "metadata")
 
@@ -265,8 +265,8 @@ def answer_cap(size: int) -> int:
 
 
 def wants_none(index: int) -> bool:
-    """Whether slot ``index`` of a pool asks for a None gold (NONE_SHARE of the slots, evenly spread)."""
-    return int((index + 1) * NONE_SHARE) > int(index * NONE_SHARE)
+    """Whether slot ``index`` of a pool asks for a None gold (NONE_QUOTA of the slots, evenly spread)."""
+    return int((index + 1) * NONE_QUOTA) > int(index * NONE_QUOTA)
 
 
 def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ from seccrm.world.tasks._analytics_common import (
 from seccrm.world.tasks.base import (
     MONTHS,
     NONE_ANSWER,
+    NONE_DRAW_RATE,
     AnswerKind,
     Instance,
     Org,
@@ -111,7 +112,6 @@ class TopIssue(_ProductTask):
                 "ties at the top and products with no case in the window give None.",
     }
     GAP: ClassVar[dict[str, int]] = {"easy": 2, "medium": 1, "hard": 0}
-    P_NONE: ClassVar[float] = 0.2           # share of None answers aimed at, at every level
     # How many issues the Issue__c table lists at least (those of the shown cases, then others).
     N_ISSUES: ClassVar[dict[str, int]] = {"easy": 5, "medium": 6, "hard": 8}
     RULE = ("If the product has no case created in that period, or if two or more issues tie for the "
@@ -132,7 +132,7 @@ class TopIssue(_ProductTask):
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         index, (lo, hi) = product_index(org), ROWS[difficulty]
         all_products = sorted(names(org, "Product2"))
-        want_none = rng.random() < self.P_NONE     # drawn once: ties are rare
+        want_none = rng.random() < NONE_DRAW_RATE     # drawn once: ties are rare
         for attempt in range(120):
             w = sample_window(rng, org.today, difficulty)
             # Medium and hard questions may also name a channel: more distinct questions, fewer
@@ -277,7 +277,6 @@ class MonthlyTrend(_ProductTask):
     }
     ROWS: ClassVar[dict[str, tuple[int, int]]] = {"easy": (4, 60), "medium": (8, 70), "hard": (15, 140)}
     CLEAR: ClassVar[dict[str, int]] = {"easy": 2, "medium": 1, "hard": 0}
-    P_NONE: ClassVar[float] = 0.2           # share of flat periods (None) aimed at, at every level
 
     def gold(self, org: Org, product: str, w: Window) -> list[int]:
         """Cases of the product per month of the window (zeros included), by SQL."""
@@ -303,7 +302,7 @@ class MonthlyTrend(_ProductTask):
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         index, (lo, hi) = product_index(org), self.ROWS[difficulty]
-        want_none = rng.random() < self.P_NONE      # drawn once, so the share holds
+        want_none = rng.random() < NONE_DRAW_RATE      # drawn once, so the share holds
         for attempt in range(120):
             clear = self.CLEAR[difficulty] if attempt < 80 else 0
             w = trend_window(rng, org.today, difficulty)

@@ -18,6 +18,11 @@ from typing import Any, ClassVar, TypeVar
 
 from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES
 
+NONE_DRAW_RATE = 0.2
+"""How often a task generator aims at a None gold, the same at every level. The suite builder then
+fills each pool to its own quota (``seccrm.data.build.NONE_QUOTA``), and ``seccrm check`` fails a
+(split, task, level) where None is over ``seccrm.data.baselines.MAX_BASELINE``."""
+
 # ----------------------------------------------------------------------------------------------
 # Answer kinds: what an answer must look like to be "well formatted" (the 0.1 reward), and how it
 # is compared with the gold answer (the 1.0 reward). seccrm.world.rewards implements both per kind.

@@ -10,7 +10,7 @@ never sees.
   for a fact an FAQ article states verbatim (its ``PolicyRule__c`` lists the facts); the question
   names the article, by title or (hard) only by Id, among look-alike articles. The *article* form
   gives a customer's question and asks which of the shown articles answers it: the article's Id,
-  or None when the article that answers it is deliberately left out (``P_NONE`` of these). It is
+  or None when the article that answers it is deliberately left out (``NONE_DRAW_RATE`` of these). It is
   the training task that answers the way the held-out POLICY tasks do (a Knowledge article Id or
   None); such instances record ``metadata["answer_kind"]``, which ``seccrm.world.rewards`` scores by.
 - ``named_entity_disambiguation``: "the <words> I bought <when>" -> the Product2 Id. CRMArena-Pro
@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 from seccrm.world.org.schema import STAGES
 from seccrm.world.tasks.base import (
     NONE_ANSWER,
+    NONE_DRAW_RATE,
     AnswerKind,
     Instance,
     Org,
@@ -57,7 +58,6 @@ T = TypeVar("T")
 CHAR_BUDGET = {"easy": 2_500, "medium": 6_000, "hard": 10_000}
 # Probability that an instance is drawn to have a None gold, the same at every level (the builder
 # then redraws instances to the suite's exact None share).
-P_NONE = 0.2
 # The fewest answer candidates (articles, products) an id question shows: with fewer, "answer the
 # k-th one shown" would be a good guess.
 MIN_CANDIDATES = 5
@@ -271,7 +271,7 @@ class KnowledgeQA(Task):
     def _article_form(self, org: Org, difficulty: str, rng: random.Random, arts: list[FaqArticle],
                       art: FaqArticle, question: str) -> Instance:
         """Which shown article answers the customer's question? Its Id, or None when left out."""
-        want_none = rng.random() < P_NONE
+        want_none = rng.random() < NONE_DRAW_RATE
         answering = set(faq_question_index(org).get(question, [art.id]))
         others = [a for a in arts if a.id not in answering]
         n_others, n_similar = self._n_others[difficulty]
@@ -389,7 +389,7 @@ class NamedEntityDisambiguation(Task):
     def _target(self, p: Purchases, difficulty: str, rng: random.Random,
                 org: Org) -> tuple[str, str, str, str | None]:
         """(account, date asked about, mention, product the mention came from or None)."""
-        want_none = rng.random() < P_NONE   # None: the product was bought another day
+        want_none = rng.random() < NONE_DRAW_RATE   # None: the product was bought another day
         for _ in range(200):
             acc = pick(rng, p.accounts, "account with orders on two dates", org)
             dates = sorted(p.by_account[acc])
@@ -579,7 +579,7 @@ class ActivityPriority(Task):
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         cat, tasks, opps = stage_catalogue(org), opportunity_tasks(org), opportunity_stages(org)
         misfit, fit = stage_consistent_opps(org)
-        pool = fit if (rng.random() < P_NONE and fit) else misfit      # fit: every task fits (None)
+        pool = fit if (rng.random() < NONE_DRAW_RATE and fit) else misfit      # fit: every task fits (None)
         if difficulty == "easy":     # a short task list, but enough tasks to choose among
             pool = ([o for o in pool if MIN_CANDIDATES <= len(tasks[o]) <= 8]
                     or [o for o in pool if len(tasks[o]) <= 8] or pool)

@@ -19,7 +19,7 @@ task checks its own rule types only (the question says so), so within a task pre
 articles of the other kind appear at hard as distractors.
 
 How an instance is drawn: the generator first decides whether the gold will be ``None`` (with
-probability ``NONE_SHARE``, the same at every level; the builder then redraws instances to the suite's
+probability ``NONE_DRAW_RATE``, the same at every level; the builder then redraws instances to the suite's
 exact None share), then draws a record of that class from the level's candidate pool. Pools are built
 once per org: easy pools hold the simplest records (one line, one relevant rule, one chat, one call);
 hard pools hold the upper half by a per-task hardness score (quantities at tier boundaries and discounts
@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 from seccrm.world.org.schema import qi
 from seccrm.world.tasks.base import (
     NONE_ANSWER,
+    NONE_DRAW_RATE,
     AnswerKind,
     Instance,
     Org,
@@ -60,7 +61,6 @@ RULE_ORDER: tuple[str, ...] = ("discount_tiers", "quantity_limit", "bundle", "ex
 CONFIG_TYPES: tuple[str, ...] = ("quantity_limit", "bundle", "exclusion")
 BANT_FACTORS: tuple[str, ...] = ("Budget", "Authority", "Need", "Timeline")
 # Probability that an instance is drawn to have a None gold, the same at every level.
-NONE_SHARE = 0.2
 # The fewest articles an article-Id question shows (the relevant ones and distractors together).
 MIN_ARTICLES = 5
 # A level's pool of records is kept at least this large where the org allows (see _OrgData.draw), so
@@ -499,7 +499,7 @@ class QuoteApproval(Task):
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
-        want_none = rng.random() < NONE_SHARE
+        want_none = rng.random() < NONE_DRAW_RATE
         if difficulty == "easy":  # a single line: the quote's other lines are not part of the question
             rec = data.draw(rng, self.name, difficulty, want_none, data.discount_lines(),
                             lambda r: not r.check["broken"], [], lambda r: r.hardness)
@@ -568,7 +568,7 @@ class InvalidConfig(Task):
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
-        want_none = rng.random() < NONE_SHARE
+        want_none = rng.random() < NONE_DRAW_RATE
         filters = {
             "easy": [lambda q: len(q.config["relevant"]) == 1 and len(q.lines) <= 2,
                      lambda q: len(q.config["relevant"]) == 1],
@@ -634,7 +634,7 @@ class LeadQualification(Task):
         data = org_data(org)
         if data.bant is None:
             raise ValueError("lead_qualification: the org has no BANT article")
-        want_none = rng.random() < NONE_SHARE
+        want_none = rng.random() < NONE_DRAW_RATE
         filters = {"easy": [lambda r: len(r.transcripts) == 1], "medium": [],
                    "hard": [lambda r: len(r.fails) != 1]}[difficulty]
         hardness = None if difficulty == "easy" else (lambda r: (r.hardness, r.text_len))
@@ -684,7 +684,7 @@ class PolicyViolationIdentification(Task):
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         data = org_data(org)
-        want_none = rng.random() < NONE_SHARE
+        want_none = rng.random() < NONE_DRAW_RATE
         filters = [lambda c: len(c.chats) + len(c.emails) == 1] if difficulty == "easy" else []
         hardness = {"easy": lambda c: (c.text_len, len(c.traps))}.get(
             difficulty, lambda c: (len(c.traps) > 0, c.text_len))
