@@ -97,3 +97,19 @@ def test_templates_that_rewrite_history_are_refused() -> None:
 
     with pytest.raises(ValueError, match="appending"):
         turn_suffix_ids(Rewriting(), [{"role": "user", "content": "q"}], "<execute>x</execute>", "r")
+
+
+def test_no_turn_runs_past_the_episode_token_budget(tiny_suite: Path) -> None:
+    """The budget caps the last turn: an answering turn cut to what is left still counts, instead of
+    running over and scoring 0."""
+    from seccrm.data import load_split
+    from seccrm.engine.episodes import play_episode
+    from seccrm.engine.models import load_model_and_tokenizer
+    from seccrm.world.episode import EpisodeSettings
+
+    model, tok = load_model_and_tokenizer("tiny")
+    inst = load_split(tiny_suite, "val")[0]
+    settings = EpisodeSettings(max_turns=4, max_new_tokens_per_turn=8, max_model_tokens=5)
+    for seed in range(3):
+        ep = play_episode(model, tok, inst, tiny_suite / "org.sqlite", settings, seed=seed)[0]
+        assert ep.model_tokens <= settings.max_model_tokens

@@ -219,10 +219,12 @@ def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any
                 cache, cached = DynamicCache(), 0
             logits = forward(ids[cached:])
             turn: list[int] = []
-            for step in range(settings.max_new_tokens_per_turn):
+            # a turn never runs past the episode's token budget: what is left of it caps the turn
+            limit = max(1, min(settings.max_new_tokens_per_turn, settings.max_model_tokens - ep.model_tokens))
+            for step in range(limit):
                 token = int(sample_next_tokens(logits, temperature, top_p, gen, greedy)[0])
                 turn.append(token)
-                if token in eos or stop(turn) or step == settings.max_new_tokens_per_turn - 1:
+                if token in eos or stop(turn) or step == limit - 1:
                     break
                 ids.append(token)                     # fed next: the cache then holds it
                 logits = forward([token])

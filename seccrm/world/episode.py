@@ -62,9 +62,10 @@ class EpisodeSettings:
 
     @classmethod
     def crmarena_pro(cls) -> EpisodeSettings:
-        """The benchmark's budget: 20 turns, longer turns and results (for a GPU)."""
+        """The benchmark's budget: 20 turns, longer turns and results (for a GPU); values up to 256 KB,
+        as an imported org's knowledge articles can be longer than seccrm's 16 KB bound."""
         return cls(max_turns=20, max_model_tokens=8192, max_new_tokens_per_turn=512,
-                   sandbox=SandboxLimits(max_rows=50, max_chars=6000))
+                   sandbox=SandboxLimits(max_rows=50, max_chars=6000, max_value_bytes=262_144))
 
 
 @dataclass
