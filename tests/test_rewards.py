@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from seccrm.world import rewards
+from seccrm.world import answers, rewards
 from seccrm.world.org.ids import make_id
 from seccrm.world.org.schema import META_TABLE, create_schema, qi
 from seccrm.world.rewards import InstanceError, extract_answer, score, score_details, token_f1
@@ -81,7 +81,7 @@ def test_extract_last_block_and_tag_count() -> None:
 
 
 def test_only_the_last_64k_are_searched() -> None:
-    far = a(USER[0]) + "x" * (rewards.SEARCH_WINDOW + 10)
+    far = a(USER[0]) + "x" * (answers.SEARCH_WINDOW + 10)
     assert extract_answer(far) == (None, 0)
     assert score(inst([USER[0]]), far, K_USER) == 0.0
     near = "x" * 1_000_000 + a(USER[0])                    # 1 MB of text, then the block

@@ -28,7 +28,8 @@ from typing import Any
 
 from seccrm.data.build import load_split
 from seccrm.files import write_json_atomic
-from seccrm.world.rewards import US_STATES, instance_answer_kind, score
+from seccrm.world.answer_parsers import US_STATES
+from seccrm.world.rewards import instance_answer_kind, score
 
 NONE = "None"
 BASELINES: tuple[str, ...] = ("always_none", "best_constant", "position")
