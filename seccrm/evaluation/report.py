@@ -103,9 +103,12 @@ def headline(r: ExperimentResult) -> list[str]:
         if p1 and p0:
             rtext, _ = _paired_line({i: v[0] for i, v in p1.rows.items()}, {i: v[0] for i, v in p0.rows.items()}, False)
             ptext, _ = _paired_line({i: v[1] for i, v in p1.rows.items()}, {i: v[1] for i, v in p0.rows.items()})
+            more = "".join(f"; {name} {pct(a)} -> {pct(b)}" for name, a, b in (
+                (f"avg@{p1.k}", p0.avg_at_k, p1.avg_at_k), (f"pass^{p1.k}", p0.pass_hat_k, p1.pass_hat_k))
+                if a is not None and b is not None)
             out.append(f"  - sampled ({p1.k} samples per instance at T = {p1.temperature}): mean "
                        f"reward {p0.mean_reward:.3f} -> {p1.mean_reward:.3f} ({rtext}); pass@{p1.k} "
-                       f"{pct(p0.pass_at_k)} -> {pct(p1.pass_at_k)} ({ptext})")
+                       f"{pct(p0.pass_at_k)} -> {pct(p1.pass_at_k)} ({ptext}){more}")
     return out + [""]
 
 

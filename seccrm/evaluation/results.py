@@ -93,6 +93,8 @@ class Probe:
     mean_reward: float
     pass_at_k: float
     rows: dict[str, tuple[float, float]]   # id -> (mean reward, pass@k)
+    avg_at_k: float | None = None          # mean accuracy of the k samples (what RL optimises)
+    pass_hat_k: float | None = None        # all k samples correct (tau-bench's reliability measure)
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,9 @@ class EvalResult:
             ps, w = _need(d["probe"], "summary", f"{where} probe"), f"{where} probe.summary"
             probe = Probe(int(_need(ps, "k", w)), float(_need(ps, "temperature", w)), _num(_need(ps, "mean_reward", w)),
                           _num(_need(ps, "pass_at_k", w)),
-                          {r["id"]: (float(r["mean_reward"]), float(r["pass_at_k"])) for r in d["probe"].get("rows", [])})
+                          {r["id"]: (float(r["mean_reward"]), float(r["pass_at_k"])) for r in d["probe"].get("rows", [])},
+                          _num(ps["correct_rate"]) if "correct_rate" in ps else None,
+                          _num(ps["pass_hat_k"]) if "pass_hat_k" in ps else None)
         episodes = None
         if "agentic" in d:
             a, w = d["agentic"], f"{where} agentic"
