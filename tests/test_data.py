@@ -16,16 +16,9 @@ import pytest
 from seccrm.cli import main
 from seccrm.cli.suite import prompts_summary
 from seccrm.data import build_suite, check_suite, load_split, prompt_key
-from seccrm.data.build import (
-    MAX_REDRAWS,
-    SPLITS,
-    answer_key,
-    make_pool,
-    make_record,
-    n_val,
-    per_difficulty,
-    val_indices,
-)
+from seccrm.data.balance import answer_key, n_val, per_difficulty, val_indices
+from seccrm.data.build import MAX_REDRAWS, make_pool, make_record
+from seccrm.data.load import SPLITS
 from seccrm.world.arms import DIFFICULTIES, HELD_OUT_TASKS, TASK_SKILLS, TRAIN_TASKS
 from seccrm.world.rewards import gold_completion, score, score_details
 from seccrm.world.tasks.base import Instance
@@ -391,7 +384,7 @@ class SkewedAnswers:
 def test_make_pool_balances_none_and_caps_every_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     from collections import Counter
 
-    from seccrm.data.build import NONE_QUOTA, answer_cap, answer_key, stratified_order
+    from seccrm.data.balance import NONE_QUOTA, answer_cap, answer_key, stratified_order
 
     monkeypatch.setattr("seccrm.data.build.get_task", lambda name: SkewedAnswers(name))
     for size in (8, 20, 60):

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import seccrm.logs
-from seccrm.engine.fast_decode import FastRollouts, bucket_length, fast_rollouts, vllm_rollouts
+from seccrm.engine.decode_buffers import bucket_length
+from seccrm.engine.fast_decode import FastRollouts, fast_rollouts, vllm_rollouts
 from seccrm.engine.models import build_tiny_model, load_tokenizer
 from seccrm.engine.rollout import generate_rollouts
 

@@ -143,8 +143,7 @@ def test_shared_matches_unshared_in_float32() -> None:
 
 
 def test_shared_hidden_same_for_left_and_right_prompt_padding(exact_rmsnorm: None) -> None:
-    from seccrm.engine.forward import unshared_hidden
-    from seccrm.engine.shared_prefix import shared_hidden
+    from seccrm.engine.forward import shared_hidden, unshared_hidden
 
     model = build_tiny_model(vocab_size=300, seed=4, dtype=torch.float64)
     prompts, comps = _ragged(5, groups=4, n=2)
@@ -173,7 +172,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(exact_rmsnorm: None) ->
 def test_unsupported_architecture_falls_back_with_a_reason(caplog: pytest.LogCaptureFixture) -> None:
     from transformers import AutoModelForCausalLM, GPT2Config
 
-    from seccrm.engine.shared_prefix import unsupported_reason
+    from seccrm.engine.capability import unsupported_reason
 
     windowed = build_tiny_model(vocab_size=300, arch="mistral")
     windowed.config.sliding_window = 16                          # as Mistral-7B ships

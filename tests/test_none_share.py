@@ -9,7 +9,8 @@ from collections import Counter
 from pathlib import Path
 
 from seccrm.data import check_suite
-from seccrm.data.build import ANSWER_CAP, answer_cap, answer_key, make_pool, n_val, val_indices, wants_none
+from seccrm.data.balance import ANSWER_CAP, answer_cap, answer_key, n_val, val_indices, wants_none
+from seccrm.data.build import make_pool
 from seccrm.world.org import build_org, open_org
 from seccrm.world.tasks.base import Org
 

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seccrm.data.build import AGENT_ORG_FILE
+from seccrm.data.load import AGENT_ORG_FILE
 from seccrm.world import sandbox_pool
 from seccrm.world.agent_org import (
     agent_copy_problems,

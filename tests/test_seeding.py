@@ -12,7 +12,7 @@ def test_each_stream_keeps_its_values() -> None:
 
 
 def test_the_org_the_suite_and_the_run_use_it() -> None:
-    from seccrm.data.build import stable_seed as suite_seed
+    from seccrm.data.balance import stable_seed as suite_seed
     from seccrm.world.org.common import stable_seed as org_seed
     assert org_seed(0, "orders") == derive_seed(0, "orders", fmt=ORG)
     assert suite_seed(0, "val", "handle_time", "easy") == derive_seed(0, "val", "handle_time", "easy", fmt=SUITE)

@@ -10,7 +10,7 @@ from typing import Any
 
 from seccrm.cli.common import at_least
 from seccrm.data import load_split
-from seccrm.data.build import SPLITS
+from seccrm.data.load import SPLITS
 from seccrm.engine.episodes import model_policy
 from seccrm.engine.models import load_model_and_tokenizer
 from seccrm.errors import UserError

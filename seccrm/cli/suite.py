@@ -11,11 +11,12 @@ from typing import Any
 
 from seccrm.cli.common import at_least
 from seccrm.data.baselines import MAX_BASELINE
-from seccrm.data.build import MANIFEST_FILE, build_suite, read_jsonl, verify_suite_files
+from seccrm.data.build import build_suite
 from seccrm.data.check import baseline_rows, check_suite
+from seccrm.data.load import MANIFEST_FILE, verify_suite_files
 from seccrm.data.schema import check_rows
 from seccrm.errors import UserError
-from seccrm.files import write_text_atomic
+from seccrm.files import read_jsonl, write_text_atomic
 from seccrm.world.arms import (
     ALL_TASK_SKILLS,
     DIFFICULTIES,

@@ -8,19 +8,11 @@
 'ANALYTICS/easy'
 """
 
-from seccrm.data.build import (
-    SPLITS,
-    build_suite,
-    instance_id,
-    load_split,
-    make_record,
-    pools,
-    prompt_key,
-    read_jsonl,
-    stable_seed,
-    suite_mode,
-)
+from seccrm.data.balance import prompt_key, stable_seed
+from seccrm.data.build import build_suite, instance_id, make_record, pools
 from seccrm.data.check import check_suite
+from seccrm.data.load import SPLITS, load_split, suite_mode
+from seccrm.files import read_jsonl
 
 __all__ = ["SPLITS", "build_suite", "check_suite", "instance_id", "load_split", "make_record", "pools",
            "prompt_key", "read_jsonl", "stable_seed", "suite_mode"]

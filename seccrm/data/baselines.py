@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from seccrm.data.build import load_split
+from seccrm.data.load import load_split
 from seccrm.files import write_json_atomic
 from seccrm.world.answer_parsers import US_STATES
 from seccrm.world.rewards import instance_answer_kind, score

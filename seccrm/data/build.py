@@ -13,9 +13,9 @@ Layout of a suite directory::
 
 A build is written into a hidden folder beside ``out_dir`` and swapped in file by file, with
 ``suite.json`` removed first and written last: a build killed at any moment leaves either the old
-suite whole or files without a ``suite.json``, never a mix that claims to be a suite. ``load_split``
-checks the split's and the org's sha256 against ``suite.json`` (once per file version in a process)
-and refuses a suite whose files do not match, or that has none.
+suite whole or files without a ``suite.json``, never a mix that claims to be a suite.
+``seccrm.data.load.load_split`` checks the split's and the org's sha256 against ``suite.json`` (once
+per file version in a process) and refuses a suite whose files do not match, or that has none.
 
 Determinism: every instance draws from its own ``random.Random`` seeded by a stable hash of
 (seed, task, difficulty, index), so the same seed gives the same bytes. Files are written in a fixed
@@ -26,7 +26,8 @@ Answer balance: slot ``i`` of a pool wants a None gold when ``floor((i + 1) * NO
 ``answer_cap(pool size)`` slots. A draw that does not fit its slot is redrawn like a repeat; when no draw
 fits, the first draw that keeps the cap is kept (a task that rarely yields None then has fewer).
 Validation is chosen by proportional allocation over the gold answers (``stratified_order``), so
-that train and val keep the pool's answer shares (within one instance).
+that train and val keep the pool's answer shares (within one instance). These rules are pure
+functions in ``seccrm.data.balance``; ``make_pool`` here applies them while drawing.
 
 Distinct prompts: instances sample from pools of a few dozen to a few hundred records, so two
 instances can ask the identical question. The instances of one (task, difficulty) pool are built in
@@ -50,7 +51,6 @@ In the JSONL files ``metadata`` is a dict (``datasets`` reads it as a Json featu
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -61,9 +61,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from seccrm.data.schema import check_rows
-from seccrm.files import read_jsonl, sha256_file, write_text_atomic
-from seccrm.seeding import SUITE, derive_seed
+from seccrm.data.balance import (
+    VAL_FRACTION,
+    answer_cap,
+    answer_key,
+    n_val,
+    per_difficulty,
+    prompt_key,
+    stable_seed,
+    val_indices,
+    wants_none,
+)
+from seccrm.data.load import AGENT_ORG_FILE, MANIFEST_FILE, ORG_FILE, SPLITS, SUITE_FORMAT
+from seccrm.files import sha256_file, write_text_atomic
 from seccrm.world.agent_org import build_agent_org
 from seccrm.world.arms import (
     ALL_TASK_SKILLS,
@@ -76,47 +86,15 @@ from seccrm.world.arms import (
 from seccrm.world.episode import gold_depends_on_records_shown, question_only, schema_for
 from seccrm.world.org import build_org, open_org
 from seccrm.world.references import rewrite_levels
-from seccrm.world.rewards import answer_kind, attach_org
+from seccrm.world.rewards import answer_kind
 from seccrm.world.tasks import all_tasks, get_task
 from seccrm.world.tasks.base import Org
 
 BUILD_MODES = ("single", "agentic")
 """``single``: the records a question needs are in its prompt; ``agentic``: question-only episodes."""
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-ORG_FILE = "org.sqlite"
-AGENT_ORG_FILE = "agent_org.sqlite"   # what agentic episodes query (seccrm.world.agent_org)
-MANIFEST_FILE = "suite.json"
-SUITE_FORMAT = 2   # 1: suites written before the format was recorded (same rows); 2: adds "format"
-VAL_FRACTION = 0.25
 MAX_REDRAWS = 40  # draws after the first for an instance that repeats a prompt or breaks the answer balance
-# Answer balance (``shared/specs/crm-tasks.md``): in every pool, about NONE_QUOTA of the golds are None
-# (for tasks whose answer may be None) and no single answer holds more than ANSWER_CAP of the golds, so
-# that no constant answer games a task; the same share at every level, so difficulty does not change
-# the answer distribution.
-NONE_QUOTA = 0.15
-ANSWER_CAP = 0.20
 RECORD_KEYS: tuple[str, ...] = ("id", "task", "skill", "difficulty", "arm", "messages", "answer", "metadata")
-
-
-def stable_seed(*parts: object) -> int:
-    """A 64-bit seed from its parts, the same on every machine and Python (unlike ``hash()``).
-
-    >>> stable_seed(0, "handle_time", "easy", 42) == stable_seed(0, "handle_time", "easy", 42)
-    True
-    """
-    return derive_seed(*parts, fmt=SUITE)
-
-
-def per_difficulty(n: int) -> dict[str, int]:
-    """An equal share of ``n`` per level; the remainder goes to the easier levels (10 -> 4, 3, 3)."""
-    q, r = divmod(n, len(DIFFICULTIES))
-    return {d: q + (i < r) for i, d in enumerate(DIFFICULTIES)}
-
-
-def n_val(pool: int) -> int:
-    """Validation share of a (task, difficulty) pool: 25%, rounded half up (250 -> 63, 2 -> 1, 1 -> 0)."""
-    return int(pool * VAL_FRACTION + 0.5)
 
 
 def instance_id(task: str, difficulty: str, index: int) -> str:
@@ -133,67 +111,6 @@ def pools(train_per_task: int, test_per_task: int,
     out = [("train", t, d, n) for t in train_tasks(optional_skills) for d, n in per_difficulty(train_per_task).items()]
     out += [("test", t, d, n) for t in HELD_OUT_TASKS for d, n in per_difficulty(test_per_task).items()]
     return [job for job in out if job[3] > 0]
-
-
-def prompt_key(messages: list[dict[str, str]]) -> str:
-    """A digest of a prompt: equal for identical messages, the same in every process and run."""
-    text = json.dumps(messages, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
-
-
-def stratified_order(seed: int, task: str, difficulty: str, answers: list[str],
-                     fraction: float = VAL_FRACTION) -> list[int]:
-    """Indices ``0..len(answers)-1`` whose first ``n_val`` keep every answer's share of the pool.
-
-    Proportional allocation by largest remainder: an answer held by ``m`` of ``n`` instances gets
-    ``floor(m * k / n)`` or one more of the first ``k = n_val(n)`` places (the remainders, then a
-    seeded draw, decide who gets one more); its instances are taken in a seeded order. The rest
-    follow in a seeded order. So validation and training each hold every answer's share of the
-    pool to within one instance, and a capped answer stays within the cap in both.
-    """
-    rng = random.Random(stable_seed(seed, "val", task, difficulty))
-    n, k = len(answers), n_val(len(answers))
-    perm = rng.sample(range(n), n)
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i in perm:
-        groups[answers[i]].append(i)
-    names = sorted(groups)
-    quota = {a: len(groups[a]) * k // n if n else 0 for a in names}
-    tiebreak = {a: rng.random() for a in names}
-    extra = sorted(names, key=lambda a: (-(len(groups[a]) * k / n - quota[a]) if n else 0.0, tiebreak[a]))
-    for a in extra[:k - sum(quota.values())]:
-        quota[a] += 1
-    first = [i for i in perm if groups[answers[i]].index(i) < quota[answers[i]]]
-    chosen = set(first)
-    return first + [i for i in perm if i not in chosen]
-
-
-def val_indices(seed: int, task: str, difficulty: str, keys: list[str],
-                assigned: dict[str, str] | None = None, answers: list[str] | None = None) -> set[int]:
-    """The indices of a training pool that go to validation; ``keys[i]`` is instance i's prompt key.
-
-    A seeded walk over the pool takes each prompt's whole group of copies while it fits in
-    ``n_val(len(keys))``, so copies never straddle train and val. A prompt that ``assigned``
-    (prompt key -> split, from earlier pools) already placed keeps its split. Without repeats this
-    is a plain seeded 25% sample; with ``answers`` (each instance's gold, see ``answer_key``) the walk
-    is stratified by gold answer (``stratified_order``).
-    """
-    assigned = assigned or {}
-    groups: dict[str, list[int]] = defaultdict(list)
-    for i, k in enumerate(keys):
-        groups[k].append(i)
-    val = {i for k, members in groups.items() if assigned.get(k) == "val" for i in members}
-    room = n_val(len(keys)) - len(val)
-    order = (stratified_order(seed, task, difficulty, answers) if answers is not None
-             else random.Random(stable_seed(seed, "val", task, difficulty)).sample(range(len(keys)), len(keys)))
-    for i in order:
-        if room <= 0:
-            break
-        group = groups[keys[i]]
-        if keys[i] not in assigned and i not in val and len(group) <= room:
-            val.update(group)
-            room -= len(group)
-    return val
 
 
 def instance_seed(seed: int, task: str, difficulty: str, index: int, redraw: int = 0) -> int:
@@ -252,21 +169,6 @@ def write_parquet(records: list[dict[str, Any]], path: Path) -> None:
     columns["metadata"] = [json.dumps(r["metadata"], sort_keys=True, ensure_ascii=False) for r in records]
     pq.write_table(pa.table(columns, schema=schema), path, compression="zstd")
 
-
-def answer_key(record: dict[str, Any]) -> str:
-    """The gold answer as one canonical string (list answers sorted), for counting answer shares."""
-    answer = [str(a) for a in record["answer"]]
-    return ", ".join(sorted(answer)) if len(answer) > 1 else answer[0]
-
-
-def answer_cap(size: int) -> int:
-    """Most instances one answer may hold in a pool of ``size``: ANSWER_CAP of it, at least 1."""
-    return max(1, int(size * ANSWER_CAP))
-
-
-def wants_none(index: int) -> bool:
-    """Whether slot ``index`` of a pool asks for a None gold (NONE_QUOTA of the slots, evenly spread)."""
-    return int((index + 1) * NONE_QUOTA) > int(index * NONE_QUOTA)
 
 
 def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> list[dict[str, Any]]:
@@ -514,78 +416,3 @@ def write_splits(out: Path, records: dict[str, list[dict[str, Any]]]) -> None:
         with open(out / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as f:
             f.writelines(dump_record(r) + "\n" for r in recs)
         write_parquet(recs, out / f"{split}.parquet")
-
-
-_VERIFIED: set[tuple[str, int, int, str]] = set()
-
-
-def suite_mode(data_dir: str | Path) -> str:
-    """'agentic' for a suite of question-only instances (``--mode agentic`` builds, imports), else 'single'."""
-    manifest = Path(data_dir) / MANIFEST_FILE
-    try:
-        return "agentic" if json.loads(manifest.read_text(encoding="utf-8")).get("agentic") else "single"
-    except (OSError, ValueError, AttributeError):
-        return "single"
-
-
-def suite_manifest(data_dir: str | Path) -> dict[str, Any]:
-    """``suite.json`` of a suite folder; ValueError when it is missing, unreadable or of a newer format."""
-    d = Path(data_dir)
-    path = d / MANIFEST_FILE
-    if not path.is_file():
-        raise ValueError(f"{d} has no {MANIFEST_FILE}: its build did not finish, or it is not a suite; "
-                         f"rebuild it with `seccrm build --out {d}`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path} is unreadable ({e}); rebuild the suite with `seccrm build --out {d}`") from None
-    fmt = manifest.get("format", 1) if isinstance(manifest, dict) else None
-    if not isinstance(fmt, int) or fmt > SUITE_FORMAT:
-        raise ValueError(f"{path}: suite format {fmt!r}, but this seccrm reads formats 1-{SUITE_FORMAT}: "
-                         f"upgrade seccrm or rebuild the suite")
-    return manifest
-
-
-def verify_suite_files(data_dir: str | Path, names: list[str]) -> None:
-    """Check ``names`` (and the org) against the sha256 that ``suite.json`` records; ValueError naming
-    the first file that differs. Each file version is hashed once per process."""
-    d = Path(data_dir)
-    manifest = suite_manifest(d)
-    recorded = dict(manifest.get("sha256") or {})
-    org = manifest.get("org_file")            # an imported suite: the user's org, kept where it is
-    paths = {n: d / n for n in [*names, ORG_FILE] if n in recorded}
-    if isinstance(org, dict) and org.get("path") and org.get("sha256"):
-        recorded[org["path"]] = org["sha256"]
-        paths[org["path"]] = Path(org["path"])
-    for name, p in paths.items():
-        try:
-            st = p.stat()
-        except OSError:
-            raise ValueError(f"{p} is missing from the suite in {d}; rebuild it with `seccrm build --out {d}`") from None
-        key = (str(p.resolve()), st.st_size, st.st_mtime_ns, recorded[name])
-        if key in _VERIFIED:
-            continue
-        if sha256_file(p) != recorded[name]:
-            raise ValueError(f"{p} does not match {d / MANIFEST_FILE} (sha256 differs): the suite is mixed "
-                             f"(an interrupted build, or a file changed by hand); rebuild it with "
-                             f"`seccrm build --out {d}`")
-        _VERIFIED.add(key)
-
-
-def load_split(data_dir: str | Path, split: str) -> list[dict[str, Any]]:
-    """The records of one split (``train``, ``val`` or ``test``) of a built suite.
-
-    Records the org's absolute path in each record's ``metadata["org_path"]`` (in memory only), so
-    that ``seccrm.world.rewards.score`` finds the org of these records from any working directory.
-    """
-
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
-    d = Path(data_dir)
-    path = d / f"{split}.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; build the suite with `seccrm build --out {d}`")
-    verify_suite_files(d, [f"{split}.jsonl"])
-    records = read_jsonl(path)
-    check_rows(path, records, "instance")
-    return attach_org(records, d)

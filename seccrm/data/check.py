@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
+from seccrm.data.balance import ANSWER_CAP, n_val, per_difficulty, prompt_key
 from seccrm.data.baselines import (
     BASELINES,
     MAX_BASELINE,
@@ -29,21 +30,9 @@ from seccrm.data.baselines import (
     over_cap,
     suite_baselines,
 )
-from seccrm.data.build import (
-    AGENT_ORG_FILE,
-    ANSWER_CAP,
-    MANIFEST_FILE,
-    ORG_FILE,
-    RECORD_KEYS,
-    SPLITS,
-    dump_record,
-    make_record,
-    n_val,
-    per_difficulty,
-    prompt_key,
-    read_jsonl,
-)
-from seccrm.files import sha256_file
+from seccrm.data.build import RECORD_KEYS, dump_record, make_record
+from seccrm.data.load import AGENT_ORG_FILE, MANIFEST_FILE, ORG_FILE, SPLITS
+from seccrm.files import read_jsonl, sha256_file
 from seccrm.world.agent_org import agent_copy_problems
 from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES, HELD_OUT_TASKS, arm_name, train_tasks
 from seccrm.world.episode import question_only, schema_for

@@ -21,12 +21,13 @@ and captured graphs are reused. A call runs in waves of at most ``max_rows`` com
    below it; own-length buckets are powers of two up to ``max_new_tokens``; prompt lengths are
    rounded up by at most 1/8 (``bucket_length``). When the live groups fit a smaller bucket they are
    moved to the front of the buffers, in order, and the smaller graph runs. Without graphs (CPU) the
-   exact live groups and own length are used each step, as ``SharedPrefixDecoder`` does.
+   exact live groups and own length are used each step, as ``SharedPrefixDecoder`` does. The buffers
+   and the bucket sizes are in ``seccrm.engine.decode_buffers``.
 
 The results equal the other paths': greedy tokens are ``model.generate``'s; sampling draws from the
 same distribution, and without graphs (one wave) the same seed gives ``generate_rollouts``' tokens
 (both sample the live rows in the same order from the same generator). Models outside the family
-(``shared_prefix.unsupported_reason``) fall back to ``generate_rollouts``, with the reason logged
+(``capability.unsupported_reason``) fall back to ``generate_rollouts``, with the reason logged
 once. ``vllm_rollouts`` turns an optional vLLM engine's output into a ``RolloutBatch``; vLLM is never
 required.
 
@@ -38,8 +39,6 @@ bucket, L layers, K KV heads, H query heads, D head dim, V vocabulary.
 from __future__ import annotations
 
 import logging
-import math
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -48,51 +47,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from seccrm.engine.anatomy import base_model
+from seccrm.engine.capability import unsupported_reason
+from seccrm.engine.decode_buffers import DecodeBuffers, bucket_length, pow2_at_least
 from seccrm.engine.models import eos_token_ids
 from seccrm.engine.rollout import AnswerStop, RolloutBatch, generate_rollouts, sample_next_tokens
-from seccrm.engine.shared_prefix import LlamaLike, shared_attention, unsupported_reason
+from seccrm.engine.shared_prefix import LlamaLike, shared_attention
 from seccrm.engine.tokens import pad_tokens
 from seccrm.logs import warn_once
 
 logger = logging.getLogger(__name__)
-
-
-
-def bucket_length(length: int, minimum: int = 16) -> int:
-    """``length`` rounded up to a multiple of 1/8 of its power of two (at most 12.5% more), >= ``minimum``.
-
-    Few distinct prompt lengths mean few CUDA graphs; the rounding wastes at most 1/8 of the prefix
-    attention. Example: 100 -> 104, 513 -> 576, 4000 -> 4096.
-    """
-    length = max(length, minimum)
-    step = max(1, 2 ** (math.floor(math.log2(length)) - 3))
-    return -(-length // step) * step
-
-
-def _pow2_at_least(x: int) -> int:
-    return 1 << max(0, (x - 1).bit_length())
-
-
-@dataclass
-class _Buffers:
-    """Decoding state preallocated once per capacity; graphs read and write these exact tensors."""
-
-    groups: int
-    n: int
-    prompt: int
-    own: int
-    prefix_k: list[Tensor]     # L x [Gc, K, Pc, D]
-    prefix_v: list[Tensor]
-    prefix_valid: Tensor       # [Gc, Pc] bool, True on real prompt tokens
-    own_k: list[Tensor]        # L x [Gc * n, K, Mc, D]
-    own_v: list[Tensor]
-    tokens: Tensor             # [Gc * n] long, the token each row is fed this step
-    pos: Tensor                # [Gc * n] long, its position
-    step: Tensor               # [] long, the own-key slot written this step
-    logits: Tensor             # [Gc * n, V] float32, next-token logits of the last step
-
-    def fits(self, groups: int, n: int, prompt: int, own: int) -> bool:
-        return self.n == n and self.groups >= groups and self.prompt >= prompt and self.own >= own
 
 
 class FastRollouts:
@@ -136,7 +99,7 @@ class FastRollouts:
         self.max_rows, self.prefill_tokens, self.sample_rows = max_rows, prefill_tokens, sample_rows
         self.memory_fraction = memory_fraction
         self._step_fn = torch.compile(self._step_impl, dynamic=False) if compile else self._step_impl
-        self._buf: _Buffers | None = None
+        self._buf: DecodeBuffers | None = None
         self._graphs: dict[tuple[int, int, int], torch.cuda.CUDAGraph] = {}
         self._pool: Any = None
         self._weights_key: tuple[int, ...] = ()
@@ -169,21 +132,9 @@ class FastRollouts:
         if old is not None and old.n == n:     # grow monotonically, so alternating sizes do not thrash
             groups, prompt, own = max(groups, old.groups), max(prompt, old.prompt), max(own, old.own)
         self.release()
-        w, L, K, D = self.net.head_weight, len(self.net.layers), self._kv_heads(), self.net.head_dim
-
-        def zeros(*shape: int) -> Tensor:
-            # Zeros, not empty: masked slots are multiplied by probability 0, and 0 * NaN is NaN.
-            return torch.zeros(shape, dtype=w.dtype, device=self.device)
-
-        self._buf = _Buffers(
-            groups, n, prompt, own,
-            [zeros(groups, K, prompt, D) for _ in range(L)], [zeros(groups, K, prompt, D) for _ in range(L)],
-            torch.zeros(groups, prompt, dtype=torch.bool, device=self.device),
-            [zeros(groups * n, K, own, D) for _ in range(L)], [zeros(groups * n, K, own, D) for _ in range(L)],
-            torch.zeros(groups * n, dtype=torch.long, device=self.device),
-            torch.zeros(groups * n, dtype=torch.long, device=self.device),
-            torch.zeros((), dtype=torch.long, device=self.device),
-            torch.zeros(groups * n, int(w.shape[0]), dtype=torch.float32, device=self.device))
+        w = self.net.head_weight
+        self._buf = DecodeBuffers.allocate(groups, n, prompt, own, len(self.net.layers), self._kv_heads(),
+                                           self.net.head_dim, int(w.shape[0]), w.dtype, self.device)
         self._arange = torch.arange(own, device=self.device)
 
     def release(self) -> None:
@@ -266,7 +217,7 @@ class FastRollouts:
             self._step_fn(groups, prompt, step + 1, False)
             return
         assert self._buf is not None
-        key = (groups, prompt, min(self._buf.own, max(16, _pow2_at_least(step + 1))))
+        key = (groups, prompt, min(self._buf.own, max(16, pow2_at_least(step + 1))))
         if not self.graphs:
             self._step_fn(*key, True)
             return
@@ -308,22 +259,6 @@ class FastRollouts:
         self._pool = graph.pool() if self._pool is None else self._pool
         self.stats["graphs_captured"] += 1
         return graph
-
-    def _compact(self, keep: np.ndarray, own_used: int, prompt: int) -> None:
-        """Move live groups ``keep`` (slot indices, ascending) to slots 0..len(keep)-1, in order."""
-        b = self._buf
-        assert b is not None
-        g = len(keep)
-        keep_t = torch.as_tensor(keep, device=self.device)
-        rows_t = (keep_t[:, None] * b.n + torch.arange(b.n, device=self.device)).reshape(-1)
-        for i in range(len(self.net.layers)):
-            for buf in (b.prefix_k[i], b.prefix_v[i]):
-                buf[:g, :, :prompt] = buf[keep_t, :, :prompt]      # the gather copies before writing
-            for buf in (b.own_k[i], b.own_v[i]):
-                buf[:g * b.n, :, :own_used] = buf[rows_t, :, :own_used]
-        b.prefix_valid[:g] = b.prefix_valid[keep_t]
-        b.pos[:g * b.n] = b.pos[rows_t]
-        self.stats["compactions"] += 1
 
     # --------------------------------------------------------------------------------------------
     # Rollouts
@@ -425,9 +360,10 @@ class FastRollouts:
             fed = np.zeros(groups * n, dtype=np.int64)            # finished rows are fed a dummy 0
             fed[idx[~done]] = tok[~done]
             live_groups = np.flatnonzero(alive.reshape(groups, n).any(axis=1))
-            target = min(groups, _pow2_at_least(len(live_groups))) if self.bucketed else len(live_groups)
+            target = min(groups, pow2_at_least(len(live_groups))) if self.bucketed else len(live_groups)
             if target < groups:                                  # move the live groups to the front
-                self._compact(live_groups, step + 1, prompt)
+                b.compact(live_groups, step + 1, prompt)
+                self.stats["compactions"] += 1
                 kept = (live_groups[:, None] * n + np.arange(n)).reshape(-1)
                 slot_row, alive, fed = (_front(a[kept], target * n, fill)
                                         for a, fill in ((slot_row, -1), (alive, False), (fed, 0)))

@@ -9,7 +9,7 @@ Two ways to get the hidden states, equal up to float rounding:
 
 - shared (``share_prompt=True``, Llama / Qwen2 family): each group's prompt runs once, with
   gradients; the group's completions attend to its keys and values, and autograd sums their
-  gradients into that one prompt pass (``seccrm.engine.shared_prefix``).
+  gradients into that one prompt pass (``shared_hidden``, on ``seccrm.engine.shared_prefix.LlamaLike``).
 - unshared: every row is ``prompt + completion``, right-padded, run through the model's own forward.
   Used for other architectures (with a logged reason) and as the reference in tests.
 """
@@ -22,8 +22,9 @@ import torch
 from torch import Tensor
 
 from seccrm.engine.anatomy import decoder_and_head
+from seccrm.engine.capability import unsupported_reason
 from seccrm.engine.logprobs import chunked_logprobs_entropy
-from seccrm.engine.shared_prefix import shared_hidden, unsupported_reason
+from seccrm.engine.shared_prefix import LlamaLike
 from seccrm.engine.tokens import pad_tokens
 from seccrm.logs import warn_once
 
@@ -49,6 +50,32 @@ def unshared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], complet
     starts = torch.tensor([len(prompt_ids[b // group_size]) - 1 for b in range(len(rows))])
     index = (starts[:, None] + torch.arange(t_max)[None, :]).clamp(max=width - 1).to(device)  # [B, T]
     return hidden.gather(1, index[..., None].expand(-1, -1, hidden.shape[-1]))
+
+
+def shared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
+                  group_size: int, prompt_padding: str = "left") -> Tensor:
+    """Hidden states [B, T, E] predicting each completion token, each prompt run once per group.
+
+    Column 0 is the prompt's last hidden state (it predicts the first completion token), shared by
+    the group's rows; column t > 0 is the completion pass's hidden state after token t - 1.
+    """
+    net = LlamaLike(model)
+    device = net.head_weight.device
+    p_ids, p_valid = pad_tokens(prompt_ids, device, prompt_padding)             # [G, P]
+    c_ids, c_valid = pad_tokens(completion_ids, device, "right")               # [B, T]
+    B, T = c_ids.shape
+    h_prompt, prefix = net.prompt_pass(p_ids, p_valid)                        # [G, P, E]
+    lengths = p_valid.sum(-1)                                                 # [G]
+    last = (p_valid.long().cumsum(-1) == lengths[:, None]) & p_valid          # one True per row
+    h_last = h_prompt[last].repeat_interleave(group_size, dim=0)              # [B, E]
+    if T == 1:
+        return h_last[:, None]
+    ids, valid = c_ids[:, :-1], c_valid[:, :-1]                               # the last token predicts nothing
+    pos = lengths.repeat_interleave(group_size)[:, None] + torch.arange(T - 1, device=device)
+    idx = torch.arange(T - 1, device=device)
+    allowed = (idx[None, :, None] >= idx[None, None, :]) & valid[:, None, :]  # [B, T-1, T-1]
+    h_comp = net.completion_pass(ids, pos, allowed, prefix, p_valid)          # [B, T-1, E]
+    return torch.cat([h_last[:, None], h_comp], dim=1)
 
 
 def completion_logprobs(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],

@@ -24,13 +24,9 @@ import torch
 from torch import Tensor
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from seccrm.engine.capability import unsupported_reason
 from seccrm.engine.models import eos_token_ids
-from seccrm.engine.shared_prefix import (
-    FusedDecoder,
-    SharedPrefixDecoder,
-    fused_decode_reason,
-    unsupported_reason,
-)
+from seccrm.engine.shared_prefix import FusedDecoder, SharedPrefixDecoder, fused_decode_reason
 from seccrm.engine.tokens import pad_tokens
 from seccrm.logs import warn_once
 

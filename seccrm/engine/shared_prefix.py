@@ -9,9 +9,10 @@ completions:
   [that prompt's keys/values] + [the completion's own keys/values]. The prompt cache is never
   repeated: the queries of all n completions of a group (and all query heads of a KV head, GQA) are
   stacked into one matrix and multiplied with the group's keys once.
-- training (``shared_hidden``): the prompt pass runs with gradients; the completions attend to its
-  keys and values, and autograd sums the n completions' gradients into the one prompt pass. The
-  result equals the unshared computation (each row ``prompt + completion``) up to float rounding.
+- training (``seccrm.engine.forward.shared_hidden``, built on ``LlamaLike`` here): the prompt pass
+  runs with gradients; the completions attend to its keys and values, and autograd sums the n
+  completions' gradients into the one prompt pass. The result equals the unshared computation (each
+  row ``prompt + completion``) up to float rounding.
 
 The prompt pass uses PyTorch's fused attention. The completions' attention is computed eagerly:
 scores over the prefix and over the completion's own keys are concatenated, masked, and normalised
@@ -20,7 +21,8 @@ scores are [n * heads * completion length x prompt length] per group, small next
 by peft, norms, MLP, rotary embedding) do all the rest, so a LoRA adapter just works.
 
 Supported: model types ``llama``, ``qwen2``, ``qwen3`` (with its q/k norms) and ``mistral`` without
-a sliding window. ``unsupported_reason`` says why another model cannot share; callers then fall back.
+a sliding window. ``seccrm.engine.capability.unsupported_reason`` says why another model cannot
+share; callers then fall back.
 
 Shapes: G groups (distinct prompts), n completions per group, B = G * n rows (group-major),
 P padded prompt length, T completion length, H query heads, K KV heads, D head dim, E hidden size.
@@ -28,7 +30,6 @@ P padded prompt length, T completion length, H query heads, K KV heads, D head d
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -38,56 +39,10 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from seccrm.engine.anatomy import base_model, decoder_and_head
+from seccrm.engine.capability import rope_fn, unsupported_reason
 from seccrm.engine.tokens import pad_tokens
 
-SUPPORTED_MODEL_TYPES = ("llama", "qwen2", "qwen3", "mistral")
-_LAYER_PARTS = ("self_attn", "input_layernorm", "post_attention_layernorm", "mlp")
-_ATTN_PARTS = ("q_proj", "k_proj", "v_proj", "o_proj")
-
 KV = tuple[Tensor, Tensor]   # keys, values: [N, K, S, D] each
-
-
-def unsupported_reason(model: torch.nn.Module) -> str | None:
-    """None when ``model`` can share prompts; otherwise a sentence saying why not."""
-    peft_config = getattr(model, "peft_config", None)
-    if isinstance(peft_config, dict):
-        kinds = {str(getattr(c, "peft_type", "")).split(".")[-1] for c in peft_config.values()}
-        if kinds - {"LORA"}:
-            return f"peft adapters of type {sorted(kinds)} change attention inputs; only LoRA is supported"
-    base = base_model(model)
-    config = getattr(base, "config", None)
-    mtype = getattr(config, "model_type", None)
-    if mtype not in SUPPORTED_MODEL_TYPES:
-        return f"model type {mtype!r} is not one of {', '.join(SUPPORTED_MODEL_TYPES)}"
-    try:
-        decoder, _, _ = decoder_and_head(model)
-    except (TypeError, AttributeError) as e:
-        return str(e)
-    for part in ("embed_tokens", "layers", "norm", "rotary_emb"):
-        if not hasattr(decoder, part):
-            return f"{type(decoder).__name__} has no {part}"
-    for layer in decoder.layers:
-        missing = [p for p in _LAYER_PARTS if not hasattr(layer, p)]
-        missing += [p for p in _ATTN_PARTS if not hasattr(getattr(layer, "self_attn", None), p)]
-        if missing:
-            return f"{type(layer).__name__} lacks {', '.join(missing)}"
-        if getattr(layer.self_attn, "sliding_window", None):
-            return "sliding-window attention layers are not supported"
-    # Mistral reads the window from the config; Qwen2 / Qwen3 set it to None unless it is used.
-    if getattr(config, "sliding_window", None) or "sliding_attention" in (getattr(config, "layer_types", None) or ()):
-        return f"sliding-window attention (window {getattr(config, 'sliding_window', None)}) is not supported"
-    if getattr(config, "attention_dropout", 0.0) and model.training:
-        return "attention dropout is on in training mode"
-    if _rope_fn(model) is None:
-        return f"{type(decoder.layers[0].self_attn).__module__} has no apply_rotary_pos_emb"
-    return None
-
-
-def _rope_fn(model: torch.nn.Module) -> Callable[..., tuple[Tensor, Tensor]] | None:
-    """The model's own rotary application, from the module that defines its attention class."""
-    decoder, _, _ = decoder_and_head(model)
-    attn = decoder.layers[0].self_attn
-    return getattr(sys.modules.get(type(attn).__module__), "apply_rotary_pos_emb", None)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -148,7 +103,7 @@ class LlamaLike:
 
     def __init__(self, model: torch.nn.Module):
         reason = unsupported_reason(model)
-        rope = _rope_fn(model)
+        rope = rope_fn(model)
         if reason is not None or rope is None:
             raise TypeError(f"cannot share prompts with this model: {reason}")
         self.model = model
@@ -232,36 +187,6 @@ class LlamaLike:
                 return (h + layer.mlp(layer.post_attention_layernorm(h)),)
             (h,) = self._run(block, h, *rope, *prefix[i])
         return self.decoder.norm(h)
-
-
-# ------------------------------------------------------------------------------------------------
-# Training: hidden states predicting each completion token
-# ------------------------------------------------------------------------------------------------
-
-def shared_hidden(model: torch.nn.Module, prompt_ids: list[list[int]], completion_ids: list[list[int]],
-                  group_size: int, prompt_padding: str = "left") -> Tensor:
-    """Hidden states [B, T, E] predicting each completion token, each prompt run once per group.
-
-    Column 0 is the prompt's last hidden state (it predicts the first completion token), shared by
-    the group's rows; column t > 0 is the completion pass's hidden state after token t - 1.
-    """
-    net = LlamaLike(model)
-    device = net.head_weight.device
-    p_ids, p_valid = pad_tokens(prompt_ids, device, prompt_padding)             # [G, P]
-    c_ids, c_valid = pad_tokens(completion_ids, device, "right")               # [B, T]
-    B, T = c_ids.shape
-    h_prompt, prefix = net.prompt_pass(p_ids, p_valid)                        # [G, P, E]
-    lengths = p_valid.sum(-1)                                                 # [G]
-    last = (p_valid.long().cumsum(-1) == lengths[:, None]) & p_valid          # one True per row
-    h_last = h_prompt[last].repeat_interleave(group_size, dim=0)              # [B, E]
-    if T == 1:
-        return h_last[:, None]
-    ids, valid = c_ids[:, :-1], c_valid[:, :-1]                               # the last token predicts nothing
-    pos = lengths.repeat_interleave(group_size)[:, None] + torch.arange(T - 1, device=device)
-    idx = torch.arange(T - 1, device=device)
-    allowed = (idx[None, :, None] >= idx[None, None, :]) & valid[:, None, :]  # [B, T-1, T-1]
-    h_comp = net.completion_pass(ids, pos, allowed, prefix, p_valid)          # [B, T-1, E]
-    return torch.cat([h_last[:, None], h_comp], dim=1)
 
 
 # ------------------------------------------------------------------------------------------------

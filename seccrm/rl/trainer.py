@@ -48,12 +48,12 @@ from tqdm.auto import tqdm
 from seccrm.curriculum import ArmPools, build_curriculum
 from seccrm.data import load_split, suite_mode
 from seccrm.engine import precision
+from seccrm.engine.capability import unsupported_reason
 from seccrm.engine.episodes import episode_rollouts
 from seccrm.engine.fast_decode import FastRollouts
 from seccrm.engine.forward import completion_logprobs
 from seccrm.engine.models import LoraSettings, apply_lora, load_model_and_tokenizer, pick_device
 from seccrm.engine.rollout import RolloutBatch, encode_prompts, generate_rollouts
-from seccrm.engine.shared_prefix import unsupported_reason
 from seccrm.evaluation.agentic import evaluate_model_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
 from seccrm.rl.batching import (

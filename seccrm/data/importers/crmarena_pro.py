@@ -37,7 +37,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from seccrm.data.build import MANIFEST_FILE, SPLITS, SUITE_FORMAT, write_parquet
+from seccrm.data.build import write_parquet
+from seccrm.data.load import MANIFEST_FILE, SPLITS, SUITE_FORMAT
 from seccrm.files import sha256_file, write_json_atomic, write_text_atomic
 from seccrm.world.arms import TASK_SKILLS, arm_name
 from seccrm.world.episode import agent_messages
