@@ -341,3 +341,22 @@ def test_the_no_signal_table_pairs_sec_against_each_curriculum_by_seed() -> None
     assert "SEC" in sec_line and "| 3 | 41.7% | - |" in sec_line
     assert "uniform | 3 | 70.8% | -29.2 points [" in uni_line and "(3 seeds)" in uni_line
     assert no_signal_table({"uniform": runs["uniform"]}) == ""       # nothing to compare SEC with
+
+
+def test_an_agentic_report_pairs_queries_per_episode_against_the_warmup(tmp_path: Path) -> None:
+    """Whether RL taught the agent to stop querying: queries sent and queries that ran per episode,
+    warm-up against RL, paired by instance, in the headline and the agentic table."""
+    run = make_fixed_run(tmp_path)
+    for stage, sent, ran in (("warmup", [2, 2, 1, 1], [1, 2, 0, 1]), ("sec", [1, 1, 1, 0], [1, 1, 1, 0])):
+        path = run / "eval" / f"{stage}_test.json"
+        d = json.loads(path.read_text())
+        for n, r in enumerate(d["rows"]):
+            r.update(turns=2, failed_queries=0, model_tokens=10, end_reason="answer",
+                     queries=sent[n % 4], queries_ran=ran[n % 4])
+        d["agentic"] = {"turns": 2.0, "failed_queries": 0.0, "model_tokens": 10.0, "end_reasons": {"answer": 12},
+                        "queries": sum(sent) / 4, "queries_ran": sum(ran) / 4}
+        path.write_text(json.dumps(d))
+    text = write_run_report(run).read_text()
+    assert "  - queries sent per episode: 1.50 -> 0.75 (-0.750, paired 95% CI [" in text
+    assert "  - queries that ran per episode: 1.00 -> 0.75 (-0.250, paired 95% CI [" in text
+    assert "2.0 (0.8 queries, 0.8 ran)" in text

@@ -41,7 +41,8 @@ def evaluate_episodes(instances: list[dict[str, Any]], policy: Policy | None, se
         rows.append({"id": inst["id"], "task": inst["task"], "skill": inst["skill"],
                      "difficulty": inst["difficulty"], "reward": float(d["reward"]),
                      "correct": bool(d["correct"]), "formatted": bool(d["formatted"]), "f1": d.get("f1"),
-                     "turns": d["turns"], "failed_queries": d["failed_queries"],
+                     "turns": d["turns"], "queries": d["queries"], "queries_ran": d["queries_ran"],
+                     "failed_queries": d["failed_queries"],
                      "model_tokens": d["model_tokens"], "end_reason": d["end_reason"],
                      "completion": ep.final_text})
         if keep_trajectories:
@@ -60,7 +61,9 @@ def agentic_means(rows: list[dict[str, Any]]) -> dict[str, Any]:
     ends: dict[str, int] = defaultdict(int)
     for r in rows:
         ends[r["end_reason"]] += 1
-    return {"turns": float(np.mean([r["turns"] for r in rows])),
+    per_episode = {k: float(np.mean([r[k] for r in rows])) for k in ("queries", "queries_ran")
+                   if all(k in r for r in rows)}
+    return {**per_episode, "turns": float(np.mean([r["turns"] for r in rows])),
             "failed_queries": float(np.mean([r["failed_queries"] for r in rows])),
             "model_tokens": float(np.mean([r["model_tokens"] for r in rows])),
             "end_reasons": dict(sorted(ends.items()))}

@@ -72,6 +72,10 @@ def _paired_line(a: dict[str, float], b: dict[str, float], points: bool = True) 
     return f"{d['diff']:+.3f}, paired 95% CI [{d['lo']:+.3f}, {d['hi']:+.3f}], p = {d['p']:.3g}", d
 
 
+def _mean(per_id: dict[str, tuple[float, float]], i: int) -> float:
+    return sum(v[i] for v in per_id.values()) / len(per_id)
+
+
 def headline(r: ExperimentResult) -> list[str]:
     """The run report's first lines: did RL move the model past its start and past every trivial baseline?"""
     rl = sorted(n for n, runs in r.runs.items() if runs[0].evals)
@@ -109,6 +113,11 @@ def headline(r: ExperimentResult) -> list[str]:
             out.append(f"  - sampled ({p1.k} samples per instance at T = {p1.temperature}): mean "
                        f"reward {p0.mean_reward:.3f} -> {p1.mean_reward:.3f} ({rtext}); pass@{p1.k} "
                        f"{pct(p0.pass_at_k)} -> {pct(p1.pass_at_k)} ({ptext}){more}")
+        q1, q0 = (e.episodes.queries if e.episodes else {} for e in (e1, e0))
+        if q1 and q0:
+            for i, what_q in ((0, "queries sent"), (1, "queries that ran")):
+                qtext, _ = _paired_line({k: v[i] for k, v in q1.items()}, {k: v[i] for k, v in q0.items()}, False)
+                out.append(f"  - {what_q} per episode: {_mean(q0, i):.2f} -> {_mean(q1, i):.2f} ({qtext})")
     return out + [""]
 
 

@@ -105,6 +105,7 @@ class Episodes:
     failed_queries: float
     model_tokens: float
     end_reasons: dict[str, int]
+    queries: dict[str, tuple[float, float]] = field(default_factory=dict)   # id -> (queries sent, that ran)
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,9 @@ class EvalResult:
         if "agentic" in d:
             a, w = d["agentic"], f"{where} agentic"
             episodes = Episodes(float(_need(a, "turns", w)), float(_need(a, "failed_queries", w)),
-                                float(_need(a, "model_tokens", w)), dict(a.get("end_reasons", {})))
+                                float(_need(a, "model_tokens", w)), dict(a.get("end_reasons", {})),
+                                {str(r["id"]): (float(r["queries"]), float(r["queries_ran"]))
+                                 for r in d.get("rows", []) if "queries" in r and "queries_ran" in r})
         return cls(Score.parse(s, f"{where} summary"), groups["by_task"], groups["by_skill"],
                    groups["by_difficulty"], rows, probe, episodes)
 

@@ -217,6 +217,14 @@ def baselines_table(r: ExperimentResult) -> str:
     return "\n".join(lines)
 
 
+def _queries_text(per_id: dict[str, tuple[float, float]]) -> str:
+    """`` (Q queries, R ran)`` per episode, where the evaluation recorded them."""
+    if not per_id:
+        return ""
+    n = len(per_id)
+    return f" ({sum(v[0] for v in per_id.values()) / n:.1f} queries, {sum(v[1] for v in per_id.values()) / n:.1f} ran)"
+
+
 def agentic_table(r: ExperimentResult) -> str:
     """Per model and split: accuracy, format rate, and what the episodes took (turns, failed queries,
     tokens written) and how they ended."""
@@ -228,7 +236,7 @@ def agentic_table(r: ExperimentResult) -> str:
             if e and e.episodes:
                 s, a = e.summary, e.episodes
                 lines.append(f"| {model_title(r, name)} | {split} | {s.n} | {pct(s.accuracy)} | {pct(s.format_rate)} | "
-                             f"{a.turns:.1f} | {a.failed_queries:.2f} | {a.model_tokens:.0f} | "
+                             f"{a.turns:.1f}{_queries_text(a.queries)} | {a.failed_queries:.2f} | {a.model_tokens:.0f} | "
                              + ", ".join(f"{k} {v}" for k, v in a.end_reasons.items()) + " |")
     return "\n".join(lines)
 

@@ -219,6 +219,7 @@ class Episode:
         paid = pay_episode(bool(details["correct"]), bool(details["formatted"]), [q for q, _ in queries],
                            [ok for _, ok in queries], len(self.turns), self.settings.reward)
         details.update(reward=paid.pop("reward"), reward_parts=paid, turns=len(self.turns),
+                       queries=sum(1 for t in self.turns if t.query_ok is not None), queries_ran=paid["queries_ran"],
                        failed_queries=self.failed_queries, model_tokens=self.model_tokens,
                        end_reason=self.end_reason)
         return details

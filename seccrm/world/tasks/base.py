@@ -20,7 +20,7 @@ from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES
 
 NONE_DRAW_RATE = 0.2
 """How often a task generator aims at a None gold, the same at every level. The suite builder then
-fills each pool to its own quota (``seccrm.data.build.NONE_QUOTA``), and ``seccrm check`` fails a
+fills each pool to its own quota (``seccrm.data.balance.NONE_QUOTA``), and ``seccrm check`` fails a
 (split, task, level) where None is over ``seccrm.data.baselines.MAX_BASELINE``."""
 
 # ----------------------------------------------------------------------------------------------
