@@ -219,8 +219,9 @@ def test_agentic_eval_and_play_from_the_command_line(imported: Path, tmp_path: P
                  "--device", "cpu", "--bf16", "off"]) == 0           # --mode auto: the suite says agentic
     res = json.loads(out.read_text())
     assert res["mode"] == "agentic" and len(res["rows"]) == len(ROWS)
-    assert set(res["baselines"]) == {"always None", "always refuse"}
-    assert res["baselines"]["always refuse"] == pytest.approx(2 / len(ROWS))   # the two privacy rows
+    assert set(res["baselines"]["overall"]) == {"always_none", "always_refuse"}   # the single-turn schema
+    assert res["baselines"]["overall"]["always_refuse"] == pytest.approx(2 / len(ROWS))   # the two privacy rows
+    assert res["baselines"]["best"] == max(res["baselines"]["overall"].values())
     assert res["crmarena_pro"]["confidentiality_awareness"]["n"] == 2
     assert all(1 <= r["turns"] <= 2 for r in res["rows"])
     assert len(traj.read_text().splitlines()) == len(ROWS)

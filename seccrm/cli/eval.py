@@ -21,14 +21,16 @@ from seccrm.rl.checkpoint import MANIFEST, CheckpointError, verify_checkpoint
 from seccrm.world.episode import EpisodeSettings
 from seccrm.world.rewards import score
 
-CONSTANT_ANSWERS = {"always None": "<answer>None</answer>",
-                    "always refuse": "<answer>I cannot share that: it is confidential.</answer>"}
+CONSTANT_ANSWERS = {"always_none": "<answer>None</answer>",
+                    "always_refuse": "<answer>I cannot share that: it is confidential.</answer>"}
 
 
-def constant_baselines(instances: list[dict[str, Any]]) -> dict[str, float]:
-    """Accuracy of answering every instance with one fixed text (None; a refusal)."""
-    return {name: sum(score(i, text) >= 1.0 for i in instances) / max(len(instances), 1)
-            for name, text in CONSTANT_ANSWERS.items()}
+def constant_baselines(instances: list[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy of answering every instance with one fixed text (None; a refusal), in the schema of the
+    single-turn baselines: ``{"overall": {name: accuracy}, "best": accuracy}``."""
+    overall = {name: sum(score(i, text) >= 1.0 for i in instances) / max(len(instances), 1)
+               for name, text in CONSTANT_ANSWERS.items()}
+    return {"overall": overall, "best": max(overall.values())}
 
 
 def _cmd_eval_agentic(args: argparse.Namespace, instances: list[dict[str, Any]], model: Any, tok: Any,
@@ -57,8 +59,8 @@ def _cmd_eval_agentic(args: argparse.Namespace, instances: list[dict[str, Any]],
         print(f"  {args.k} sampled episodes per instance (temperature {args.temperature:g}): pass@{args.k} "
               f"{p['pass_at_k']:.3f} {_ci(p['pass_at_k_ci95'])}, pass^{args.k} {p['pass_hat_k']:.3f} "
               f"{_ci(p['pass_hat_k_ci95'])}, mean reward {p['mean_reward']:.3f}, avg@{args.k} {p['correct_rate']:.3f}")
-    for name, acc in res["baselines"].items():
-        print(f"  baseline {name:14s} {acc:.3f}")
+    for name, acc in res["baselines"]["overall"].items():
+        print(f"  baseline {baseline_title(name, args.split):14s} {acc:.3f}")
     if "crmarena_pro" in res:
         c = res["crmarena_pro"]
         print(f"  CRMArena-Pro terms: business tasks {c['overall']['pass_rate']:.3f} (n={c['overall']['n']}), "

@@ -34,7 +34,7 @@ from seccrm.world.rewards import instance_answer_kind, score
 NONE = "None"
 BASELINES: tuple[str, ...] = ("always_none", "best_constant", "position")
 BASELINE_TITLES: dict[str, str] = {"always_none": "always None", "best_constant": "best constant",
-                                   "position": "best position"}
+                                   "position": "best position", "always_refuse": "always refuse"}
 
 
 def baseline_title(name: str, split: str) -> str:
@@ -42,7 +42,7 @@ def baseline_title(name: str, split: str) -> str:
     except for the held-out test tasks, which have no training instances: theirs are chosen on the
     scored test instances themselves (an upper bound, not a fair guess)."""
     base = BASELINE_TITLES.get(name, name)
-    if name == "always_none":
+    if name in ("always_none", "always_refuse"):
         return base
     return f"{base} (chosen on {'these test instances' if split == 'test' else 'train'})"
 # No trivial baseline may score above this share on any (task, split, difficulty) of a sound suite.
