@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +67,31 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, indent: int | None = 1) -> Path:
     """``obj`` as JSON at ``path``, written atomically."""
     return write_text_atomic(path, json.dumps(obj, indent=indent))
+
+
+def write_folder_atomic(target: str | os.PathLike[str], write: Callable[[Path], object], fsync: bool = False,
+                        tmp: str | os.PathLike[str] | None = None) -> Path:
+    """Create folder ``target`` by ``write(tmp)`` into a temporary folder beside it, then rename it over
+    ``target`` (an older ``target`` is removed first): a reader sees the old folder or the finished new
+    one, never half of one. On any error the temporary folder is removed and the error raised. With
+    ``fsync``, every file is flushed to disk before the rename (checkpoints). ``tmp`` names the
+    temporary folder (default ``.NAME.tmp-PID`` beside ``target``). Returns ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tmp) if tmp is not None else target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        os.chmod(tmp, 0o755)
+        write(tmp)
+        if fsync:
+            for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target

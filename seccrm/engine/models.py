@@ -27,14 +27,14 @@ import fcntl
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from seccrm.files import write_folder_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -118,16 +118,7 @@ def _build_once(target: Path, marker: str, write: Any) -> Path:
     with _file_lock(target.parent / f".{target.name}.lock"):
         if (target / marker).is_file():        # another process finished while we waited
             return target
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-        os.chmod(tmp, 0o755)                   # mkdtemp makes it private; the cache is shared
-        try:
-            write(tmp)
-            if target.exists():                # a leftover without its marker: replace it
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        write_folder_atomic(target, write)     # a leftover without its marker is replaced
     return target
 
 

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import gc
 import json
-import os
 import shutil
 import sys
 import time
@@ -53,7 +52,7 @@ from seccrm.engine.precision import eval_dtype
 from seccrm.engine.rollout import encode_prompts
 from seccrm.evaluation.agentic import evaluate_model_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
-from seccrm.files import write_json_atomic
+from seccrm.files import write_folder_atomic, write_json_atomic
 from seccrm.rl.checkpoint import OPTIMIZER_FILE, complete_checkpoints, latest_checkpoint, verify_checkpoint
 from seccrm.rl.config import PRESETS, TrainConfig
 from seccrm.rl.metrics import machine_summary
@@ -339,12 +338,8 @@ def _finalise(run_dir: Path) -> None:
     last = latest_checkpoint(run_dir)
     if last is None:
         return
-    final = run_dir / "final_model"
-    tmp = run_dir / ".final_model.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(last, tmp, ignore=shutil.ignore_patterns(OPTIMIZER_FILE, "COMPLETE"))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    write_folder_atomic(run_dir / "final_model", lambda tmp: shutil.copytree(
+        last, tmp, ignore=shutil.ignore_patterns(OPTIMIZER_FILE, "COMPLETE"), dirs_exist_ok=True))
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
 
 

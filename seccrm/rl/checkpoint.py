@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from seccrm.files import sha256_file
+from seccrm.files import sha256_file, write_folder_atomic
 
 MANIFEST = "COMPLETE"
 STATE_FILE = "trainer_state.json"
@@ -35,13 +35,6 @@ class CheckpointError(RuntimeError):
 
 def checkpoint_dir(run_dir: str | Path) -> Path:
     return Path(run_dir) / "checkpoints"
-
-
-def _fsync_tree(root: Path) -> None:
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            with open(p, "rb") as f:
-                os.fsync(f.fileno())
 
 
 def _files(root: Path) -> list[Path]:
@@ -98,20 +91,17 @@ def save_checkpoint(run_dir: str | Path, step: int, model: Any, tokenizer: Any,
     for stale in root.glob(".tmp-*"):
         shutil.rmtree(stale, ignore_errors=True)
     final = root / f"step_{step:06d}"
-    tmp = root / f".tmp-step_{step:06d}-{os.getpid()}"
-    try:
-        tmp.mkdir()
+
+    def write(tmp: Path) -> None:
         _save_model(model, tokenizer, tmp)
         if optimizer is not None:
             torch.save(optimizer.state_dict(), tmp / OPTIMIZER_FILE)
         (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}, indent=1, sort_keys=True))
         (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp), indent=1, sort_keys=True))
-        _fsync_tree(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+
+    try:
+        write_folder_atomic(final, write, fsync=True, tmp=root / f".tmp-step_{step:06d}-{os.getpid()}")
     except Exception as e:  # torch and safetensors report a full disk as RuntimeError / SafetensorError
-        shutil.rmtree(tmp, ignore_errors=True)
         if not isinstance(e, OSError) and not _is_disk_full(e):
             raise
         prev = latest_checkpoint(run_dir)

@@ -27,9 +27,7 @@ then plays greedy episodes and also logs how many of them query the org (``warmu
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,6 +39,7 @@ from seccrm.data import load_split, suite_mode
 from seccrm.engine import precision
 from seccrm.engine.models import load_model_and_tokenizer
 from seccrm.engine.rollout import _CACHE_KW, encode_prompts, generate_rollouts
+from seccrm.files import write_folder_atomic
 from seccrm.world.rewards import extract_answer, score_details
 
 
@@ -240,15 +239,11 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
 
 
 def save_model_atomic(model: Any, tokenizer: Any, out: str | Path) -> Path:
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
-    return out
+    def write(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return write_folder_atomic(out, write)
 
 
 def run_warmup(data: str, model_spec: str, out: str | Path, steps: int, batch_size: int, lr: float,
