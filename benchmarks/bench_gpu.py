@@ -517,7 +517,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--peak-tflops", type=float, default=0.0, help="the GPU's dense bf16 peak, if not detected")
     ap.add_argument("--max-rows", type=int, default=None, help="fast path: rows decoded at once (default: fit memory)")
     ap.add_argument("--no-graphs", action="store_true", help="fast path without CUDA graphs")
-    ap.add_argument("--compile", action="store_true", help="fast path with torch.compile'd decode steps")
     ap.add_argument("--out", default=None, help="markdown file to append to (default: BENCHMARKS.md; "
                     "--smoke writes only when --out is given)")
     ap.add_argument("--pure-bf16", action="store_true",
@@ -544,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     shapes = Shapes.cpu_demo() if args.cpu_demo else Shapes.smoke() if args.smoke else Shapes.full()
     only = set(args.only.split(","))
     tok = load_tokenizer("tiny")                  # SmolLM2's tokenizer; ids past its 49,152 decode to ''
-    engine_opts: dict[str, Any] = {"max_rows": args.max_rows, "compile": args.compile}
+    engine_opts: dict[str, Any] = {"max_rows": args.max_rows}
     if args.no_graphs:
         engine_opts.update(cuda_graphs=False, buckets=True)
     started, load = time.perf_counter(), os.getloadavg()[0]

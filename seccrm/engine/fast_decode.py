@@ -1,7 +1,7 @@
 """Fast rollouts on one GPU for the Llama / Qwen2 family: static KV buffers and CUDA graphs.
 
-``fast_rollouts`` has ``seccrm.engine.rollout.generate_rollouts``' signature and returns the same
-``RolloutBatch``; ``FastRollouts`` is the engine behind it, kept between calls so that its buffers
+``FastRollouts(model, tokenizer).generate(...)`` takes ``seccrm.engine.rollout.generate_rollouts``'
+arguments and returns the same ``RolloutBatch``; keep the engine between calls so that its buffers
 and captured graphs are reused. A call runs in waves of at most ``max_rows`` completions:
 
 1. Batched prefill: the wave's prompts, right-padded, in chunks of about ``prefill_tokens`` tokens.
@@ -27,9 +27,8 @@ and captured graphs are reused. A call runs in waves of at most ``max_rows`` com
 The results equal the other paths': greedy tokens are ``model.generate``'s; sampling draws from the
 same distribution, and without graphs (one wave) the same seed gives ``generate_rollouts``' tokens
 (both sample the live rows in the same order from the same generator). Models outside the family
-(``capability.unsupported_reason``) fall back to ``generate_rollouts``, with the reason logged
-once. ``vllm_rollouts`` turns an optional vLLM engine's output into a ``RolloutBatch``; vLLM is never
-required.
+(``capability.unsupported_reason``) are refused with the reason; the trainer then uses
+``generate_rollouts``.
 
 Shapes: G groups (prompts) in a wave, n completions per group, B = G * n rows, P prompt bucket,
 M own-key capacity (``max_new_tokens - 1``: the last sampled token is never fed back), S own-length
@@ -50,7 +49,7 @@ from seccrm.engine.anatomy import base_model
 from seccrm.engine.capability import unsupported_reason
 from seccrm.engine.decode_buffers import DecodeBuffers, bucket_length, pow2_at_least
 from seccrm.engine.models import eos_token_ids
-from seccrm.engine.rollout import AnswerStop, RolloutBatch, generate_rollouts, sample_next_tokens
+from seccrm.engine.rollout import AnswerStop, RolloutBatch, sample_next_tokens
 from seccrm.engine.shared_prefix import LlamaLike, shared_attention
 from seccrm.engine.tokens import pad_tokens
 from seccrm.logs import warn_once
@@ -65,7 +64,6 @@ class FastRollouts:
         model: a Llama / Qwen2 / Qwen3 / Mistral (no sliding window) causal LM, possibly LoRA-wrapped.
         tokenizer: its tokenizer (EOS, ``</answer>`` detection, decoding the texts).
         cuda_graphs: capture decode steps in CUDA graphs; None = when the model is on CUDA.
-        compile: run the decode step through ``torch.compile`` (fuses the small element-wise ops).
         max_rows: completions decoded at once; more are split into waves of whole groups.
             None = all of them on CPU, and on CUDA as many as fit ``memory_fraction`` of free memory.
         prefill_tokens: prompt tokens per prefill chunk (bounds the prefill's activations).
@@ -76,7 +74,7 @@ class FastRollouts:
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Any, cuda_graphs: bool | None = None,
-                 compile: bool = False, max_rows: int | None = None, prefill_tokens: int = 16384,
+                 max_rows: int | None = None, prefill_tokens: int = 16384,
                  sample_rows: int = 512, memory_fraction: float = 0.5, buckets: bool | None = None):
         reason = unsupported_reason(model)
         if reason is not None:
@@ -98,7 +96,7 @@ class FastRollouts:
             raise ValueError("CUDA graphs need fixed shapes: buckets cannot be off with graphs on")
         self.max_rows, self.prefill_tokens, self.sample_rows = max_rows, prefill_tokens, sample_rows
         self.memory_fraction = memory_fraction
-        self._step_fn = torch.compile(self._step_impl, dynamic=False) if compile else self._step_impl
+        self._step_fn = self._step_impl
         self._buf: DecodeBuffers | None = None
         self._graphs: dict[tuple[int, int, int], torch.cuda.CUDAGraph] = {}
         self._pool: Any = None
@@ -390,62 +388,3 @@ def _causal_sdpa(q: Tensor, k: Tensor, v: Tensor, scaling: float) -> Tensor:
     out = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scaling,
                                          enable_gqa=q.shape[1] != k.shape[1])              # [N, H, S, D]
     return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
-
-
-@torch.no_grad()
-def fast_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: list[list[int]], n: int, max_new_tokens: int,
-                  temperature: float = 0.7, top_p: float = 0.9, seed: int = 0, stop_after_answer: bool = True,
-                  greedy: bool = False, engine: FastRollouts | None = None, **options: Any) -> RolloutBatch:
-    """``generate_rollouts`` through the fast engine; other models fall back (reason logged once).
-
-    ``engine`` reuses an engine's buffers and graphs across calls (a trainer keeps one per model);
-    ``options`` go to a new ``FastRollouts`` when no engine is given.
-    """
-    reason = unsupported_reason(model)
-    if reason is not None:
-        warn_once(logger, f"fast rollouts fall back to generate_rollouts: {reason}")
-        return generate_rollouts(model, tokenizer, prompts, n=n, max_new_tokens=max_new_tokens,
-                                 temperature=temperature, top_p=top_p, seed=seed,
-                                 stop_after_answer=stop_after_answer, greedy=greedy)
-    eng = engine if engine is not None else FastRollouts(model, tokenizer, **options)
-    return eng.generate(prompts, n, max_new_tokens, temperature=temperature, top_p=top_p, seed=seed,
-                        stop_after_answer=stop_after_answer, greedy=greedy)
-
-
-# ------------------------------------------------------------------------------------------------
-# Optional: vLLM
-# ------------------------------------------------------------------------------------------------
-
-def vllm_available() -> bool:
-    """True when the optional ``vllm`` package can be imported (it is never a dependency)."""
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
-
-
-def vllm_rollouts(llm: Any, tokenizer: Any, prompts: list[list[int]], n: int, max_new_tokens: int,
-                  temperature: float = 0.7, top_p: float = 0.9, seed: int = 0, stop_after_answer: bool = True,
-                  greedy: bool = False) -> RolloutBatch:
-    """Rollouts from a ``vllm.LLM`` already holding the policy's weights, as a ``RolloutBatch``.
-
-    Same contract as ``generate_rollouts``: EOS kept in ``completion_ids``, the text stops right after
-    the first ``</answer>`` when asked. Copying the trainer's weights into the engine between steps
-    is the caller's business (it depends on the vLLM version).
-    """
-    from vllm import SamplingParams  # type: ignore[import-not-found]
-
-    params = SamplingParams(n=n, temperature=0.0 if greedy else temperature, top_p=1.0 if greedy else top_p,
-                            max_tokens=max_new_tokens, seed=seed,
-                            stop=["</answer>"] if stop_after_answer else None,
-                            include_stop_str_in_output=True, skip_special_tokens=True)
-    outputs = llm.generate([{"prompt_token_ids": list(p)} for p in prompts], params, use_tqdm=False)
-    completions, finished = [], []
-    for o in outputs:
-        for c in o.outputs:
-            ids = [int(t) for t in c.token_ids]
-            completions.append(ids)
-            finished.append(c.finish_reason == "stop")        # EOS or the stop string; "length" otherwise
-    texts = tokenizer.batch_decode(completions, skip_special_tokens=True)
-    return RolloutBatch(prompt_ids=[list(p) for p in prompts], completion_ids=completions, group_size=n,
-                        texts=texts, finished=finished)
-
