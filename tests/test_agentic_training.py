@@ -147,3 +147,22 @@ def test_periodic_validation_in_agentic_mode_plays_episodes(tmp_path: Path, monk
                       device="cpu", bf16="off", seed=4)
     row = trainer_mod.Trainer(cfg).evaluate_val()
     assert played == [2] and 0.0 <= row["eval/val/accuracy"] <= 1.0
+
+
+@pytest.mark.slow
+def test_a_tiny_agentic_run_trains_under_the_tools_protocol(tmp_path: Path) -> None:
+    from seccrm.data.importers.crmarena_pro import import_crmarena_pro
+    from seccrm.rl.config import TrainConfig
+    from seccrm.rl.trainer import Trainer
+
+    tasks, org = write_fixture(tmp_path / "src")
+    suite = tmp_path / "suite"
+    import_crmarena_pro(tasks, org, suite, train_share=0.6)
+    cfg = TrainConfig(data=str(suite), model="tiny", out=str(tmp_path / "run"), steps=1, prompts_per_step=2,
+                      group_size=2, max_new_tokens=8, max_turns=2, mode="agentic", protocol="tools", eval_every=0,
+                      save_every=1, device="cpu", bf16="off", skip_zero_adv=False, lr=1e-3, seed=4)
+    trainer = Trainer(cfg)
+    assert trainer._episode_settings().protocol == "tools"
+    trainer.train()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    assert [r["step"] for r in rows] == [1] and "agent/turns" in rows[0] and "reward/form" in rows[0]
