@@ -179,9 +179,10 @@ class Trainer:
                                                              target_modules="all-linear"))
 
     def _make_rollout_engine(self) -> Any:
-        """The fast decode engine (static KV buffers, CUDA graphs) where it applies, else None."""
+        """The fast decode engine (static KV buffers, CUDA graphs) where it applies, else None. Agentic
+        episodes decode turn by turn through `seccrm.engine.episodes`, never through it."""
         backend = self.cfg.rollout_backend
-        if backend == "shared" or (backend == "auto" and self.device.type != "cuda"):
+        if self.cfg.mode == "agentic" or backend == "shared" or (backend == "auto" and self.device.type != "cuda"):
             return None
         reason = unsupported_reason(self.model)
         if reason is not None:
