@@ -162,7 +162,7 @@ def test_a_tiny_agentic_run_trains_under_the_tools_protocol(tmp_path: Path) -> N
                       group_size=2, max_new_tokens=8, max_turns=2, mode="agentic", protocol="tools", eval_every=0,
                       save_every=1, device="cpu", bf16="off", skip_zero_adv=False, lr=1e-3, seed=4)
     trainer = Trainer(cfg)
-    assert trainer._episode_settings().protocol == "tools"
+    assert trainer.cfg.episode_settings().protocol == "tools"
     trainer.train()
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines() if x.strip()]
     assert [r["step"] for r in rows] == [1] and "agent/turns" in rows[0] and "reward/form" in rows[0]

@@ -40,3 +40,11 @@ def test_an_episode_calls_nothing_deprecated(tiny_suite: Path) -> None:
     ep = play_episode(model, tok, inst, tiny_suite / "org.sqlite",
                       EpisodeSettings(max_turns=2, max_new_tokens_per_turn=4), seed=0)[0]
     assert ep.done
+
+
+def test_activation_checkpointing_is_turned_on_without_a_deprecated_name() -> None:
+    from seccrm.engine.models import enable_activation_checkpointing, load_model_and_tokenizer
+
+    model, _ = load_model_and_tokenizer("tiny")
+    enable_activation_checkpointing(model)
+    assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules())

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from seccrm.engine.forward import completion_logprobs
-from seccrm.engine.models import build_tiny_model
+from seccrm.engine.models import build_tiny_model, enable_activation_checkpointing
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(exact_rmsnorm: None) ->
     model.train()
     prompts, comps = _ragged(7, groups=2, n=3)
     _, _, plain = _loss_and_grads(model, prompts, comps, 3, share=True)
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    enable_activation_checkpointing(model)
     from seccrm.engine.shared_prefix import LlamaLike
 
     assert LlamaLike(model).checkpointing

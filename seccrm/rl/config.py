@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from seccrm.curriculum.registry import CURRICULA
+from seccrm.world.episode import EpisodeSettings
+from seccrm.world.episode_reward import EpisodeReward
 from seccrm.world.protocol import PROTOCOLS
 
 
@@ -118,6 +120,15 @@ class TrainConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def episode_settings(self) -> EpisodeSettings:
+        """Agentic mode: one episode's limits, protocol and reward terms from this config."""
+        reward = EpisodeReward(form_needs_query=self.form_needs_query, per_query=self.query_bonus,
+                               max_query_bonus=self.query_bonus_cap, repeat_penalty=self.repeat_penalty,
+                               turn_penalty=self.turn_penalty)
+        return EpisodeSettings(max_turns=self.max_turns, max_new_tokens_per_turn=self.max_new_tokens,
+                               max_model_tokens=self.max_turns * self.max_new_tokens, reward=reward,
+                               protocol=self.protocol)
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:

@@ -18,11 +18,10 @@ Where this departs from ``shared/specs/sec-grpo.md`` and why:
   entropy term is on (``skip_zero_adv``): they add exactly 0 to the loss and its gradient, and the
   token-mean normaliser still counts their tokens, so the update is the same, with less compute.
   Token-mean metrics (``loss/*``, ``policy/*``) then cover the groups that ran.
-- The curriculum's learning signal defaults to *correctness* (``curriculum_signal``): the std-scaled
-  GRPO advantage of the 1/0 correctness reward, so groups that mix right and wrong answers give
-  mean |A| of 0.6-1 (the paper's scale) and all others 0. The paper uses the training advantage |A|; with the 0.1 format reward, groups that differ only by format (0.1 vs
-  0.0) then weigh as much as groups that mix right and wrong answers (std scaling makes both |A| ~ 1),
-  and SEC rated arms at 0% accuracy as learnable. ``advantage`` restores the paper's signal.
+- The curriculum's signal defaults to *correctness* (``curriculum_signal``): the std-scaled advantage
+  of the 1/0 correctness reward (mean |A| 0.6-1 for groups that mix right and wrong, else 0). The
+  paper's training |A| weighs groups that differ only by the 0.1 format reward as much (std scaling
+  makes both ~1), and SEC rated 0%-accuracy arms learnable; ``advantage`` restores it.
 - ``dynamic_sampling`` (off by default) draws up to that many extra rounds of prompts per step and
   trains on the groups that mix correct and wrong answers first (DAPO; verl's ``filter_groups``);
   the curriculum learns from every drawn group.
@@ -52,7 +51,13 @@ from seccrm.engine.capability import unsupported_reason
 from seccrm.engine.episodes import episode_rollouts
 from seccrm.engine.fast_decode import FastRollouts
 from seccrm.engine.forward import completion_logprobs
-from seccrm.engine.models import LoraSettings, apply_lora, load_model_and_tokenizer, pick_device
+from seccrm.engine.models import (
+    LoraSettings,
+    apply_lora,
+    enable_activation_checkpointing,
+    load_model_and_tokenizer,
+    pick_device,
+)
 from seccrm.engine.rollout import RolloutBatch, encode_prompts, generate_rollouts
 from seccrm.evaluation.agentic import evaluate_model_episodes
 from seccrm.evaluation.evaluate import evaluate_instances
@@ -79,8 +84,6 @@ from seccrm.rl.metrics import JsonlLogger, MetricLogger, MultiLogger, TensorBoar
 from seccrm.rl.run_dir import RunLock, StopFlag, holds_run, move_aside
 from seccrm.seeding import derive_seed
 from seccrm.world.arms import ALL_ARMS
-from seccrm.world.episode import EpisodeSettings
-from seccrm.world.episode_reward import EpisodeReward
 from seccrm.world.rewards import org_path, score_details
 
 
@@ -123,7 +126,7 @@ class Trainer:
         self.decoder = (precision.inference_copy(self.model)
                         if self.precision == "mixed" and cfg.lora_r == 0 else None)
         if self.grad_ckpt:
-            self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_activation_checkpointing(self.model)
         self._check_context()
         self.ref_model = self._make_ref() if cfg.kl_coef > 0 else None
         self.rollout_engine = self._make_rollout_engine()
@@ -179,8 +182,8 @@ class Trainer:
                                                              target_modules="all-linear"))
 
     def _make_rollout_engine(self) -> Any:
-        """The fast decode engine (static KV buffers, CUDA graphs) where it applies, else None. Agentic
-        episodes decode turn by turn through `seccrm.engine.episodes`, never through it."""
+        """The fast decode engine (static KV buffers, CUDA graphs) where it applies, else None (always
+        in agentic mode: episodes decode turn by turn)."""
         backend = self.cfg.rollout_backend
         if self.cfg.mode == "agentic" or backend == "shared" or (backend == "auto" and self.device.type != "cuda"):
             return None
@@ -320,7 +323,7 @@ class Trainer:
         if cfg.mode == "agentic":
             with torch.no_grad(), self._autocast():
                 ro, details, _ = episode_rollouts(self._decoding_model(), self.tokenizer, batch, n,
-                                                  self._episode_settings(),
+                                                  self.cfg.episode_settings(),
                                                   temperature=cfg.temperature, top_p=cfg.top_p, seed=seed,
                                                   org_path=org_path)
             return arms, batch, ro, details
@@ -476,22 +479,13 @@ class Trainer:
                                                    temperature=self.cfg.temperature)
         return lp
 
-    def _episode_settings(self) -> EpisodeSettings:
-        cfg = self.cfg
-        reward = EpisodeReward(form_needs_query=cfg.form_needs_query, per_query=cfg.query_bonus,
-                               max_query_bonus=cfg.query_bonus_cap, repeat_penalty=cfg.repeat_penalty,
-                               turn_penalty=cfg.turn_penalty)
-        return EpisodeSettings(max_turns=cfg.max_turns, max_new_tokens_per_turn=cfg.max_new_tokens,
-                               max_model_tokens=cfg.max_turns * cfg.max_new_tokens, reward=reward,
-                               protocol=cfg.protocol)
-
     def evaluate_val(self) -> dict[str, Any]:
         """Greedy accuracy on the validation subset: single answers, or in agentic mode whole episodes
         played with the training's episode settings (question-only prompts have no answer without them)."""
         with torch.no_grad(), self._autocast():
             if self.cfg.mode == "agentic":
                 res = evaluate_model_episodes(self._decoding_model(), self.tokenizer, self.val_instances,
-                                              self._episode_settings(), desc="eval val episodes")
+                                              self.cfg.episode_settings(), desc="eval val episodes")
             else:
                 res = evaluate_instances(self._decoding_model(), self.tokenizer, self.val_instances,
                                          max_new_tokens=self.cfg.eval_max_new_tokens, desc="eval val")
