@@ -172,12 +172,17 @@ META_TABLE = "OrgInfo"
 
 # Columns an agent's queries cannot read (they read as NULL and the schema it is shown leaves them
 # out): the machine-readable rules and the facts gold answers are computed from, which a model is meant
-# to reach through the text of articles, transcripts, emails and chats, as in single-turn prompts.
+# to reach through the text of articles, transcripts, emails and chats, as in single-turn prompts; and
+# the columns that store a gold answer under another name: the generator sets an opportunity's
+# Probability from its true stage (not its StageName) and its CloseDate from the cycle that fixes that
+# stage, so both give wrong_stage_rectification's answer without its Tasks. docs/failure-modes.md (SQL)
+# holds the audit, per task; tests/test_agent_org.py pins it.
 AGENT_HIDDEN_COLUMNS: dict[str, tuple[str, ...]] = {
     "Knowledge__kav": ("PolicyRule__c",),
     "Lead": ("Budget__c", "TimelineDays__c", "NeedFamily__c"),
     "Case": ("OfferedSolution__c",),
     "VoiceCallTranscript__c": ("Competitors__c", "Topics__c"),
+    "Opportunity": ("Probability", "CloseDate"),
 }
 
 # (table, column) pairs worth an index: the task queries join and filter on these.
