@@ -27,6 +27,7 @@ from seccrm.world.arms import (
 )
 from seccrm.world.rewards import InstanceError, attach_org, score_details
 from seccrm.world.tasks import all_tasks
+from seccrm.world.tasks.rendering import RENDERINGS
 
 
 def register_cli(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +50,9 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
                    help="'single' (default): the records a question needs are in its prompt; 'agentic': "
                    "question-only instances (the question and the org's schema, no records) for episodes "
                    "that query the org; same instances, ids, splits and golds as 'single'")
+    p.add_argument("--rendering", choices=tuple(RENDERINGS), default="full",
+                   help="'full' (default): the report's prompts; 'compact': fewer records per level and "
+                   "shorter texts, for small machines (same tasks, levels and golds; single-turn only)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("check", help="verify a built suite (determinism, gold answers, ids, splits, counts)")
@@ -141,7 +145,7 @@ def cmd_build(args: argparse.Namespace) -> int:
                                test_per_task=args.test_per_task, progress=not args.no_progress,
                                workers=args.workers,
                                optional_skills=("CONFIDENTIALITY",) if args.confidentiality else (),
-                               mode=args.mode)
+                               mode=args.mode, rendering=args.rendering)
     except ValueError as e:
         raise UserError(str(e)) from e
     print(counts_table(manifest["counts"]))
@@ -152,7 +156,8 @@ def cmd_build(args: argparse.Namespace) -> int:
               f"shown, so their episodes are the same), {d['ambiguous']} as ambiguous (copies of one question "
               f"with different golds), {d.get('records_shown', 0)} whose gold is about the records their prompt "
               "showed")
-    print(f"\nwrote {args.out} (seed {args.seed}, size {args.size}) in {time.perf_counter() - t0:.1f} s")
+    print(f"\nwrote {args.out} (seed {args.seed}, size {args.size}, rendering {args.rendering}) in "
+          f"{time.perf_counter() - t0:.1f} s")
     return 0
 
 

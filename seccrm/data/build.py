@@ -89,6 +89,7 @@ from seccrm.world.references import rewrite_levels
 from seccrm.world.rewards import answer_kind
 from seccrm.world.tasks import all_tasks, get_task
 from seccrm.world.tasks.base import Org
+from seccrm.world.tasks.rendering import get_rendering
 
 BUILD_MODES = ("single", "agentic")
 """``single``: the records a question needs are in its prompt; ``agentic``: question-only episodes."""
@@ -213,9 +214,9 @@ def make_pool(org: Any, task: str, difficulty: str, size: int, seed: int) -> lis
 _WORKER: dict[str, Any] = {}   # per worker process: the open org and the seed
 
 
-def _init_worker(org_file: str, seed: int) -> None:
+def _init_worker(org_file: str, seed: int, rendering: str = "full") -> None:
 
-    _WORKER["org"], _WORKER["seed"] = Org(open_org(org_file)), seed
+    _WORKER["org"], _WORKER["seed"] = Org(open_org(org_file), rendering=get_rendering(rendering)), seed
 
 
 def _make_pool_job(job: tuple[str, str, str, int]) -> list[dict[str, Any]]:
@@ -227,7 +228,7 @@ def _make_pool_job(job: tuple[str, str, str, int]) -> list[dict[str, Any]]:
 
 
 def generate_pools(org_file: Path, seed: int, jobs: list[tuple[str, str, str, int]], workers: int,
-                   progress: bool, desc: str) -> Iterator[list[dict[str, Any]]]:
+                   progress: bool, desc: str, rendering: str = "full") -> Iterator[list[dict[str, Any]]]:
     """The records of every pool in ``jobs`` (see ``pools``), in job order, from ``workers`` processes.
 
     A pool is built whole by one process and depends on nothing else, so the result does not depend
@@ -242,11 +243,11 @@ def generate_pools(org_file: Path, seed: int, jobs: list[tuple[str, str, str, in
     pool = None
     try:
         if workers <= 1:
-            _init_worker(str(org_file), seed)
+            _init_worker(str(org_file), seed, rendering)
             results: Iterator[list[dict[str, Any]]] = map(_make_pool_job, jobs)
         else:   # fork shares the imported task modules; each worker opens the org itself
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(str(org_file), seed))
+            pool = ctx.Pool(workers, initializer=_init_worker, initargs=(str(org_file), seed, rendering))
             results = pool.imap(_make_pool_job, jobs, chunksize=1)
         for records in results:
             bar.update(len(records))
@@ -268,7 +269,8 @@ def default_workers(n_jobs: int) -> int:
 
 def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_per_task: int = 750,
                 test_per_task: int = 100, progress: bool = True, workers: int | None = None,
-                optional_skills: tuple[str, ...] | list[str] = (), mode: str = "single") -> dict[str, Any]:
+                optional_skills: tuple[str, ...] | list[str] = (), mode: str = "single",
+                rendering: str = "full") -> dict[str, Any]:
     """Build the org and the three task sets in ``out_dir``; return the manifest (also in suite.json).
 
     ``mode="agentic"`` writes every instance question-only (``seccrm.world.episode.question_only``: the
@@ -282,12 +284,20 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     any validation shortfall ``val_short[task][difficulty]`` and the sha256 of every file written.
     Same arguments, same bytes, whatever ``workers`` (None: one per CPU, up to 8, for builds of 500
     instances or more).
+
+    ``rendering`` (``seccrm.world.tasks.rendering``): ``"full"`` (the report's prompts) or
+    ``"compact"`` (fewer records per level and shorter texts, for small machines; the same tasks,
+    levels and gold computations). It applies to single-turn suites only: agentic ones show no records.
     """
 
     if train_per_task < 0 or test_per_task < 0:
         raise ValueError("train_per_task and test_per_task must be >= 0")
     if mode not in BUILD_MODES:
         raise ValueError(f"mode must be one of {', '.join(BUILD_MODES)}, got {mode!r}")
+    get_rendering(rendering)              # an unknown rendering raises here
+    if mode == "agentic" and rendering != "full":
+        raise ValueError(f"rendering {rendering!r} applies to single-turn suites; agentic suites are "
+                         "question-only and show no records (build them with the full rendering)")
     train_tasks(optional_skills)          # an unknown optional skill raises here, before any work
     missing = [t for t in TASK_SKILLS if t not in all_tasks()]
     if missing:
@@ -302,7 +312,7 @@ def build_suite(out_dir: str | Path, seed: int = 0, size: str = "small", train_p
     out.mkdir()
     try:
         manifest = _build_into(out, seed, size, train_per_task, test_per_task, progress, workers,
-                               tuple(optional_skills), mode)
+                               tuple(optional_skills), mode, rendering)
         _swap_in(out, final, manifest)
     finally:
         shutil.rmtree(out, ignore_errors=True)
@@ -328,7 +338,8 @@ def _swap_in(tmp: Path, final: Path, manifest: dict[str, Any]) -> None:
 
 
 def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_task: int, progress: bool,
-                workers: int | None, optional_skills: tuple[str, ...] = (), mode: str = "single") -> dict[str, Any]:
+                workers: int | None, optional_skills: tuple[str, ...] = (), mode: str = "single",
+                rendering: str = "full") -> dict[str, Any]:
     org_file = build_org(out / ORG_FILE, seed=seed, size=size)
     build_agent_org(org_file, out / AGENT_ORG_FILE)
     jobs = pools(train_per_task, test_per_task, optional_skills)
@@ -338,7 +349,8 @@ def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_t
     redraws: dict[str, dict[str, int]] = {}
     val_short: dict[str, dict[str, int]] = {}
     for (kind, task, difficulty, n), recs in zip(jobs, generate_pools(org_file, seed, jobs, n_workers, progress,
-                                                                      f"building {size} suite"), strict=True):
+                                                                      f"building {size} suite", rendering),
+                                                    strict=True):
         keys = [prompt_key(r["messages"]) for r in recs]
         answers = [answer_key(r) for r in recs]
         val = val_indices(seed, task, difficulty, keys, assigned, answers) if kind == "train" else set()
@@ -358,6 +370,7 @@ def _build_into(out: Path, seed: int, size: str, train_per_task: int, test_per_t
     files = [ORG_FILE, AGENT_ORG_FILE] + [f"{s}.{ext}" for s in SPLITS for ext in ("jsonl", "parquet")]
     manifest = {"format": SUITE_FORMAT, "seed": seed, "size": size, "train_per_task": train_per_task, "test_per_task": test_per_task,
                 "optional_skills": list(optional_skills), "mode": mode, "agentic": mode == "agentic",
+                "rendering": rendering,
                 **({"agentic_dropped": dropped} if mode == "agentic" else {}),
                 "val_fraction": VAL_FRACTION, "max_redraws": MAX_REDRAWS, "counts": counts,
                 "distinct": distinct, "redraws": redraws, "val_short": val_short,

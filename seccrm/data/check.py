@@ -48,6 +48,7 @@ from seccrm.world.rewards import (
     scratch_org,
 )
 from seccrm.world.tasks.base import Org
+from seccrm.world.tasks.rendering import get_rendering
 
 REBUILD = "{rebuild}"   # replaced by the exact `seccrm build ...` command that remakes this suite
 MAX_PER_CHECK = 5   # problems listed per kind of check; the rest are counted
@@ -101,7 +102,8 @@ def check_suite(data_dir: str | Path, rebuild_per_arm: int = 1) -> list[str]:
     p.rebuild = (f"rebuild it with `seccrm build --out {d} --seed {manifest.get('seed')} --size "
                  f"{manifest.get('size')} --train-per-task {manifest.get('train_per_task')} "
                  f"--test-per-task {manifest.get('test_per_task')}"
-                 f"{' --mode agentic' if manifest.get('mode') == 'agentic' else ''}`")
+                 f"{' --mode agentic' if manifest.get('mode') == 'agentic' else ''}"
+                 f"{' --rendering ' + manifest['rendering'] if manifest.get('rendering', 'full') != 'full' else ''}`")
     for name, digest in sorted(manifest.get("sha256", {}).items()):
         if not (d / name).is_file():
             p.add("files", f"{name} is missing; {REBUILD}")
@@ -330,7 +332,12 @@ def _check_determinism(d: Path, splits: dict[str, list[dict[str, Any]]], manifes
                        per_arm: int, p: _Problems) -> None:
     """Rebuild ``per_arm`` evenly spread instances of each (split, task, difficulty) and compare."""
 
-    org = Org(open_org(d / ORG_FILE))
+    try:
+        rendering = get_rendering(manifest.get("rendering", "full"))   # suites built before renderings: full
+    except ValueError as e:
+        p.add("determinism", f"suite.json: {e}; {REBUILD}")
+        return
+    org = Org(open_org(d / ORG_FILE), rendering=rendering)
     try:
         if str(org.meta.get("seed")) != str(manifest.get("seed")):
             p.add("determinism", f"{ORG_FILE} was built with seed {org.meta.get('seed')}, suite.json says "

@@ -18,7 +18,7 @@ from seccrm.world.tasks._analytics_common import (
     RankingTask,
     Scope,
     days_between,
-    id_list,
+    listed,
     mean_by,
     month_keys,
 )
@@ -173,7 +173,7 @@ class HandleTime(_CaseRanking):
     def render(self, org: Org, scope: Scope, mode: str, shown: list[CaseFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
         word = "lowest" if mode == "min" else "highest"
-        q = (f"Consider the support agents {id_list(scope.candidates)}. Among the closed cases"
+        q = (f"Consider the support agents {listed(org, scope.candidates)}. Among the closed cases"
              f"{filter_phrase(org, scope.option)} created {scope.window.phrase} and owned by one of them, "
              f"which agent has the {word} average handle time? Handle time is the number of days between "
              "the CreatedDate and ClosedDate shown; transferred cases (more than one Owner Assignment) "
@@ -228,7 +228,7 @@ class TransferCount(_CaseRanking):
     def render(self, org: Org, scope: Scope, mode: str, shown: list[CaseFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
         word = "fewest" if mode == "min" else "most"
-        q = (f"Consider the support agents {id_list(scope.candidates)}. Counting only cases"
+        q = (f"Consider the support agents {listed(org, scope.candidates)}. Counting only cases"
              f"{filter_phrase(org, scope.option)} created {scope.window.phrase}, which of these agents "
              f"made the {word} transfers? A transfer is an Owner Assignment whose OldValue__c is set; it "
              "counts for the agent in OldValue__c, who passed the case on.")
@@ -276,7 +276,7 @@ class BestRegion(_CaseRanking):
 
     def render(self, org: Org, scope: Scope, mode: str, shown: list[CaseFact],
                tie_rule: bool) -> tuple[list[str], str, str]:
-        q = (f"Consider the states {id_list(scope.candidates)} (the account's ShippingState). Among the "
+        q = (f"Consider the states {listed(org, scope.candidates)} (the account's ShippingState). Among the "
              f"closed cases{filter_phrase(org, scope.option)} created {scope.window.phrase} of accounts "
              "in these states, which state has the fastest average case closure time (days between "
              "the CreatedDate and ClosedDate shown; a case with no ClosedDate is still open)?")

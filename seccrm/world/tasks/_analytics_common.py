@@ -332,6 +332,17 @@ def fit_prompt(render: Callable[[int], list[dict[str, str]]], n_extra: int,
         keep = int(keep * 0.75)
 
 
+def user_chars(org: Org, difficulty: str) -> int:
+    """The user message's character limit at this level under the org's rendering."""
+    return org.rendering.count("analytics.user_chars", difficulty, MAX_USER_CHARS)
+
+
+def listed(org: Org, ids: Sequence[str]) -> str:
+    """The candidates as a question names them: every id, or (compact rendering, where the prompt's
+    first line lists them) "listed above"."""
+    return "listed above" if org.rendering.terse else id_list(ids)
+
+
 def frac_meta(values: dict[str, Fraction], ndigits: int = 4) -> dict[str, float]:
     """Per-candidate values for the metadata, rounded for reading (ranking used exact fractions)."""
     return {k: round(float(v), ndigits) for k, v in sorted(values.items())}
@@ -391,6 +402,8 @@ class RankingTask(Task):
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
         knobs = knobs_for(difficulty, self.gaps, self.row_ranges)
+        knobs = replace(knobs, scope_rows=org.rendering.scale_rows(knobs.scope_rows, difficulty,
+                                                                   MIN_CANDIDATES * self.min_qual))
         index = self.index(org)
         for attempt in range(self.max_attempts):
             # After a third of the attempts, accept any gap and state the tie rule; after half,
@@ -440,12 +453,12 @@ class RankingTask(Task):
             tables, question, fmt = self.render(org, scope, mode, [x for x in ordered if id(x) in keep],
                                                 state_rule)
             return build_messages(question, tables, fmt, today=org.today if difficulty == "hard" else None,
-                                  context=context)
+                                  context=context, terse=org.rendering.terse)
 
         # The candidates are listed first, in the random order they were drawn in: the order in
         # which the prompt first mentions them says nothing about which one wins.
         context = f"Candidates ({self.candidate_noun}): {id_list(scope.candidates)}."
-        msgs, n_shown = fit_prompt(messages, len(pool))
+        msgs, n_shown = fit_prompt(messages, len(pool), user_chars(org, difficulty))
         meta = {**scope.window.as_meta(), "min_or_max": mode, "candidates": sorted(scope.candidates),
                 "filter": None if scope.option is None else {"kind": scope.option[0],
                                                             "value": scope.option[1]},

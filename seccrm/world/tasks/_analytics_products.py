@@ -26,6 +26,7 @@ from seccrm.world.tasks._analytics_common import (
     month_keys,
     order_rows,
     scope_rows,
+    user_chars,
 )
 from seccrm.world.tasks.base import (
     MONTHS,
@@ -76,6 +77,12 @@ def top_of(counts: Counter[str] | dict[str, int]) -> tuple[list[str], int]:
     return top, ranked[0][1] - (ranked[1][1] if len(ranked) > 1 else 0)
 
 
+def _rows(org: Org, task: str, difficulty: str, full: tuple[int, int]) -> tuple[int, int]:
+    """A level's (min, max) in-scope cases under the org's rendering."""
+    r = org.rendering
+    return r.count(f"{task}.rows_min", difficulty, full[0]), r.count(f"{task}.rows_max", difficulty, full[1])
+
+
 class _ProductTask(Task):
     """Shared prompt assembly: shown rows, distractor fitting, optional today's date."""
 
@@ -91,9 +98,10 @@ class _ProductTask(Task):
         def messages(k: int) -> list[dict[str, str]]:
             keep = {id(x) for x in pool[:k]} | in_scope
             tables, q, fmt = render([x for x in ordered if id(x) in keep])
-            return build_messages(q, tables, fmt, today=org.today if difficulty == "hard" else None)
+            return build_messages(q, tables, fmt, today=org.today if difficulty == "hard" else None,
+                                  terse=org.rendering.terse)
 
-        return fit_prompt(messages, len(pool))
+        return fit_prompt(messages, len(pool), user_chars(org, difficulty))
 
 
 @register
@@ -130,7 +138,7 @@ class TopIssue(_ProductTask):
         return {r[0]: r[1] for r in rows}
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
-        index, (lo, hi) = product_index(org), ROWS[difficulty]
+        index, (lo, hi) = product_index(org), _rows(org, "top_issue", difficulty, ROWS[difficulty])
         all_products = sorted(names(org, "Product2"))
         want_none = rng.random() < NONE_DRAW_RATE     # drawn once: ties are rare
         for attempt in range(120):
@@ -181,8 +189,8 @@ class TopIssue(_ProductTask):
         ids = sorted(names(org, "Issue__c"))
         order, padding = shuffled(rng, ids), shuffled(rng, ids)
         msgs, n_shown = self._messages(org, difficulty, rng, scope, n_extra,
-                                       lambda shown: self.render(org, scope, shown, order, padding,
-                                                                 self.N_ISSUES[difficulty]),
+                                       lambda shown: self.render(org, scope, shown, order, padding, org.rendering.count(
+                                           "top_issue.issues", difficulty, self.N_ISSUES[difficulty])),
                                        prefer=(lambda r: r.issue != top[0]) if len(top) == 1 else None)
         meta = {**scope.window.as_meta(), "product_id": scope.candidates[0],
                 "origin": None if scope.option is None else scope.option[1],
@@ -301,7 +309,7 @@ class MonthlyTrend(_ProductTask):
         return min(abs(u) for u in units) < 3 * n1 or rng.random() < 0.5
 
     def generate(self, org: Org, difficulty: str, rng: random.Random) -> Instance:
-        index, (lo, hi) = product_index(org), self.ROWS[difficulty]
+        index, (lo, hi) = product_index(org), _rows(org, "monthly_trend", difficulty, self.ROWS[difficulty])
         want_none = rng.random() < NONE_DRAW_RATE      # drawn once, so the share holds
         for attempt in range(120):
             clear = self.CLEAR[difficulty] if attempt < 80 else 0

@@ -21,7 +21,7 @@ from seccrm.world.tasks._analytics_common import (
     RankingTask,
     Scope,
     days_between,
-    id_list,
+    listed,
     mean_by,
 )
 from seccrm.world.tasks.base import AnswerKind, Org, register, render_table
@@ -111,7 +111,7 @@ class SalesAmount(RankingTask):
             pname = org.cached(("names", "Product2"), lambda o: dict(o.conn.execute(
                 'SELECT "Id", "Name" FROM "Product2"')))[scope.option[1]]
             what = f" of product {pname} (Product2Id {scope.option[1]})"
-        q = (f"Consider the sales reps {id_list(scope.candidates)}. Which of them has the {word} sales "
+        q = (f"Consider the sales reps {listed(org, scope.candidates)}. Which of them has the {word} sales "
              f"amount{what} in the orders they own (Order.OwnerId) with an EffectiveDate {scope.window.phrase}? "
              "The sales amount is the sum of Quantity x UnitPrice over the order lines"
              f"{' of that product' if what else ''}.")
@@ -196,7 +196,7 @@ class SalesCycle(RankingTask):
                tie_rule: bool) -> tuple[list[str], str, str]:
         word = "shortest (fastest)" if mode == "min" else "longest (slowest)"
         where = f", for accounts in the {scope.option[1]} industry," if scope.option else ""
-        q = (f"Consider the sales reps {id_list(scope.candidates)}. Among the opportunities owned by one of "
+        q = (f"Consider the sales reps {listed(org, scope.candidates)}. Among the opportunities owned by one of "
              f"them{where} whose contract the company signed (Contract.CompanySignedDate) {scope.window.phrase}, which rep "
              f"has the {word} average sales cycle? The sales cycle is the number of days from the "
              "opportunity's CreatedDate to its contract's CompanySignedDate.")
@@ -291,7 +291,7 @@ class ConversionRate(RankingTask):
         word = "highest" if mode == "max" else "lowest"
         field = scope.option[0] if scope.option else None
         where = f" with {field} = {scope.option[1]}" if scope.option else ""
-        q = (f"Consider the sales reps {id_list(scope.candidates)}. Among the leads{where} created "
+        q = (f"Consider the sales reps {listed(org, scope.candidates)}. Among the leads{where} created "
              f"{scope.window.phrase} and owned by one of them, which rep has the {word} lead conversion rate "
              "(converted leads / leads owned; IsConverted = 1 means converted)?")
         if tie_rule:

@@ -13,7 +13,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 
-from seccrm.world.tasks._knowledge_common import CHAR_BUDGET, fill_distractors, pick
+from seccrm.world.tasks._knowledge_common import char_budget, fill_distractors, pick
 from seccrm.world.tasks.base import (
     NONE_ANSWER,
     NONE_DRAW_RATE,
@@ -107,8 +107,9 @@ class KnowledgeQA(Task):
         else:
             pool = shuffled(rng, others)
         distractors = fill_distractors(pool, lambda a: len(a.title) + len(a.text) + 30,
-                                       CHAR_BUDGET[difficulty] - len(art.text),
-                                       self._n_distractors[difficulty])
+                                       char_budget(org, difficulty) - len(art.text),
+                                       org.rendering.count("knowledge_qa.distractors", difficulty,
+                                                           self._n_distractors[difficulty]))
         shown = shuffled(rng, [art, *distractors])
         table = render_table("Knowledge__kav", ["Id", "Title", "FAQ_Answer__c"],
                              [{"Id": a.id, "Title": a.title, "FAQ_Answer__c": a.text} for a in shown])
@@ -118,7 +119,7 @@ class KnowledgeQA(Task):
         gold = next(f["answer"] for f in rule["facts"] if f["question"] == question)
         messages = build_messages(
             f"According to {ref}: {question}", [table],
-            "the exact fact as the article states it (a number, word or short phrase).")
+            "the exact fact as the article states it (a number, word or short phrase).", terse=org.rendering.terse)
         meta = {"form": "fact", "article_id": art.id, "article_title": art.title, "question": question,
                 "distractor_ids": [a.id for a in distractors], "n_articles": len(shown),
                 "referenced_by": "Id" if difficulty == "hard" else "Title"}
@@ -131,12 +132,14 @@ class KnowledgeQA(Task):
         answering = set(faq_question_index(org).get(question, [art.id]))
         others = [a for a in arts if a.id not in answering]
         n_others, n_similar = self._n_others[difficulty]
+        n_others = org.rendering.count("knowledge_qa.article_others", difficulty, n_others)
+        n_similar = org.rendering.count("knowledge_qa.article_similar", difficulty, n_similar)
         similar = _by_similarity(rng, others, question)[:n_similar]
         rest = shuffled(rng, [a for a in others if a not in similar])
         # A None instance shows one more other article in the answering article's place.
         k = n_others + int(want_none)
         distractors = fill_distractors(similar + rest, lambda a: len(a.title) + len(a.text) + 30,
-                                       CHAR_BUDGET[difficulty] - (0 if want_none else len(art.text) + 30), k)
+                                       char_budget(org, difficulty) - (0 if want_none else len(art.text) + 30), k)
         shown = shuffled(rng, distractors if want_none else [art, *distractors])
         table = render_table("Knowledge__kav", ["Id", "Title", "FAQ_Answer__c"],
                              [{"Id": a.id, "Title": a.title, "FAQ_Answer__c": a.text} for a in shown])
@@ -144,7 +147,7 @@ class KnowledgeQA(Task):
         messages = build_messages(
             f'A customer asks: "{question}" Which of the knowledge articles above answers this question?',
             [table], "the Knowledge article Id (starts with ka0) of the article that answers it, or None if "
-            "none of the articles shown does.")
+            "none of the articles shown does.", terse=org.rendering.terse)
         meta = {"form": "article", "answer_kind": dict(ARTICLE_ID_KIND), "article_id": art.id,
                 "article_title": art.title, "question": question,
                 "distractor_ids": [a.id for a in distractors], "shown_ids": [a.id for a in shown],

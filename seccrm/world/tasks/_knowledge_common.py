@@ -29,6 +29,11 @@ CHAR_BUDGET = {"easy": 2_500, "medium": 6_000, "hard": 10_000}
 MIN_CANDIDATES = 5
 
 
+def char_budget(org: Org, difficulty: str) -> int:
+    """The level's character budget (``CHAR_BUDGET``) under the org's rendering."""
+    return org.rendering.count("knowledge.char_budget", difficulty, CHAR_BUDGET[difficulty])
+
+
 def pick(rng: random.Random, items: list[T], what: str, org: Org) -> T:
     """``rng.choice`` that says which org lacks what, instead of an IndexError."""
     if not items:

@@ -121,14 +121,16 @@ class NamedEntityDisambiguation(Task):
         # Dates shown: the asked date, then dates holding look-alikes of the mention, then any.
         rest = shuffled(rng, [d for d in history if d != date])
         rest.sort(key=lambda d: not any(name_matches(p.products[x], mention) for _, x in history[d]))
-        shown = sorted([date, *rest[: self._n_dates[difficulty] - 1]])
+        n_dates = org.rendering.count("named_entity.dates", difficulty, self._n_dates[difficulty])
+        shown = sorted([date, *rest[: n_dates - 1]])
         lines = [(d, o, x) for d in shown for o, x in history[d]]
         # The product list: bought products and look-alikes, padded with others drawn independently
         # of the listing order, which is random (so the gold's position in it says nothing).
         listed = {x for _, _, x in lines} | {pid for pid, n in p.products.items()
                                             if name_matches(n, mention.split()[0])}
         padding = [x for x in shuffled(rng, sorted(p.products)) if x not in listed]
-        listed |= set(padding[:max(0, self._n_products[difficulty] - len(listed))])
+        n_products = org.rendering.count("named_entity.products", difficulty, self._n_products[difficulty])
+        listed |= set(padding[:max(0, n_products - len(listed))])
         catalogue = render_table("Product2", ["Id", "Name"], [(x, p.products[x]) for x in shuffled(rng, sorted(listed))])
         if difficulty != "easy":     # names only in the product list: the model joins on Product2Id
             tables = [catalogue, render_table("Purchases", ["EffectiveDate", "OrderId", "Product2Id"], lines)]
@@ -142,7 +144,8 @@ class NamedEntityDisambiguation(Task):
                     f'with the {mention} I bought {when}." Which product does the customer mean? It is '
                     f"the product bought by the account that day whose name begins with the customer's words.")
         messages = build_messages(question, tables, "the Product2 Id, or None if no product bought "
-                                  "that day matches.", today=org.today if difficulty == "hard" else None)
+                                  "that day matches.", today=org.today if difficulty == "hard" else None,
+                                  terse=org.rendering.terse)
         meta = {"account_id": acc, "contact_id": contact[0], "purchase_date": date, "mention": mention,
                 "date_phrase": when, "source_product_id": source, "n_purchase_dates": len(shown),
                 "n_products_listed": len(listed),

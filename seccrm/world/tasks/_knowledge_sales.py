@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 from seccrm.world.org.schema import STAGES
 from seccrm.world.tasks._knowledge_common import (
-    CHAR_BUDGET,
     MIN_CANDIDATES,
     TASK_COLUMNS,
     StageCatalogue,
+    char_budget,
     fill_distractors,
     opportunity_stages,
     opportunity_tasks,
@@ -97,11 +97,12 @@ class SalesInsightMining(Task):
         own = idx.by_opp[opp]
         acc = idx.opp_account.get(opp, "")
         near = [o for o in idx.by_account.get(acc, []) if o != opp] if difficulty == "hard" else []
-        far = sample_others(rng, idx.opps, opp, 4 * self._n_distractors[difficulty])
+        n_extra = org.rendering.count("sales_insight.distractors", difficulty, self._n_distractors[difficulty])
+        far = sample_others(rng, idx.opps, opp, 4 * n_extra)
         # calls of the same account's other deals read most alike, so they come first when hard
         pool = [(o, c) for o in shuffled(rng, near) + [o for o in far if o not in near] for c in idx.by_opp[o]]
-        budget = CHAR_BUDGET[difficulty] - sum(n for _, n in own)
-        extra = fill_distractors(pool, lambda oc: oc[1][1] + 60, budget, self._n_distractors[difficulty])
+        budget = char_budget(org, difficulty) - sum(n for _, n in own)
+        extra = fill_distractors(pool, lambda oc: oc[1][1] + 60, budget, n_extra)
         ids = [t for t, _ in own] + [c[0] for _, c in extra]
         rows = org.query("SELECT Id, OpportunityId__c, CreatedDate, TranscriptBody__c FROM VoiceCallTranscript__c "
                          f"WHERE Id IN ({','.join('?' * len(ids))})", tuple(ids))
@@ -113,7 +114,7 @@ class SalesInsightMining(Task):
         items = self.gold(org, opp, field)
         question = (f"Which {what} were raised in the voice calls about opportunity {opp_name} ({opp})? "
                     f"List every one named in those calls, as written there.")
-        messages = build_messages(question, [table], f"the {what}, comma-separated.")
+        messages = build_messages(question, [table], f"the {what}, comma-separated.", terse=org.rendering.terse)
         meta = {"opportunity_id": opp, "field": field, "asks_for": what, "items": items,
                 "transcript_ids": [t for t, _ in own], "distractor_ids": [c[0] for _, c in extra],
                 "n_calls": len(rows)}
@@ -171,9 +172,10 @@ class ActivityPriority(Task):
             pool = ([o for o in pool if MIN_CANDIDATES <= len(tasks[o]) <= 8]
                     or [o for o in pool if len(tasks[o]) <= 8] or pool)
         opp = pick(rng, pool, "opportunity with 'Not Started' tasks", org)
-        others = fill_distractors(sample_others(rng, list(tasks), opp, 4 * self._n_other[difficulty]),
-                                  lambda o: 70 * len(tasks[o]), CHAR_BUDGET[difficulty] - len(cat.text),
-                                  self._n_other[difficulty])
+        n_other = org.rendering.count("activity_priority.other_opps", difficulty, self._n_other[difficulty])
+        others = fill_distractors(sample_others(rng, list(tasks), opp, 4 * n_other),
+                                  lambda o: 70 * len(tasks[o]), char_budget(org, difficulty) - len(cat.text),
+                                  n_other)
         shown = [opp, *others]
         task_rows = [t for o in shown for t in tasks[o]]
         task_rows = shuffled(rng, task_rows)    # in Id order the pending (misfit) tasks would come last
@@ -185,7 +187,8 @@ class ActivityPriority(Task):
                     f"({stage}) under the stage activity policy?")
         messages = build_messages(question, tables, "the Task Ids, comma-separated, or None if every "
                                   "'Not Started' task fits.",
-                                  context=f"Stage activity policy (knowledge article {cat.article_id}):\n{cat.text}")
+                                  context=f"Stage activity policy (knowledge article {cat.article_id}):\n{cat.text}",
+                                  terse=org.rendering.terse)
         meta = {"opportunity_id": opp, "stage": stage, "rule_article_id": cat.article_id,
                 "rule": "fits when the subject belongs to the stage or the next one",
                 "pending_task_ids": [t["Id"] for t in tasks[opp] if t["Status"] == "Not Started"],

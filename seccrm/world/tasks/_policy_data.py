@@ -283,6 +283,7 @@ def make_instance(task: str, difficulty: str, messages: list[dict[str, str]], an
     return Instance(task, difficulty, messages, answer, copy.deepcopy(meta))
 
 
-def id_messages(question: str, tables: list[str], context: str, none_when: str) -> list[dict[str, str]]:
+def id_messages(question: str, tables: list[str], context: str, none_when: str,
+                terse: bool = False) -> list[dict[str, str]]:
     fmt = f"{ID_ANSWER}, or None if {none_when}."
-    return build_messages(question, tables, fmt, context=context)
+    return build_messages(question, tables, fmt, context=context, terse=terse)

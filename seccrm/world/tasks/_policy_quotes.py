@@ -92,7 +92,8 @@ class QuoteApproval(Task):
             question += " If several discount articles are broken, name the one with the lowest article Id."
         messages = id_messages(question, [articles_table(data, shuffled(rng, shown)),
                                           *_quote_tables(org, q.id, lines)],
-                               DISCOUNT_RULES, "the line complies" if difficulty == "easy" else "every line complies")
+                               DISCOUNT_RULES, "the line complies" if difficulty == "easy" else "every line complies",
+                               terse=org.rendering.terse)
         gold = first_broken(broken, data.types)
         meta = {"quote_id": q.id, "line_ids": [ln["Id"] for ln in lines], "rule_checked": "discount_tiers",
                 "line_checks": checks, "relevant_articles": relevant, "broken_articles": broken,
@@ -174,7 +175,7 @@ class InvalidConfig(Task):
                          "of the same type, the lowest article Id.")
         messages = id_messages(question, [articles_table(data, shuffled(rng, shown)),
                                           *_quote_tables(org, q.id, shuffled(rng, q.lines))],
-                               CONFIG_RULES, "the quote breaks no configuration rule")
+                               CONFIG_RULES, "the quote breaks no configuration rule", terse=org.rendering.terse)
         meta = {"quote_id": q.id, "rule_checked": "quantity_limit, bundle, exclusion",
                 "quantities": {ln["Id"]: [ln["Product2Id"], ln["Quantity"]] for ln in q.lines},
                 "relevant_articles": relevant, "near_articles": near, "broken_rules": q.config["broken"],

@@ -61,11 +61,14 @@ class LeadQualification(Task):
         leads = data.lead_pairs() if difficulty == "easy" else data.leads()
         lead = data.draw(rng, self.name, difficulty, want_none, leads, lambda r: not r.fails, filters, hardness)
         others = [a.id for a in data.articles if a.type != "bant"]
-        shown = [data.bant.id] + sample_ids(rng, others, {"easy": 0, "medium": 1, "hard": 3}[difficulty])
+        n_articles = org.rendering.count("lead_qualification.other_articles", difficulty,
+                                         {"easy": 0, "medium": 1, "hard": 3}[difficulty])
+        shown = [data.bant.id] + sample_ids(rng, others, n_articles)
         calls = list(lead.transcripts)
         if difficulty == "hard":  # other leads' first calls: the model must keep to this lead's
             pool = data.leads()
-            calls = sorted({*calls, *(pool[rng.randrange(len(pool))].transcripts[0] for _ in range(2))})
+            n_calls = org.rendering.count("lead_qualification.other_calls", difficulty, 2)
+            calls = sorted({*calls, *(pool[rng.randrange(len(pool))].transcripts[0] for _ in range(n_calls))})
         cols = ["Id", "FirstName", "LastName", "Company", *(["Title"] if difficulty != "hard" else []),
                 "Industry", "State", "LeadSource", "Status"]
         row = org.query(f"SELECT {', '.join(cols)} FROM Lead WHERE Id = ?", (lead.id,))
@@ -79,7 +82,7 @@ class LeadQualification(Task):
                     "does the lead fail?")
         fmt = (f"the failing factors as a comma-separated list drawn from {', '.join(lead.asked)}, or None if the "
                f"lead meets {'all four' if len(lead.asked) == 4 else 'both'}.")
-        messages = build_messages(question, tables, fmt, context=LEAD_RULES)
+        messages = build_messages(question, tables, fmt, context=LEAD_RULES, terse=org.rendering.terse)
         lead_row = org.query("SELECT Title, Budget__c, TimelineDays__c, NeedFamily__c FROM Lead WHERE Id = ?",
                              (lead.id,))[0]
         meta = {"lead_id": lead.id, "rule_checked": "bant", "bant_article": data.bant.id, "bant_rule": data.bant.rule,
@@ -136,7 +139,7 @@ class PolicyViolationIdentification(Task):
         question = (f"Case {case.id} {about} is closed. Did the agent offer the customer a solution that the "
                     "allowed-solutions article of the case's issue does not allow? If so, which article does "
                     "the case break?")
-        messages = id_messages(question, tables, "", "the offered solution is allowed")
+        messages = id_messages(question, tables, "", "the offered solution is allowed", terse=org.rendering.terse)
         meta = {"case_id": case.id, "issue_id": case.issue, "rule_checked": "allowed_solutions",
                 "issue_article": case.article, "offered_solution": case.offered,
                 "allowed_solutions": data.by_id[case.article].rule["solutions"], "violating": case.violating,

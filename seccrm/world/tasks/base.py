@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from seccrm.world.arms import ALL_TASK_SKILLS, DIFFICULTIES
+from seccrm.world.tasks.rendering import FULL, Rendering
 
 NONE_DRAW_RATE = 0.2
 """How often a task generator aims at a None gold, the same at every level. The suite builder then
@@ -80,11 +81,13 @@ class Org:
     """A read-only view of an org database with the facts tasks need.
 
     Tasks derive indexes from the org (case books, per-month counts, policy pools) once and reuse
-    them through :meth:`cached`; the cache lives on this object and goes with it.
+    them through :meth:`cached`; the cache lives on this object and goes with it. ``rendering``
+    (``seccrm.world.tasks.rendering``) says how much of the org the prompts show.
     """
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, rendering: Rendering = FULL):
         self.conn = conn
+        self.rendering = rendering
         self.conn.row_factory = sqlite3.Row
         meta = dict(conn.execute('SELECT key, value FROM "OrgInfo"').fetchall())
         self.meta: dict[str, str] = meta
@@ -258,6 +261,12 @@ Question: Which agent (User Id) owns case 500Wt00000000001AAA? Answer with the U
 Records: Case: Id | OwnerId -> 500Wt00000000001AAA | 005Wt0000000000BAAA
 Reply: The case row lists its owner. <answer>005Wt0000000000BAAA</answer>"""
 
+# The compact rendering's system message: the same definitions, format rule and example, fewer words.
+TERSE_SYSTEM_TEMPLATE = """You are a CRM analyst. Answer from the records given; do not invent ids.
+{definitions}Give the final answer inside <answer></answer>; only the last one counts.
+Example: Case: Id | OwnerId -> 500Wt00000000001AAA | 005Wt0000000000BAAA. Who owns the case? \
+Reply: <answer>005Wt0000000000BAAA</answer>"""
+
 
 def definitions_for(text: str) -> str:
     """The definitions whose terms occur in ``text`` (empty when none do)."""
@@ -265,10 +274,11 @@ def definitions_for(text: str) -> str:
     return "Definitions:\n" + "\n".join(f"- {line}" for line in lines) + "\n" if lines else ""
 
 
-def system_message(text: str | None = None) -> str:
-    """The system message; with ``text`` (the user message), only the definitions it needs."""
+def system_message(text: str | None = None, terse: bool = False) -> str:
+    """The system message; with ``text`` (the user message), only the definitions it needs;
+    ``terse``: the compact rendering's shorter wording."""
     defs = DEFINITIONS + "\n" if text is None else definitions_for(text)
-    return SYSTEM_TEMPLATE.format(definitions=defs)
+    return (TERSE_SYSTEM_TEMPLATE if terse else SYSTEM_TEMPLATE).format(definitions=defs)
 
 
 def _cell(v: Any) -> str:
@@ -289,8 +299,8 @@ def render_table(title: str, columns: list[str], rows: list[Any]) -> str:
 
 
 def build_messages(question: str, tables: list[str], answer_format: str,
-                   today: dt.date | None = None, context: str = "") -> list[dict[str, str]]:
-    """Chat messages for one instance: [system, user]."""
+                   today: dt.date | None = None, context: str = "", terse: bool = False) -> list[dict[str, str]]:
+    """Chat messages for one instance: [system, user]; ``terse``: the compact system message."""
     parts = []
     if today is not None:
         parts.append(f"Today's date: {today.isoformat()}")
@@ -300,7 +310,7 @@ def build_messages(question: str, tables: list[str], answer_format: str,
     parts.append(f"Question: {question}")
     parts.append(f"Answer format: {answer_format} Put it inside <answer></answer>.")
     user = "\n\n".join(parts)
-    return [{"role": "system", "content": system_message(user)},
+    return [{"role": "system", "content": system_message(user, terse)},
             {"role": "user", "content": user}]
 
 

@@ -59,7 +59,8 @@ class _Confidential(Task):
                   gold: str, kind: dict[str, Any], meta: dict[str, Any], rng: random.Random) -> Instance:
         if difficulty == "hard":
             question = f"{rng.choice(PRETEXTS)} {question}"
-        messages = build_messages(question, tables, FORMAT, today=org.today, context=POLICY)
+        messages = build_messages(question, tables, FORMAT, today=org.today, context=POLICY,
+                                  terse=org.rendering.terse)
         return Instance(self.name, difficulty, messages, [REFUSAL if refuse else gold],
                         {**meta, "refuse": refuse, "answer_kind": _kind(refuse, kind)})
 

@@ -40,9 +40,9 @@ from seccrm.world.tasks.base import (
     shuffled,
 )
 from seccrm.world.tasks.knowledge import (
-    CHAR_BUDGET,
     STAGES,
     TASK_COLUMNS,
+    char_budget,
     fill_distractors,
     opportunity_stages,
     opportunity_tasks,
@@ -201,8 +201,9 @@ class CaseRouting(Task):
         facts: list[dict[str, Any]] = [{"Id": a, "closed": book.closed.get((a, issue), 0),
                                         "open": book.open.get(a, 0)} for a in agents]
         best = min(facts, key=lambda f: (-f["closed"], f["open"], f["Id"]))
-        shown = agents + ([] if difficulty == "easy" else other_members(t, territory, "Support Agent", rng,
-                                                                         2 if difficulty == "medium" else 5))
+        n_other = org.rendering.count("case_routing.other_agents", difficulty,
+                                      {"easy": 0, "medium": 2, "hard": 5}[difficulty])
+        shown = agents + ([] if difficulty == "easy" else other_members(t, territory, "Support Agent", rng, n_other))
         tables = [render_table("Case (to route)", ["Id", "AccountId", "IssueId__c", "Status", "Subject"],
                                org.query('SELECT * FROM "Case" WHERE Id = ?', (case_id,))),
                   render_table("Account", ["Id", "Name", "ShippingState"],
@@ -213,12 +214,13 @@ class CaseRouting(Task):
                 f"Cases per agent (closed with issue {issue} {book.window.phrase}; open now)",
                 ["OwnerId", "ClosedWithIssue", "OpenCases"], [(f["Id"], f["closed"], f["open"]) for f in facts]))
         else:
-            budget = PROMPT_LIMIT[difficulty] - len(text) - sum(map(len, tables)) - 600
+            limit = org.rendering.count("crud.prompt_limit", difficulty, PROMPT_LIMIT[difficulty])
+            budget = limit - len(text) - sum(map(len, tables)) - 600
             tables += self._case_tables(book, difficulty, rng, shown, agents, issue, facts, budget)
         messages = build_messages(
             f"Route case {case_id} to the right support agent under the case routing policy.", tables,
             action_format("Case", "OwnerId", "User Id"), today=org.today,
-            context=f"Case routing policy (knowledge article {art_id}):\n{text}")
+            context=f"Case routing policy (knowledge article {art_id}):\n{text}", terse=org.rendering.terse)
         meta = {"target_id": case_id, "rule_article_id": art_id, "rule": rule, "issue_id": issue,
                 "account_id": account, "territory_id": territory, **book.window.as_meta(),
                 "candidates": facts, "chosen": best["Id"], "tie_break": "fewest open cases, then lowest Id",
@@ -319,8 +321,9 @@ class LeadRouting(Task):
         facts = lead_counts(org, reps)
         best = min(facts, key=lambda f: (-Fraction(f["converted"], f["owned"]), f["owned"] - f["converted"],
                                          f["Id"]))
-        shown = reps + ([] if difficulty == "easy" else other_members(t, territory, "Sales Rep", rng,
-                                                                       2 if difficulty == "medium" else 6))
+        n_other = org.rendering.count("lead_routing.other_reps", difficulty,
+                                      {"easy": 0, "medium": 2, "hard": 6}[difficulty])
+        shown = reps + ([] if difficulty == "easy" else other_members(t, territory, "Sales Rep", rng, n_other))
         if difficulty == "hard":
             book = lead_book(org)
             counts = [(u, *c) for u in sorted(set(shown)) for c in book.get(u, [])]
@@ -334,7 +337,7 @@ class LeadRouting(Task):
         messages = build_messages(
             f"Route lead {lead_id} to the right sales rep under the lead routing policy.", tables,
             action_format("Lead", "OwnerId", "User Id"),
-            context=f"Lead routing policy (knowledge article {art_id}):\n{text}")
+            context=f"Lead routing policy (knowledge article {art_id}):\n{text}", terse=org.rendering.terse)
         meta = {"target_id": lead_id, "rule_article_id": art_id, "rule": rule, "territory_id": territory,
                 "candidates": facts, "chosen": best["Id"],
                 "tie_break": "fewest unconverted leads, then lowest Id", "shown_user_ids": sorted(set(shown))}
@@ -376,9 +379,10 @@ class WrongStageRectification(Task):
         if difficulty == "easy":
             pool = [o for o in pool if len(tasks[o]) <= 8] or pool
         opp = pick(rng, pool, "opportunity with a wrong stage", org)
-        others = fill_distractors(sample_others(rng, list(tasks), opp, 4 * self._n_other[difficulty]),
-                                  lambda o: 70 * len(tasks[o]), CHAR_BUDGET[difficulty] - len(cat.text),
-                                  self._n_other[difficulty])
+        n_other = org.rendering.count("wrong_stage.other_opps", difficulty, self._n_other[difficulty])
+        others = fill_distractors(sample_others(rng, list(tasks), opp, 4 * n_other),
+                                  lambda o: 70 * len(tasks[o]), char_budget(org, difficulty) - len(cat.text),
+                                  n_other)
         shown = [opp, *others]
         rows = [t for o in shown for t in tasks[o]]
         rows = shuffled(rng, rows) if difficulty == "hard" else rows
@@ -389,7 +393,8 @@ class WrongStageRectification(Task):
             f"Opportunity {opp}'s StageName disagrees with its activities. Set it to the stage its "
             "activities show under the stage activity policy.", tables,
             action_format("Opportunity", "StageName", "stage"),
-            context=f"Stage activity policy (knowledge article {cat.article_id}):\n{cat.text}")
+            context=f"Stage activity policy (knowledge article {cat.article_id}):\n{cat.text}",
+            terse=org.rendering.terse)
         meta = {"target_id": opp, "rule_article_id": cat.article_id, "current_stage": opps[opp]["StageName"],
                 "gold_stage": stage, "completed_subjects": completed,
                 "rule": "latest stage in pipeline order among the Completed tasks' subjects",

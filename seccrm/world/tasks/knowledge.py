@@ -43,6 +43,7 @@ from seccrm.world.tasks._knowledge_common import (
     MIN_CANDIDATES,
     TASK_COLUMNS,
     StageCatalogue,
+    char_budget,
     fill_distractors,
     opportunity_stages,
     opportunity_tasks,
@@ -59,5 +60,5 @@ KNOWLEDGE_TASKS = (KnowledgeQA, NamedEntityDisambiguation, SalesInsightMining, A
 
 __all__ = ["CHAR_BUDGET", "KNOWLEDGE_TASKS", "MIN_CANDIDATES", "STAGES", "TASK_COLUMNS", "ActivityPriority",
            "KnowledgeQA", "NamedEntityDisambiguation", "SalesInsightMining", "StageCatalogue",
-           "fill_distractors", "opportunity_stages", "opportunity_tasks", "pick", "policy_article",
+           "char_budget", "fill_distractors", "opportunity_stages", "opportunity_tasks", "pick", "policy_article",
            "sample_others", "split_list", "stage_catalogue"]
