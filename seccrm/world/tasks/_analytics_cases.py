@@ -106,17 +106,22 @@ def filter_phrase(org: Org, option: Option) -> str:
     return f" with issue {names(org, 'Issue__c')[value]} (IssueId__c {value})"
 
 
-def case_table(option: Option, rows: list[CaseFact], cols: tuple[str, ...]) -> str:
+def case_table(option: Option, rows: list[CaseFact], cols: tuple[str, ...], note: str = "") -> str:
     """The Case table with the columns asked for, plus the filter column when there is a filter.
 
     ``Product2Id`` is not a Case field: it is the product of the case's OrderItemId__c, shown
-    directly to keep prompts short (the title says so)."""
+    directly to keep prompts short (the title says so). The compact rendering also joins in
+    ``ShippingState`` (the account's) and ``OwnerAssignments`` (the case's 'Owner Assignment'
+    history entries), said in ``note``, instead of showing the Account and CaseHistory__c tables."""
     fcol = {None: None, "product": "Product2Id", "issue": "IssueId__c"}[None if option is None else option[0]]
     columns = list(cols[:1]) + ([fcol] if fcol else []) + list(cols[1:])
     get = {"Id": lambda r: r.id, "OwnerId": lambda r: r.owner, "AccountId": lambda r: r.account,
            "CreatedDate": lambda r: r.created, "ClosedDate": lambda r: r.closed,
-           "Product2Id": lambda r: r.product, "IssueId__c": lambda r: r.issue}
-    title = "Case" + (" (Product2Id = product of the case's order item)" if fcol == "Product2Id" else "")
+           "Product2Id": lambda r: r.product, "IssueId__c": lambda r: r.issue,
+           "ShippingState": lambda r: r.state, "OwnerAssignments": lambda r: len(r.chain)}
+    notes = ([note] if note else []) + (["Product2Id = product of the case's order item"]
+                                        if fcol == "Product2Id" else [])
+    title = "Case" + (f" ({'; '.join(notes)})" if notes else "")
     return render_table(title, columns, [[get[c](r) for c in columns] for r in rows])
 
 
@@ -124,6 +129,18 @@ def history_table(rows: list[CaseFact]) -> str:
     hist = [(r.id, old, new) for r in rows for old, new in r.chain]
     return render_table("CaseHistory__c where Field__c = 'Owner Assignment'",
                         ["CaseId__c", "OldValue__c", "NewValue__c"], hist)
+
+
+def _assignment_table(option: Option, rows: list[CaseFact]) -> str:
+    """Compact transfer_count: one row per Owner Assignment, with its case's CreatedDate and filter."""
+    fcol = {None: None, "product": "Product2Id", "issue": "IssueId__c"}[None if option is None else option[0]]
+    cols = ([fcol] if fcol else []) + ["CreatedDate", "OldValue__c", "NewValue__c"]
+    out: list[tuple[str | None, ...]] = [
+        ((r.product if fcol == "Product2Id" else r.issue,) if fcol else ()) + (r.created, old, new)
+        for r in rows for old, new in r.chain]
+    title = ("CaseHistory__c where Field__c = 'Owner Assignment' (CreatedDate"
+             + (f" and {fcol}" if fcol else "") + " = its case's)")
+    return render_table(title, cols, out)
 
 
 class _CaseRanking(RankingTask):
@@ -178,10 +195,18 @@ class HandleTime(_CaseRanking):
              f"which agent has the {word} average handle time? Handle time is the number of days between "
              "the CreatedDate and ClosedDate shown; transferred cases (more than one Owner Assignment) "
              "do not count, and a case with no ClosedDate is still open.")
+        if org.rendering.terse:     # one table: the history's entries counted per case
+            q = (f"Consider the support agents listed above. Among the closed cases{filter_phrase(org, scope.option)} "
+                 f"created {scope.window.phrase} and owned by one of them, which agent has the {word} average "
+                 "handle time? Transferred cases (OwnerAssignments above 1) do not count; a case with no "
+                 "ClosedDate is open.")
+            tables = [case_table(scope.option, shown, ("OwnerId", "CreatedDate", "ClosedDate", "OwnerAssignments"),
+                                 "OwnerAssignments = its 'Owner Assignment' history entries")]
+        else:
+            tables = [case_table(scope.option, shown, ("Id", "OwnerId", "CreatedDate", "ClosedDate")),
+                      history_table(shown)]
         if tie_rule:
             q += " " + self.tie_rule
-        tables = [case_table(scope.option, shown, ("Id", "OwnerId", "CreatedDate", "ClosedDate")),
-                  history_table(shown)]
         return tables, q, "the agent's User Id (18 characters)."
 
 
@@ -234,7 +259,10 @@ class TransferCount(_CaseRanking):
              "counts for the agent in OldValue__c, who passed the case on.")
         if tie_rule:
             q += " " + self.tie_rule
-        tables = [case_table(scope.option, shown, ("Id", "CreatedDate")), history_table(shown)]
+        if org.rendering.terse:     # one table: each Owner Assignment with its case's date (and filter)
+            tables = [_assignment_table(scope.option, shown)]
+        else:
+            tables = [case_table(scope.option, shown, ("Id", "CreatedDate")), history_table(shown)]
         return tables, q, "the agent's User Id (18 characters)."
 
 
@@ -283,6 +311,8 @@ class BestRegion(_CaseRanking):
         if tie_rule:
             q += " " + self.tie_rule
         accounts = sorted({(r.account, r.state) for r in shown})
-        tables = [case_table(scope.option, shown, ("Id", "AccountId", "CreatedDate", "ClosedDate")),
-                  render_table("Account", ["Id", "ShippingState"], accounts)]
+        tables = ([case_table(scope.option, shown, ("ShippingState", "CreatedDate", "ClosedDate"),
+                              "ShippingState = its account's")] if org.rendering.terse else
+                  [case_table(scope.option, shown, ("Id", "AccountId", "CreatedDate", "ClosedDate")),
+                   render_table("Account", ["Id", "ShippingState"], accounts)])
         return tables, q, "the 2-letter state code."

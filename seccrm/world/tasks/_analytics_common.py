@@ -318,16 +318,19 @@ class PromptTooLong(Exception):
 
 
 def fit_prompt(render: Callable[[int], list[dict[str, str]]], n_extra: int,
-               limit: int = MAX_USER_CHARS) -> tuple[list[dict[str, str]], int]:
+               limit: int = MAX_USER_CHARS, trim_only: bool = False) -> tuple[list[dict[str, str]], int]:
     """Messages holding as many of the ``n_extra`` distractors as fit under ``limit`` characters
     of user message; ``render(k)`` renders the in-scope records plus the first k distractors.
-    The in-scope records are never dropped: raises PromptTooLong when they alone do not fit."""
+    The in-scope records are never dropped: raises PromptTooLong when they alone do not fit, unless
+    ``trim_only`` (then they are shown without distractors)."""
     keep = n_extra
     while True:
         msgs = render(keep)
         if len(msgs[-1]["content"]) <= limit:
             return msgs, keep
         if keep == 0:
+            if trim_only:
+                return msgs, 0
             raise PromptTooLong(f"{len(msgs[-1]['content'])} characters without distractors")
         keep = int(keep * 0.75)
 
@@ -458,7 +461,7 @@ class RankingTask(Task):
         # The candidates are listed first, in the random order they were drawn in: the order in
         # which the prompt first mentions them says nothing about which one wins.
         context = f"Candidates ({self.candidate_noun}): {id_list(scope.candidates)}."
-        msgs, n_shown = fit_prompt(messages, len(pool), user_chars(org, difficulty))
+        msgs, n_shown = fit_prompt(messages, len(pool), user_chars(org, difficulty), org.rendering.trim_only)
         meta = {**scope.window.as_meta(), "min_or_max": mode, "candidates": sorted(scope.candidates),
                 "filter": None if scope.option is None else {"kind": scope.option[0],
                                                             "value": scope.option[1]},

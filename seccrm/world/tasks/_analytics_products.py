@@ -101,7 +101,7 @@ class _ProductTask(Task):
             return build_messages(q, tables, fmt, today=org.today if difficulty == "hard" else None,
                                   terse=org.rendering.terse)
 
-        return fit_prompt(messages, len(pool), user_chars(org, difficulty))
+        return fit_prompt(messages, len(pool), user_chars(org, difficulty), org.rendering.trim_only)
 
 
 @register
@@ -218,10 +218,11 @@ class TopIssue(_ProductTask):
         q = (f"Which issue was reported most often in the cases about product "
              f"{product_phrase(org, scope.candidates[0])}{channel} created {scope.window.phrase}? {self.RULE}")
         cols = ["Id", "Product2Id", "IssueId__c"] + (["Origin"] if channel else []) + ["CreatedDate"]
+        rows = [(r.id, r.product, r.issue) + ((r.origin,) if channel else ()) + (r.created,) for r in shown]
+        if org.rendering.terse:     # the case's Id is not needed to count
+            cols, rows = cols[1:], [row[1:] for row in rows]
         tables = [render_table("Issue__c", ["Id", "Name"], [(i, issues[i]) for i in listed_order]),
-                  render_table("Case (Product2Id = product of the case's order item)", cols,
-                               [(r.id, r.product, r.issue) + ((r.origin,) if channel else ()) + (r.created,)
-                                for r in shown])]
+                  render_table("Case (Product2Id = product of the case's order item)", cols, rows)]
         return tables, q, "the Issue Id (IssueId__c, 18 characters), or None."
 
 
@@ -354,7 +355,12 @@ class MonthlyTrend(_ProductTask):
         q = (f"Considering the cases about product {product_phrase(org, scope.candidates[0])} created "
              f"{scope.window.phrase}, is there a month in that period with significantly more cases "
              "than the other months of the period? If there is none, answer None.")
-        if difficulty == "easy":     # no distractors: every row is the product's
+        if org.rendering.terse:     # the case's Id is not needed to count
+            table = (render_table(f"Case (all about product {scope.candidates[0]})", ["CreatedDate"],
+                                  [(r.created,) for r in shown]) if difficulty == "easy" else
+                     render_table("Case (Product2Id = product of the case's order item)", ["Product2Id", "CreatedDate"],
+                                  [(r.product, r.created) for r in shown]))
+        elif difficulty == "easy":     # no distractors: every row is the product's
             table = render_table(f"Case (all about product {scope.candidates[0]})", ["Id", "CreatedDate"],
                                  [(r.id, r.created) for r in shown])
         else:

@@ -117,6 +117,11 @@ class SalesAmount(RankingTask):
              f"{' of that product' if what else ''}.")
         if tie_rule:
             q += " " + self.tie_rule
+        if org.rendering.terse:     # one table: each order line with its order's owner and date
+            cols = ["OwnerId", "EffectiveDate"] + (["Product2Id"] if what else []) + ["Quantity", "UnitPrice"]
+            rows = [(r.owner, r.date) + ((p,) if what else ()) + (qty, price) for r in shown for p, qty, price in r.items]
+            return ([render_table("OrderItem (OwnerId and EffectiveDate = its order's)", cols, rows)], q,
+                    REP_FORMAT)
         cols = ["OrderId", "Product2Id", "Quantity", "UnitPrice"] if what else ["OrderId", "Quantity", "UnitPrice"]
         lines = [(r.id, p, qty, price) if what else (r.id, qty, price) for r in shown for p, qty, price in r.items]
         tables = [render_table("Order", ["Id", "OwnerId", "EffectiveDate"], [(r.id, r.owner, r.date) for r in shown]),
@@ -202,6 +207,11 @@ class SalesCycle(RankingTask):
              "opportunity's CreatedDate to its contract's CompanySignedDate.")
         if tie_rule:
             q += " " + self.tie_rule
+        if org.rendering.terse:     # one table: the contract's signature date and the account's industry joined in
+            cols = ["OwnerId"] + (["Industry"] if where else []) + ["CreatedDate", "CompanySignedDate"]
+            rows = [(r.owner,) + ((r.industry,) if where else ()) + (r.created, r.signed) for r in shown]
+            note = "CompanySignedDate = its contract's, empty when none" + ("; Industry = its account's" if where else "")
+            return [render_table(f"Opportunity ({note})", cols, rows)], q, REP_FORMAT
         cols = ["Id", "OwnerId"] + (["AccountId"] if where else []) + ["CreatedDate", "ContractID__c"]
         opps = [(r.id, r.owner) + ((r.account,) if where else ()) + (r.created, r.contract) for r in shown]
         contracts = sorted({(r.contract, r.signed) for r in shown if r.contract})
@@ -299,4 +309,6 @@ class ConversionRate(RankingTask):
         cols = ["Id", "OwnerId"] + ([field] if field else []) + ["CreatedDate", "IsConverted"]
         rows = [(r.id, r.owner) + ((getattr(r, field),) if field else ()) + (r.created, r.converted)
                 for r in shown]
+        if org.rendering.terse:     # the lead's Id is not needed to count
+            cols, rows = cols[1:], [row[1:] for row in rows]
         return [render_table("Lead", cols, rows)], q, REP_FORMAT

@@ -180,7 +180,8 @@ class ActivityPriority(Task):
         task_rows = [t for o in shown for t in tasks[o]]
         task_rows = shuffled(rng, task_rows)    # in Id order the pending (misfit) tasks would come last
         tables = [render_table("Opportunity", ["Id", "Name", "StageName"], [opps[o] for o in sorted(shown)]),
-                  render_table("Task", TASK_COLUMNS, task_rows)]
+                  render_table("Task", [c for c in TASK_COLUMNS if c != "ActivityDate" or not org.rendering.terse],
+                               task_rows)]
         stage = opps[opp]["StageName"]
         gold = self.gold(org, cat, opp)
         question = (f"Which 'Not Started' tasks of opportunity {opp} do not fit its current stage "

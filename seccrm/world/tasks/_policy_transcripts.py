@@ -71,6 +71,8 @@ class LeadQualification(Task):
             calls = sorted({*calls, *(pool[rng.randrange(len(pool))].transcripts[0] for _ in range(n_calls))})
         cols = ["Id", "FirstName", "LastName", "Company", *(["Title"] if difficulty != "hard" else []),
                 "Industry", "State", "LeadSource", "Status"]
+        if org.rendering.terse:     # compact: only what identifies the lead and what a factor reads
+            cols = ["Id", "Company", *(["Title"] if difficulty != "hard" else [])]
         row = org.query(f"SELECT {', '.join(cols)} FROM Lead WHERE Id = ?", (lead.id,))
         bodies = org.query("SELECT Id, LeadId__c, CreatedDate, TranscriptBody__c FROM VoiceCallTranscript__c "
                            f"WHERE Id IN ({','.join('?' * len(calls))}) ORDER BY CreatedDate, Id", tuple(calls))

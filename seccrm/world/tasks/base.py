@@ -264,8 +264,7 @@ Reply: The case row lists its owner. <answer>005Wt0000000000BAAA</answer>"""
 # The compact rendering's system message: the same definitions, format rule and example, fewer words.
 TERSE_SYSTEM_TEMPLATE = """You are a CRM analyst. Answer from the records given; do not invent ids.
 {definitions}Give the final answer inside <answer></answer>; only the last one counts.
-Example: Case: Id | OwnerId -> 500Wt00000000001AAA | 005Wt0000000000BAAA. Who owns the case? \
-Reply: <answer>005Wt0000000000BAAA</answer>"""
+Example: "Who owns case 500Wt00000000001AAA?" Reply: <answer>005Wt0000000000BAAA</answer>"""
 
 
 def definitions_for(text: str) -> str:

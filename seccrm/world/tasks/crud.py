@@ -94,18 +94,20 @@ def territories(org: Org) -> Territories:
     return org.cached("territories", build)
 
 
-def territory_tables(t: Territories, territory: str, shown_users: list[str], all_territories: bool) -> list[str]:
+def territory_tables(t: Territories, territory: str, shown_users: list[str], all_territories: bool,
+                     terse: bool = False) -> list[str]:
     """Territory2 rows (only the target's, or all) and one row per territory association of each
-    shown user (a user may belong to two territories)."""
+    shown user (a user may belong to two territories); ``terse``: without names."""
     terr = t.rows if all_territories else [r for r in t.rows if r["Id"] == territory]
     keep = {r["Id"] for r in terr}
     shown = set(shown_users)
     assoc = [{**t.users[u], "Territory2Id": tid} for (tid, _), us in sorted(t.members.items())
              for u in us if u in shown and tid in keep]
     assoc.sort(key=lambda r: (r["Id"], r["Territory2Id"]))
-    return [render_table("Territory2", ["Id", "Name", "Description"], terr),
+    return [render_table("Territory2", ["Id", "Description"] if terse else ["Id", "Name", "Description"], terr),
             render_table("User (one row per UserTerritory2Association)",
-                         ["Id", "Name", "UserRole", "Territory2Id"], assoc)]
+                         ["Id", "UserRole", "Territory2Id"] if terse else ["Id", "Name", "UserRole", "Territory2Id"],
+                         assoc)]
 
 
 def other_members(t: Territories, territory: str, role: str, rng: random.Random, k: int) -> list[str]:
@@ -204,11 +206,12 @@ class CaseRouting(Task):
         n_other = org.rendering.count("case_routing.other_agents", difficulty,
                                       {"easy": 0, "medium": 2, "hard": 5}[difficulty])
         shown = agents + ([] if difficulty == "easy" else other_members(t, territory, "Support Agent", rng, n_other))
-        tables = [render_table("Case (to route)", ["Id", "AccountId", "IssueId__c", "Status", "Subject"],
+        terse = org.rendering.terse     # compact: no names or subject, which the rule does not read
+        tables = [render_table("Case (to route)", ["Id", "AccountId", "IssueId__c", "Status"] + ([] if terse else ["Subject"]),
                                org.query('SELECT * FROM "Case" WHERE Id = ?', (case_id,))),
-                  render_table("Account", ["Id", "Name", "ShippingState"],
+                  render_table("Account", ["Id", "ShippingState"] if terse else ["Id", "Name", "ShippingState"],
                                org.query("SELECT * FROM Account WHERE Id = ?", (account,))),
-                  *territory_tables(t, territory, shown, difficulty != "easy")]
+                  *territory_tables(t, territory, shown, difficulty != "easy", terse)]
         if difficulty == "easy":
             tables.append(render_table(
                 f"Cases per agent (closed with issue {issue} {book.window.phrase}; open now)",
@@ -216,7 +219,7 @@ class CaseRouting(Task):
         else:
             limit = org.rendering.count("crud.prompt_limit", difficulty, PROMPT_LIMIT[difficulty])
             budget = limit - len(text) - sum(map(len, tables)) - 600
-            tables += self._case_tables(book, difficulty, rng, shown, agents, issue, facts, budget)
+            tables += self._case_tables(book, difficulty, rng, shown, agents, issue, facts, budget, terse)
         messages = build_messages(
             f"Route case {case_id} to the right support agent under the case routing policy.", tables,
             action_format("Case", "OwnerId", "User Id"), today=org.today,
@@ -230,7 +233,7 @@ class CaseRouting(Task):
 
     @staticmethod
     def _case_tables(book: CaseBook, difficulty: str, rng: random.Random, shown: list[str], agents: list[str],
-                     issue: str, facts: list[dict[str, Any]], budget: int) -> list[str]:
+                     issue: str, facts: list[dict[str, Any]], budget: int, terse: bool = False) -> list[str]:
         """Case rows the decision rests on, with the level's distractors, in about ``budget`` chars.
 
         Every candidate's closed case of the issue inside the window is shown. Open cases are given
@@ -248,10 +251,13 @@ class CaseRouting(Task):
             open_rows = []      # counts instead of rows
         room = budget - ROW_CHARS * (len(needed) + len(open_rows)) - (0 if open_rows else 40 * len(facts))
         extra = fill_distractors(shuffled(rng, pool), lambda r: ROW_CHARS, room, 10_000)
+        cut = 1 if terse else 0     # compact: the case's Id plays no part in the count
         if difficulty == "hard":
-            out = [render_table("Case", CASE_COLUMNS, shuffled(rng, needed + open_rows + extra))]
+            out = [render_table("Case", CASE_COLUMNS[cut:], [r[cut:] for r in shuffled(rng, needed + open_rows + extra)])]
         else:
-            out = [render_table("Case (closed)", CASE_COLUMNS, sorted(needed + extra, key=lambda r: r[4]))]
+            out = [render_table("Case (closed)", CASE_COLUMNS[cut:],
+                                [r[cut:] for r in sorted(needed + extra, key=lambda r: r[4])])]
+
         if not open_rows:
             out.append(render_table("Open cases per agent", ["OwnerId", "OpenCases"],
                                     [(f["Id"], f["open"]) for f in facts]))
@@ -333,7 +339,7 @@ class LeadRouting(Task):
                                  [(f["Id"], f["owned"], f["converted"]) for f in lead_counts(org, shown)])
         tables = [render_table("Lead (to route)", ["Id", "Company", "State", "Status", "LeadSource"],
                                org.query("SELECT * FROM Lead WHERE Id = ?", (lead_id,))),
-                  *territory_tables(t, territory, shown, difficulty != "easy"), stats]
+                  *territory_tables(t, territory, shown, difficulty != "easy", org.rendering.terse), stats]
         messages = build_messages(
             f"Route lead {lead_id} to the right sales rep under the lead routing policy.", tables,
             action_format("Lead", "OwnerId", "User Id"),
@@ -388,7 +394,8 @@ class WrongStageRectification(Task):
         rows = shuffled(rng, rows) if difficulty == "hard" else rows
         stage, completed = self.gold_stage(org, cat, opp)
         tables = [render_table("Opportunity", ["Id", "Name", "StageName"], [opps[o] for o in sorted(shown)]),
-                  render_table("Task", TASK_COLUMNS, rows)]
+                  # compact: the task's Id and date play no part in the stage
+                  render_table("Task", ["WhatId", "Subject", "Status"] if org.rendering.terse else TASK_COLUMNS, rows)]
         messages = build_messages(
             f"Opportunity {opp}'s StageName disagrees with its activities. Set it to the stage its "
             "activities show under the stage activity policy.", tables,

@@ -43,6 +43,10 @@ class Rendering:
     """ANALYTICS: factor on each level's range of in-scope records (``scale_rows``)."""
     terse: bool = False
     """A short system message and questions that state each id list once."""
+    trim_only: bool = False
+    """ANALYTICS: the character limit only drops distractors; in-scope records over it are shown anyway
+    (the row ranges bound them). Otherwise a scope over the limit is redrawn, and with a tight limit
+    the redraws end in the relaxed fallback of fewer candidates, which a positional guess games."""
 
     def count(self, knob: str, difficulty: str, full: int) -> int:
         """The knob's value at ``difficulty``: this rendering's, or ``full`` when it names none."""
@@ -65,7 +69,7 @@ COMPACT = Rendering(
     "compact",
     counts={
         # ANALYTICS: the user message's character limit (fit_prompt drops distractors beyond it).
-        "analytics.user_chars": (2_000, 2_600, 3_600),
+        "analytics.user_chars": (950, 1_150, 1_450),
         # top_issue_identification / monthly_trend_analysis: in-scope cases (min and max) per level.
         "top_issue.rows_min": (3, 5, 8),
         "top_issue.rows_max": (8, 12, 20),
@@ -89,8 +93,9 @@ COMPACT = Rendering(
         "lead_qualification.other_articles": (0, 1, 2),
         "lead_qualification.other_calls": (0, 0, 1),
     },
-    row_scale=(0.6, 0.45, 0.33),
+    row_scale=(0.5, 0.4, 0.3),
     terse=True,
+    trim_only=True,
 )
 
 RENDERINGS: dict[str, Rendering] = {r.name: r for r in (FULL, COMPACT)}
