@@ -18,9 +18,15 @@ def _demo(out: Path) -> Path:
                     test_per_task=3, eval_val=4, eval_test=6, bf16="auto")
 
 
-def test_demo_runs_every_stage_writes_the_report_and_resumes(tmp_path: Path) -> None:
+def test_demo_runs_every_stage_writes_the_report_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
     out = tmp_path / "demo"
     md = _demo(out)
+    # The run said what it would cost on this CPU, and one line per stage said what was left.
+    err = capsys.readouterr().err
+    assert "estimated total" in err and err.count("whole run:") == 5
+    assert json.loads((out / "timings.json").read_text())["estimated_total_s"] > 0
+    assert set(json.loads((out / "eval" / "calibration.json").read_text())) >= {"greedy_s", "sample_s"}
     text = md.read_text()
     for stage in ("base", "warmup", "sec"):
         for split in ("val", "test"):

@@ -14,7 +14,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         md = run_demo(args.out, model=args.model, seed=args.seed, mode=args.mode, steps=args.steps, warmup_steps=args.warmup_steps,
                       size=args.size, train_per_task=args.train_per_task, eval_val=args.eval_val,
-                      eval_test=args.eval_test, bf16=args.bf16, train_overrides=train_sets(args.train))
+                      eval_test=args.eval_test, bf16=args.bf16, rendering=args.rendering, train_overrides=train_sets(args.train))
     except (ValueError, FileNotFoundError) as e:
         raise UserError(str(e)) from e
     print(md)
@@ -36,6 +36,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help=f"Format warm-up steps; 0 skips it (default {DEMO_DEFAULTS['warmup_steps']}; agentic "
                    f"{AGENTIC_DEMO['warmup_steps']}).")
     p.add_argument("--size", choices=("tiny", "small", "full"), default=None, help="Org size (default small).")
+    p.add_argument("--rendering", choices=("compact", "full"), default=None,
+                   help="How prompts show the records: 'compact' (default for single-turn: fewer records and "
+                   "shorter texts per level, the same tasks and golds; sized for a laptop CPU) or 'full' (the "
+                   "report's prompts, several times longer). Agentic demos are question-only: 'full'.")
     p.add_argument("--train-per-task", type=at_least(1), default=None)
     p.add_argument("--eval-val", type=at_least(0), default=None, help="Validation instances evaluated per stage.")
     p.add_argument("--eval-test", type=at_least(0), default=None, help="Test instances evaluated per stage.")

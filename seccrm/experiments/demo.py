@@ -17,17 +17,20 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from seccrm.data import build_suite, load_split, suite_mode
 from seccrm.data.baselines import write_baselines
+from seccrm.data.load import suite_manifest
 from seccrm.engine import precision
 from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer
 from seccrm.engine.rollout import encode_prompts
 from seccrm.evaluation.agentic import evaluate_model_episodes, sample_probe_episodes
 from seccrm.evaluation.evaluate import evaluate_instances, sample_probe
 from seccrm.evaluation.report import write_run_report
+from seccrm.experiments.clock import RunClock, calibrate, estimate, units_from_json
 from seccrm.files import write_json_atomic, write_text_atomic
 from seccrm.rl.checkpoint import latest_checkpoint
 from seccrm.rl.config import PRESETS, TrainConfig
@@ -37,7 +40,7 @@ from seccrm.rl.warmup import run_warmup
 from seccrm.world.episode import EpisodeSettings
 
 DEMO_DEFAULTS: dict[str, Any] = dict(
-    size="small", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4, probe_n=48,
+    size="small", rendering="compact", train_per_task=120, test_per_task=48, eval_val=100, eval_test=48, eval_base=12, probe_k=4, probe_n=48,
     warmup_steps=12, warmup_batch=4, warmup_lr=1e-4, warmup_check_every=3, warmup_probe=16, steps=30,
     max_prompt_tokens=1024,
     test_max_prompt_tokens=1536,
@@ -53,7 +56,7 @@ DEMO_TRAIN: dict[str, Any] = dict(eval_limit=0, dynamic_sampling=1)
 # Sized for a 2-core CPU, where one greedy episode of the imitated model takes about 16 s: no sampled
 # probe (the training log has each step's sampled reward), 32 validation and 8 test episodes.
 AGENTIC_DEMO: dict[str, Any] = dict(
-    eval_val=32, eval_test=8, eval_base=8, probe_k=0, warmup_steps=24, warmup_check_every=0, steps=6, max_prompt_tokens=3000, test_max_prompt_tokens=3000, max_new_tokens=160, max_turns=6)
+    rendering="full", eval_val=32, eval_test=8, eval_base=8, probe_k=0, warmup_steps=24, warmup_check_every=0, steps=6, max_prompt_tokens=3000, test_max_prompt_tokens=3000, max_new_tokens=160, max_turns=6)
 AGENTIC_TRAIN: dict[str, Any] = dict(mode="agentic", prompts_per_step=2, group_size=6, micro_batch_groups=1,
                                      micro_batch_completions=1,
                                      dynamic_sampling=0)
@@ -145,6 +148,28 @@ def _eval_stage(out: Path, stage: str, model_spec: str, data: Path, sets: dict[s
     timings[f"eval_{stage}_s"] = time.perf_counter() - t0
 
 
+def _clock(out: Path, model_spec: str, data: Path, sets: dict[str, list[str]], opts: dict[str, Any],
+           train: dict[str, Any], timings: dict[str, float]) -> RunClock:
+    """The run's clock: calibrated once on this machine (``eval/calibration.json``, kept for a resumed run)."""
+    path = out / "eval" / "calibration.json"
+    if path.exists():
+        units = units_from_json(json.loads(path.read_text()))
+    else:
+        _log("calibrating on this CPU (about half a minute) to estimate the run's time")
+        dtype = precision.eval_dtype(opts["bf16"], "cpu")
+        m, tok = load_model_and_tokenizer(model_spec, dtype=dtype, device="cpu")
+        by_id = {i["id"]: i for i in load_split(data, "val")}
+        units = calibrate(m, tok, [by_id[i] for i in sets["val"][:8]], opts["max_new_tokens"], train["group_size"])
+        del m
+        write_json_atomic(path, asdict(units))
+    estimates = estimate(units, opts, len(sets["val"]), len(sets["test"]), train)
+    timings["estimated_total_s"] = sum(estimates.values())
+    clock = RunClock(estimates, machine_summary().split(",")[0],
+                     done={k: v for k, v in timings.items() if k in estimates})
+    clock.announce(units)
+    return clock
+
+
 def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, mode: str = "single", **overrides: Any) -> Path:
     if mode not in ("single", "agentic"):
         raise ValueError(f"mode must be single or agentic, got {mode!r}")
@@ -164,10 +189,13 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, mode: str =
     _log(f"[1/{stages}] build the org and the task suite -> {data}")
     if (data / "test.jsonl").exists() and suite_mode(data) != mode:
         raise ValueError(f"{out} holds a {suite_mode(data)} demo; run --mode {mode} with another --out")
+    if (data / "test.jsonl").exists() and suite_manifest(data).get("rendering", "full") != opts["rendering"]:
+        raise ValueError(f"{out} holds a demo with the {suite_manifest(data).get('rendering', 'full')} rendering; "
+                         f"run --rendering {opts['rendering']} with another --out")
     if not (data / "test.jsonl").exists():
         t0 = time.perf_counter()
         build_suite(data, seed=seed, size=opts["size"], train_per_task=opts["train_per_task"],
-                    test_per_task=opts["test_per_task"], mode=mode)
+                    test_per_task=opts["test_per_task"], mode=mode, rendering=opts["rendering"])
         timings["build_s"] = time.perf_counter() - t0
     limits = {"val": opts["eval_val"], "test": opts["eval_test"]}
     max_new = opts["max_new_tokens"]
@@ -175,13 +203,25 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, mode: str =
                             {"test": opts["test_max_prompt_tokens"]})
     write_baselines(out, data, sets)
     probe_k = opts["probe_k"]
+    bf16 = opts["bf16"]
+    train = {**PRESETS["cpu-demo"], "steps": opts["steps"], "seed": seed, "max_prompt_tokens": opts["max_prompt_tokens"],
+             "curriculum": "sec", "resume": True, "bf16": bf16, **DEMO_TRAIN,
+             **({**AGENTIC_TRAIN, "max_new_tokens": max_new, "max_turns": opts["max_turns"]} if agentic else {}),
+             **opts.get("train_overrides", {})}
+    clock = None if agentic else _clock(out, model, data, sets, opts, train, timings)
+
+    def tick(stage: str) -> None:
+        """Save the timings (a resumed run keeps them) and print the whole run's progress line."""
+        write_json_atomic(timings_path, timings)
+        if clock is not None and stage in timings:
+            clock.finished(stage, timings[stage])
 
     _log(f"[2/{stages}] evaluate the base model ({model}) on {opts['eval_base']} instances of each set")
-    bf16 = opts["bf16"]
     # The base model has not learned the answer format (it almost never writes an answer block) and
     # decodes to the token limit: a small sample of each set says so at a fraction of the cost.
     _eval_stage(out, "base", model, data, sets, max_new, timings, bf16, 0, limit=opts["eval_base"],
                 episodes=episodes)
+    tick("eval_base_s")
 
     warm_model = out / "warmup" / "model"
     if opts["warmup_steps"] > 0:
@@ -194,28 +234,27 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, mode: str =
                        opts["warmup_lr"], seed=seed, max_prompt_tokens=opts["max_prompt_tokens"], bf16=bf16,
                        check_every=opts["warmup_check_every"], probe_size=opts["warmup_probe"], target_format=0.8)
             timings["warmup_s"] = time.perf_counter() - t0
+            tick("warmup_s")
         _eval_stage(out, "warmup", str(warm_model), data, sets, max_new, timings, bf16, probe_k,
                     probe_n=opts["probe_n"], episodes=episodes)
+        tick("eval_warmup_s")
         start_model = str(warm_model)
     else:
         start_model = model
 
     _log(f"[4/{stages}] GRPO with the SEC curriculum{' on episodes' if agentic else ''}: {opts['steps']} steps")
-    cfg = TrainConfig(**{**PRESETS["cpu-demo"], "data": str(data), "model": start_model, "out": str(out / "sec"),
-                         "steps": opts["steps"], "seed": seed, "max_prompt_tokens": opts["max_prompt_tokens"],
-                         "curriculum": "sec", "resume": True, "bf16": bf16, **DEMO_TRAIN,
-                         **({**AGENTIC_TRAIN, "max_new_tokens": max_new, "max_turns": opts["max_turns"]}
-                            if agentic else {}),
-                         **opts.get("train_overrides", {})})
+    cfg = TrainConfig(**{**train, "data": str(data), "model": start_model, "out": str(out / "sec")})
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
     if trainer.step < cfg.steps:
         trainer.train()
         timings["train_s"] = timings.get("train_s", 0.0) + time.perf_counter() - t0
+        tick("train_s")
     del trainer
     final = latest_checkpoint(out / "sec")
     _eval_stage(out, "sec", str(final), data, sets, max_new, timings, bf16, probe_k, probe_n=opts["probe_n"],
                 episodes=episodes)
+    tick("eval_sec_s")
 
     _log(f"[5/{stages}] write the report")
     timings["total_this_invocation_s"] = time.perf_counter() - t_start
