@@ -46,6 +46,7 @@ def test_the_agentic_probe_falls_back_to_the_message_loop(agentic_suite: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """Where token-in/token-out play is refused (a template that does not append turns), the probe plays
     the message loop, as greedy evaluation does, instead of failing."""
+    import seccrm.engine.episodes as episodes
     import seccrm.evaluation.agentic as agentic
     from seccrm.data import load_split
     from seccrm.engine.models import load_model_and_tokenizer
@@ -53,7 +54,7 @@ def test_the_agentic_probe_falls_back_to_the_message_loop(agentic_suite: Path,
 
     def refuse(*a: object, **k: object) -> None:
         raise ValueError("this chat template does not append turns")
-    monkeypatch.setattr(agentic, "play_episode", refuse)
+    monkeypatch.setattr(episodes, "play_episode", refuse)
     model, tok = load_model_and_tokenizer("tiny")
     insts = load_split(agentic_suite, "test")[:2]
     res = agentic.sample_probe_episodes(model, tok, insts, k=2, progress=False,

@@ -7,14 +7,9 @@ import math
 import pytest
 import torch
 
+from seccrm.engine.decoding import StopRule, sample_next_tokens
 from seccrm.engine.models import build_tiny_model, load_tokenizer
-from seccrm.engine.rollout import (
-    AnswerStop,
-    HFCacheDecoder,
-    encode_prompts,
-    generate_rollouts,
-    sample_next_tokens,
-)
+from seccrm.engine.rollout import HFCacheDecoder, encode_prompts, generate_rollouts
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +109,25 @@ def test_stops_at_eos_and_right_after_answer(tok, tiny64) -> None:
 
 
 def test_answer_stop_handles_split_and_merged_tags(tok) -> None:
-    stop = AnswerStop(tok)
+    stop = StopRule(tok, [2], 8)
     ids = tok.encode("x</answer>\n", add_special_tokens=False)
-    hits = [stop(ids[:k]) for k in range(1, len(ids) + 1)]
+    hits = [stop.closed(ids[:k]) for k in range(1, len(ids) + 1)]
     assert hits.index(True) == len(tok.encode("x</answer>", add_special_tokens=False)) - 1
-    assert not stop(tok.encode("<answer>42", add_special_tokens=False))
-    assert not stop(tok.encode("a > b", add_special_tokens=False))
+    assert not stop.closed(tok.encode("<answer>42", add_special_tokens=False))
+    assert not stop.closed(tok.encode("a > b", add_special_tokens=False))
+    # byte by byte, the tag spans as many tokens as it has characters: the default window still sees it
+    spelled = [i for c in "x</answer>" for i in tok.encode(c, add_special_tokens=False)]
+    assert stop.closed(spelled) and not StopRule(tok, [2], 8, window=len("</answer>") - 1).closed(spelled)
+
+
+def test_turn_stop_ignores_case_and_ends_on_eos(tok) -> None:
+    import numpy as np
+
+    stop = StopRule(tok, [2], 8, ("</execute>", "</answer>"), ignore_case=True)
+    ids = tok.encode("SELECT 1</EXECUTE>", add_special_tokens=False)
+    assert stop.closed(ids) and not StopRule(tok, [2], 8).closed(ids)
+    rows = np.array([ids, ids[:-1] + [2], ids[:-1] + [5]])
+    assert stop.ends(rows[:, -1], rows, np.arange(3), len(ids)).tolist() == [True, True, False]
 
 
 def _chi2_critical(df: int, z: float = 3.09) -> float:
@@ -282,3 +290,18 @@ def test_lora_model_greedy_equals_generate(tok) -> None:
     assert ro.completion_ids != base.completion_ids            # the adapter is in the computation
     for b, comp in enumerate(ro.completion_ids):
         assert comp == _generate_reference(model, prompts[b], 8)
+
+
+def test_rollouts_and_the_fast_engine_run_the_one_decoding_loop(tok, tiny64, monkeypatch) -> None:
+    """Every path samples and stops in ``decoding.decode``; decoders only compute logits."""
+    import seccrm.engine.rollout as rollout
+    from seccrm.engine.fast_decode import FastRollouts
+
+    calls: list[str] = []
+    real = rollout.decode
+    monkeypatch.setattr(rollout, "decode", lambda dec, *a, **k: calls.append(type(dec).__name__) or real(dec, *a, **k))
+    prompts = _prompts(tok)
+    ref = generate_rollouts(tiny64, tok, prompts, n=2, max_new_tokens=6, greedy=True)
+    fast = FastRollouts(tiny64, tok, max_rows=2).generate(prompts, 2, 6, greedy=True)    # one group per wave
+    assert calls == ["FusedDecoder"] + ["FastRollouts"] * 3
+    assert fast.completion_ids == ref.completion_ids

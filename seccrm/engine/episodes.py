@@ -4,10 +4,11 @@ Two ways to play an episode with a model:
 
 - :func:`play_episode` (the default for training and evaluation): token in, token out. The episode is
   one token sequence: the prompt, then each model turn as the tokens it sampled, then the
-  environment's reply as the chat template renders it (:func:`turn_suffix_ids`), and so on. One KV
-  cache per episode is kept across turns, so a turn feeds only the reply's tokens before decoding
-  again; nothing is prefilled twice. A turn stops at its first ``</execute>`` or ``</answer>`` (or
-  EOS, or the turn's token limit). With ``reuse_cache=False`` the same function is the plain loop
+  environment's reply as the chat template renders it (:func:`turn_suffix_ids`), and so on. Each turn
+  is the one decoding loop (`seccrm.engine.decoding.decode`) over an ``HFCacheDecoder`` that keeps its
+  cache across turns, so a turn feeds only the reply's tokens before decoding again; nothing is
+  prefilled twice. A turn stops (``StopRule``) at its first ``</execute>`` or ``</answer>`` (any case),
+  EOS, or the turn's token limit (what is left of the episode's budget caps it). With ``reuse_cache=False`` the same function is the plain loop
   that prefills the whole history at every turn: the same tokens, more compute (a test and
   ``benchmarks/bench_episodes.py`` compare the two).
 - :func:`model_policy`: a policy over messages (re-encodes the whole conversation with the chat
@@ -30,15 +31,9 @@ from typing import Any
 
 import torch
 
+from seccrm.engine.decoding import StopRule, decode
 from seccrm.engine.models import eos_token_ids
-from seccrm.engine.rollout import (
-    _CACHE_KW,
-    RolloutBatch,
-    _answer_stop,
-    encode_prompts,
-    generate_rollouts,
-    sample_next_tokens,
-)
+from seccrm.engine.rollout import HFCacheDecoder, RolloutBatch, encode_prompts, generate_rollouts
 from seccrm.logs import warn_once
 from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
 from seccrm.world.protocol import SQL_TOOL, declare_tools, get_protocol
@@ -166,20 +161,6 @@ def turn_suffix_ids(tokenizer: Any, before: list[dict[str, str]], turn_text: str
     return [int(i) for i in tokenizer(nxt[len(head):], add_special_tokens=False)["input_ids"]]
 
 
-class _TurnStop:
-    """True once a turn's tokens complete one of ``stops`` (any case; checked only on tokens with '>')."""
-
-    def __init__(self, tokenizer: Any, stops: tuple[str, ...] = ("</execute>", "</answer>")):
-        self.tokenizer, self.candidates = tokenizer, _answer_stop(tokenizer).candidates
-        self.stops = tuple(s.lower() for s in stops)
-
-    def __call__(self, ids: list[int]) -> bool:
-        if ids[-1] not in self.candidates:
-            return False
-        tail = self.tokenizer.decode(ids[-16:], skip_special_tokens=False).lower()
-        return any(s in tail for s in self.stops)
-
-
 @torch.no_grad()
 def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any], org_path: str | Path,
                  settings: EpisodeSettings, temperature: float = 0.7, top_p: float = 0.9, greedy: bool = False,
@@ -191,8 +172,6 @@ def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any
     them (1 on sampled tokens, 0 on the environment's) and how many tokens the model was fed (prefill
     and decoding together: what the cache saves).
     """
-    from transformers import DynamicCache
-
     was_training = model.training
     model.eval()
     try:
@@ -200,35 +179,16 @@ def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any
         protocol = settings.protocol
         ids = list(prompt_ids) if prompt_ids is not None else opening_ids(tokenizer, ep.messages, protocol)
         n_prompt = len(ids)
-        device = next(model.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(seed)
-        eos, stop = set(eos_token_ids(model, tokenizer)), _TurnStop(tokenizer, ep.protocol.stops)
-        cache, cached, fed = None, 0, 0               # `cached`: how many of `ids` the cache holds
+        dec = HFCacheDecoder(model, 0, keep_cache=reuse_cache)                 # one row: never padded
+        gen = torch.Generator(device=dec.device).manual_seed(seed)
+        eos = eos_token_ids(model, tokenizer)
         mask: list[int] = []
-
-        def forward(new: list[int]) -> torch.Tensor:
-            nonlocal cached, fed
-            out = model(input_ids=torch.tensor([new], device=device), **{_CACHE_KW: cache}, use_cache=True,
-                        logits_to_keep=1)
-            cached += len(new)
-            fed += len(new)
-            return out.logits[:, -1].float()
-
         while not ep.done:
-            if cache is None or not reuse_cache:
-                cache, cached = DynamicCache(), 0
-            logits = forward(ids[cached:])
-            turn: list[int] = []
             # a turn never runs past the episode's token budget: what is left of it caps the turn
             limit = max(1, min(settings.max_new_tokens_per_turn, settings.max_model_tokens - ep.model_tokens))
-            for step in range(limit):
-                token = int(sample_next_tokens(logits, temperature, top_p, gen, greedy)[0])
-                turn.append(token)
-                if token in eos or stop(turn) or step == limit - 1:
-                    break
-                ids.append(token)                     # fed next: the cache then holds it
-                logits = forward([token])
-            ids.append(turn[-1])                      # sampled, not yet fed
+            stop = StopRule(tokenizer, eos, limit, ep.protocol.stops, ignore_case=True)
+            (turn,), _ = decode(dec, [ids], 1, stop, gen, temperature, top_p, greedy)
+            ids.extend(turn)
             mask.extend([1] * len(turn))
             text = cut_turn(tokenizer.decode(turn, skip_special_tokens=True), protocol)
             before = ep.messages[:]
@@ -238,35 +198,52 @@ def play_episode(model: torch.nn.Module, tokenizer: Any, instance: dict[str, Any
             suffix = turn_suffix_ids(tokenizer, before, text, ep.messages[-1], protocol)
             ids.extend(suffix)
             mask.extend([0] * len(suffix))
-        return ep, ids[n_prompt:], mask, fed
+        return ep, ids[n_prompt:], mask, dec.fed
     finally:
         model.train(was_training)
+
+
+def play_or_fall_back(model: torch.nn.Module, tokenizer: Any, inst: dict[str, Any], org: Any,
+                      settings: EpisodeSettings, temperature: float = 0.7, top_p: float = 0.9, greedy: bool = False,
+                      seed: int = 0, prompt_ids: list[int] | None = None,
+                      tokens: bool = True) -> tuple[Episode, list[int], list[int]]:
+    """One episode, its completion ids and loss mask, as training and every agentic evaluation play it:
+    :func:`play_episode`; where the chat template does not append turns, with a logged reason, the
+    message loop (:func:`model_policy`), whose model turns are re-tokenised from their text
+    (:func:`conversation_tokens`; ValueError when the prompt is then not a prefix of the episode).
+    ``tokens=False`` (evaluation): the message loop's episode is not re-tokenised (ids and mask empty)."""
+    try:
+        ep, ids, mask, _ = play_episode(model, tokenizer, inst, org, settings, temperature, top_p, greedy, seed,
+                                        prompt_ids=prompt_ids)
+        return ep, ids, mask
+    except ValueError as err:
+        warn_once(logger, f"episodes fall back to the message loop (re-tokenised turns): {err}")
+    policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=greedy,
+                          temperature=temperature, top_p=top_p, seed=seed, protocol=settings.protocol)
+    ep = run_episode(policy, inst, org, settings)
+    if not tokens:
+        return ep, [], []
+    base = prompt_ids if prompt_ids is not None else opening_ids(tokenizer, inst["messages"], settings.protocol)
+    ids, mask = conversation_tokens(tokenizer, ep.messages, len(inst["messages"]), settings.protocol)
+    if ids[:len(base)] != base:
+        raise ValueError("the chat template does not render the prompt as a prefix of the episode; "
+                         "agentic training needs a template that appends turns")
+    return ep, ids[len(base):], mask[len(base):]
 
 
 def episode_rollouts(model: torch.nn.Module, tokenizer: Any, instances: list[dict[str, Any]], n: int,
                      settings: Any, temperature: float = 0.7, top_p: float = 0.9, seed: int = 0,
                      org_path: Any = None) -> tuple[Any, list[dict[str, Any]], list[Any]]:
-    """``n`` sampled episodes per instance: (a RolloutBatch whose completions are the whole episodes
-    after the prompt, with ``loss_mask`` marking the model's tokens; the verifier's details per
-    episode, with turns, failed queries and tokens; the episodes).
-
-    Episodes are played token in, token out with one cache each (:func:`play_episode`). Where the chat
-    template does not append turns, they fall back, with a logged reason, to the message loop
-    (:func:`model_policy`), whose model turns are re-tokenised from their text.
-    """
+    """``n`` sampled episodes per instance (:func:`play_or_fall_back`): (a RolloutBatch whose completions
+    are the whole episodes after the prompt, with ``loss_mask`` marking the model's tokens; the
+    verifier's details per episode, with turns, failed queries and tokens; the episodes)."""
     prompt_ids, completion_ids, loss_mask, texts, details, episodes = [], [], [], [], [], []
     for g, inst in enumerate(instances):
         base = opening_ids(tokenizer, inst["messages"], settings.protocol)
         prompt_ids.append(base)
         for j in range(n):
-            episode_seed = seed + 1000 * (g * n + j)
-            try:
-                ep, ids, mask, _ = play_episode(model, tokenizer, inst, org_path(inst), settings, temperature,
-                                                top_p, seed=episode_seed, prompt_ids=base)
-            except ValueError as err:
-                warn_once(logger, f"episodes fall back to the message loop (re-tokenised turns): {err}")
-                ep, ids, mask = _message_loop_episode(model, tokenizer, inst, org_path(inst), settings, temperature,
-                                                      top_p, episode_seed, base)
+            ep, ids, mask = play_or_fall_back(model, tokenizer, inst, org_path(inst), settings, temperature, top_p,
+                                              seed=seed + 1000 * (g * n + j), prompt_ids=base)
             completion_ids.append(ids)
             loss_mask.append(mask)
             texts.append(ep.final_text)
@@ -275,16 +252,3 @@ def episode_rollouts(model: torch.nn.Module, tokenizer: Any, instances: list[dic
     ro = RolloutBatch(prompt_ids=prompt_ids, completion_ids=completion_ids, group_size=n, texts=texts,
                       finished=[ep.end_reason == "answer" for ep in episodes], loss_mask=loss_mask)
     return ro, details, episodes
-
-
-def _message_loop_episode(model: torch.nn.Module, tokenizer: Any, inst: dict[str, Any], org: Any, settings: Any,
-                          temperature: float, top_p: float, seed: int, base: list[int]
-                          ) -> tuple[Episode, list[int], list[int]]:
-    policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn, greedy=False,
-                          temperature=temperature, top_p=top_p, seed=seed, protocol=settings.protocol)
-    ep = run_episode(policy, inst, org, settings)
-    ids, mask = conversation_tokens(tokenizer, ep.messages, len(inst["messages"]), settings.protocol)
-    if ids[:len(base)] != base:
-        raise ValueError("the chat template does not render the prompt as a prefix of the episode; "
-                         "agentic training needs a template that appends turns")
-    return ep, ids[len(base):], mask[len(base):]

@@ -12,10 +12,9 @@ and captured graphs are reused. A call runs in waves of at most ``max_rows`` com
    copied n times: ``seccrm.engine.shared_prefix.shared_attention``) and to their own keys and values,
    which live in a preallocated buffer [B, K, M, D] written in place at the step's slot
    (``index_copy_`` with a device index: no ``cat`` and no reallocation per step).
-3. Sampling on the model's device with ``seccrm.engine.rollout.sample_next_tokens`` (the same temperature /
-   nucleus rule as ``generate_rollouts``) from a ``torch.Generator`` seeded with ``seed``. Only the
-   sampled ids cross to the host, where the stop checks (EOS, the first ``</answer>``) run
-   vectorised over the rows.
+3. Sampling and stopping are ``seccrm.engine.decoding.decode``'s, as for every other path: the engine
+   is the loop's ``Decoder`` for one wave (``prefill``, ``step``, ``keep``). Tokens are sampled on the
+   model's device; only the sampled ids cross to the host, where the stop checks run.
 4. CUDA graphs (model on CUDA): one decode step of a bucket (live groups, prompt length, own length)
    is captured once and replayed. Group buckets are the wave's group count and the powers of two
    below it; own-length buckets are powers of two up to ``max_new_tokens``; prompt lengths are
@@ -48,8 +47,7 @@ from torch import Tensor
 from seccrm.engine.anatomy import base_model
 from seccrm.engine.capability import unsupported_reason
 from seccrm.engine.decode_buffers import DecodeBuffers, bucket_length, pow2_at_least
-from seccrm.engine.models import eos_token_ids
-from seccrm.engine.rollout import AnswerStop, RolloutBatch, sample_next_tokens
+from seccrm.engine.rollout import RolloutBatch, check_request, generate_rollouts
 from seccrm.engine.shared_prefix import LlamaLike, shared_attention
 from seccrm.engine.tokens import pad_tokens
 from seccrm.logs import warn_once
@@ -101,10 +99,6 @@ class FastRollouts:
         self._graphs: dict[tuple[int, int, int], torch.cuda.CUDAGraph] = {}
         self._pool: Any = None
         self._weights_key: tuple[int, ...] = ()
-        self._stop = AnswerStop(tokenizer)
-        vocab = max(len(tokenizer), int(self.net.head_weight.shape[0]))
-        self._answer_candidates = np.zeros(vocab, dtype=bool)
-        self._answer_candidates[sorted(self._stop.candidates)] = True
         # Counters over the engine's life (tests and the benchmark check what really ran).
         self.stats = {"steps": 0, "graph_replays": 0, "graphs_captured": 0, "compactions": 0, "waves": 0}
 
@@ -273,111 +267,65 @@ class FastRollouts:
         budget = (free + held) * self.memory_fraction
         return max(1, min(groups, int(budget // self.kv_bytes_per_group(n, prompt, own))))
 
-    @torch.no_grad()
     def generate(self, prompts: list[list[int]], n: int, max_new_tokens: int, temperature: float = 0.7,
                  top_p: float = 0.9, seed: int = 0, stop_after_answer: bool = True,
                  greedy: bool = False) -> RolloutBatch:
-        """``n`` completions per prompt, group-major; see ``generate_rollouts`` for the arguments."""
-        if n < 1 or max_new_tokens < 1 or not prompts or any(len(p) == 0 for p in prompts):
-            raise ValueError("need n >= 1, max_new_tokens >= 1 and at least one non-empty prompt")
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            self._check_weights()
-            gen = torch.Generator(device=self.device).manual_seed(seed)
-            prompt = bucket_length(max(len(p) for p in prompts))
-            own = max(1, max_new_tokens - 1)
-            per_wave = self._wave_groups(len(prompts), n, prompt, own)
-            per_wave = -(-len(prompts) // -(-len(prompts) // per_wave))     # balanced: 256 -> 128 + 128
-            completions: list[list[int]] = []
-            finished: list[bool] = []
-            for g0 in range(0, len(prompts), per_wave):
-                c, f = self._wave(prompts[g0:g0 + per_wave], n, max_new_tokens, prompt, own,
-                                  (temperature, top_p, greedy), gen, stop_after_answer)
-                completions += c
-                finished += f
-        finally:
-            self.model.train(was_training)
-        texts = self.tokenizer.batch_decode(completions, skip_special_tokens=True)
-        return RolloutBatch(prompt_ids=[list(p) for p in prompts], completion_ids=completions,
-                            group_size=n, texts=texts, finished=finished)
+        """``n`` completions per prompt, group-major: ``generate_rollouts`` with this engine as the decoder."""
+        check_request(prompts, n, max_new_tokens)
+        self._check_weights()
+        self._shape = (bucket_length(max(len(p) for p in prompts)), max(1, max_new_tokens - 1))
+        per_wave = self._wave_groups(len(prompts), n, *self._shape)
+        per_wave = -(-len(prompts) // -(-len(prompts) // per_wave))     # balanced: 256 -> 128 + 128
+        return generate_rollouts(self.model, self.tokenizer, prompts, n, max_new_tokens, temperature, top_p, seed,
+                                 stop_after_answer, greedy, decoder=self, groups_per_call=per_wave,
+                                 sample_rows=self.sample_rows)
 
-    def _sample(self, logits: Tensor, sampling: tuple[float, float, bool], gen: torch.Generator) -> Tensor:
-        """Tokens [A] for logits [A, V], ``sample_rows`` rows at a time (same draws as one call on CPU)."""
-        temperature, top_p, greedy = sampling
-        parts = [sample_next_tokens(logits[i:i + self.sample_rows], temperature, top_p, gen, greedy)
-                 for i in range(0, logits.shape[0], self.sample_rows)]
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+    # --------------------------------------------------------------------------------------------
+    # One wave as the decoding loop's Decoder: slots 0..groups*n-1 of the buffers are computed,
+    # ``_alive`` marks the slots whose rows still decode (live rows are the alive slots, in order)
+    # --------------------------------------------------------------------------------------------
 
-    def _stops(self, tok: np.ndarray, out: np.ndarray, rows: np.ndarray, step: int, eos: np.ndarray,
-               stop_after_answer: bool) -> np.ndarray:
-        """Which sampled tokens tok [A] end their row: an EOS, or the token completing a ``</answer>``.
-
-        Only tokens that can complete the tag (their text has ``>``) have the row's tail decoded.
-        """
-        done = np.isin(tok, eos)
-        if stop_after_answer:
-            for j in np.flatnonzero(self._answer_candidates[tok] & ~done):
-                done[j] = self._stop(out[rows[j], :step + 1].tolist())
-        return done
-
-    def _wave(self, prompts: list[list[int]], n: int, max_new: int, prompt_bucket: int, own: int,
-              sampling: tuple[float, float, bool], gen: torch.Generator,
-              stop_after_answer: bool) -> tuple[list[list[int]], list[bool]]:
-        """Decode one wave of whole groups; returns its completions and finished flags, group-major."""
-        G = len(prompts)
+    def prefill(self, prompts: list[list[int]], n: int) -> Tensor:
+        """Start a wave of whole groups at ``self._shape`` (prompt bucket, own slots); logits [G, V]."""
+        G, (prompt_bucket, own) = len(prompts), self._shape
         self._allocate(G, n, prompt_bucket, own)
         b = self._buf
         assert b is not None
         self.stats["waves"] += 1
-        logits = self._prefill(prompts, prompt_bucket).repeat_interleave(n, dim=0)      # [B, V]
-        lengths = torch.tensor([len(p) for p in prompts], device=self.device)
-        b.pos[:G * n] = lengths.repeat_interleave(n)
+        logits = self._prefill(prompts, prompt_bucket)
+        b.pos[:G * n] = torch.tensor([len(p) for p in prompts], device=self.device).repeat_interleave(n)
         b.step.zero_()
-        prompt = prompt_bucket if self.bucketed else max(len(p) for p in prompts)
-        eos = np.array(sorted(eos_token_ids(self.model, self.tokenizer)), dtype=np.int64)
-        out = np.zeros((G * n, max_new), dtype=np.int64)
-        length = np.zeros(G * n, dtype=np.int64)
-        finished = np.zeros(G * n, dtype=bool)
-        slot_row = np.arange(G * n)                  # slot -> row of this wave (-1: empty slot)
-        alive = np.ones(G * n, dtype=bool)           # slot holds a row that still decodes
-        groups = G                                   # slots 0 .. groups*n-1 are computed
-        for step in range(max_new):
-            idx = np.flatnonzero(alive)
-            if len(idx) < groups * n:
-                logits = logits[torch.as_tensor(idx, device=self.device)]
-            tokens = self._sample(logits, sampling, gen)                                # [A]
-            tok = tokens.cpu().numpy()
-            rows = slot_row[idx]
-            out[rows, step], length[rows] = tok, step + 1
-            done = self._stops(tok, out, rows, step, eos, stop_after_answer)
-            finished[rows[done]] = True
-            alive[idx[done]] = False
-            if not alive.any() or step == max_new - 1:
-                break
-            fed = np.zeros(groups * n, dtype=np.int64)            # finished rows are fed a dummy 0
-            fed[idx[~done]] = tok[~done]
-            live_groups = np.flatnonzero(alive.reshape(groups, n).any(axis=1))
-            target = min(groups, pow2_at_least(len(live_groups))) if self.bucketed else len(live_groups)
-            if target < groups:                                  # move the live groups to the front
-                b.compact(live_groups, step + 1, prompt)
-                self.stats["compactions"] += 1
-                kept = (live_groups[:, None] * n + np.arange(n)).reshape(-1)
-                slot_row, alive, fed = (_front(a[kept], target * n, fill)
-                                        for a, fill in ((slot_row, -1), (alive, False), (fed, 0)))
-                groups = target
-            b.tokens[:groups * n] = torch.as_tensor(fed, device=self.device)
-            self._run_step(groups, prompt, step)
-            logits = b.logits[:groups * n]
-        comps = [out[r, :length[r]].tolist() for r in range(G * n)]
-        return comps, finished.tolist()
+        self._prompt = prompt_bucket if self.bucketed else max(len(p) for p in prompts)
+        self._groups, self._alive, self._t = G, np.ones(G * n, dtype=bool), 0
+        return logits
 
+    def keep(self, rows: Tensor) -> None:
+        idx = np.flatnonzero(self._alive)
+        self._alive[:] = False
+        self._alive[idx[rows.cpu().numpy()]] = True
 
-def _front(values: np.ndarray, size: int, fill: Any) -> np.ndarray:
-    """``values`` in the first slots of a new array of ``size``, the other slots ``fill``."""
-    out = np.full(size, fill, dtype=values.dtype)
-    out[:len(values)] = values
-    return out
+    def step(self, tokens: Tensor) -> Tensor:
+        """Feed the live rows' tokens (finished rows of live groups a dummy 0); live rows' logits [A, V]."""
+        b, groups = self._buf, self._groups
+        assert b is not None
+        n = b.n
+        fed = np.zeros(groups * n, dtype=np.int64)
+        fed[self._alive] = tokens.cpu().numpy()
+        live_groups = np.flatnonzero(self._alive.reshape(groups, n).any(axis=1))
+        target = min(groups, pow2_at_least(len(live_groups))) if self.bucketed else len(live_groups)
+        if target < groups:                                      # move the live groups to the front
+            b.compact(live_groups, self._t + 1, self._prompt)
+            self.stats["compactions"] += 1
+            kept = (live_groups[:, None] * n + np.arange(n)).reshape(-1)     # to slots 0..len(kept)-1
+            alive, fed, self._alive = self._alive[kept], fed[kept], np.zeros(target * n, dtype=bool)
+            self._alive[:len(kept)], fed = alive, np.pad(fed, (0, target * n - len(kept)))
+            self._groups = groups = target
+        b.tokens[:groups * n] = torch.as_tensor(fed, device=self.device)
+        self._run_step(groups, self._prompt, self._t)
+        self._t += 1
+        alive = np.flatnonzero(self._alive)
+        logits = b.logits[:groups * n]
+        return logits if len(alive) == groups * n else logits[torch.as_tensor(alive, device=self.device)]
 
 
 def _causal_sdpa(q: Tensor, k: Tensor, v: Tensor, scaling: float) -> Tensor:

@@ -7,24 +7,23 @@ adapters (a decoding step in few, large operations), ``SharedPrefixDecoder`` for
 Other architectures fall back, with a logged reason, to Hugging Face's own KV cache: the prompt is
 still prefilled once, and its cache is then repeated n times (``HFCacheDecoder``).
 
-A completion stops at an EOS token (kept, so training teaches the model to stop) or right after the
-first ``</answer>`` when ``stop_after_answer`` is set (the text after it is never generated); rows
-that stop leave the batch, so the others decode faster. Sampling uses temperature and nucleus
-(top-p) filtering drawn from a ``torch.Generator`` seeded with ``seed``: the same seed, model and
-prompts give the same tokens.
+Sampling and stopping are ``seccrm.engine.decoding``'s one loop: a completion stops at an EOS token
+(kept) or right after the first ``</answer>`` when ``stop_after_answer`` is set (the text after it is
+never generated); the same seed, model and prompts give the same tokens.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from seccrm.engine.capability import unsupported_reason
+from seccrm.engine.decoding import ANSWER_CLOSE, Decoder, StopRule, decode
 from seccrm.engine.models import eos_token_ids
 from seccrm.engine.shared_prefix import FusedDecoder, SharedPrefixDecoder, fused_decode_reason
 from seccrm.engine.tokens import pad_tokens
@@ -32,7 +31,6 @@ from seccrm.logs import warn_once
 
 logger = logging.getLogger(__name__)
 
-ANSWER_CLOSE = "</answer>"
 # transformers 5.2x renamed the cache argument and output field `past_key_values` -> `cache`.
 _CACHE_KW = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
@@ -79,19 +77,6 @@ class RolloutBatch:
                    loss_mask=None if any(m is None for m in masks) else [r for m in masks if m for r in m])
 
 
-class PromptDecoder(Protocol):
-    """What ``generate_rollouts`` needs from a model: prefill prompts once, then decode rows."""
-
-    def prefill(self, prompts: list[list[int]], n: int) -> Tensor:
-        """Run the prompts; returns next-token logits [G, V] and prepares G * n decoding rows."""
-
-    def step(self, tokens: Tensor) -> Tensor:
-        """Feed one token per live row, tokens [A]; returns logits [A, V]."""
-
-    def keep(self, rows: Tensor) -> None:
-        """Keep only these live rows (indices into the current A rows), in this order."""
-
-
 def encode_prompts(tokenizer: Any, messages_list: list[list[dict[str, str]]]) -> list[list[int]]:
     """Token ids of each chat (list of messages) through the tokenizer's chat template, ready to answer."""
     out = []
@@ -103,22 +88,31 @@ def encode_prompts(tokenizer: Any, messages_list: list[list[dict[str, str]]]) ->
 
 
 class HFCacheDecoder:
-    """Fallback for any causal LM: prompts prefilled once (left-padded batch), cache repeated n times."""
+    """Any causal LM through Hugging Face's cache: prompts prefilled once (left-padded batch), the cache
+    repeated n times. With ``keep_cache`` (an agentic episode: one row that grows turn by turn) the cache
+    is kept between prefills, which then feed only the tokens it does not hold yet. ``fed`` counts the
+    tokens the model was fed, prefill and decoding together (what a kept cache saves)."""
 
-    def __init__(self, model: torch.nn.Module, pad_id: int):
-        self.model, self.pad_id = model, pad_id
+    def __init__(self, model: torch.nn.Module, pad_id: int, keep_cache: bool = False):
+        self.model, self.pad_id, self.keep_cache = model, pad_id, keep_cache
         self.device = next(model.parameters()).device
+        self.mask = torch.zeros((1, 0), dtype=torch.long)              # [B, held]: what the cache holds
+        self.fed = 0
 
     def prefill(self, prompts: list[list[int]], n: int) -> Tensor:
         from transformers import DynamicCache
 
-        ids, mask = pad_tokens(prompts, self.device, "left", self.pad_id)        # [G, P]
-        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)                # [G, P] positions from 0 per prompt
-        out = self.model(input_ids=ids, attention_mask=mask.long(), position_ids=pos,
-                         **{_CACHE_KW: DynamicCache()}, use_cache=True, logits_to_keep=1)
-        self.cache = getattr(out, _CACHE_KW)
-        self.cache.batch_repeat_interleave(n)                         # copies: G*n rows
-        self.mask = mask.long().repeat_interleave(n, dim=0)            # [B, P]
+        held = self.mask.shape[1] if self.keep_cache else 0
+        if held == 0:
+            self.cache = DynamicCache()
+        ids, new = pad_tokens([p[held:] for p in prompts], self.device, "left", self.pad_id)   # [G, P]
+        mask = new.long() if held == 0 else torch.cat([self.mask, new.long()], dim=1)
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)[:, held:]               # [G, P] positions from 0 per prompt
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                         **{_CACHE_KW: self.cache}, use_cache=True, logits_to_keep=1)
+        self.fed += ids.numel()
+        self.cache.batch_repeat_interleave(n)                         # filled in place; copies: G*n rows
+        self.mask = mask.repeat_interleave(n, dim=0)                   # [B, P]
         self.next_pos = mask.sum(-1).repeat_interleave(n)              # [B] position of the next token
         return out.logits[:, -1].float()
 
@@ -126,7 +120,7 @@ class HFCacheDecoder:
         self.mask = torch.cat([self.mask, self.mask.new_ones(len(tokens), 1)], dim=1)
         out = self.model(input_ids=tokens[:, None], attention_mask=self.mask,
                          position_ids=self.next_pos[:, None], **{_CACHE_KW: self.cache}, use_cache=True)
-        self.next_pos = self.next_pos + 1
+        self.next_pos, self.fed = self.next_pos + 1, self.fed + len(tokens)
         return out.logits[:, -1].float()
 
     def keep(self, rows: Tensor) -> None:
@@ -134,7 +128,7 @@ class HFCacheDecoder:
         self.mask, self.next_pos = self.mask[rows], self.next_pos[rows]
 
 
-def make_decoder(model: torch.nn.Module, pad_id: int, max_new_tokens: int) -> PromptDecoder:
+def make_decoder(model: torch.nn.Module, pad_id: int, max_new_tokens: int) -> Decoder:
     """The fused shared-prefix decoder, the module-by-module one (adapters), or the HF-cache fallback."""
 
     reason = unsupported_reason(model)
@@ -145,136 +139,40 @@ def make_decoder(model: torch.nn.Module, pad_id: int, max_new_tokens: int) -> Pr
     return HFCacheDecoder(model, pad_id)
 
 
-
-
-def sample_next_tokens(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None,
-                       greedy: bool = False, candidates: int = 64, wide: int = 1024) -> Tensor:
-    """One token per row from logits [A, V]: argmax when greedy (or temperature 0), else nucleus sampling.
-
-    Nucleus: keep the most probable tokens up to and including the first whose cumulative probability
-    reaches ``top_p`` (so at least one token), renormalise, draw with ``generator`` (one uniform
-    number per row, in row order). Returns [A].
-    Sorting a 50k-150k vocabulary for every row and step costs more than the model's decoding step
-    on CPU, so the ``candidates`` most probable tokens are taken first (``topk``, linear time). Only
-    the rows whose nucleus is wider than that (a flat distribution) look further: at the ``wide``
-    most probable tokens, and only when that is not enough either, at the whole sorted row. Every
-    tier gives the same nucleus.
-    """
-    if greedy or temperature <= 0:
-        return logits.argmax(dim=-1)
-    probs = torch.softmax(logits.float() / temperature, dim=-1)       # [A, V]
-    u = torch.rand((probs.shape[0], 1), generator=generator, dtype=torch.float64, device=probs.device)
-    if top_p >= 1.0:
-        return _inverse_cdf(probs, u)
-    tokens, short = _nucleus_draw(probs, top_p, u, min(candidates, probs.shape[-1]))
-    if short.any():
-        rows = short.nonzero().squeeze(-1)
-        sub, sub_short = _nucleus_draw(probs[rows], top_p, u[rows], min(wide, probs.shape[-1]))
-        if sub_short.any():                                            # flatter still: sort these rows
-            rest = sub_short.nonzero().squeeze(-1)
-            sub[rest] = _nucleus_draw(probs[rows[rest]], top_p, u[rows[rest]], probs.shape[-1])[0]
-        tokens[rows] = sub
-    return tokens
-
-
-def _nucleus_draw(probs: Tensor, top_p: float, u: Tensor, k: int) -> tuple[Tensor, Tensor]:
-    """Nucleus draw among each row's ``k`` most probable tokens: (tokens [A], rows whose nucleus is wider [A]).
-
-    A row is "wider" when its ``k`` best tokens hold less than ``top_p`` (never when k is the vocabulary).
-    """
-    top, order = probs.topk(k, dim=-1) if k < probs.shape[-1] else probs.sort(dim=-1, descending=True)
-    short = top.sum(dim=-1) < top_p if k < probs.shape[-1] else torch.zeros_like(top[:, 0], dtype=torch.bool)
-    before = top.cumsum(dim=-1) - top                                  # mass of strictly better tokens
-    top = top.masked_fill(before >= top_p, 0.0)
-    return order.gather(-1, _inverse_cdf(top, u)[:, None]).squeeze(-1), short
-
-
-def _inverse_cdf(weights: Tensor, u: Tensor) -> Tensor:
-    """Index drawn from each row of non-negative weights [A, K] (unnormalised) with uniforms u [A, 1] -> [A].
-
-    A binary search in the cumulative sum: as exact as ``torch.multinomial`` and much faster for
-    large K on CPU. Zero-weight entries are never drawn.
-    """
-    cum = weights.double().cumsum(dim=-1)                              # [A, K]
-    pick = torch.searchsorted(cum, u * cum[:, -1:], right=True)        # first index with cum > u
-    return pick.clamp(max=weights.shape[-1] - 1).squeeze(-1)
-
-
-class AnswerStop:
-    """Detects the token that completes the first ``</answer>`` of a completion.
-
-    Only tokens whose text contains ``>`` can complete it, so the decoded tail is checked only then.
-    """
-
-    WINDOW = 16   # tokens decoded to look for the closing tag; a tag spans at most 9 of them
-
-    def __init__(self, tokenizer: Any):
-        self.tokenizer = tokenizer
-        pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-        # '>' itself, or a byte-fallback token for it (<0x3E>).
-        self.candidates = {i for i, p in enumerate(pieces) if p and (">" in p or p == "<0x3E>")}
-
-    def __call__(self, ids: list[int]) -> bool:
-        if not ids or ids[-1] not in self.candidates:
-            return False
-        return ANSWER_CLOSE in self.tokenizer.decode(ids[-self.WINDOW:], skip_special_tokens=False)
-
-
-_STOPPERS: dict[int, AnswerStop] = {}
-
-
-def _answer_stop(tokenizer: Any) -> AnswerStop:
-    # Building the candidate set walks the vocabulary (tens of ms); do it once per tokenizer object.
-    key = id(tokenizer)
-    if key not in _STOPPERS or _STOPPERS[key].tokenizer is not tokenizer:
-        _STOPPERS[key] = AnswerStop(tokenizer)
-    return _STOPPERS[key]
+def check_request(prompts: list[list[int]], n: int, max_new_tokens: int) -> None:
+    """Raise ValueError unless n >= 1, max_new_tokens >= 1 and every prompt has a token."""
+    if n < 1 or max_new_tokens < 1 or not prompts or any(len(p) == 0 for p in prompts):
+        raise ValueError("need n >= 1, max_new_tokens >= 1 and at least one non-empty prompt")
 
 
 @torch.no_grad()
 def generate_rollouts(model: torch.nn.Module, tokenizer: Any, prompts: list[list[int]], n: int,
                       max_new_tokens: int, temperature: float = 0.7, top_p: float = 0.9, seed: int = 0,
-                      stop_after_answer: bool = True, greedy: bool = False,
-                      decoder: PromptDecoder | None = None) -> RolloutBatch:
+                      stop_after_answer: bool = True, greedy: bool = False, decoder: Decoder | None = None,
+                      groups_per_call: int | None = None, sample_rows: int | None = None) -> RolloutBatch:
     """Sample ``n`` completions for each prompt (token lists); see the module docstring.
 
-    ``decoder`` overrides the automatic choice (tests compare the shared and fallback paths).
+    ``decoder`` overrides the automatic choice (tests compare the shared and fallback paths;
+    ``FastRollouts`` passes itself, with ``groups_per_call`` groups per wave and ``sample_rows`` rows
+    per sampling call).
     """
-    if n < 1 or max_new_tokens < 1 or not prompts or any(len(p) == 0 for p in prompts):
-        raise ValueError("need n >= 1, max_new_tokens >= 1 and at least one non-empty prompt")
+    check_request(prompts, n, max_new_tokens)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    stop = StopRule(tokenizer, eos_token_ids(model, tokenizer), max_new_tokens,
+                    (ANSWER_CLOSE,) if stop_after_answer else ())
     was_training = model.training
     model.eval()
+    out: list[list[int]] = []
+    finished: list[bool] = []
     try:
         dec = decoder or make_decoder(model, pad_id, max_new_tokens)
-        device = next(model.parameters()).device
-        gen = torch.Generator(device=device).manual_seed(seed)
-        stop_eos = set(eos_token_ids(model, tokenizer))
-        stop_answer = _answer_stop(tokenizer) if stop_after_answer else None
-
-        rows = len(prompts) * n
-        out: list[list[int]] = [[] for _ in range(rows)]
-        finished = [False] * rows
-        live = list(range(rows))                                      # batch row -> output row
-        logits = dec.prefill(prompts, n).repeat_interleave(n, dim=0)  # [B, V]
-        for step in range(max_new_tokens):
-            tokens = sample_next_tokens(logits, temperature, top_p, gen, greedy)    # [A]
-            still: list[int] = []
-            for a, t in enumerate(tokens.tolist()):
-                r = live[a]
-                out[r].append(t)
-                if t in stop_eos or (stop_answer is not None and stop_answer(out[r])):
-                    finished[r] = True
-                else:
-                    still.append(a)
-            if not still or step == max_new_tokens - 1:
-                break
-            if len(still) < len(live):
-                idx = torch.tensor(still, device=device)
-                dec.keep(idx)
-                tokens = tokens[idx]
-                live = [live[a] for a in still]
-            logits = dec.step(tokens)
+        gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+        per_call = groups_per_call or len(prompts)
+        for g0 in range(0, len(prompts), per_call):
+            rows, ended = decode(dec, prompts[g0:g0 + per_call], n, stop, gen, temperature, top_p, greedy,
+                                 sample_rows)
+            out += rows
+            finished += ended
     finally:
         model.train(was_training)
     texts = tokenizer.batch_decode(out, skip_special_tokens=True)

@@ -5,7 +5,6 @@ CRMArena-Pro's own terms for imported suites.
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections import defaultdict
@@ -15,14 +14,11 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from seccrm.engine.episodes import model_policy, play_episode
+from seccrm.engine.episodes import play_or_fall_back
 from seccrm.evaluation.evaluate import probe_result, probe_row, summarise
 from seccrm.evaluation.stats import bootstrap_ci
-from seccrm.logs import warn_once
 from seccrm.world.episode import Episode, EpisodeSettings, Policy, run_episode
 from seccrm.world.rewards import org_path
-
-logger = logging.getLogger(__name__)
 
 
 def evaluate_episodes(instances: list[dict[str, Any]], policy: Policy | None, settings: EpisodeSettings | None = None,
@@ -100,20 +96,13 @@ def crmarena_pro_summary(rows: list[dict[str, Any]], instances: list[dict[str, A
 
 def episode_player(model: Any, tokenizer: Any, settings: EpisodeSettings, greedy: bool = True,
                    temperature: float = 0.7, top_p: float = 0.9) -> Callable[[dict[str, Any], int], Episode]:
-    """``play(instance, seed)``: one episode played token in, token out with one cache per episode
-    (`seccrm.engine.episodes.play_episode`), as training plays them; the message loop where the chat
-    template does not append turns (logged once). Every agentic evaluation plays through this."""
+    """``play(instance, seed)``: one episode as training plays it (`seccrm.engine.episodes.play_or_fall_back`:
+    token in, token out with one cache per episode; the message loop where the chat template does not
+    append turns). Every agentic evaluation plays through this."""
 
     def play(inst: dict[str, Any], seed: int = 0) -> Episode:
-        try:
-            return play_episode(model, tokenizer, inst, org_path(inst), settings, greedy=greedy,
-                                temperature=temperature, top_p=top_p, seed=seed)[0]
-        except ValueError as err:
-            warn_once(logger, f"episodes fall back to the message loop: {err}")
-            policy = model_policy(model, tokenizer, max_new_tokens=settings.max_new_tokens_per_turn,
-                                  greedy=greedy, temperature=temperature, top_p=top_p, seed=seed,
-                                  protocol=settings.protocol)
-            return run_episode(policy, inst, org_path(inst), settings)
+        return play_or_fall_back(model, tokenizer, inst, org_path(inst), settings, temperature, top_p, greedy,
+                                 seed, tokens=False)[0]
 
     return play
 
