@@ -35,7 +35,6 @@ preset) and every evaluation plays them (accuracy, format rate, turns, failed qu
 
 from __future__ import annotations
 
-import gc
 import json
 import shutil
 import sys
@@ -47,7 +46,7 @@ from typing import Any
 from seccrm.curriculum.registry import CURRICULA
 from seccrm.data import load_split, suite_mode
 from seccrm.data.baselines import write_baselines
-from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer, pick_device
+from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer, pick_device, release_memory
 from seccrm.engine.precision import eval_dtype
 from seccrm.engine.rollout import encode_prompts
 from seccrm.evaluation.agentic import evaluate_model_episodes
@@ -276,7 +275,7 @@ class Evaluator:
             write_json_atomic(targets[split], res)
             out[split] = res
         del model
-        gc.collect()
+        release_memory()
         return out
 
 
@@ -315,7 +314,7 @@ def _train(plan: dict[str, Any], curriculum: str, seed: int, start_model: str, r
     trainer = Trainer(_train_config(plan, curriculum, seed, start_model, str(run_dir)))
     trainer.train()
     del trainer
-    gc.collect()
+    release_memory()
 
 
 def _evaluate_run(ev: Evaluator, run_dir: Path) -> dict[str, dict[str, Any]]:

@@ -25,7 +25,7 @@ from seccrm.data import build_suite, load_split, suite_mode
 from seccrm.data.baselines import write_baselines
 from seccrm.data.load import suite_manifest
 from seccrm.engine import precision
-from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer
+from seccrm.engine.models import load_model_and_tokenizer, load_tokenizer, release_memory
 from seccrm.engine.rollout import encode_prompts
 from seccrm.evaluation.agentic import evaluate_model_episodes, sample_probe_episodes
 from seccrm.evaluation.evaluate import evaluate_instances, sample_probe
@@ -213,6 +213,7 @@ def run_demo(out: str | Path, model: str = "smollm2", seed: int = 0, mode: str =
     def tick(stage: str) -> None:
         """Save the timings (a resumed run keeps them) and print the whole run's progress line."""
         write_json_atomic(timings_path, timings)
+        release_memory()
         if clock is not None and stage in timings:
             clock.finished(stage, timings[stage])
 
