@@ -113,7 +113,7 @@ class RunClock:
         left = self.remaining()
         share = elapsed / (elapsed + left) if elapsed + left > 0 else 1.0
         line = (f"{self.prefix} whole run: {100 * share:3.0f}% · {elapsed / 60:.1f} min so far · "
-                f"~{left / 60:.1f} min left (estimated on {self.machine})")
+                f"~{left / 60:.1f} min left (estimated on {self.machine}) · peak memory so far {peak_gb():.1f} GB")
         print(line, file=sys.stderr, flush=True)
         return line
 
@@ -125,6 +125,13 @@ class RunClock:
                 f"{self.machine} ({parts} min)")
         print(line, file=sys.stderr, flush=True)
         return line
+
+
+def peak_gb() -> float:
+    """This process's peak resident memory so far, in GB (Linux reports ``ru_maxrss`` in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 def units_from_json(d: dict[str, Any]) -> Units:
