@@ -57,6 +57,7 @@ from seccrm.engine.models import (
     enable_activation_checkpointing,
     load_model_and_tokenizer,
     pick_device,
+    release_memory,
 )
 from seccrm.engine.rollout import RolloutBatch, encode_prompts, generate_rollouts
 from seccrm.evaluation.agentic import evaluate_model_episodes
@@ -288,6 +289,9 @@ class Trainer:
                 while self.step < cfg.steps:
                     last = self.train_step()
                     self.step += 1
+                    # hand the step's freed activations back: without it the resident size grows with
+                    # the longest groups ever drawn (docs/results.md, "Where GRPO's memory goes")
+                    release_memory()
                     if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                         last.update(self.evaluate_val())
                     self.logger.log(last, self.step)
