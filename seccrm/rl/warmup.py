@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 
 from seccrm.data import load_split, suite_mode
 from seccrm.engine import precision
-from seccrm.engine.models import load_model_and_tokenizer
+from seccrm.engine.models import load_model_and_tokenizer, release_memory
 from seccrm.engine.rollout import _CACHE_KW, encode_prompts, generate_rollouts
 from seccrm.files import write_folder_atomic
 from seccrm.world.rewards import extract_answer, score_details
@@ -61,7 +61,8 @@ def answer_nll(model: Any, prompt: list[int], target: list[int],
     """
     device = next(model.parameters()).device
     with torch.no_grad():
-        out = model(input_ids=torch.tensor([prompt[:-1]], device=device), use_cache=True)
+        # only the cache is wanted: logits for one position, not the prompt's [T, V] (200 MB at 1,000 tokens)
+        out = model(input_ids=torch.tensor([prompt[:-1]], device=device), use_cache=True, logits_to_keep=1)
     cache = getattr(out, _CACHE_KW)
     inp = torch.tensor([[prompt[-1]] + target[:-1]], device=device)
     logits = model(input_ids=inp, **{_CACHE_KW: cache}, use_cache=False).logits[0].float()   # [T, V]
@@ -120,7 +121,9 @@ def probe_answers(model: Any, tokenizer: Any, instances: list[dict[str, Any]], m
 
     prompts = encode_prompts(tokenizer, [i["messages"] for i in instances])
     with torch.no_grad():
-        ro = generate_rollouts(model, tokenizer, prompts, n=1, max_new_tokens=max_new_tokens, greedy=True)
+        # four prompts per call: 16 prompts of 1,000 tokens prefilled at once held 4 GB more (docs/results.md)
+        ro = generate_rollouts(model, tokenizer, prompts, n=1, max_new_tokens=max_new_tokens, greedy=True,
+                               groups_per_call=4)
     details = [score_details(inst, text) for inst, text in zip(instances, ro.texts, strict=True)]
     answers = [a.strip() for a in (extract_answer(t)[0] for t in ro.texts) if a is not None and a.strip()]
     return {"warmup/format_rate": sum(d["reward"] >= 0.1 for d in details) / len(details),
@@ -227,6 +230,7 @@ def format_warmup(model: Any, tokenizer: Any, instances: list[dict[str, Any]], s
         if torch.isfinite(loss) and torch.isfinite(gnorm):
             opt.step()
         log.append({"warmup/loss": loss.item(), "warmup/grad_norm": gnorm.item(), "step": step + 1})
+        release_memory()   # prompts of every length fragment the heap: 4.4 GB after 6 steps, 2.9 with this
         if check_every and (step + 1) % check_every == 0 and check(step + 1):
             break
     else:
