@@ -74,14 +74,14 @@ def _train(tmp_path: Path, suite: Path, words: list[str], seed: int, **kw: Any) 
 # Single turn: copy the marked candidate into <answer>
 # ------------------------------------------------------------------------------------------------
 
-COPY_STEPS = 100
+COPY_STEPS = 150
 CHANCE = 0.3          # a random policy scores about 0.1 here (format 0.1, one right answer in four)
 
 
 def _train_copy(tmp_path: Path, seed: int) -> tuple[Any, list[float]]:
     suite = copy_suite(tmp_path / "suite")
     trainer, rows = _train(tmp_path, suite, COPY_WORDS, seed, steps=COPY_STEPS, prompts_per_step=16,
-                           group_size=8, micro_batch_groups=16, max_new_tokens=2, temperature=1.0, lr=2e-3)
+                           group_size=8, micro_batch_groups=16, max_new_tokens=2, temperature=1.0, lr=1e-3)
     return trainer, [r["train/reward"] for r in rows]
 
 

@@ -319,6 +319,13 @@ def enable_activation_checkpointing(model: Any) -> None:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
+def peak_memory_gb() -> float:
+    """This process's peak resident memory so far, in GB (Linux reports ``ru_maxrss`` in kB)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
+
+
 def release_memory() -> None:
     """Collect garbage and hand freed heap pages back to the system (glibc's ``malloc_trim``).
 

@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from seccrm.engine.models import peak_memory_gb
 from seccrm.engine.rollout import encode_prompts
 from seccrm.evaluation.evaluate import evaluate_instances, sample_probe
 from seccrm.rl.warmup import answer_nll
@@ -113,7 +114,7 @@ class RunClock:
         left = self.remaining()
         share = elapsed / (elapsed + left) if elapsed + left > 0 else 1.0
         line = (f"{self.prefix} whole run: {100 * share:3.0f}% · {elapsed / 60:.1f} min so far · "
-                f"~{left / 60:.1f} min left (estimated on {self.machine}) · peak memory so far {peak_gb():.1f} GB")
+                f"~{left / 60:.1f} min left (estimated on {self.machine}) · peak memory so far {peak_memory_gb():.1f} GB")
         print(line, file=sys.stderr, flush=True)
         return line
 
@@ -127,13 +128,7 @@ class RunClock:
         return line
 
 
-def peak_gb() -> float:
-    """This process's peak resident memory so far, in GB (Linux reports ``ru_maxrss`` in kB)."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
 def units_from_json(d: dict[str, Any]) -> Units:
     return Units(**{k: float(d[k]) for k in asdict(Units(0, 0, 0, 0, 0))})
-

@@ -56,6 +56,7 @@ from seccrm.engine.models import (
     apply_lora,
     enable_activation_checkpointing,
     load_model_and_tokenizer,
+    peak_memory_gb,
     pick_device,
     release_memory,
 )
@@ -384,6 +385,7 @@ class Trainer:
                                   agentic=cfg.mode == "agentic")
         metrics.update({"train/lr": cfg.lr, "time/rollout_s": t_roll, "time/score_s": t_score,
                         "time/update_s": upd.pop("time/update_s"), "time/step_s": time.perf_counter() - t0,
+                        "mem/peak_gb": peak_memory_gb(),
                         **upd, **self.curriculum.metrics()})
         return metrics
 
