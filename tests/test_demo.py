@@ -12,6 +12,11 @@ pytestmark = pytest.mark.slow
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+def _eval_file(out: Path, stage: str, split: str) -> Path:
+    """Where the demo (an experiment with one run) keeps a stage's evaluation."""
+    return out / "runs" / "sec" / "seed0" / f"eval_{split}.json" if stage == "sec" else out / "eval" / f"{stage}_{split}.json"
+
+
 def _demo(out: Path) -> Path:
     from seccrm.experiments.demo import run_demo
     return run_demo(out, model="tiny", seed=0, steps=2, warmup_steps=1, size="tiny", train_per_task=6,
@@ -28,9 +33,10 @@ def test_demo_runs_every_stage_writes_the_report_and_resumes(tmp_path: Path, cap
     assert json.loads((out / "timings.json").read_text())["estimated_total_s"] > 0
     assert set(json.loads((out / "eval" / "calibration.json").read_text())) >= {"greedy_s", "sample_s"}
     text = md.read_text()
+    run = out / "runs" / "sec" / "seed0"
     for stage in ("base", "warmup", "sec"):
         for split in ("val", "test"):
-            res = json.loads((out / "eval" / f"{stage}_{split}.json").read_text())
+            res = json.loads((_eval_file(out, stage, split)).read_text())
             assert res["summary"]["n"] == len(json.loads((out / "eval" / "sets.json").read_text())[split])
             assert res["dtype"] in ("bfloat16", "float32")
     # The three tables and the plots, with the stages as rows.
@@ -38,17 +44,18 @@ def test_demo_runs_every_stage_writes_the_report_and_resumes(tmp_path: Path, cap
     assert "After format warm-up" in text and "SEC" in text
     pngs = sorted(out.glob("*.png"))
     assert pngs and all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
-    assert [json.loads(line)["step"] for line in (out / "sec" / "metrics.jsonl").open()] == [1, 2]
-    info = json.loads((out / "run_info.json").read_text())
-    assert info["precision"] in ("mixed", "fp32") and "CPU cores" in info["machine"]
+    assert [json.loads(line)["step"] for line in (run / "metrics.jsonl").open()] == [1, 2]
+    assert (run / "final_model" / "config.json").is_file() and not (run / "checkpoints").exists()
+    info = json.loads((out / "experiment.json").read_text())
+    assert info["precision"] in ("mixed", "fp32") and "CPU cores" in info["machine"] and info["preset"] == "demo"
+    assert "| precision |" in text and "| preset | demo |" in text and "Reduced experiment" not in text
 
     # A second call finds every stage done: nothing is trained or evaluated again.
-    stamps = {p: p.stat().st_mtime_ns for p in (out / "eval").glob("*.json")}
-    ckpts = sorted(p.name for p in (out / "sec" / "checkpoints").iterdir())
+    evals = [*(out / "eval").glob("*.json"), *run.glob("eval_*.json")]
+    stamps = {p: p.stat().st_mtime_ns for p in evals}
     _demo(out)
-    assert {p: p.stat().st_mtime_ns for p in (out / "eval").glob("*.json")} == stamps
-    assert sorted(p.name for p in (out / "sec" / "checkpoints").iterdir()) == ckpts
-    assert len((out / "sec" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert {p: p.stat().st_mtime_ns for p in evals} == stamps
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
 
 
 def test_agentic_demo_plays_episodes_in_every_stage_and_reports_them(tmp_path: Path) -> None:
@@ -57,17 +64,20 @@ def test_agentic_demo_plays_episodes_in_every_stage_and_reports_them(tmp_path: P
     out = tmp_path / "agentic"
     md = run_demo(out, model="tiny", seed=0, mode="agentic", steps=1, warmup_steps=1, size="tiny",
                   train_per_task=6, test_per_task=3, eval_val=4, eval_test=3, eval_base=2, probe_n=2, probe_k=2,
-                  max_new_tokens=12, max_turns=2, bf16="off")
+                  eval_max_new_tokens=12, train_overrides={"max_new_tokens": 12, "max_turns": 2}, bf16="off")
     assert json.loads((out / "data" / "suite.json").read_text())["agentic"]
     for stage in ("base", "warmup", "sec"):
-        res = json.loads((out / "eval" / f"{stage}_val.json").read_text())
+        path = _eval_file(out, stage, "val")
+        res = json.loads(path.read_text())
         assert res["agentic"]["turns"] >= 1 and all("turns" in r for r in res["rows"])
-        trajectories = (out / "eval" / f"{stage}_val_trajectories.jsonl").read_text().splitlines()
+        trajectories = path.with_name(f"{path.stem}_trajectories.jsonl").read_text().splitlines()
         assert len(trajectories) == res["summary"]["n"]
-    assert json.loads((out / "eval" / "sec_val.json").read_text())["probe"]["summary"]["k"] == 2
-    metrics = [json.loads(line) for line in (out / "sec" / "metrics.jsonl").open()]
+    assert json.loads(_eval_file(out, "sec", "val").read_text())["probe"]["summary"]["k"] == 2
+    metrics = [json.loads(line) for line in (out / "runs" / "sec" / "seed0" / "metrics.jsonl").open()]
     assert [m["step"] for m in metrics] == [1]
     text = md.read_text()
     assert "## Episodes (agentic mode)" in text and "### What the model did" in text
     with pytest.raises(ValueError, match="agentic demo"):
         run_demo(out, model="tiny", mode="single", steps=1)
+    with pytest.raises(ValueError, match="unknown demo settings"):
+        run_demo(tmp_path / "other", model="tiny", size="tiny", train_per_task=6, test_per_task=3, probes=3)

@@ -20,27 +20,20 @@ def _inst(task: str, difficulty: str, i: int) -> dict[str, Any]:
     return {"id": f"{task}-{difficulty}-{i}", "task": task, "difficulty": difficulty}
 
 
-def test_stratified_subset_covers_every_task_first_and_is_deterministic() -> None:
+def test_evaluation_sets_take_every_group_in_turn_at_random_within_and_are_deterministic() -> None:
     tasks = ["quote_approval", "invalid_config", "policy_violation_identification"]
-    insts = [_inst(t, d, i) for t in tasks for d in ("easy", "medium", "hard") for i in range(4)]
-    first = ex.stratified_subset(insts, 3)
-    assert [i["task"] for i in first] == tasks and {i["difficulty"] for i in first} == {"easy"}
-    nine = ex.stratified_subset(insts, 9)
+    insts = [_inst(t, d, i) for t in tasks for d in ("easy", "medium", "hard") for i in range(6)]
+    nine = ex.choose_eval_sets(insts, 9)
     assert {(i["task"], i["difficulty"]) for i in nine} == {(t, d) for t in tasks for d in ("easy", "medium", "hard")}
-    assert ex.stratified_subset(list(reversed(insts)), 9) != [] and ex.stratified_subset(insts, 9) == nine
-    assert len(ex.stratified_subset(insts, 500)) == len(insts)
-    assert len({i["id"] for i in ex.stratified_subset(insts, 20)}) == 20
-
-
-def test_stratified_subset_takes_skills_in_turn() -> None:
-    from seccrm.world.arms import TASK_SKILLS, TRAIN_TASKS
-    insts = [_inst(t, d, i) for t in TRAIN_TASKS for d in ("easy", "medium", "hard") for i in range(2)]
-    four = ex.stratified_subset(insts, 4)
-    assert sorted(TASK_SKILLS[i["task"]] for i in four) == ["ANALYTICS", "CRUD", "KNOWLEDGE", "POLICY"]
-    twelve = ex.stratified_subset(insts, 12)
-    assert {TASK_SKILLS[i["task"]] for i in twelve} == {"ANALYTICS", "CRUD", "KNOWLEDGE", "POLICY"}
-    assert len(ex.stratified_subset(insts, 16)) == 16 and {i["task"] for i in ex.stratified_subset(insts, 16)} \
-        == set(TRAIN_TASKS)
+    assert ex.choose_eval_sets(list(reversed(insts)), 9, seed=0) != [] and ex.choose_eval_sets(insts, 9) == nine
+    eighteen = ex.choose_eval_sets(insts, 18)
+    assert all(sum(i["task"] == t and i["difficulty"] == d for i in eighteen) == 2
+               for t in tasks for d in ("easy", "medium", "hard"))
+    # within a group the instances are drawn at random, by the seed: not the first ones of the file
+    assert {i["id"] for i in ex.choose_eval_sets(insts, 9, seed=1)} != {i["id"] for i in nine}
+    assert {i["id"] for i in nine} != {i["id"] for i in insts if i["id"].endswith("-0")}
+    assert len(ex.choose_eval_sets(insts, 500)) == len(insts)
+    assert len({i["id"] for i in ex.choose_eval_sets(insts, 20)}) == 20
 
 
 def test_make_plan_uses_the_preset_and_refuses_what_cannot_work(tmp_path: Path) -> None:
@@ -130,7 +123,11 @@ class FakeEvaluator:
         self.plan = plan
         self.subsets: dict[str, list[dict[str, Any]]] = {"val": [], "test": []}
 
-    def run(self, model_spec: str, targets: dict[str, Path], label: str) -> dict[str, dict[str, Any]]:
+    def episodes(self) -> None:
+        return None
+
+    def run(self, model_spec: str, targets: dict[str, Path], label: str, limit: int = 0,
+            probe: bool = True) -> dict[str, dict[str, Any]]:
         out = {}
         for split, f in targets.items():
             if not f.exists():
@@ -193,7 +190,8 @@ def test_runs_are_seed_major_evaluated_finalised_and_skipped_when_done(
     timing = json.loads((run / "timing.json").read_text())
     assert timing["train_s"] >= 0 and timing["eval_s"] >= 0 and timing["total_s"] >= timing["train_s"]
     totals = json.loads((exp / "timings.json").read_text())
-    assert set(totals) == {"base_and_warmup_s", "train_s", "eval_s", "total_s"}
+    assert set(totals) == {"eval_base_s", "warmup_s", "eval_warmup_s", "total_s"} | {
+        f"{stage}/{c}/seed{s}" for stage in ("train", "eval") for c in ("sec", "uniform") for s in (0, 1)}
     err = capsys.readouterr().err
     assert "run 4/4 uniform/seed1: 2 steps" in err and "test acc" in err
     n_evals = len(FakeEvaluator.calls)

@@ -7,7 +7,11 @@ import argparse
 import seccrm.experiments.demo as _lib
 from seccrm.cli.common import at_least, train_sets
 from seccrm.errors import UserError
-from seccrm.experiments.demo import AGENTIC_DEMO, DEMO_DEFAULTS, run_demo
+from seccrm.experiments.compare import EXPERIMENT_PRESETS
+from seccrm.experiments.demo import run_demo
+from seccrm.rl.checkpoint import CheckpointError
+
+DEMO = EXPERIMENT_PRESETS["demo"]
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -15,7 +19,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         md = run_demo(args.out, model=args.model, seed=args.seed, mode=args.mode, steps=args.steps, warmup_steps=args.warmup_steps,
                       size=args.size, train_per_task=args.train_per_task, eval_val=args.eval_val,
                       eval_test=args.eval_test, bf16=args.bf16, rendering=args.rendering, train_overrides=train_sets(args.train))
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CheckpointError) as e:
         raise UserError(str(e)) from e
     print(md)
     return 0
@@ -31,10 +35,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="'single' (default): the records are in the prompt, one answer; 'agentic': the model "
                    "queries the org over several turns (question-only suite, warm-up on the scripted analysts' "
                    "episodes, GRPO on episodes, evaluation by episodes; smaller defaults, see above).")
-    p.add_argument("--steps", type=at_least(1), default=None, help=f"GRPO steps (default {DEMO_DEFAULTS['steps']}; agentic {AGENTIC_DEMO['steps']}).")
+    p.add_argument("--steps", type=at_least(1), default=None, help=f"GRPO steps (default {DEMO['steps']}; agentic {DEMO['agentic']['steps']}).")
     p.add_argument("--warmup-steps", type=at_least(0), default=None,
-                   help=f"Format warm-up steps; 0 skips it (default {DEMO_DEFAULTS['warmup_steps']}; agentic "
-                   f"{AGENTIC_DEMO['warmup_steps']}).")
+                   help=f"Format warm-up steps; 0 skips it (default {DEMO['warmup_steps']}; agentic "
+                   f"{DEMO['agentic']['warmup_steps']}).")
     p.add_argument("--size", choices=("tiny", "small", "full"), default=None, help="Org size (default small).")
     p.add_argument("--rendering", choices=("compact", "full"), default=None,
                    help="How prompts show the records: 'compact' (default for single-turn: fewer records and "

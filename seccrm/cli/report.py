@@ -6,15 +6,14 @@ import argparse
 from pathlib import Path
 
 from seccrm.errors import UserError
-from seccrm.evaluation.report import is_experiment_dir, write_experiment_report, write_run_report
+from seccrm.evaluation.report import write_report
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     try:
         for rd in args.run_dirs:
             out = Path(args.out) / Path(rd).name if args.out and len(args.run_dirs) > 1 else args.out
-            write = write_experiment_report if is_experiment_dir(rd) else write_run_report
-            print(write(rd, out))
+            print(write_report(rd, out))
     except (FileNotFoundError, ValueError) as e:    # no logs; logs that are not what a run writes
         raise UserError(str(e)) from e
     return 0

@@ -3,7 +3,7 @@
 One writer for both kinds of directory, read once into :class:`~seccrm.evaluation.results.ExperimentResult`
 (a run directory is an experiment with one seed per RL stage):
 
-- :func:`write_run_report` (``seccrm demo``'s run directory): the headline (did RL move the model past
+- :func:`write_run_report` (a directory with one run: ``seccrm demo``'s): the headline (did RL move the model past
   its start and past every trivial baseline?), the three tables (overall with relative improvement;
   per held-out task; training), what the models answer, the episodes of an agentic run, and PNG
   plots of the curriculum (arm probabilities stacked, Q) and of reward over steps.
@@ -56,7 +56,16 @@ from seccrm.evaluation.tables import (
 )
 from seccrm.world.arms import ALL_ARMS
 
-__all__ = ["Comparison", "is_experiment_dir", "write_experiment_report", "write_run_report"]
+__all__ = ["Comparison", "is_experiment_dir", "write_experiment_report", "write_report", "write_run_report"]
+
+
+def write_report(d: str | Path, out: str | Path | None = None) -> Path:
+    """The run report for a directory with one run (a demo's), the experiment report for more."""
+    if is_experiment_dir(d):
+        exp = load_experiment(d)
+        if len(exp.runs) != 1 or len(exp.seeds) != 1:
+            return write_experiment_report(d, out)
+    return write_run_report(d, out)
 
 
 def _paired_line(a: dict[str, float], b: dict[str, float], points: bool = True) -> tuple[str, dict[str, float] | None]:
@@ -127,7 +136,9 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
     out_dir = Path(out) if out else r.path
     out_dir.mkdir(parents=True, exist_ok=True)
     parts = [f"# seccrm run report: {r.path.name}", ""] + headline(r)
-    if r.run_info:
+    if r.plan:
+        parts += _setup_lines(r, reduced=False) + [""]
+    elif r.run_info:
         parts += ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in r.run_info.items()] + [""]
     if models(r):
         parts += ["## Overall (held-out test tasks; validation = held-back training instances)", "",
@@ -182,8 +193,9 @@ def _eval_text(p: dict[str, Any]) -> str:
             + (f", on test {test_limit}" if test_limit and test_limit != limit else "") + ")")
 
 
-def _setup_lines(exp: ExperimentResult) -> list[str]:
-    """The experiment's settings (every missing one printed as "?"), and whether it was reduced."""
+def _setup_lines(exp: ExperimentResult, reduced: bool = True) -> list[str]:
+    """The experiment's settings (every missing one printed as "?"), and (``reduced``) whether it ran
+    fewer curricula or seeds than a comparison needs."""
     p, t = exp.plan, exp.plan.get("train", {})
     ran, seeds, warm = list(exp.runs), exp.seeds, exp.warmup_decision
     rows = [("model", p.get("model", "?")), ("data", p.get("data", "?")), ("preset", p.get("preset", "?")),
@@ -195,7 +207,8 @@ def _setup_lines(exp: ExperimentResult) -> list[str]:
             ("format warm-up", f"{warm.get('steps', '?')} steps ({warm.get('reason', 'no record')})" if warm else "no record"),
             ("evaluation", _eval_text(p)), ("evaluation sets", _composition(exp)),
             ("training prompts", f"at most {t['max_prompt_tokens']} tokens" if t.get("max_prompt_tokens") else "all"),
-            ("machine", p.get("machine", "?")), ("command", f"`{p.get('command', '?')}`")]
+            ("machine", p.get("machine", "?")), ("precision", p.get("precision", "?")),
+            ("command", f"`{p.get('command', '?')}`")]
     if exp.timings:
         rows.append(("wall time", ", ".join(f"{k.removesuffix('_s').replace('_', ' ')} {v / 60:.1f} min"
                                             for k, v in exp.timings.items())))
@@ -210,7 +223,7 @@ def _setup_lines(exp: ExperimentResult) -> list[str]:
                      + ", ".join(f"{a} ({n})" for a, n in pools.items())))
     lines = ["| | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in rows]
     missing = [c for c in CURRICULUM_ORDER if c not in exp.runs]
-    if missing or len(seeds) < 3:
+    if reduced and (missing or len(seeds) < 3):
         lines += ["", f"**Reduced experiment.** Ran {len(ran)} of the {len(CURRICULUM_ORDER)} curricula"
                   + (f" (not run: {', '.join(title(c) for c in missing)})" if missing else "")
                   + f" with {len(seeds)} seed{'s' if len(seeds) != 1 else ''}"

@@ -6,9 +6,10 @@ Two kinds of directory are read into one :class:`ExperimentResult`:
   for the start models (``base``, ``warmup``), ``eval/baselines_<split>.json`` and
   ``runs/<curriculum>/seed<k>/`` with ``metrics.jsonl``, ``eval_<split>.json``,
   ``eval_val_step<n>.json``, ``timing.json`` (:func:`load_experiment`);
-- a *run directory* (``seccrm demo``): the same ``eval/`` folder, where every stage that is not a
-  start model is an RL run, and training folders with ``metrics.jsonl``. It is an experiment with one
-  seed per curriculum, read by :func:`load_run` (``kind == "run"``).
+- a *run directory*: an ``eval/`` folder where every stage that is not a start model is an RL run,
+  and training folders with ``metrics.jsonl``; or an experiment directory that holds one run (``seccrm
+  demo``: one curriculum, one seed). Either is read by :func:`load_run` as an experiment with one seed
+  (0) per run (``kind == "run"``).
 
 A key the reports need that a file lacks raises :class:`ResultError` naming the file and the key,
 rather than a table cell reading "n/a"; keys that are optional by design (a probe, an interval, a
@@ -211,7 +212,7 @@ class ExperimentResult:
 
     @property
     def seeds(self) -> list[int]:
-        return sorted({s for runs in self.runs.values() for s in runs})
+        return sorted({r.seed for runs in self.runs.values() for r in runs.values()})
 
 
 def is_experiment_dir(path: str | Path) -> bool:
@@ -258,7 +259,13 @@ def load_experiment(exp_dir: str | Path) -> ExperimentResult:
             runs.setdefault(d.parent.name, {})[int(d.name[4:])] = _load_run(d, int(plan.get("steps", 0)))
     order = [c for c in CURRICULUM_ORDER if c in runs] + sorted(c for c in runs if c not in CURRICULUM_ORDER)
     exp.runs = {c: dict(sorted(runs[c].items())) for c in order}
+    exp.warmup_checks = _warmup_checks(exp_dir)
     return exp
+
+
+def _warmup_checks(d: Path) -> list[dict[str, Any]]:
+    warm = d / "warmup" / "warmup_metrics.jsonl"
+    return [r for r in read_metrics(warm) if r.get("check")] if warm.is_file() else []
 
 
 def load_run(run_dir: str | Path) -> ExperimentResult:
@@ -266,6 +273,14 @@ def load_run(run_dir: str | Path) -> ExperimentResult:
     stages ``base`` and ``warmup`` are start models; every other evaluated stage, and every folder
     with a ``metrics.jsonl`` (the directory itself included), is a run."""
     run_dir = Path(run_dir)
+    if is_experiment_dir(run_dir):
+        exp = load_experiment(run_dir)
+        if len(exp.runs) != 1 or len(exp.seeds) != 1:
+            raise ValueError(f"{run_dir} holds {sum(map(len, exp.runs.values()))} runs: report it as an experiment")
+        exp.kind = "run"
+        exp.runs = {c: {0: next(iter(runs.values()))} for c, runs in exp.runs.items()}
+        exp.train_order = [c for c, runs in exp.runs.items() if runs[0].metrics]
+        return exp
     evals = load_evals(run_dir)
     train = {d.name: d for d in sorted(run_dir.iterdir()) if (d / "metrics.jsonl").is_file()}
     if (run_dir / "metrics.jsonl").is_file():
@@ -276,8 +291,6 @@ def load_run(run_dir: str | Path) -> ExperimentResult:
     names = sorted(evals) + [n for n in train if n not in evals]
     runs = {n: {0: RunResult(n, 0, read_metrics(train[n] / "metrics.jsonl") if n in train else [], evals.get(n, {}))}
             for n in names}
-    warm = run_dir / "warmup" / "warmup_metrics.jsonl"
-    checks = [r for r in read_metrics(warm) if r.get("check")] if warm.is_file() else []
     return ExperimentResult(run_dir, "run", {}, stages, runs, load_baselines(run_dir),
-                            run_info=_read_json(run_dir / "run_info.json", {}), warmup_checks=checks,
+                            run_info=_read_json(run_dir / "run_info.json", {}), warmup_checks=_warmup_checks(run_dir),
                             train_order=list(train))

@@ -1,15 +1,15 @@
-"""What the demo will cost on this CPU, said before it starts, and how much of it is left.
+"""What an experiment (the demo among them) will cost on this machine, said before it starts, and how much of it is left.
 
 CPUs differ several-fold on the same demo (bf16 matrix units or none, AVX-512 or AVX2), so a fixed
 figure in the README cannot tell a user what to expect. :func:`calibrate` times the three units every
-stage is made of on the machine at hand, with the demo's own model and prompts (about half a minute):
+stage is made of on the machine at hand, with the experiment's own model and prompts (about half a minute):
 
 - a greedy answer (prefill and decoding to the token limit: the base model's worst case),
 - a sampled completion (one of a group, as rollouts and the sampled probe draw them),
 - a training token (forward and backward of a prompt with its target, as the warm-up and GRPO train).
 
-:func:`estimate` turns the demo's settings into seconds per stage from those units, and
-:class:`RunClock` prints one line per stage with the whole run's elapsed and remaining time,
+:func:`estimate` turns an experiment's settings into seconds per stage from those units, and
+:class:`RunClock` prints one line per stage with the whole job's elapsed and remaining time,
 rescaling what is left by how far the finished stages were from their estimates.
 """
 
@@ -65,33 +65,41 @@ def calibrate(model: Any, tokenizer: Any, instances: list[dict[str, Any]], max_n
                  time.perf_counter() - t0)
 
 
-def estimate(units: Units, opts: dict[str, Any], n_val: int, n_test: int, train: dict[str, Any]) -> dict[str, float]:
-    """Seconds per stage (keyed as the demo's ``timings.json``) of a single-turn demo with settings ``opts`` (the demo's) and ``train`` (GRPO's).
+def estimate(units: Units, plan: dict[str, Any], n_val: int, n_test: int, runs: list[str]) -> dict[str, float]:
+    """Seconds per stage of a single-turn experiment ``plan`` (``seccrm.experiments.compare``), keyed as
+    its ``timings.json``: the start models' evaluations, the warm-up, and each of ``runs`` trained
+    (``train/<run>``) and evaluated (``eval/<run>``).
 
     The base model decodes to the limit; later stages mostly stop at their answer, so their greedy
     cost is taken as half the base's. A GRPO step draws ``prompts_per_step`` groups (twice as many
     when groups without signal are redrawn) and trains on each prompt with its group's completions.
     """
+    train = plan["train"]
     g, s, tok = units.greedy_s, units.sample_s, units.train_token_s
-    prompt, new = units.prompt_tokens, opts["max_new_tokens"]
+    prompt = units.prompt_tokens
     stopped = 0.5 * g
-    probe = opts.get("probe_k", 0) * min(opts.get("probe_n", 0), n_val) * s
+    probe = plan.get("probe_k", 0) * min(plan.get("probe_n", 0) or n_val, n_val) * s
     evaluation = (n_val + n_test) * stopped + probe
-    checks = (opts["warmup_steps"] // max(1, opts["warmup_check_every"]) + 1) * opts["warmup_probe"] * stopped \
-        if opts.get("warmup_check_every") else 0.0
+    warm = plan["warmup_steps"] if isinstance(plan["warmup_steps"], int) else plan["warmup_default_steps"]
+    checks = (warm // max(1, plan["warmup_check_every"]) + 1) * plan["warmup_probe"] * stopped \
+        if plan.get("warmup_check_every") else 0.0
     groups = train["prompts_per_step"] * (2 if train.get("dynamic_sampling") else 1)
     group = train["group_size"]
-    step = groups * group * s + train["prompts_per_step"] * (prompt + group * new) * tok
-    return {"eval_base_s": 2 * opts["eval_base"] * g,
-            "warmup_s": opts["warmup_steps"] * opts["warmup_batch"] * (prompt + 20) * tok + checks,
-            "eval_warmup_s": evaluation, "train_s": opts["steps"] * step, "eval_sec_s": evaluation}
+    step = groups * group * s + train["prompts_per_step"] * (prompt + group * train["max_new_tokens"]) * tok
+    base_n = min(plan.get("eval_base", 0) or n_val, n_val) + min(plan.get("eval_base", 0) or n_test, n_test)
+    out = {"eval_base_s": base_n * g}
+    if warm:
+        out.update(warmup_s=warm * plan["warmup_batch"] * (prompt + 20) * tok + checks, eval_warmup_s=evaluation)
+    for run in runs:
+        out.update({f"train/{run}": plan["steps"] * step, f"eval/{run}": evaluation})
+    return out
 
 
 class RunClock:
     """One line per finished stage: the whole run's elapsed and estimated remaining time."""
 
     def __init__(self, estimates: dict[str, float], machine: str, done: dict[str, float] | None = None,
-                 prefix: str = "[seccrm demo]"):
+                 prefix: str = "[seccrm experiment]"):
         self.estimates = estimates
         self.machine = machine
         self.prefix = prefix
