@@ -224,18 +224,21 @@ def run_dir_of(exp_dir: Path, curriculum: str, seed: int) -> Path:
 
 
 # ------------------------------------------------------------------------------------ evaluation
-def choose_eval_sets(instances: list[dict[str, Any]], n: int, seed: int = 0, split: str = "val"
-                     ) -> list[dict[str, Any]]:
-    """``n`` instances taking every (task, difficulty) group in turn, drawn at random within a group.
+def choose_eval_sets(instances: list[dict[str, Any]], n: int, seed: int = 0, split: str = "val",
+                     fits: set[str] | None = None) -> list[dict[str, Any]]:
+    """``n`` instances taking every (task, difficulty) group in turn, drawn at random within a group,
+    among those whose id is in ``fits`` (all when None).
 
     Deterministic for a seed and the same for every model, so that evaluations pair instance by
-    instance; every group is represented once ``n`` reaches the number of groups.
+    instance; every group is represented once ``n`` reaches the number of groups. The order is drawn
+    over the whole split before the ``fits`` filter, so a prompt limit only removes instances.
     """
     insts = list(instances)
     random.Random(f"{seed}/{split}").shuffle(insts)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for inst in insts:
-        groups[(inst["task"], inst["difficulty"])].append(inst)
+        if fits is None or inst["id"] in fits:
+            groups[(inst["task"], inst["difficulty"])].append(inst)
     chosen: list[dict[str, Any]] = []
     keys = sorted(groups)
     while len(chosen) < n and any(groups[k] for k in keys):
@@ -261,20 +264,21 @@ class Evaluator:
             self.subsets = {s: [by_id[s][i] for i in ids[s]] for s in ids}
             return
         seed = plan["seeds"][0]
-        self.subsets = {s: choose_eval_sets(self._fitting(splits[s], s), plan[f"eval_{s}"], seed, s) for s in splits}
+        self.subsets = {s: choose_eval_sets(splits[s], plan[f"eval_{s}"], seed, s, self._fitting(splits[s], s))
+                        for s in splits}
         if sets_file is not None:
             write_json_atomic(sets_file, {s: [i["id"] for i in v] for s, v in self.subsets.items()})
 
-    def _fitting(self, instances: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
-        """The instances whose prompt fits the split's limit (``eval_max_prompt_tokens``, for test
-        ``eval_test_max_prompt_tokens``; 0 = all), so that a CPU budget is not spent on 4,000-token
-        prompts; the report states the limits."""
+    def _fitting(self, instances: list[dict[str, Any]], split: str) -> set[str] | None:
+        """The ids of the instances whose prompt fits the split's limit (``eval_max_prompt_tokens``, for
+        test ``eval_test_max_prompt_tokens``; 0 = all, None), so that a CPU budget is not spent on
+        4,000-token prompts; the report states the limits."""
         limit = self.plan.get("eval_test_max_prompt_tokens" if split == "test" else "eval_max_prompt_tokens", 0)
         if not limit:
-            return instances
+            return None
         tok = load_tokenizer(self.plan["model"])
         lengths = [len(p) for p in encode_prompts(tok, [inst["messages"] for inst in instances])]
-        return [inst for inst, n in zip(instances, lengths, strict=True) if n <= limit]
+        return {inst["id"] for inst, n in zip(instances, lengths, strict=True) if n <= limit}
 
     def episodes(self) -> EpisodeSettings | None:
         train = self.plan["train"]
