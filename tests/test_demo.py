@@ -56,6 +56,10 @@ def test_demo_runs_every_stage_writes_the_report_and_resumes(tmp_path: Path, cap
     _demo(out)
     assert {p: p.stat().st_mtime_ns for p in evals} == stamps
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    # `seccrm report` on the demo's directory (an experiment with one run) writes the run report again.
+    from seccrm.cli import main
+    md.unlink()
+    assert main(["report", str(out)]) == 0 and md.read_text() == text
 
 
 def test_agentic_demo_plays_episodes_in_every_stage_and_reports_them(tmp_path: Path) -> None:
