@@ -7,8 +7,8 @@ import argparse
 import seccrm.experiments.demo as _lib
 from seccrm.cli.common import at_least, train_sets
 from seccrm.errors import UserError
-from seccrm.experiments.compare import EXPERIMENT_PRESETS
 from seccrm.experiments.demo import run_demo
+from seccrm.experiments.presets import EXPERIMENT_PRESETS
 from seccrm.rl.checkpoint import CheckpointError
 
 DEMO = EXPERIMENT_PRESETS["demo"]

@@ -8,13 +8,8 @@ import seccrm.experiments.compare as _lib
 from seccrm.cli.common import at_least, csv_of, train_sets
 from seccrm.data import suite_mode
 from seccrm.errors import UserError
-from seccrm.experiments.compare import (
-    ALL_CURRICULA,
-    EXPERIMENT_PRESETS,
-    WARMUP_FORMAT_THRESHOLD,
-    make_plan,
-    run_experiment,
-)
+from seccrm.experiments.compare import WARMUP_FORMAT_THRESHOLD, make_plan, run_experiment
+from seccrm.experiments.presets import ALL_CURRICULA, EXPERIMENT_PRESETS
 from seccrm.rl.checkpoint import CheckpointError
 
 
@@ -48,8 +43,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    "(training and evaluation on episodes). Naming a mode checks that the suite has it.")
     p.add_argument("--out", required=True, help="Experiment directory. Rerun the same command to resume.")
     p.add_argument("--preset", choices=sorted(EXPERIMENT_PRESETS), default="cpu-exp",
-                   help="Budget: cpu-exp (SmolLM2 on a 2-core CPU, about 3 h for its 15 runs) or gpu-exp (one GPU). "
-                   "Default cpu-exp.")
+                   help="Budget: cpu-exp (SmolLM2 on a 2-core CPU, about 3 h for its 15 runs), gpu-exp (one GPU) "
+                   "or demo (the main job's recipe: SEC, one seed). Default cpu-exp.")
     p.add_argument("--curricula", type=csv_of(str), default=None,
                    help=f"Comma-separated, from {','.join(ALL_CURRICULA)} (default: the preset's).")
     p.add_argument("--seeds", type=csv_of(int), default=None, help="Comma-separated seeds (default: the preset's; cpu-exp 0-4, gpu-exp 0-2).")

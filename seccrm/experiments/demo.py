@@ -26,7 +26,8 @@ from typing import Any
 from seccrm.data import build_suite, suite_mode
 from seccrm.data.load import suite_manifest
 from seccrm.evaluation.report import write_run_report
-from seccrm.experiments.compare import EXPERIMENT_PRESETS, OPTIONAL_SETTINGS, make_plan, run_experiment
+from seccrm.experiments.compare import make_plan, run_experiment
+from seccrm.experiments.presets import EXPERIMENT_PRESETS, OPTIONAL_SETTINGS
 
 # How the demo's suite is built: a small org, the compact rendering for single-turn prompts (sized for
 # a laptop CPU); agentic suites are question-only, so their rendering is the full one.
