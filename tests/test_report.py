@@ -360,3 +360,28 @@ def test_an_agentic_report_pairs_queries_per_episode_against_the_warmup(tmp_path
     assert "  - queries sent per episode: 1.50 -> 0.75 (-0.750, paired 95% CI [" in text
     assert "  - queries that ran per episode: 1.00 -> 0.75 (-0.250, paired 95% CI [" in text
     assert "2.0 (0.8 queries, 0.8 ran)" in text
+
+
+def test_favoured_arm_table_pairs_sec_with_uniform_on_the_arms_sec_favoured() -> None:
+    from seccrm.evaluation.tables import favoured_arm_table
+
+    def ev(correct: dict[str, bool]) -> EvalResult:
+        rows = [{"id": i, "task": "t", "skill": i.split("/")[0], "difficulty": i.split("/")[1].split("-")[0],
+                 "reward": 1.0 if c else 0.0} for i, c in correct.items()]
+        return EvalResult.parse({"summary": summarise(rows), "rows": rows}, "fake")
+
+    ids = [f"{arm}-{k}" for arm in ("ANALYTICS/easy", "CRUD/easy", "CRUD/hard") for k in range(4)]
+    runs: dict[str, dict[int, RunResult]] = {"sec": {}, "uniform": {}}
+    for seed in (0, 1, 2):
+        probs = {"curriculum/p/ANALYTICS/easy": 0.6, "curriculum/p/CRUD/easy": 0.2, "curriculum/p/CRUD/hard": 0.2}
+        # SEC gets 3 of 4 ANALYTICS/easy right where uniform gets 1; both get one CRUD instance right
+        sec = {i: (i.startswith("ANALYTICS") and not i.endswith("-3")) or i.endswith("CRUD/easy-0") for i in ids}
+        uni = {i: i in ("ANALYTICS/easy-0", "CRUD/easy-0") for i in ids}
+        runs["sec"][seed] = RunResult("sec", seed, [{"step": 1, **probs}], {"val": ev(sec)})
+        runs["uniform"][seed] = RunResult("uniform", seed, [{"step": 1}], {"val": ev(uni)})
+    table = favoured_arm_table(runs)
+    lines = table.splitlines()
+    assert len(lines) == 4 and "| 3 | 12 | 75.0% | 25.0% | +50.0 points [+50.0, +50.0] |" in lines[2]
+    assert lines[3].startswith("| the others | 3 | 24 | 12.5% | 12.5% | +0.0 points")
+    runs["uniform"] = {s: RunResult("uniform", s, [], {}) for s in (0, 1, 2)}   # not evaluated: no table
+    assert favoured_arm_table(runs) == ""

@@ -45,6 +45,7 @@ from seccrm.evaluation.tables import (
     arm_table,
     baselines_table,
     episode_views,
+    favoured_arm_table,
     held_out_table,
     models,
     no_signal_table,
@@ -245,12 +246,15 @@ def _sec_lines(exp: ExperimentResult) -> list[str]:
 
 
 def _no_signal_lines(exp: ExperimentResult) -> list[str]:
-    table = no_signal_table(exp.runs)
-    if not table:
-        return []
-    return ["", "Prompts that taught nothing: the share of drawn groups whose completions were all right or "
-            "all wrong (no correctness signal, so no gradient from correctness), per curriculum; SEC should "
-            "draw fewer of them:", "", table]
+    out = []
+    if table := no_signal_table(exp.runs):
+        out += ["", "Prompts that taught nothing: the share of drawn groups whose completions were all right or "
+                "all wrong (no correctness signal, so no gradient from correctness), per curriculum; SEC should "
+                "draw fewer of them:", "", table]
+    if table := favoured_arm_table(exp.runs):
+        out += ["", "What SEC's choice bought: validation accuracy on the arms SEC favoured and on the others, "
+                "SEC against uniform on the same instances:", "", table]
+    return out
 
 
 METHOD = [

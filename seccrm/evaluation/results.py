@@ -83,6 +83,7 @@ class EvalRow:
     reward: float
     completion: str
     correct: bool   # the verifier's flag where the file has it (episodes), else reward >= 1.0
+    arm: str = ""   # "SKILL/difficulty" where the row names both
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,9 @@ class EvalResult:
         s = _need(d, "summary", where)
         rows = [EvalRow(str(_need(r, "id", f"{where} rows")), str(r.get("task", "")),
                         _num(_need(r, "reward", f"{where} rows")), str(r.get("completion", "")),
-                        bool(r.get("correct", float(r["reward"]) >= 1.0))) for r in d.get("rows", [])]
+                        bool(r.get("correct", float(r["reward"]) >= 1.0)),
+                        f"{r['skill']}/{r['difficulty']}" if "skill" in r and "difficulty" in r else "")
+                for r in d.get("rows", [])]
         groups = {key: {k: Score.parse(v, f"{where} summary.{key}.{k}") for k, v in s.get(key, {}).items()}
                   for key in ("by_task", "by_skill", "by_difficulty")}
         probe = None

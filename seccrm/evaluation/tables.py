@@ -404,3 +404,45 @@ def no_signal_table(runs: dict[str, dict[int, RunResult]], against: str = "sec")
             diff = f"{100 * (shares[against][common[0]] - d[common[0]]):+.1f} points (1 seed, no interval)"
         lines.append(f"| {title(c)} | {len(d)} | {mean:.1%} | {diff} |")
     return "\n".join(lines)
+
+
+def favoured_arm_table(runs: dict[str, dict[int, RunResult]], cur: str = "sec", against: str = "uniform") -> str:
+    """Validation accuracy of ``cur`` and ``against`` on the arms ``cur`` favoured and on the others,
+    paired by seed: per seed, the favoured arms are those whose last-step probability lies above the
+    uniform share; each seed contributes the two runs' mean accuracy on the same instances of those
+    arms, and the difference gets a t interval over seeds. Empty without both runs' evaluations."""
+    if cur not in runs or against not in runs:
+        return ""
+    diffs: dict[str, list[float]] = {"favoured": [], "other": []}
+    accs: dict[str, list[tuple[float, float]]] = {"favoured": [], "other": []}
+    sizes: dict[str, int] = {"favoured": 0, "other": 0}
+    for seed, run in runs[cur].items():
+        other = runs[against].get(seed)
+        e1, e0 = run.evals.get("val"), other.evals.get("val") if other else None
+        probs = {k.removeprefix("curriculum/p/"): float(v) for k, v in (run.metrics[-1] if run.metrics else {}).items()
+                 if k.startswith("curriculum/p/")}
+        if not e1 or not e0 or not probs:
+            continue
+        favoured = {a for a, p in probs.items() if p > 1.0 / len(probs)}
+        base = {r.id: r.correct for r in e0.rows}
+        for part, keep in (("favoured", True), ("other", False)):
+            pairs = [(float(r.correct), float(base[r.id])) for r in e1.rows if r.id in base and (r.arm in favoured) == keep]
+            if pairs:
+                a1, a0 = (sum(x) / len(pairs) for x in zip(*pairs, strict=True))
+                accs[part].append((a1, a0))
+                diffs[part].append(a1 - a0)
+                sizes[part] += len(pairs)
+    if not diffs["favoured"]:
+        return ""
+    lines = [f"| arms | seeds | instances | {title(cur)} | {title(against)} | difference, paired by seed, 95% t interval |",
+             "|---|---|---|---|---|---|"]
+    for part, what in (("favoured", f"favoured by {title(cur)} (last-step probability above uniform's)"),
+                       ("other", "the others")):
+        d = diffs[part]
+        if not d:
+            continue
+        m, lo, hi = t_interval(d) if len(d) >= 2 else (d[0], math.nan, math.nan)
+        ci = f"[{100 * lo:+.1f}, {100 * hi:+.1f}]" if len(d) >= 2 else "(1 seed, no interval)"
+        lines.append(f"| {what} | {len(d)} | {sizes[part]} | {pct(avg([a for a, _ in accs[part]]))} | "
+                     f"{pct(avg([b for _, b in accs[part]]))} | {100 * m:+.1f} points {ci} |")
+    return "\n".join(lines)
