@@ -12,4 +12,6 @@ if [ -z "${SECCRM_SKIP_LINT:-}" ]; then
   .venv/bin/ruff check seccrm tests benchmarks
   .venv/bin/mypy seccrm
 fi
-exec .venv/bin/python -m pytest -q "$@"
+# One pytest worker per core (pytest-xdist; tests/conftest.py gives each its share of threads):
+# the tiny models of the tests keep one core busy, not two. SECCRM_TEST_WORKERS=0 runs in one process.
+exec .venv/bin/python -m pytest -q -n "${SECCRM_TEST_WORKERS:-auto}" "$@"
