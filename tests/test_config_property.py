@@ -30,6 +30,7 @@ FIELDS: dict[str, Any] = {
     "curriculum_signal": st.sampled_from(["advantage", "correctness", "x"]),
     "unsampled": st.sampled_from(["hold", "decay", "later"]), "device": st.sampled_from(["cpu", "cpux", "cuda:x"]),
     "bf16": st.sampled_from(["off", "on", "maybe"]), "rollout_backend": st.sampled_from(["auto", "shared", "warp"]),
+    "loss_agg": st.sampled_from(["token-mean", "seq-mean-token-mean", "seq-sum"]),
 }
 
 
@@ -38,7 +39,7 @@ FIELDS: dict[str, Any] = {
 @given(values=st.fixed_dictionaries({}, optional=FIELDS))
 @example(values={"lr": 1.0, "temperature": 2.0, "skip_zero_adv": False, "entropy_coef": 1e9, "kl_coef": 0.3})
 @example(values={"prompts_per_step": 4, "mini_batches": 2, "micro_batch_groups": 2, "curriculum": "uniform",
-                 "lora_r": 2, "keep_checkpoints": 0, "max_nan_steps": 0})
+                 "lora_r": 2, "keep_checkpoints": 0, "max_nan_steps": 0, "loss_agg": "seq-mean-token-mean"})
 def test_any_config_trains_one_finite_step_or_is_refused_naming_a_flag(tiny_suite: Path, tmp_path_factory,
                                                                         values: dict[str, Any]) -> None:
     out = tmp_path_factory.mktemp("run")

@@ -199,6 +199,29 @@ def test_token_mean_over_micro_batches_equals_full_batch() -> None:
     assert abs((per_micro_means[0] + per_micro_means[1]).item() / 2 - full.item()) > 1e-6
 
 
+def test_seq_mean_token_mean_weighs_each_completion_once_over_micro_batches() -> None:
+    """--loss-agg seq-mean-token-mean: the trainer's row weights turn the token sum into verl's
+    mean over rows of each row's token mean, also when accumulated over uneven micro-batches."""
+    from types import SimpleNamespace
+
+    from seccrm.rl.batching import row_weights
+
+    d = _random_batch(seed=6)
+    mask = d["mask"]
+    ro = SimpleNamespace(completion_ids=[[0] * int(k) for k in mask.sum(1).tolist()], loss_mask=None)
+    rows, n = list(range(mask.shape[0])), int(mask.sum())
+    pg = -d["advantages"].unsqueeze(1) * torch.ones_like(d["logp"])   # on policy: ratio 1
+    want = sum((pg[i][mask[i] != 0]).mean() for i in rows) / len(rows)
+    old = d["logp"].detach()
+    total = sum(policy_loss(d["logp"][r], old[r], d["advantages"][r], mask[r], num_tokens=n,
+                            row_weight=row_weights(ro, rows[r], n, len(rows), "seq-mean-token-mean"))[0]
+                for r in (slice(0, 2), slice(2, 6)))
+    assert float(total) == pytest.approx(float(want), rel=1e-9)
+    token_mean = policy_loss(d["logp"], old, d["advantages"], mask)[0]
+    assert abs(float(token_mean) - float(want)) > 1e-6   # the rows differ in length: the two means differ
+    assert row_weights(ro, rows, n, len(rows), "token-mean") is None
+
+
 def test_policy_loss_nan_padding_stays_out_of_loss_and_gradient() -> None:
     d = _random_batch(seed=6)
     with torch.no_grad():

@@ -110,6 +110,15 @@ def model_tokens(ro: Any, row: int) -> int:
     return len(ro.completion_ids[row]) if ro.loss_mask is None else sum(ro.loss_mask[row])
 
 
+def row_weights(ro: Any, rows: list[int], num_tokens: int, num_rows: int, loss_agg: str) -> torch.Tensor | None:
+    """Per-row loss weights for ``--loss-agg``: None for the token mean; for seq-mean-token-mean
+    ``num_tokens / (num_rows * tokens of the row)``, so that dividing the weighted token sum by
+    ``num_tokens`` averages each row's tokens, then the mini-batch's ``num_rows`` rows."""
+    if loss_agg == "token-mean":
+        return None
+    return torch.tensor([num_tokens / (num_rows * max(model_tokens(ro, r), 1)) for r in rows], dtype=torch.float64)
+
+
 def loss_mask(ro: Any, rows: list[int], like: torch.Tensor) -> torch.Tensor:
     """[len(rows), T] 0/1 of ``ro.loss_mask`` for ``rows``, padded with 0 to ``like``'s width."""
     out = torch.zeros_like(like)

@@ -24,6 +24,8 @@ from seccrm.world.episode import EpisodeSettings
 from seccrm.world.episode_reward import EpisodeReward
 from seccrm.world.protocol import PROTOCOLS
 
+LOSS_AGGS = ("token-mean", "seq-mean-token-mean")   # --loss-agg: how the policy loss averages its tokens
+
 
 def _f(default: Any, help: str, **kw: Any) -> Any:
     return field(default=default, metadata={"help": help, **kw})
@@ -62,6 +64,10 @@ class TrainConfig:
                                "DAPO / verl's filter_groups do; the curriculum still learns from every "
                                "drawn group.")
     clip_eps: float = _f(0.2, "PPO ratio clip.")
+    loss_agg: str = _f("token-mean", "How the policy loss averages: 'token-mean' (every sampled token of the batch "
+                       "weighs the same; DAPO, verl's default) or 'seq-mean-token-mean' (each completion or "
+                       "episode weighs the same, its tokens averaged within it; verl's name), so that a long "
+                       "episode does not outvote a short one turn by turn.")
     kl_coef: float = _f(0.0, "k3 KL penalty to the frozen initial model (0 = none, as the SEC authors ran).")
     entropy_coef: float = _f(0.0, "Entropy bonus (0 = none).")
     mini_batches: int = _f(1, "Optimizer steps per rollout batch (the batch is split into this many).")
@@ -199,6 +205,7 @@ def validate(cfg: TrainConfig) -> list[str]:
     need(cfg.dynamic_sampling >= 0, "--dynamic-sampling must be >= 0 (extra draw rounds)")
     need(cfg.rollout_backend in ("auto", "fast", "shared"), "--rollout-backend must be auto, fast or shared")
     need(cfg.mode in ("single", "agentic"), "--mode must be single or agentic")
+    need(cfg.loss_agg in LOSS_AGGS, f"--loss-agg must be one of {', '.join(LOSS_AGGS)}")
     need(cfg.protocol in PROTOCOLS, f"--protocol must be one of {', '.join(PROTOCOLS)}")
     need(cfg.max_turns >= 1, "--max-turns must be >= 1")
     need(0.0 < cfg.variance_keep <= 1.0, "--variance-keep must be in (0, 1]: the share of groups kept")

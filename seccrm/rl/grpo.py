@@ -178,6 +178,7 @@ def policy_loss(
     entropy: Tensor | None = None,
     entropy_coef: float = 0.0,
     num_tokens: float | Tensor | None = None,
+    row_weight: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """PPO clipped surrogate on token log-ratios with token-mean aggregation.
 
@@ -196,6 +197,8 @@ def policy_loss(
         num_tokens: response tokens in the whole mini-batch. Dividing every micro-batch's sum by it
             makes gradient accumulation yield exactly the mini-batch token mean. Default: this
             call's ``mask.sum()`` (at least 1, so an empty mask gives a loss of 0).
+        row_weight: ``[B]`` optional weight of each row's surrogate tokens (detached here): with
+            ``num_tokens / (rows * row_tokens)`` the token mean becomes verl's seq-mean-token-mean.
 
     Returns:
         ``(loss, metrics)``: a scalar loss, and floats over this call's masked tokens: ``loss/policy``
@@ -219,6 +222,8 @@ def policy_loss(
     unclipped = -adv * ratio
     clipped = -adv * ratio.clamp(1.0 - clip_eps, 1.0 + clip_eps)
     pg = torch.maximum(unclipped, clipped)  # [B, T]
+    if row_weight is not None:
+        pg = pg * row_weight.detach().to(pg.dtype).unsqueeze(1)
 
     denom = mask.sum() if num_tokens is None else torch.as_tensor(num_tokens)
     denom = denom.to(device=logp.device, dtype=logp.dtype).clamp_min(1.0)

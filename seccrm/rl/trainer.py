@@ -71,6 +71,7 @@ from seccrm.rl.batching import (
     micro_batches,
     model_tokens,
     rollout_metrics,
+    row_weights,
     variance_filter,
 )
 from seccrm.rl.checkpoint import (
@@ -154,13 +155,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ set-up helpers
     def _find_resume(self) -> Path | None:
-        if not self.cfg.resume:
-            return None
-        ckpt = latest_checkpoint(self.run_dir)
-        if ckpt is None:
+        ckpt = latest_checkpoint(self.run_dir) if self.cfg.resume else None
+        if ckpt is None and self.cfg.resume:
             print(f"[seccrm] --resume: no checkpoint in {self.run_dir}; starting afresh", file=sys.stderr)
-            return None
-        verify_checkpoint(ckpt)
+        if ckpt is not None:
+            verify_checkpoint(ckpt)
         return ckpt
 
     def _check_context(self) -> None:
@@ -390,7 +389,6 @@ class Trainer:
         return metrics
 
     def _policy_update(self, ro: Any, adv: torch.Tensor) -> dict[str, Any]:
-
         cfg, n = self.cfg, self.cfg.group_size
         t0 = time.perf_counter()
         groups = list(range(len(ro.prompt_ids)))
@@ -427,7 +425,8 @@ class Trainer:
                 ref = self._ref_logprobs(ro, mg, rows, per_prompt) if cfg.kl_coef > 0 else None
                 loss, m = policy_loss(logp, old, adv[rows], mask, clip_eps=cfg.clip_eps, ref_logp=ref,
                                       kl_coef=cfg.kl_coef, entropy=ent, entropy_coef=cfg.entropy_coef,
-                                      num_tokens=n_tokens)
+                                      num_tokens=n_tokens, row_weight=row_weights(
+                                          ro, rows, n_tokens, len(mgroups) * n, cfg.loss_agg))
                 if not torch.isfinite(loss):
                     finite = False
                     break
