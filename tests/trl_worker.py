@@ -149,6 +149,10 @@ def main() -> None:
     record = {"rank": rank, "world_size": trainer.accelerator.num_processes, "steps": steps, "state": state,
               "num_generations": trainer.num_generations}
     Path(a.out, f"rank{rank}.json").write_text(json.dumps(record))
+    # Leave the gloo group before exiting: a rank that exits with its group's threads still running
+    # can abort in C++ ("terminate called without an active exception") on a loaded machine.
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()   # destroys the process group
 
 
 if __name__ == "__main__":

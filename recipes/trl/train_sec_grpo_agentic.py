@@ -59,6 +59,7 @@ def main() -> None:
         last = str(done[-1]) if done else None
     trainer.train(resume_from_checkpoint=last)
     trainer.save_model(str(Path(a.out) / "final"))
+    trainer.accelerator.end_training()   # leave the process group cleanly under accelerate launch
 
 
 if __name__ == "__main__":
