@@ -7,14 +7,18 @@ after it (``VmHWM``), so every row is that phase's own peak, model and optimizer
     python benchmarks/mem_phases.py --data SUITE --model WARMUP_MODEL --out RUN_DIR --steps 1
 
 ``--mmap-threshold N`` fixes glibc's mmap threshold (``mallopt(M_MMAP_THRESHOLD, N)``) first, to see
-whether heap fragmentation is part of a peak.
+whether heap fragmentation is part of a peak; ``--heap-update`` leaves the policy update's large
+blocks on the heap, as the trainer did before it mapped them (``mapped_large_blocks``);
+``--set KEY=INT`` overrides an integer setting of the demo's recipe. Each phase's time is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +43,10 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=1)
     ap.add_argument("--mmap-threshold", type=int, default=0)
+    ap.add_argument("--heap-update", action="store_true",
+                    help="leave the policy update's large blocks on glibc's heap (the trainer maps them on CPU)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=INT",
+                    help="override integer training settings of the demo's recipe, e.g. logits_chunk=128")
     args = ap.parse_args()
     if args.mmap_threshold:
         ctypes.CDLL("libc.so.6").mallopt(-3, args.mmap_threshold)   # -3: M_MMAP_THRESHOLD
@@ -48,30 +56,38 @@ def main() -> int:
     from seccrm.experiments.presets import EXPERIMENT_PRESETS
     from seccrm.rl.config import TrainConfig
 
-    rows: list[tuple[str, float, float, float]] = []
+    rows: list[tuple[str, float, float, float, float]] = []
 
     def measured(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
         def run(*a: Any, **k: Any) -> Any:
             before = _status("VmRSS")
             _reset_peak()
+            t0 = time.perf_counter()
             out = fn(*a, **k)
-            rows.append((label, before, _status("VmHWM"), _status("VmRSS")))
+            rows.append((label, before, _status("VmHWM"), _status("VmRSS"), time.perf_counter() - t0))
             return out
         return run
 
     cfg = TrainConfig(**{**EXPERIMENT_PRESETS["demo"]["train"], "data": args.data, "model": args.model,
                          "out": args.out, "steps": args.steps, "seed": 0, "curriculum": "sec",
-                         "resume": False, "save_every": 10_000})
+                         "resume": False, "save_every": 10_000,
+                         **{k: int(v) for k, v in (kv.split("=", 1) for kv in args.set)}})
     tr = trainer_module.Trainer(cfg)
     tr._rollout_round = measured(tr._rollout_round, "rollout draw")   # type: ignore[method-assign]
     trainer_module.completion_logprobs = measured(trainer_module.completion_logprobs, "forward")  # type: ignore[assignment]
     tr.optimizer.step = measured(tr.optimizer.step, "optimizer step")   # type: ignore[method-assign]
     torch.Tensor.backward = measured(torch.Tensor.backward, "backward")  # type: ignore[method-assign]
+    if args.heap_update:
+        trainer_module.mapped_large_blocks = lambda *a, **k: contextlib.nullcontext()  # type: ignore[assignment]
+    t_train = time.perf_counter()
     tr.train()
-    print("| phase | resident before (GB) | peak during (GB) | resident after (GB) |\n|---|---|---|---|")
-    for label, before, peak, after in rows:
-        print(f"| {label} | {before:.2f} | {peak:.2f} | {after:.2f} |")
-    print(f"process peak: {max(r[2] for r in rows):.2f} GB", file=sys.stderr)
+    t_train = time.perf_counter() - t_train
+    print("| phase | resident before (GB) | peak during (GB) | resident after (GB) | time (s) |\n|---|---|---|---|---|")
+    for label, before, peak, after, sec in rows:
+        print(f"| {label} | {before:.2f} | {peak:.2f} | {after:.2f} | {sec:.1f} |")
+    for label in dict.fromkeys(r[0] for r in rows):
+        print(f"{label}: {sum(r[4] for r in rows if r[0] == label):.1f} s in all", file=sys.stderr)
+    print(f"process peak: {max(r[2] for r in rows):.2f} GB; training {t_train:.1f} s", file=sys.stderr)
     return 0
 
 

@@ -111,3 +111,44 @@ def test_default_model_converts_once_and_answers() -> None:
                                   add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**ids, max_new_tokens=12, do_sample=False)
     assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
+
+
+def _mapped_bytes() -> int | None:
+    """glibc's bytes in mmapped blocks (``mallinfo2().hblkhd``), or None without glibc 2.33+."""
+    import ctypes
+
+    class Mallinfo2(ctypes.Structure):
+        _fields_ = [(f, ctypes.c_size_t) for f in
+                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+                     "fordblks", "keepcost")]
+
+    libc = models._libc()
+    fn = getattr(libc, "mallinfo2", None)
+    if fn is None:
+        return None
+    fn.restype = Mallinfo2
+    return int(fn().hblkhd)
+
+
+def test_mapped_large_blocks_maps_blocks_over_the_threshold_only_inside():
+    if _mapped_bytes() is None:
+        pytest.skip("needs glibc's mallinfo2")
+    size = 4 << 20   # between the 1 MiB threshold inside and the 32 MiB one after
+
+    def mapped_growth() -> int:
+        before = _mapped_bytes()
+        t = torch.ones(size, dtype=torch.uint8)
+        grown = _mapped_bytes() - before
+        del t
+        return grown
+
+    models._libc().mallopt(-3, 32 << 20)   # as glibc's own threshold stands once large blocks were freed
+    before = mapped_growth()
+    with models.mapped_large_blocks(threshold=1 << 20):
+        inside = mapped_growth()
+    after = mapped_growth()
+    with models.mapped_large_blocks(active=False):
+        inactive = mapped_growth()
+    assert before == 0
+    assert inside >= size      # served by mmap: handed back to the system when freed
+    assert after == 0 and inactive == 0   # from the heap again, as glibc does once its threshold has risen

@@ -326,6 +326,18 @@ def peak_memory_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
+def _libc() -> Any | None:
+    """The C library through ctypes, or None where it cannot be found."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
 def release_memory() -> None:
     """Collect garbage and hand freed heap pages back to the system (glibc's ``malloc_trim``).
 
@@ -333,14 +345,40 @@ def release_memory() -> None:
     otherwise keeps every stage's freed tensors as heap that only grows: the resident size of the
     whole run becomes the sum of its stages' peaks rather than the largest.
     """
-    import ctypes
-    import ctypes.util
     import gc
 
     gc.collect()
-    name = ctypes.util.find_library("c")
-    if name:
+    libc = _libc()
+    if libc is not None:
         try:
-            ctypes.CDLL(name).malloc_trim(0)
-        except (OSError, AttributeError):   # not glibc: nothing to trim
+            libc.malloc_trim(0)
+        except AttributeError:   # not glibc: nothing to trim
             pass
+
+
+_M_MMAP_THRESHOLD = -3            # mallopt's parameter number (glibc's malloc.h)
+_GLIBC_THRESHOLD_CEILING = 32 << 20   # where glibc's own adjustment of the threshold stops (64-bit)
+
+
+@contextlib.contextmanager
+def mapped_large_blocks(active: bool = True, threshold: int = 1 << 20) -> Iterator[None]:
+    """Inside, glibc serves every block of ``threshold`` bytes or more by ``mmap`` and unmaps it when freed.
+
+    A policy update on CPU allocates activations of a few MB in the shapes of every group it sees.
+    glibc raises its mmap threshold up to 32 MiB as large blocks are freed, so these come from its
+    heap, which they fragment: the process keeps hundreds of MB it does not use (docs/results.md,
+    "The policy update's heap"). Mapped, they leave nothing behind, at the cost of fresh pages (page
+    faults) for each. On exit the threshold is fixed at 32 MiB, the ceiling glibc's own adjustment
+    reaches (setting it at all turns that adjustment off). Nothing happens when ``active`` is false
+    or the C library is not glibc; what is computed never changes.
+    """
+    libc = _libc() if active else None
+    mallopt = getattr(libc, "mallopt", None)
+    if mallopt is None:
+        yield
+        return
+    mallopt(_M_MMAP_THRESHOLD, threshold)
+    try:
+        yield
+    finally:
+        mallopt(_M_MMAP_THRESHOLD, _GLIBC_THRESHOLD_CEILING)

@@ -56,6 +56,7 @@ from seccrm.engine.models import (
     apply_lora,
     enable_activation_checkpointing,
     load_model_and_tokenizer,
+    mapped_large_blocks,
     peak_memory_gb,
     pick_device,
     release_memory,
@@ -289,9 +290,7 @@ class Trainer:
                 while self.step < cfg.steps:
                     last = self.train_step()
                     self.step += 1
-                    # hand the step's freed activations back: without it the resident size grows with
-                    # the longest groups ever drawn (docs/results.md, "Where GRPO's memory goes")
-                    release_memory()
+                    release_memory()   # else the resident size grows with the longest groups drawn
                     if cfg.eval_every and self.step % cfg.eval_every == 0 and self.step < cfg.steps:
                         last.update(self.evaluate_val())
                     self.logger.log(last, self.step)
@@ -379,7 +378,8 @@ class Trainer:
             keep = variance_filter(rewards.view(-1, n), keep, cfg.variance_keep)
         upd_ro = ro if len(keep) == len(batch) else ro.select_groups(keep)
         rows = torch.tensor([g * n + j for g in keep for j in range(n)])
-        upd = self._policy_update(upd_ro, adv[rows])
+        with mapped_large_blocks(self.device.type == "cpu"):   # the update's activations fragment no heap
+            upd = self._policy_update(upd_ro, adv[rows])
         metrics = rollout_metrics(rewards, correct, has_signal, details, batch, ro, kept=len(keep),
                                   agentic=cfg.mode == "agentic")
         metrics.update({"train/lr": cfg.lr, "time/rollout_s": t_roll, "time/score_s": t_score,
