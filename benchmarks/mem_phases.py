@@ -47,6 +47,8 @@ def main() -> int:
                     help="leave the policy update's large blocks on glibc's heap (the trainer maps them on CPU)")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=INT",
                     help="override integer training settings of the demo's recipe, e.g. logits_chunk=128")
+    ap.add_argument("--pre-eval", type=int, default=0, metavar="N",
+                    help="first evaluate N validation instances in this process, as the demo does before training")
     args = ap.parse_args()
     if args.mmap_threshold:
         ctypes.CDLL("libc.so.6").mallopt(-3, args.mmap_threshold)   # -3: M_MMAP_THRESHOLD
@@ -57,6 +59,18 @@ def main() -> int:
     from seccrm.rl.config import TrainConfig
 
     rows: list[tuple[str, float, float, float, float]] = []
+    if args.pre_eval:
+        from seccrm.data import load_split
+        from seccrm.engine.models import load_model_and_tokenizer, release_memory
+        from seccrm.evaluation.evaluate import evaluate_instances
+
+        model, tok = load_model_and_tokenizer(args.model, dtype=torch.float32, device="cpu")
+        with torch.no_grad():
+            evaluate_instances(model, tok, load_split(args.data, "val")[:args.pre_eval], progress=False)
+        del model
+        release_memory()
+        print(f"after the evaluation: resident {_status('VmRSS'):.2f} GB, peak {_status('VmHWM'):.2f} GB",
+              file=sys.stderr)
 
     def measured(fn: Callable[..., Any], label: str) -> Callable[..., Any]:
         def run(*a: Any, **k: Any) -> Any:

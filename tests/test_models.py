@@ -113,42 +113,51 @@ def test_default_model_converts_once_and_answers() -> None:
     assert "Paris" in tok.decode(out[0, ids["input_ids"].shape[1]:])
 
 
-def _mapped_bytes() -> int | None:
-    """glibc's bytes in mmapped blocks (``mallinfo2().hblkhd``), or None without glibc 2.33+."""
-    import ctypes
+_MAPPED_GROWTH = """
+import ctypes, json
+import torch
+from seccrm.engine import models
 
-    class Mallinfo2(ctypes.Structure):
-        _fields_ = [(f, ctypes.c_size_t) for f in
-                    ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
-                     "fordblks", "keepcost")]
+class Mallinfo2(ctypes.Structure):
+    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-    libc = models._libc()
-    fn = getattr(libc, "mallinfo2", None)
-    if fn is None:
-        return None
-    fn.restype = Mallinfo2
-    return int(fn().hblkhd)
+libc = models._libc()
+if getattr(libc, "mallinfo2", None) is None:
+    print("null")
+    raise SystemExit
+libc.mallinfo2.restype = Mallinfo2
+
+def mapped_growth():   # bytes glibc maps for a new 4 MiB tensor (mallinfo2().hblkhd)
+    before = libc.mallinfo2().hblkhd
+    t = torch.ones(4 << 20, dtype=torch.uint8)
+    grown = libc.mallinfo2().hblkhd - before
+    del t
+    return grown
+
+libc.mallopt(-3, 32 << 20)   # as glibc's own threshold stands once large blocks were freed
+before = mapped_growth()
+with models.mapped_large_blocks(threshold=1 << 20):
+    inside = mapped_growth()
+after = mapped_growth()
+with models.mapped_large_blocks(active=False):
+    inactive = mapped_growth()
+print(json.dumps([before, inside, after, inactive]))
+"""
 
 
 def test_mapped_large_blocks_maps_blocks_over_the_threshold_only_inside():
-    if _mapped_bytes() is None:
+    # A fresh process: in a long-lived one a free chunk of the heap may serve the block whatever the
+    # threshold (glibc maps only when its heap would have to grow).
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _MAPPED_GROWTH], capture_output=True, text=True, check=True)
+    growth = json.loads(out.stdout.strip().splitlines()[-1])
+    if growth is None:
         pytest.skip("needs glibc's mallinfo2")
-    size = 4 << 20   # between the 1 MiB threshold inside and the 32 MiB one after
-
-    def mapped_growth() -> int:
-        before = _mapped_bytes()
-        t = torch.ones(size, dtype=torch.uint8)
-        grown = _mapped_bytes() - before
-        del t
-        return grown
-
-    models._libc().mallopt(-3, 32 << 20)   # as glibc's own threshold stands once large blocks were freed
-    before = mapped_growth()
-    with models.mapped_large_blocks(threshold=1 << 20):
-        inside = mapped_growth()
-    after = mapped_growth()
-    with models.mapped_large_blocks(active=False):
-        inactive = mapped_growth()
+    before, inside, after, inactive = growth
     assert before == 0
-    assert inside >= size      # served by mmap: handed back to the system when freed
+    assert inside >= 4 << 20   # served by mmap: handed back to the system when freed
     assert after == 0 and inactive == 0   # from the heap again, as glibc does once its threshold has risen

@@ -368,7 +368,7 @@ def mapped_large_blocks(active: bool = True, threshold: int = 1 << 20) -> Iterat
     glibc raises its mmap threshold up to 32 MiB as large blocks are freed, so these come from its
     heap, which they fragment: the process keeps hundreds of MB it does not use (docs/results.md,
     "The policy update's heap"). Mapped, they leave nothing behind, at the cost of fresh pages (page
-    faults) for each. On exit the threshold is fixed at 32 MiB, the ceiling glibc's own adjustment
+    faults) for each. glibc maps a block only where no free chunk of its heap can serve it. On exit the threshold is fixed at 32 MiB, the ceiling glibc's own adjustment
     reaches (setting it at all turns that adjustment off). Nothing happens when ``active`` is false
     or the C library is not glibc; what is computed never changes.
     """
