@@ -49,6 +49,8 @@ def main() -> int:
                     help="override integer training settings of the demo's recipe, e.g. logits_chunk=128")
     ap.add_argument("--pre-eval", type=int, default=0, metavar="N",
                     help="first evaluate N validation instances in this process, as the demo does before training")
+    ap.add_argument("--pre-warmup", type=int, default=0, metavar="STEPS",
+                    help="first run the demo's format warm-up of the base model for STEPS steps in this process")
     args = ap.parse_args()
     if args.mmap_threshold:
         ctypes.CDLL("libc.so.6").mallopt(-3, args.mmap_threshold)   # -3: M_MMAP_THRESHOLD
@@ -59,6 +61,20 @@ def main() -> int:
     from seccrm.rl.config import TrainConfig
 
     rows: list[tuple[str, float, float, float, float]] = []
+    if args.pre_warmup:
+        import tempfile
+
+        from seccrm.engine.models import release_memory
+        from seccrm.rl.warmup import run_warmup
+
+        demo = EXPERIMENT_PRESETS["demo"]
+        with tempfile.TemporaryDirectory() as tmp:
+            run_warmup(args.data, "smollm2", tmp, args.pre_warmup, demo["warmup_batch"], demo["warmup_lr"],
+                       max_prompt_tokens=demo["train"]["max_prompt_tokens"], check_every=demo["warmup_check_every"],
+                       probe_size=demo["warmup_probe"], target_format=demo["warmup_target_format"])
+        release_memory()
+        print(f"after the warm-up: resident {_status('VmRSS'):.2f} GB, peak {_status('VmHWM'):.2f} GB",
+              file=sys.stderr)
     if args.pre_eval:
         from seccrm.data import load_split
         from seccrm.engine.models import load_model_and_tokenizer, release_memory
